@@ -1,0 +1,1 @@
+"""The simulated city: guns, valves, handhelds and vehicles speaking the MQTT contract."""

@@ -1,0 +1,1 @@
+"""CylinderWatch server: HTTP API, auth and roles, domain rules, storage, the `cylwatch` CLI."""

@@ -1,0 +1,114 @@
+"""The aiohttp application factory (`cylwatch serve` runs it; tests build it per test).
+
+Long-lived resources (PostgreSQL pool, Redis client, the in-process bus) are opened in a
+`cleanup_ctx` so they close in reverse order however the app stops. Features mount
+themselves with `setup(app)`: the REST API, the websocket hub, the pages, and — when asked
+— an in-process ingest worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from realtime.bus import EventBus
+from server import auth
+from server.config import Settings
+from server.db.migrate import check_current
+from server.db.pool import create_pool
+from server.errors import error_middleware
+from server.http import json_response
+from server.keys import BUS, EXTRAS, POOL, REDIS, SETTINGS
+from server.services import ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+
+async def connect_redis(settings: Settings) -> Redis:
+    url = settings.services.redis_url
+    client: Redis = Redis.from_url(url, socket_connect_timeout=settings.services.connect_timeout_s)
+    try:
+        await client.ping()
+    except (RedisConnectionError, OSError) as exc:
+        await client.aclose()
+        raise ServiceUnavailable("Redis", url, str(exc)) from None
+    return client
+
+
+async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    pool = await create_pool(settings)
+    try:
+        async with pool.acquire() as conn:
+            pending = await check_current(conn)
+        if pending:
+            raise ServiceUnavailable(
+                "PostgreSQL", settings.services.database_url,
+                f"schema is not current ({len(pending)} migrations pending): run `cylwatch migrate`",
+            )
+        redis = await connect_redis(settings)
+    except BaseException:
+        await pool.close()
+        raise
+    app[POOL] = pool
+    app[REDIS] = redis
+    try:
+        yield
+    finally:
+        await redis.aclose()
+        await pool.close()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness and readiness: the database and Redis answer."""
+    checks: dict[str, str] = {}
+    status = 200
+    try:
+        await request.app[POOL].fetchval("SELECT 1")
+        checks["postgresql"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        checks["postgresql"] = f"down: {type(exc).__name__}"
+        status = 503
+    try:
+        await request.app[REDIS].ping()
+        checks["redis"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["redis"] = f"down: {type(exc).__name__}"
+        status = 503
+    return json_response({"status": "ok" if status == 200 else "degraded", "checks": checks}, status)
+
+
+def create_app(settings: Settings, *, with_ingest: bool = False, with_pages: bool = True) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, auth.auth_middleware],
+        client_max_size=settings.http.max_upload_mb * 1024 * 1024,
+    )
+    app[SETTINGS] = settings
+    app[BUS] = EventBus()
+    app[EXTRAS] = {}
+    app.cleanup_ctx.append(_services_ctx)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_routes(auth.routes())
+
+    from server import api
+
+    api.setup(app)
+
+    import realtime
+
+    realtime.setup(app)
+    if with_pages:
+        import big_screen
+        import dashboard
+
+        dashboard.setup(app)
+        big_screen.setup(app)
+    if with_ingest:
+        import ingest
+
+        ingest.setup(app)
+    return app

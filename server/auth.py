@@ -1,0 +1,318 @@
+"""Who is asking: sessions, bearer tokens, API keys, CSRF and roles (DESIGN §7).
+
+- A login creates a server-side session in Redis (`cylwatch:session:<id>`), sent to
+  browsers as an HttpOnly cookie and to API clients as a bearer token (the same id).
+  Sessions slide: each use renews the TTL. Nothing about a session lives in process memory,
+  so any server process can serve any request.
+- Browsers also get a CSRF token (cookie readable by the page, echoed in `X-CSRF-Token` or a
+  `_csrf` form field) that must match the session's on every unsafe request authenticated by
+  cookie. Bearer and API-key requests carry no ambient credential and need no CSRF token.
+- Enterprises' data interface uses API keys (`X-API-Key`), stored hashed in `api_keys`.
+- Failed logins are counted per username in Redis; past the limit a login answers 429.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import msgspec
+import orjson
+from aiohttp import web
+
+from server import errors
+from server.audit import audit
+from server.errors import ApiError
+from server.http import json_response, read_json
+from server.keys import POOL, REDIS, SETTINGS
+from server.passwords import hash_password, needs_rehash, verify_password
+
+log = logging.getLogger(__name__)
+
+ROLES = ("admin", "regulator", "officer", "company_admin", "station_operator", "inspector")
+SESSION_PREFIX = "cylwatch:session:"
+FAIL_PREFIX = "cylwatch:loginfail:"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-CSRF-Token"
+API_KEY_HEADER = "X-API-Key"
+API_KEY_PREFIX = "cwk_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated person (or an enterprise system acting as one)."""
+
+    user_id: int
+    username: str
+    role: str
+    company_id: int | None = None
+    site_id: int | None = None
+    districts: tuple[str, ...] = ()
+    display_name: str | None = None
+    language: str = "zh-CN"
+    via: str = "session"  # session | token | api_key
+    csrf: str | None = None
+    session_id: str | None = field(default=None, repr=False)
+
+    @property
+    def city_wide(self) -> bool:
+        """Sees the whole city: admins, and regulators with no district restriction."""
+        return self.role == "admin" or (self.role == "regulator" and not self.districts)
+
+    def public_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("session_id", None)
+        d.pop("csrf", None)
+        d["districts"] = list(self.districts)
+        return d
+
+
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
+
+
+def principal_of(request: web.Request) -> Principal | None:
+    return request.get(PRINCIPAL)
+
+
+def require(request: web.Request, *roles: str) -> Principal:
+    """The caller, who must be logged in and (if roles are given) hold one of them."""
+    p = principal_of(request)
+    if p is None:
+        raise ApiError(401, errors.UNAUTHORIZED, "log in first (session cookie, bearer token or API key)")
+    if roles and p.role not in roles:
+        raise ApiError(403, errors.FORBIDDEN, f"role {p.role} may not do this")
+    return p
+
+
+def _hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _principal_from_row(row: Any, via: str, session_id: str | None = None, csrf: str | None = None) -> Principal:
+    return Principal(
+        user_id=row["id"],
+        username=row["username"],
+        role=row["role"],
+        company_id=row["company_id"],
+        site_id=row["site_id"],
+        districts=tuple(row["districts"] or ()),
+        display_name=row["display_name"],
+        language=row["language"],
+        via=via,
+        csrf=csrf,
+        session_id=session_id,
+    )
+
+
+USER_COLUMNS = "id, username, role, company_id, site_id, districts, display_name, language, active"
+
+
+async def create_session(app: web.Application, principal: Principal) -> tuple[str, str]:
+    """Store a new session in Redis. Returns (session id, csrf token)."""
+    sid = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(24)
+    payload = {"user_id": principal.user_id, "csrf": csrf, "created": time.time()}
+    ttl = app[SETTINGS].auth.session_ttl_s
+    await app[REDIS].set(SESSION_PREFIX + sid, orjson.dumps(payload), ex=ttl)
+    return sid, csrf
+
+
+async def _load_session(request: web.Request, sid: str, via: str) -> Principal | None:
+    app = request.app
+    redis = app[REDIS]
+    key = SESSION_PREFIX + sid
+    raw = await redis.get(key)
+    if raw is None:
+        return None
+    data = orjson.loads(raw)
+    await redis.expire(key, app[SETTINGS].auth.session_ttl_s)
+    row = await app[POOL].fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", data["user_id"])
+    if row is None or not row["active"]:
+        await redis.delete(key)
+        return None
+    return _principal_from_row(row, via, sid, data.get("csrf"))
+
+
+async def _load_api_key(request: web.Request, key: str) -> Principal | None:
+    row = await request.app[POOL].fetchrow(
+        f"""UPDATE api_keys k SET last_used_at = now() FROM users u
+            WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.id = k.user_id
+            RETURNING {', '.join('u.' + c.strip() for c in USER_COLUMNS.split(','))}""",
+        _hash_key(key),
+    )
+    if row is None or not row["active"]:
+        return None
+    return _principal_from_row(row, "api_key")
+
+
+async def authenticate(request: web.Request) -> Principal | None:
+    """Resolve the caller from a bearer token, an API key, a `?token=` (websocket) or the cookie."""
+    settings = request.app[SETTINGS]
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        token = header[7:].strip()
+        p = await _load_session(request, token, "token") if token else None
+        if p is None:
+            raise ApiError(401, errors.UNAUTHORIZED, "the bearer token is unknown or expired")
+        return p
+    api_key = request.headers.get(API_KEY_HEADER)
+    if api_key:
+        p = await _load_api_key(request, api_key)
+        if p is None:
+            raise ApiError(401, errors.UNAUTHORIZED, "the API key is unknown or revoked")
+        return p
+    token = request.query.get("token")
+    if token and request.path == "/ws":
+        return await _load_session(request, token, "token")
+    sid = request.cookies.get(settings.auth.session_cookie)
+    if sid:
+        return await _load_session(request, sid, "session")
+    return None
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith("/static/") or request.path in ("/healthz",):
+        return await handler(request)
+    principal = await authenticate(request)
+    if principal is not None:
+        request[PRINCIPAL] = principal
+        if principal.via == "session" and request.method not in SAFE_METHODS:
+            await _check_csrf(request, principal)
+    return await handler(request)
+
+
+async def _check_csrf(request: web.Request, principal: Principal) -> None:
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.content_type in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        form = await request.post()
+        value = form.get("_csrf")
+        sent = value if isinstance(value, str) else None
+    if not sent or not principal.csrf or not hmac.compare_digest(sent, principal.csrf):
+        raise ApiError(
+            403,
+            errors.CSRF_FAILED,
+            f"missing or wrong CSRF token: send the {CSRF_HEADER} header (or _csrf form field)",
+        )
+
+
+def set_session_cookies(response: web.StreamResponse, request: web.Request, sid: str, csrf: str) -> None:
+    a = request.app[SETTINGS].auth
+    response.set_cookie(
+        a.session_cookie, sid, httponly=True, samesite="Lax", secure=a.secure_cookies,
+        max_age=a.session_ttl_s, path="/",
+    )
+    response.set_cookie(
+        a.csrf_cookie, csrf, httponly=False, samesite="Strict", secure=a.secure_cookies,
+        max_age=a.session_ttl_s, path="/",
+    )
+
+
+# ------------------------------------------------------------------ login / logout
+
+
+class LoginBody(msgspec.Struct, forbid_unknown_fields=True):
+    username: str
+    password: str
+
+
+async def login_user(request: web.Request, username: str, password: str) -> Principal:
+    """Check a password (argon2), with a per-username failure limit. Raises ApiError."""
+    app = request.app
+    a = app[SETTINGS].auth
+    username = username.strip()
+    if not username or len(username) > 100 or not password or len(password) > 1000:
+        raise ApiError(401, errors.BAD_CREDENTIALS, "wrong username or password")
+    fail_key = FAIL_PREFIX + username.lower()
+    failures = int(await app[REDIS].get(fail_key) or 0)
+    if failures >= a.login_max_failures:
+        raise ApiError(
+            429, errors.RATE_LIMITED, "too many failed logins; try again later",
+            headers={"Retry-After": str(a.login_failure_window_s)},
+        )
+    row = await app[POOL].fetchrow(
+        f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = $1", username
+    )
+    ok = row is not None and row["active"] and verify_password(a, row["password_hash"], password)
+    if not ok or row is None:
+        pipe = app[REDIS].pipeline()
+        pipe.incr(fail_key)
+        pipe.expire(fail_key, a.login_failure_window_s)
+        await pipe.execute()
+        raise ApiError(401, errors.BAD_CREDENTIALS, "wrong username or password")
+    await app[REDIS].delete(fail_key)
+    if needs_rehash(a, row["password_hash"]):
+        await app[POOL].execute(
+            "UPDATE users SET password_hash = $2 WHERE id = $1", row["id"], hash_password(a, password)
+        )
+    await app[POOL].execute("UPDATE users SET last_login_at = now() WHERE id = $1", row["id"])
+    return _principal_from_row(row, "session")
+
+
+async def login(request: web.Request) -> web.Response:
+    body = await read_json(request, LoginBody)
+    principal = await login_user(request, body.username, body.password)
+    sid, csrf = await create_session(request.app, principal)
+    await audit(request.app[POOL], principal, "auth.login", "user", principal.user_id, remote=request.remote)
+    resp = json_response({"token": sid, "csrf_token": csrf, "user": principal.public_dict()})
+    set_session_cookies(resp, request, sid, csrf)
+    return resp
+
+
+async def logout(request: web.Request) -> web.Response:
+    p = principal_of(request)
+    if p is not None and p.session_id:
+        await request.app[REDIS].delete(SESSION_PREFIX + p.session_id)
+    resp = json_response({"ok": True})
+    a = request.app[SETTINGS].auth
+    resp.del_cookie(a.session_cookie, path="/")
+    resp.del_cookie(a.csrf_cookie, path="/")
+    return resp
+
+
+async def me(request: web.Request) -> web.Response:
+    p = require(request)
+    return json_response({"user": p.public_dict(), "csrf_token": p.csrf})
+
+
+class ApiKeyBody(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+
+
+async def create_api_key(request: web.Request) -> web.Response:
+    """An enterprise data-interface key for the caller (shown once, stored hashed)."""
+    p = require(request, "admin", "company_admin", "inspector")
+    body = await read_json(request, ApiKeyBody)
+    name = body.name.strip()
+    if not name or len(name) > 100:
+        raise errors.bad_field("name", "1 to 100 characters")
+    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    row = await request.app[POOL].fetchrow(
+        "INSERT INTO api_keys (user_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4)"
+        " RETURNING id, created_at",
+        p.user_id, name, key[:10], _hash_key(key),
+    )
+    assert row is not None
+    await audit(request.app[POOL], p, "api_key.create", "api_key", row["id"], {"name": name}, request.remote)
+    return json_response({"id": row["id"], "name": name, "key": key, "created_at": row["created_at"]}, 201)
+
+
+def routes() -> Iterable[web.RouteDef]:
+    return [
+        web.post("/api/v1/auth/login", login),
+        web.post("/api/v1/auth/logout", logout),
+        web.get("/api/v1/auth/me", me),
+        web.post("/api/v1/auth/api-keys", create_api_key),
+    ]

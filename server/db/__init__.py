@@ -1,0 +1,1 @@
+"""Storage: connection pool, migrations and the SQL the platform runs."""

@@ -1,0 +1,57 @@
+"""The asyncpg pool: JSON codecs, start-up checks, and a clear message when PostgreSQL is down."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import orjson
+
+from server.config import Settings
+from server.services import ServiceUnavailable
+
+Pool = asyncpg.Pool
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """jsonb/json columns come and go as Python objects, serialized by orjson."""
+    for typ in ("jsonb", "json"):
+        await conn.set_type_codec(typ, encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
+
+
+async def create_pool(settings: Settings, *, dsn: str | None = None, **kwargs: Any) -> asyncpg.Pool:
+    url = dsn or settings.services.database_url
+    params: dict[str, Any] = {
+        "min_size": settings.services.db_pool_min,
+        "max_size": settings.services.db_pool_max,
+        "init": init_connection,
+        "timeout": settings.services.connect_timeout_s,
+        "command_timeout": 120,
+    }
+    params.update(kwargs)
+    try:
+        pool = await asyncpg.create_pool(url, **params)
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise ServiceUnavailable("PostgreSQL", url, str(exc) or type(exc).__name__) from None
+    except asyncpg.InvalidCatalogNameError:
+        raise ServiceUnavailable(
+            "PostgreSQL", url, "database does not exist: run `cylwatch migrate`"
+        ) from None
+    assert pool is not None
+    return pool
+
+
+async def connect(settings: Settings, dsn: str | None = None) -> asyncpg.Connection:
+    """One connection (CLI commands, migrations)."""
+    url = dsn or settings.services.database_url
+    try:
+        conn = await asyncpg.connect(url, timeout=settings.services.connect_timeout_s)
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise ServiceUnavailable("PostgreSQL", url, str(exc) or type(exc).__name__) from None
+    await init_connection(conn)
+    return conn

@@ -1,0 +1,36 @@
+"""Reaching the platform's real services, and saying clearly when one is down.
+
+DESIGN §3: a command that needs a service that is not running says so in one line with the
+URL it tried and the command that starts it — never a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+
+START_COMMANDS = {
+    "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    "Redis": 'redis-server --daemonize yes --port 6379 --save "" --appendonly no',
+    "Mosquitto": "mosquitto -d -c /etc/mosquitto/mosquitto.conf",
+}
+
+
+class ServiceUnavailable(RuntimeError):
+    """A service the command needs cannot be reached."""
+
+    def __init__(self, service: str, url: str, detail: str = "") -> None:
+        self.service = service
+        self.url = redact(url)
+        self.detail = detail
+        hint = START_COMMANDS.get(service, "")
+        msg = f"{service} is not reachable at {self.url}"
+        if detail:
+            msg += f" ({detail})"
+        if hint:
+            msg += f" — start it with: {hint}"
+        super().__init__(msg)
+
+
+def redact(url: str) -> str:
+    """Hide a password in a service URL before it is printed or logged."""
+    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
