@@ -1,0 +1,125 @@
+"""CylinderWatch domain rules: pure and synchronous — dates in, decision out (DESIGN §2, §4).
+
+No I/O, no asyncio, no database: the rules of TSG 23-2021, GB/T 38059-2019, GB 5842 and
+GB/T 8334-2022 as functions of their inputs and of the settings objects passed in, so that
+every service (HTTP, ingest, reports, the public page) reaches the same decision and the
+rules can be tested exhaustively without any running service.
+"""
+
+from __future__ import annotations
+
+from .authorization import (
+    GUN_CODE_SEVERITY,
+    CylinderFacts,
+    FillDecision,
+    Reason,
+    StationFacts,
+    authorize_fill,
+    gun_code,
+    most_severe,
+)
+from .dates import (
+    ComplianceStatus,
+    add_years,
+    compliance_status,
+    derive_next_inspection,
+    derive_scrap_date,
+    is_inspection_overdue,
+    is_scrapped,
+    public_label,
+    require_aware,
+)
+from .events import (
+    DISPOSITION_EXPIRED,
+    FILLING_BIZ_STEP,
+    SCAN_ACTIONS,
+    EpcisMapping,
+    EventKind,
+    epcis_for,
+)
+from .filling import FillAssessment, assess_fill, checks_failed, is_repeat_fill, max_fill_kg
+from .statuses import (
+    ALERT_KINDS,
+    ALERT_STATES,
+    CUSTOMER_KINDS,
+    CYLINDER_STATUSES,
+    DEVICE_KINDS,
+    FILL_RESULTS,
+    IMPORT_STATUSES,
+    IN_SERVICE,
+    INSPECTION_RESULTS,
+    LICENCE_STATUSES,
+    NOT_IN_SERVICE_STATUSES,
+    ROLES,
+    SCAN_ACTION_NAMES,
+    SCRAPPED,
+    SITE_KINDS,
+    VALID_LICENCE,
+)
+from .supervision import (
+    NO_STORAGE_LIMIT,
+    in_opening_hours,
+    is_device_offline,
+    is_leak,
+    is_live,
+    is_overstock,
+    licence_expired,
+    licence_expiring,
+    permitted_storage,
+)
+
+__all__ = [
+    "ALERT_KINDS",
+    "ALERT_STATES",
+    "CUSTOMER_KINDS",
+    "CYLINDER_STATUSES",
+    "DEVICE_KINDS",
+    "DISPOSITION_EXPIRED",
+    "FILLING_BIZ_STEP",
+    "FILL_RESULTS",
+    "GUN_CODE_SEVERITY",
+    "IMPORT_STATUSES",
+    "INSPECTION_RESULTS",
+    "IN_SERVICE",
+    "LICENCE_STATUSES",
+    "NOT_IN_SERVICE_STATUSES",
+    "NO_STORAGE_LIMIT",
+    "ROLES",
+    "SCAN_ACTIONS",
+    "SCAN_ACTION_NAMES",
+    "SCRAPPED",
+    "SITE_KINDS",
+    "VALID_LICENCE",
+    "ComplianceStatus",
+    "CylinderFacts",
+    "EpcisMapping",
+    "EventKind",
+    "FillAssessment",
+    "FillDecision",
+    "Reason",
+    "StationFacts",
+    "add_years",
+    "assess_fill",
+    "authorize_fill",
+    "checks_failed",
+    "compliance_status",
+    "derive_next_inspection",
+    "derive_scrap_date",
+    "epcis_for",
+    "gun_code",
+    "in_opening_hours",
+    "is_device_offline",
+    "is_inspection_overdue",
+    "is_leak",
+    "is_live",
+    "is_overstock",
+    "is_repeat_fill",
+    "is_scrapped",
+    "licence_expired",
+    "licence_expiring",
+    "max_fill_kg",
+    "most_severe",
+    "permitted_storage",
+    "public_label",
+    "require_aware",
+]
