@@ -1,0 +1,33 @@
+"""Errors that no endpoint handles itself: unknown routes, wrong methods, health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+async def test_unknown_api_route_is_json_404(client: Any) -> None:
+    r = await client.get("/api/v1/no-such-thing")
+    assert r.status == 404
+    body = await r.json()
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == "not_found"
+
+
+async def test_wrong_method_is_405_with_allow(client: Any) -> None:
+    r = await client.delete("/api/v1/auth/login")
+    assert r.status == 405
+    assert (await r.json())["error"]["code"] == "method_not_allowed"
+    assert "POST" in r.headers.get("Allow", "")
+
+
+async def test_unknown_page_is_html_404(client: Any) -> None:
+    r = await client.get("/no-such-page", headers={"Accept": "text/html"})
+    assert r.status == 404
+    assert "text/html" in r.headers["Content-Type"]
+    assert "Traceback" not in await r.text()
+
+
+async def test_healthz_reports_services(client: Any) -> None:
+    r = await client.get("/healthz")
+    assert r.status == 200
+    assert (await r.json())["checks"] == {"postgresql": "ok", "redis": "ok"}
