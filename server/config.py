@@ -135,6 +135,20 @@ class Realtime:
     position_coalesce_ms: int
     client_queue_max: int
     kpi_interval_s: float
+    ws_heartbeat_s: float
+    ws_close_timeout_s: float
+    ws_max_message_bytes: int
+    subscriptions_max: int
+    snapshot_alerts_max: int
+    snapshot_positions_max: int
+    bridge_queue_max: int
+    bridge_reconnect_min_s: float
+    bridge_reconnect_max_s: float
+    push_subject: str
+    push_ttl_s: int
+    push_timeout_s: float
+    push_allow_http: bool
+    push_dedupe_ttl_s: int
 
 
 @dataclass(frozen=True)
