@@ -247,8 +247,22 @@ def like_prefix(value: str) -> tuple[str, str]:
 _CONSTRAINT_FIELD = re.compile(r"^(?:[a-z]+?)_(?P<field>[a-z_]+?)_(?:key|fkey|check|uidx|idx)$")
 
 
+# Constraints whose name does not spell the one field a client should fix.
+KNOWN_CONSTRAINTS = {
+    "customers_company_id_account_no_key": "account_no",
+    "devices_check": "site_id",
+    "users_check": "role",
+    "users_check1": "site_id",
+    "users_check2": "site_id",
+    "users_check3": "districts",
+    "cylinders_check": "scrap_date",
+}
+
+
 def _field_of(exc: asyncpg.PostgresError, fallback: str) -> str:
     name = getattr(exc, "constraint_name", None) or ""
+    if name in KNOWN_CONSTRAINTS:
+        return KNOWN_CONSTRAINTS[name]
     table = getattr(exc, "table_name", None) or ""
     if table and name.startswith(table + "_"):
         core = name[len(table) + 1 :]
@@ -514,3 +528,70 @@ def settings_of(request: web.Request) -> Settings:
 
 def who(p: Principal) -> str:
     return f"{p.username} ({p.role})"
+
+
+# ---------------------------------------------------------------- generic row writes
+
+
+def contains(value: str) -> str:
+    """An ILIKE pattern matching *value* anywhere, with LIKE's wildcards escaped."""
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def insert_row(
+    conn: asyncpg.Connection, table: str, values: Mapping[str, Any], fallback: str
+) -> asyncpg.Record:
+    """INSERT … RETURNING * with constraint violations mapped to 409/400 naming the field."""
+    q = Sql()
+    cols = ", ".join(values)
+    vals = ", ".join(q.add(v) for v in values.values())
+    async with db_errors(fallback):
+        row = await conn.fetchrow(
+            f"INSERT INTO {table} ({cols}) VALUES ({vals}) RETURNING *", *q.params
+        )
+    assert row is not None
+    return row
+
+
+async def update_row(
+    conn: asyncpg.Connection, table: str, row_id: int, values: Mapping[str, Any], fallback: str
+) -> asyncpg.Record:
+    """UPDATE one row by id (and `updated_at`), mapping constraint violations like insert_row."""
+    q = Sql(row_id)
+    sets = ", ".join(f"{k} = {q.add(v)}" for k, v in values.items())
+    async with db_errors(fallback):
+        row = await conn.fetchrow(
+            f"UPDATE {table} SET {sets}, updated_at = now() WHERE id = $1 RETURNING *", *q.params
+        )
+    assert row is not None
+    return row
+
+
+def jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Values for an audit row's JSON details (dates as ISO strings)."""
+    out: dict[str, Any] = {}
+    for k, v in values.items():
+        if isinstance(v, (dt.date, dt.datetime)):
+            out[k] = v.isoformat()
+        elif isinstance(v, Decimal):
+            out[k] = float(v)
+        else:
+            out[k] = v
+    return out
+
+
+def deny_fields(p: Principal, fields: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    """403 naming the first field the caller's role may not set."""
+    for name in fields:
+        if name not in allowed:
+            raise ApiError(
+                403,
+                errors.FORBIDDEN,
+                f"{name}: role {p.role} may not set this field",
+                {"field": name},
+            )
+
+
+def envelope(items: list[Any], page: Page, total: int) -> dict[str, Any]:
+    return paged(items, page, total)
