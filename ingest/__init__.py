@@ -1,0 +1,56 @@
+"""Device ingest: MQTT consumer, validation, dead letters, batched writes, fill authorization,
+rules that raise alerts (DESIGN §2, §5).
+
+``setup(app)`` runs one :class:`~ingest.worker.IngestWorker` inside ``cylwatch serve`` on the
+app's pool and bus; ``cylwatch ingest --workers N`` (:mod:`ingest.cli`) runs more in their
+own processes. The worker is started from a ``cleanup_ctx`` so that it stops — committing
+and acknowledging what it has received — before the pool it writes with is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from server.keys import BUS, EXTRAS, POOL, SETTINGS
+
+if TYPE_CHECKING:
+    from ingest.worker import IngestWorker
+
+__all__ = ["INGEST_WORKER", "setup"]
+
+log = logging.getLogger(__name__)
+
+INGEST_WORKER = "ingest_worker"
+"""Key of the running worker in ``app[EXTRAS]`` (its ``metrics`` feed ``/metrics``)."""
+
+
+def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(_ingest_ctx)
+
+
+async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
+    from ingest.worker import IngestWorker
+
+    settings = app[SETTINGS]
+    # `cylwatch serve --workers N` numbers its processes; keep their client ids apart from
+    # each other and from `cylwatch ingest` workers (one id = one broker session).
+    index = os.environ.get("CYL_WORKER_INDEX", "0")
+    worker: IngestWorker = IngestWorker(
+        settings, app[POOL], app[BUS], client_id=f"{settings.ingest.client_id_prefix}-serve-{index}"
+    )
+    app[EXTRAS][INGEST_WORKER] = worker
+    task = asyncio.create_task(worker.run(), name="ingest-worker")
+    try:
+        yield
+    finally:
+        await worker.stop()
+        try:
+            await task
+        except Exception:
+            log.exception("ingest worker ended with an error")

@@ -1,0 +1,369 @@
+"""``cylwatch ingest --workers N`` and ``cylwatch devices mosquitto-config --out DIR``.
+
+``ingest`` runs N worker processes (multiprocessing *spawn*: a clean interpreter each, with
+its own asyncpg pool and uvloop) and supervises them: a worker that dies — a crash, an
+OOM kill, ``kill -9`` — is restarted with the same index, hence the same MQTT client id,
+so it resumes its persistent broker session and receives the messages it had not
+acknowledged. SIGTERM/SIGINT stop the workers gracefully (commit, ack, disconnect).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.process
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from server.config import Settings, load_settings
+from server.services import ServiceUnavailable, redact
+
+__all__ = ["add_commands", "main"]
+
+log = logging.getLogger(__name__)
+
+RESTART_MIN_S: Final = 1.0
+RESTART_MAX_S: Final = 30.0
+STABLE_AFTER_S: Final = 60.0
+"""A worker that ran this long before dying is restarted at once, not backed off."""
+STOP_TIMEOUT_S: Final = 20.0
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser(
+        "ingest",
+        help="run MQTT ingest worker processes",
+        description="Consume device messages (shared subscription), store them, answer fill "
+        "authorization requests and raise alerts. Workers are supervised and restarted.",
+    )
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument(
+        "--first-index",
+        type=int,
+        default=0,
+        help="index of the first worker (client id suffix) when several machines "
+        "run workers against one broker",
+    )
+    p.add_argument("--mqtt-url", help="override CYL_MQTT_URL")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve Prometheus /metrics on PORT+index (0: off)",
+    )
+    p.set_defaults(func=cmd_ingest)
+
+    d = sub.add_parser("devices", help="device registry tools")
+    dsub = d.add_subparsers(dest="devices_command", metavar="ACTION")
+    dsub.required = True
+    p = dsub.add_parser(
+        "mosquitto-config",
+        help="write Mosquitto password and ACL files for every registered device",
+        description="Writes DIR/passwd, DIR/acl and DIR/new-credentials.csv (passwords "
+        "generated in this run, mode 0600: give it to the installer, then delete it). "
+        "Existing devices keep their password unless --rotate.",
+    )
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--rotate", action="store_true", help="new passwords for every device")
+    p.add_argument(
+        "--ingest-user",
+        help="username of the ingest workers "
+        "(default: the user in CYL_MQTT_URL, else cylwatch-ingest)",
+    )
+    p.set_defaults(func=cmd_mosquitto_config)
+
+
+# ---------------------------------------------------------------------- ingest
+
+
+def _worker_process(
+    config: str | None, index: int, mqtt_url: str | None, verbose: bool, metrics_port: int
+) -> None:
+    """Entry point of a spawned worker process."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format=f"%(asctime)s [ingest-{index}] %(levelname)s %(name)s: %(message)s",
+    )
+    settings = load_settings(config)
+    try:
+        import uvloop
+
+        uvloop.run(_worker_main(settings, index, mqtt_url, metrics_port))
+    except KeyboardInterrupt:
+        pass
+
+
+async def _worker_main(
+    settings: Settings, index: int, mqtt_url: str | None, metrics_port: int
+) -> None:
+    from ingest.worker import IngestWorker
+    from realtime.bus import EventBus
+    from server.db.pool import create_pool
+
+    delay = settings.ingest.reconnect_min_s
+    while True:
+        try:
+            pool = await create_pool(settings)
+            break
+        except ServiceUnavailable as exc:
+            log.warning("%s; retrying in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, settings.ingest.reconnect_max_s)
+    bus = EventBus()
+    bridge = await _start_bridge(settings, bus)
+    worker = IngestWorker(settings, pool, bus, worker_index=index, mqtt_url=mqtt_url)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.stop()))
+    runner = await _serve_metrics(worker, metrics_port + index) if metrics_port else None
+    try:
+        await worker.run()
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        if bridge is not None:
+            await bridge()
+        await pool.close()
+
+
+async def _start_bridge(settings: Settings, bus: Any) -> Any:
+    """Forward this process's bus to Redis (realtime's bridge) when that module offers it.
+
+    Returns an async closer or None. The bridge belongs to ``realtime``; a worker process
+    without it still stores everything, only live views in other processes miss events.
+    """
+    try:
+        from realtime import bridge as rt_bridge  # type: ignore[attr-defined]
+    except ImportError:
+        log.warning("realtime.bridge not available: live events of this worker stay local")
+        return None
+    start = getattr(rt_bridge, "start_publisher", None)
+    if start is None:
+        log.warning("realtime.bridge has no start_publisher(): live events stay local")
+        return None
+    return await start(settings, bus)
+
+
+async def _serve_metrics(worker: Any, port: int) -> Any:
+    from aiohttp import web
+
+    async def metrics(_request: web.Request) -> web.Response:
+        return web.Response(
+            text=worker.metrics.render_prometheus(), content_type="text/plain", charset="utf-8"
+        )
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    log.info("metrics on http://127.0.0.1:%d/metrics", port)
+    return runner
+
+
+class _Supervisor:
+    """Keeps N spawned worker processes alive."""
+
+    def __init__(self, args: argparse.Namespace, count: int, first: int) -> None:
+        self.args = args
+        self.ctx = multiprocessing.get_context("spawn")
+        self.indexes = list(range(first, first + count))
+        self.procs: dict[int, multiprocessing.process.BaseProcess] = {}
+        self.started: dict[int, float] = {}
+        self.backoff: dict[int, float] = dict.fromkeys(self.indexes, RESTART_MIN_S)
+        self.due: dict[int, float] = {}
+
+    def start(self, index: int) -> None:
+        proc = self.ctx.Process(
+            target=_worker_process,
+            args=(
+                self.args.config,
+                index,
+                self.args.mqtt_url,
+                self.args.verbose,
+                self.args.metrics_port,
+            ),
+            name=f"cylwatch-ingest-{index}",
+            daemon=False,
+        )
+        proc.start()
+        self.procs[index] = proc
+        self.started[index] = time.monotonic()
+        log.info("ingest worker %d started (pid %s)", index, proc.pid)
+
+    def check(self) -> None:
+        now = time.monotonic()
+        for index in self.indexes:
+            proc = self.procs.get(index)
+            if proc is not None and proc.is_alive():
+                continue
+            if proc is not None:
+                ran = now - self.started[index]
+                self.backoff[index] = (
+                    RESTART_MIN_S
+                    if ran > STABLE_AFTER_S
+                    else min(self.backoff[index] * 2, RESTART_MAX_S)
+                )
+                log.warning(
+                    "ingest worker %d (pid %s) exited with %s after %.0f s; restarting in %.0f s",
+                    index,
+                    proc.pid,
+                    proc.exitcode,
+                    ran,
+                    self.backoff[index],
+                )
+                proc.close()
+                del self.procs[index]
+                self.due[index] = now + self.backoff[index]
+            if now >= self.due.get(index, 0):
+                self.due.pop(index, None)
+                self.start(index)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.is_alive():
+                proc.terminate()  # SIGTERM: the worker commits, acks and disconnects
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for proc in self.procs.values():
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                log.warning("ingest worker pid %s did not stop; killing it", proc.pid)
+                proc.kill()
+                proc.join(5)
+
+
+async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from server.db.pool import connect
+
+    if args.workers < 1:
+        print("cylwatch ingest: --workers must be at least 1", file=sys.stderr)
+        return 2
+    conn = await connect(settings)  # a down database is one clear line, not N tracebacks
+    await conn.close()
+    url = args.mqtt_url or settings.services.mqtt_url
+    log.info("ingest: %d worker(s) for %s", args.workers, redact(url))
+    sup = _Supervisor(args, args.workers, args.first_index)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        while not stop.is_set():
+            sup.check()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+    finally:
+        await asyncio.get_running_loop().run_in_executor(None, sup.stop)
+    return 0
+
+
+# ---------------------------------------------------------------------- credentials
+
+
+async def cmd_mosquitto_config(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.credentials import (
+        DeviceCredential,
+        is_safe_id,
+        mosquitto_hash,
+        new_password,
+        write_files,
+    )
+    from ingest.transport import parse_mqtt_url
+    from server.db.pool import connect
+
+    address = parse_mqtt_url(settings.services.mqtt_url)
+    ingest_user = args.ingest_user or address.username or "cylwatch-ingest"
+    ingest_password = address.password if ingest_user == address.username else None
+    generated_ingest = ingest_password is None
+    if ingest_password is None:
+        ingest_password = new_password()
+    conn = await connect(settings)
+    try:
+        async with conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, device_id, kind, mqtt_password_hash FROM devices"
+                " WHERE active ORDER BY device_id FOR UPDATE"
+            )
+            creds: list[DeviceCredential] = []
+            skipped = []
+            for r in rows:
+                if not is_safe_id(r["device_id"]) or r["device_id"] == ingest_user:
+                    skipped.append(r["device_id"])
+                    continue
+                if r["mqtt_password_hash"] and not args.rotate:
+                    creds.append(
+                        DeviceCredential(r["device_id"], r["kind"], r["mqtt_password_hash"])
+                    )
+                    continue
+                password = new_password()
+                hashed = mosquitto_hash(password)
+                await conn.execute(
+                    "UPDATE devices SET mqtt_password_hash = $2, updated_at = now() WHERE id = $1",
+                    r["id"],
+                    hashed,
+                )
+                creds.append(DeviceCredential(r["device_id"], r["kind"], hashed, password))
+            paths = write_files(
+                args.out,
+                creds,
+                ingest_user,
+                mosquitto_hash(ingest_password),
+                ingest_password if generated_ingest else None,
+            )
+    finally:
+        await conn.close()
+    fresh = sum(1 for c in creds if c.password is not None)
+    print(
+        f"wrote {paths['passwd']} and {paths['acl']} for {len(creds)} device(s);"
+        f" {fresh} new password(s) in {paths['csv']} (mode 0600: hand it over, then delete)"
+    )
+    if skipped:
+        print(
+            f"skipped {len(skipped)} device id(s) unusable as MQTT usernames/topic levels:"
+            f" {', '.join(skipped[:10])}",
+            file=sys.stderr,
+        )
+    if generated_ingest:
+        print(
+            f"ingest user {ingest_user!r} got a new password (in the CSV): put it in"
+            f" CYL_MQTT_URL as mqtt://{ingest_user}:<password>@host:port"
+        )
+    return 0
+
+
+# ---------------------------------------------------------------------- standalone
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m ingest.cli ingest ...`` without the rest of the platform's commands."""
+    from server.cli import run_command
+
+    parser = argparse.ArgumentParser(prog="cylwatch")
+    parser.add_argument("--config")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    add_commands(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return run_command(args.func, args, load_settings(args.config))
+    except ServiceUnavailable as exc:
+        print(f"cylwatch: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,490 @@
+"""The ingest worker: MQTT in, batches committed, acks after commit, live events out.
+
+One worker is one MQTT v5 session with a fixed client id (``<prefix>-<index>``), a session
+expiry and ``clean_start = False``, subscribed with QoS 1 to the shared subscription
+``$share/<group>/cyl/v1/#`` so N workers split the traffic (DESIGN §2, §5). Zero loss rests
+on three rules:
+
+- a QoS 1 message is acknowledged only after the batch holding it is committed, in
+  arrival order (an ack queue of slots; a slot is sent when it and all before it are done);
+- an ack belongs to one connection: after a reconnect the old slots are dropped unsent —
+  the broker redelivers those messages and ``(msg_id, ts)`` de-duplication absorbs them;
+- a batch that cannot be committed (PostgreSQL down) is kept and retried with backoff,
+  never dropped; a batch that fails for a data reason is split in halves until the one
+  bad message is isolated and dead-lettered, so one poison message cannot wedge a worker.
+
+``client.messages`` is read by a single long-lived task (cancelling a pending read can
+drop a message). Fill-authorization requests are answered straight away by their own
+task (one indexed query, :mod:`ingest.auth`) and join the batch afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from ingest import housekeeping
+from ingest.auth import FillAuthorizer, reply_topic_for
+from ingest.metrics import Metrics
+from ingest.schemas import GunAuth, Ignored, MessageKind, Parsed, Rejected, parse
+from ingest.store import BatchResult, BatchStore, Item
+from ingest.transport import (
+    AiomqttTransport,
+    Incoming,
+    Transport,
+    TransportError,
+    parse_mqtt_url,
+)
+from realtime.bus import EventBus
+from server.config import Settings
+from server.districts import District, DistrictIndex, load_districts
+
+__all__ = ["TRANSIENT_DB_ERRORS", "IngestWorker", "subscription_topic"]
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_DB_ERRORS: Final[tuple[type[BaseException], ...]] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash shutdown, starting up
+    asyncpg.exceptions.TransactionRollbackError,  # deadlock, serialization failure
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+)
+"""Errors after which the same batch is retried unchanged: the database is away, not
+the data wrong."""
+
+STOP_GRACE_S: Final = 10.0
+"""On stop, how long to keep trying to commit what was received before leaving it
+unacknowledged for the broker to redeliver."""
+
+
+def subscription_topic(settings: Settings) -> str:
+    return f"$share/{settings.ingest.shared_group}/cyl/v1/#"
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One received message's place in the ack order."""
+
+    mid: int
+    qos: int
+    generation: int
+    done: bool = False
+
+
+TransportFactory = Callable[[], Transport]
+
+
+class IngestWorker:
+    """Consume, validate, store, authorize, alert. ``run()`` until ``stop()``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        bus: EventBus,
+        worker_index: int = 0,
+        mqtt_url: str | None = None,
+        *,
+        client_id: str | None = None,
+        districts: list[District] | None = None,
+        transport_factory: TransportFactory | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.bus = bus
+        self.worker_index = worker_index
+        self.client_id = client_id or f"{settings.ingest.client_id_prefix}-{worker_index}"
+        self.address = parse_mqtt_url(mqtt_url or settings.services.mqtt_url)
+        self.metrics = Metrics(self.client_id)
+        self.authorizer = FillAuthorizer(settings, pool)
+        self._districts_given = districts
+        self._transport_factory = transport_factory or self._default_transport
+        self._store: BatchStore | None = None
+        self._zone = ZoneInfo(settings.alerts.timezone)
+        self._skew = timedelta(hours=settings.ingest.max_future_skew_h)
+        self._transport: Transport | None = None
+        self._generation = 0
+        self._acks: deque[_Slot] = deque()
+        self._pending: list[tuple[Item, _Slot, float]] = []
+        self._have_items = asyncio.Event()
+        self._batch_full = asyncio.Event()
+        self._stopping = False
+        self._abandon = False
+        self._stopped = asyncio.Event()
+        self._auth_tasks: set[asyncio.Task[None]] = set()
+        self._auth_sem = asyncio.Semaphore(max(1, settings.services.db_pool_max))
+        self._seq = itertools.count()
+        self._reader: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+        """Set once subscribed (tests and benchmarks wait on it)."""
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _default_transport(self) -> Transport:
+        return AiomqttTransport(
+            self.address,
+            client_id=self.client_id,
+            session_expiry_s=self.settings.ingest.session_expiry_s,
+            receive_maximum=self.settings.ingest.receive_maximum,
+            timeout_s=self.settings.services.connect_timeout_s,
+        )
+
+    async def _prepare(self) -> BatchStore:
+        """District boundaries: the database's (foreign-key targets), else the GeoJSON."""
+        delay = self.settings.ingest.reconnect_min_s
+        while True:
+            try:
+                rows = await self.pool.fetch(
+                    "SELECT code, name, coalesce(name_en, name) AS name_en, boundary"
+                    " FROM districts ORDER BY code"
+                )
+                break
+            except TRANSIENT_DB_ERRORS as exc:
+                log.warning(
+                    "ingest %s: PostgreSQL unavailable (%s); retrying in %.1f s",
+                    self.client_id,
+                    _brief(exc),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.ingest.reconnect_max_s)
+        known = [r["code"] for r in rows]
+        if self._districts_given is not None:
+            districts = self._districts_given
+        elif rows:
+            districts = [District(r["code"], r["name"], r["name_en"], r["boundary"]) for r in rows]
+        else:
+            districts = load_districts()
+        return BatchStore(self.settings, DistrictIndex(districts), known, self.client_id)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        """Run until :meth:`stop`; never raises for broker or database outages."""
+        self._store = await self._prepare()
+        flusher = asyncio.create_task(self._flush_loop(), name=f"{self.client_id}-flush")
+        keeper = asyncio.create_task(self._housekeeping_loop(), name=f"{self.client_id}-hk")
+        self._reader = asyncio.create_task(self._connection_loop(), name=f"{self.client_id}-mqtt")
+        try:
+            await self._stopped.wait()
+        finally:
+            # 1. no new messages are taken (the reader ignores them: unacked, redelivered)
+            self._stopping = True
+            keeper.cancel()
+            # 2. answered auth requests join the batch; 3. everything received is committed
+            abandon = asyncio.get_running_loop().call_later(STOP_GRACE_S, self._give_up)
+            if self._auth_tasks:
+                await asyncio.wait(self._auth_tasks, timeout=STOP_GRACE_S)
+            self._have_items.set()
+            self._batch_full.set()
+            await flusher
+            abandon.cancel()
+            # 4. disconnect (acks were written before the DISCONNECT)
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            for task in self._auth_tasks:
+                task.cancel()
+            log.info("ingest %s stopped: %s", self.client_id, self.metrics.snapshot())
+
+    def _give_up(self) -> None:
+        log.warning(
+            "ingest %s: could not commit within %.0f s of stop; %d message(s) left"
+            " unacknowledged for redelivery",
+            self.client_id,
+            STOP_GRACE_S,
+            len(self._pending),
+        )
+        self._abandon = True
+
+    async def stop(self) -> None:
+        """Ask :meth:`run` to finish: commit and ack what was received, then disconnect."""
+        self._stopped.set()
+
+    # ------------------------------------------------------------------ MQTT
+
+    async def _connection_loop(self) -> None:
+        settings = self.settings.ingest
+        delay = settings.reconnect_min_s
+        topic = subscription_topic(self.settings)
+        while True:
+            transport = self._transport_factory()
+            try:
+                async with transport:
+                    self._generation += 1
+                    self._transport = transport
+                    self.metrics.connected = True
+                    self.metrics.reconnects += 1
+                    await transport.subscribe(topic, 1)
+                    log.info(
+                        "ingest %s connected to %s, subscribed to %s",
+                        self.client_id,
+                        self.address.url,
+                        topic,
+                    )
+                    delay = settings.reconnect_min_s
+                    self.ready.set()
+                    async for incoming in transport.messages():
+                        self._on_message(incoming)
+            except TransportError as exc:
+                log.warning(
+                    "ingest %s: MQTT broker at %s unavailable (%s); waiting %.1f s before"
+                    " reconnecting (unacknowledged messages will be redelivered)",
+                    self.client_id,
+                    self.address.url,
+                    exc,
+                    delay,
+                )
+            finally:
+                self._transport = None
+                self.metrics.connected = False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, settings.reconnect_max_s)
+
+    def _on_message(self, incoming: Incoming) -> None:
+        """Called for each message, in arrival order, by the one reader task."""
+        if self._stopping:
+            return  # not acked: the broker redelivers it to this session later
+        self.metrics.received += 1
+        slot = _Slot(incoming.mid, incoming.qos, self._generation)
+        self._acks.append(slot)
+        now = datetime.now(UTC)
+        try:
+            result = parse(incoming.topic, incoming.payload, now, self._skew)
+        except Exception as exc:  # parse never raises; belt and braces for the worker's life
+            log.exception("parser failed on %s", incoming.topic[:200])
+            result = Rejected(f"undecodable: {type(exc).__name__}")
+        if isinstance(result, Ignored):
+            self.metrics.ignored += 1
+            slot.done = True
+            self._drain_acks()
+            return
+        item = Item(incoming.topic, incoming.payload, now, seq=next(self._seq))
+        if isinstance(result, Rejected):
+            item.reject = result.reason
+        else:
+            item.parsed = result
+        if isinstance(result, Parsed) and result.kind is MessageKind.AUTH:
+            task = asyncio.create_task(self._authorize(item, slot, incoming, time.perf_counter()))
+            self._auth_tasks.add(task)
+            task.add_done_callback(self._auth_tasks.discard)
+            return
+        self._enqueue(item, slot)
+
+    def _enqueue(self, item: Item, slot: _Slot) -> None:
+        self._pending.append((item, slot, time.monotonic()))
+        self._have_items.set()
+        if len(self._pending) >= self.settings.ingest.batch_max_rows:
+            self._batch_full.set()
+
+    def _drain_acks(self) -> None:
+        """Send the acks at the head of the queue whose batches are committed."""
+        transport = self._transport
+        while self._acks and self._acks[0].done:
+            slot = self._acks.popleft()
+            if slot.qos and transport is not None and slot.generation == self._generation:
+                transport.ack(slot.mid, slot.qos)
+
+    # ------------------------------------------------------------------ fill authorization
+
+    async def _authorize(self, item: Item, slot: _Slot, incoming: Incoming, started: float) -> None:
+        parsed = item.parsed
+        assert parsed is not None and isinstance(parsed.body, GunAuth)
+        body = parsed.body
+        delay = self.settings.ingest.reconnect_min_s
+        async with self._auth_sem:
+            while True:
+                now = datetime.now(UTC)
+                try:
+                    outcome = await self.authorizer.decide(
+                        parsed.device_id, body.tag, now.astimezone(self._zone).date(), now, started
+                    )
+                    break
+                except TRANSIENT_DB_ERRORS as exc:
+                    if self._abandon:
+                        return
+                    log.warning(
+                        "ingest %s: cannot authorize fill (PostgreSQL unavailable: %s);"
+                        " retrying in %.1f s",
+                        self.client_id,
+                        _brief(exc),
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.settings.ingest.reconnect_max_s)
+        reply = self.authorizer.reply_payload(body.msg_id, outcome, int(now.timestamp() * 1000))
+        own = reply_topic_for(parsed.device_id)
+        topic = own
+        if incoming.response_topic and (
+            incoming.response_topic == own or incoming.response_topic.startswith(own + "/")
+        ):
+            # only inside the gun's own reply space: a device must not be able to make the
+            # platform publish "allow" onto another gun's topic
+            topic = incoming.response_topic
+        transport = self._transport
+        if transport is not None:
+            try:
+                await transport.publish(topic, reply, 1, correlation_data=incoming.correlation_data)
+            except TransportError as exc:
+                log.warning("ingest %s: auth reply to %s not sent: %s", self.client_id, topic, exc)
+        self.metrics.auth_requests += 1
+        if not outcome.decision.allowed:
+            self.metrics.auth_denied += 1
+        self.metrics.auth_latency.add(time.perf_counter() - started)
+        item.auth = outcome
+        self._enqueue(item, slot)
+
+    # ------------------------------------------------------------------ batches
+
+    async def _flush_loop(self) -> None:
+        max_rows = self.settings.ingest.batch_max_rows
+        max_wait = self.settings.ingest.batch_max_ms / 1000
+        while True:
+            await self._have_items.wait()
+            if not self._pending:
+                self._have_items.clear()
+                if self._stopping:
+                    return
+                continue
+            deadline = self._pending[0][2] + max_wait
+            while len(self._pending) < max_rows and not self._stopping:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._batch_full.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._batch_full.wait(), remaining)
+            batch = self._pending[:max_rows]
+            del self._pending[:max_rows]
+            if not self._pending:
+                self._have_items.clear()
+                self._batch_full.clear()
+                if self._stopping:
+                    self._have_items.set()
+            await self._commit(batch)
+            if self._abandon:
+                return
+
+    async def _commit(self, batch: list[tuple[Item, _Slot, float]]) -> None:
+        """Commit *batch* (retrying while the database is away), then ack and publish."""
+        store = self._store
+        assert store is not None
+        delay = self.settings.ingest.reconnect_min_s
+        items = [b[0] for b in batch]
+        while True:
+            started = time.perf_counter()
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    result = await store.store(conn, items)
+                break
+            except TRANSIENT_DB_ERRORS as exc:
+                self.metrics.db_retries += 1
+                log.warning(
+                    "ingest %s: PostgreSQL unavailable (%s); holding %d message(s)"
+                    " unacknowledged, retrying in %.1f s",
+                    self.client_id,
+                    _brief(exc),
+                    len(batch),
+                    delay,
+                )
+                if self._abandon:
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.ingest.reconnect_max_s)
+            except Exception as exc:
+                if len(batch) == 1:
+                    await self._poison(batch[0], exc)
+                    return
+                log.error(
+                    "ingest %s: batch of %d failed (%s); splitting to isolate the bad message",
+                    self.client_id,
+                    len(batch),
+                    _brief(exc),
+                )
+                half = len(batch) // 2
+                await self._commit(batch[:half])
+                await self._commit(batch[half:])
+                return
+        self._committed(batch, result, time.perf_counter() - started)
+
+    def _committed(
+        self, batch: list[tuple[Item, _Slot, float]], result: BatchResult, seconds: float
+    ) -> None:
+        m = self.metrics
+        m.batches += 1
+        m.batch_rows += len(batch)
+        m.batch_latency.add(seconds)
+        m.stored += result.stored
+        m.duplicates += result.duplicates
+        m.alerts_raised += result.alerts
+        for reason in result.dead_letters:
+            m.dead_letter(reason)
+        for _, slot, _ in batch:
+            slot.done = True
+        self._drain_acks()
+        for event in result.events:
+            self.bus.publish(event)
+
+    async def _poison(self, entry: tuple[Item, _Slot, float], exc: Exception) -> None:
+        """A message that passed validation but cannot be stored: dead-letter it."""
+        item = entry[0]
+        store = self._store
+        assert store is not None
+        reason = f"storage failed: {type(exc).__name__}: {str(exc)[:300]}"
+        log.error(
+            "ingest %s: dead-lettering a message on %s: %s",
+            self.client_id,
+            item.topic[:200],
+            reason,
+        )
+        bad = Item(item.topic, item.payload, item.received_at, reject=reason, seq=item.seq)
+        await self._commit([(bad, entry[1], entry[2])])
+
+    # ------------------------------------------------------------------ periodic rules
+
+    async def _housekeeping_loop(self) -> None:
+        interval = self.settings.ingest.housekeeping_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                events = await housekeeping.run_once(self.pool, self.settings)
+            except TRANSIENT_DB_ERRORS as exc:
+                log.warning("ingest %s: periodic rules skipped (%s)", self.client_id, _brief(exc))
+                continue
+            except Exception:
+                log.exception("ingest %s: periodic rules failed", self.client_id)
+                continue
+            for event in events:
+                self.bus.publish(event)
+
+    # ------------------------------------------------------------------ introspection
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            **self.metrics.snapshot(),
+            "pending": len(self._pending),
+            "unacked": len(self._acks),
+            "pid": os.getpid(),
+        }
+
+
+def _brief(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
