@@ -1,0 +1,48 @@
+"""Reading the seeded city from PostgreSQL (the shared session `world`, extended inside a
+transaction that is rolled back so other tests never see the extra rows)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from device_sim.world import load_city
+
+
+async def test_load_city_from_world(pool: asyncpg.Pool, world: Any) -> None:
+    async with pool.acquire() as conn:
+        tr = conn.transaction()
+        await tr.start()
+        try:
+            a, b = world.companies["A"], world.companies["B"]
+            sta_a = world.sites["STA-A1"]
+            await conn.execute(
+                """INSERT INTO devices (device_id, kind, company_id, site_id) VALUES
+                   ('SIMDB-HH-A', 'handheld', $1, $2), ('SIMDB-VEH-A', 'vehicle', $1, $2)""",
+                a, sta_a)
+            await conn.execute(
+                """INSERT INTO customers (company_id, account_no, name, lat, lon)
+                   VALUES ($1, 'SIMDB-C1', 'x', 34.81, 113.66)""", a)
+            city = await load_city(conn, today=world.today, legal_cap=100, illegal_cap=100,
+                                   customers_cap=100, seed=1)
+            codes = {s.code for s in city.stations}
+            assert {"STA-A1", "STA-B1"} <= codes
+            assert {"GUN-STA-A1", "GUN-STA-B1"} <= {g.device_id for g in city.guns}
+            assert all(g.site_code in codes for g in city.guns)
+            legal = {c.tag for c in city.legal}
+            assert {"TAG-A-OK", "TAG-B-OK"} <= legal
+            assert "TAG-A-OVERDUE" in {c.tag for c in city.overdue}
+            assert "TAG-B-SCRAPPED" in {c.tag for c in city.scrapped}
+            assert not legal & {"TAG-A-OVERDUE", "TAG-B-SCRAPPED"}
+            assert "SIMDB-HH-A" in {h.device_id for h in city.handhelds}
+            assert "SIMDB-VEH-A" in {v.device_id for v in city.vehicles}
+            assert "SIMDB-C1" in {c.account_no for c in city.customers_of(a)}
+            assert not city.may_fill(b, a)
+            ok = next(c for c in city.legal if c.tag == "TAG-A-OK")
+            assert ok.lat is not None  # located at its station
+            one = await load_city(conn, today=world.today, stations=1, legal_cap=100,
+                                  illegal_cap=100, customers_cap=100, seed=1)
+            assert len(one.stations) == 1
+        finally:
+            await tr.rollback()
