@@ -127,6 +127,9 @@ class Ingest:
     shared_group: str
     reconnect_min_s: float
     reconnect_max_s: float
+    live_lag_s: int
+    housekeeping_interval_s: float
+    dead_letter_max_bytes: int
 
 
 @dataclass(frozen=True)
