@@ -93,7 +93,7 @@ def _operation(method: str, path: str, handler: Any, bodies: list[type[Any]]) ->
                 schema["enum"] = list(p.enum)
             params.append({"name": p.name, "in": "query", "required": p.required,
                            "description": p.description, "schema": schema})
-        if doc.formats:
+        if doc.formats and not any(p.name == "format" for p in doc.query):
             params.append({"name": "format", "in": "query", "required": False,
                            "schema": {"type": "string", "enum": list(doc.formats)}})
         if doc.body is not None:

@@ -42,6 +42,7 @@ async def call(
         kw["json"] = body
     resp = await client.request(method, path, headers=headers, **kw)
     raw = await resp.read()
+    client.session.cookie_jar.clear()  # a login answer sets cookies; tests speak bearer only
     if resp.content_type == "application/json":
         import orjson
 
@@ -77,3 +78,60 @@ def make_cylinder(client: Any, world: World) -> Any:
         return dict(body)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+async def _reset_public_rate_limit(client: Any) -> None:
+    """The public rate limit counts per address; tests all come from 127.0.0.1."""
+    from server.api.public import RATE_PREFIX
+    from server.keys import REDIS
+
+    redis = client.server.app[REDIS]
+    keys = [k async for k in redis.scan_iter(match=RATE_PREFIX + "*")]
+    if keys:
+        await redis.delete(*keys)
+
+
+class Fresh:
+    """Rows made for one test (via SQL, fast), so tests never change the shared world."""
+
+    def __init__(self, pool: Any, world: World) -> None:
+        self.pool = pool
+        self.world = world
+
+    async def cylinder(self, owner: str = "A", **over: Any) -> int:
+        w = self.world
+        district = "410105" if owner == "A" else "410103"
+        values: dict[str, Any] = {
+            "tag": unique("FT"), "barcode": unique("FB"), "stamp": unique("FS"),
+            "owner_company_id": w.companies[owner], "spec": "YSP35.5",
+            "manufacture_date": w.today - dt.timedelta(days=700),
+            "next_inspection_date": w.today + dt.timedelta(days=600),
+            "scrap_date": w.today + dt.timedelta(days=2000), "status": "in_service",
+            "district_code": district, "location_site_id": w.sites[f"STA-{owner}1"],
+        }
+        values.update(over)
+        cols = ", ".join(values)
+        marks = ", ".join(f"${i}" for i in range(1, len(values) + 1))
+        return int(await self.pool.fetchval(
+            f"INSERT INTO cylinders ({cols}) VALUES ({marks}) RETURNING id", *values.values()))
+
+    async def alert(self, company: str = "A", kind: str = "overfill", **over: Any) -> int:
+        w = self.world
+        values: dict[str, Any] = {
+            "kind": kind, "severity": "critical", "subject_type": "cylinder",
+            "subject_id": unique("SUBJ"), "company_id": w.companies[company],
+            "site_id": w.sites[f"STA-{company}1"],
+            "district_code": "410105" if company == "A" else "410103",
+            "first_at": dt.datetime.now(dt.UTC), "last_at": dt.datetime.now(dt.UTC),
+        }
+        values.update(over)
+        cols = ", ".join(values)
+        marks = ", ".join(f"${i}" for i in range(1, len(values) + 1))
+        return int(await self.pool.fetchval(
+            f"INSERT INTO alerts ({cols}) VALUES ({marks}) RETURNING id", *values.values()))
+
+
+@pytest.fixture
+def fresh(pool: Any, world: World) -> Fresh:
+    return Fresh(pool, world)
