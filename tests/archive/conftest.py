@@ -139,3 +139,49 @@ async def run_import(
 def reasons(report: ImportReport) -> dict[int, tuple[str, str]]:
     """line → (column, reason) of every rejected row."""
     return {r.line: (r.column, r.reason) for r in report.rejected}
+
+
+async def new_company(pool: asyncpg.Pool, district: str = "410105") -> tuple[str, int]:
+    """A company of one's own (unique code), for tests that export "everything of X"."""
+    code = f"ARCX-{secrets.token_hex(4).upper()}"
+    cid = await pool.fetchval(
+        "INSERT INTO companies (code, name, district_code) VALUES ($1, $2, $3) RETURNING id",
+        code, f"导出测试{code}", district,
+    )
+    return code, int(cid)
+
+
+@pytest.fixture
+async def archive_client(aiohttp_client: Any, settings: Settings, world: World) -> Any:
+    """An app with the real middlewares (errors, auth), login and the archive routes only.
+
+    The archive endpoints need nothing else, and building just these keeps their tests
+    independent of features (websockets, pages) being changed in parallel.
+    """
+    from collections.abc import AsyncIterator
+
+    from aiohttp import web
+
+    from server import auth
+    from server.api import archive
+    from server.app import connect_redis
+    from server.db.pool import create_pool
+    from server.errors import error_middleware
+    from server.keys import POOL, REDIS, SETTINGS
+
+    async def services(app: web.Application) -> AsyncIterator[None]:
+        app[POOL] = await create_pool(settings)
+        app[REDIS] = await connect_redis(settings)
+        yield
+        await app[REDIS].aclose()
+        await app[POOL].close()
+
+    app = web.Application(
+        middlewares=[error_middleware, auth.auth_middleware],
+        client_max_size=settings.http.max_upload_mb * 1024 * 1024,
+    )
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(services)
+    app.router.add_routes(auth.routes())
+    app.router.add_routes(archive.routes())
+    return await aiohttp_client(app)
