@@ -134,21 +134,18 @@ async def _worker_main(
 
 
 async def _start_bridge(settings: Settings, bus: Any) -> Any:
-    """Forward this process's bus to Redis (realtime's bridge) when that module offers it.
+    """Forward this process's bus to Redis (realtime's bridge) so server processes see it.
 
-    Returns an async closer or None. The bridge belongs to ``realtime``; a worker process
-    without it still stores everything, only live views in other processes miss events.
+    Returns an async closer or None. A worker without Redis still stores everything; only
+    live views in other processes miss its events (the bridge itself retries Redis).
     """
     try:
-        from realtime import bridge as rt_bridge  # type: ignore[attr-defined]
-    except ImportError:
+        from realtime.bridge import attach_publisher
+    except ImportError:  # pragma: no cover - realtime is part of the platform
         log.warning("realtime.bridge not available: live events of this worker stay local")
         return None
-    start = getattr(rt_bridge, "start_publisher", None)
-    if start is None:
-        log.warning("realtime.bridge has no start_publisher(): live events stay local")
-        return None
-    return await start(settings, bus)
+    publisher = await attach_publisher(bus, settings)
+    return publisher.aclose
 
 
 async def _serve_metrics(worker: Any, port: int) -> Any:

@@ -14,6 +14,7 @@ client aiomqtt wraps (``client._client``) — the only private access in ingest,
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -151,6 +152,8 @@ class AiomqttTransport:
             timeout=timeout_s,
             max_inflight_messages=OUTGOING_INFLIGHT,
             tls_context=tls_context,
+            # auth replies are tiny and latency-bound: never let Nagle hold them back
+            socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
             logger=logging.getLogger("ingest.mqtt"),
         )
         self._paho: paho.Client = self._client._client  # private: see module docstring

@@ -338,15 +338,16 @@ class IngestWorker:
             # only inside the gun's own reply space: a device must not be able to make the
             # platform publish "allow" onto another gun's topic
             topic = incoming.response_topic
+        self.metrics.auth_requests += 1
+        if not outcome.decision.allowed:
+            self.metrics.auth_denied += 1
         transport = self._transport
         if transport is not None:
             try:
                 await transport.publish(topic, reply, 1, correlation_data=incoming.correlation_data)
             except TransportError as exc:
                 log.warning("ingest %s: auth reply to %s not sent: %s", self.client_id, topic, exc)
-        self.metrics.auth_requests += 1
-        if not outcome.decision.allowed:
-            self.metrics.auth_denied += 1
+        # receipt → broker's PUBACK of the reply: an upper bound of what the gun waits
         self.metrics.auth_latency.add(time.perf_counter() - started)
         item.auth = outcome
         self._enqueue(item, slot)
