@@ -354,48 +354,59 @@ class ComplianceBounds:
         )
 
 
-def _conditions(alias: str, q: Sql, b: ComplianceBounds) -> dict[str, str]:
-    a = f"{alias}." if alias else ""
-    t = q.add(b.today)
-    scrapped = f"({a}status = 'scrapped' OR {a}scrap_date <= {t})"
-    overdue = f"({a}next_inspection_date IS NULL OR {a}next_inspection_date < {t})"
-    scrap_due = f"({a}scrap_date <= {q.add(b.scrap_due_until)})"
-    insp_due = f"({a}next_inspection_date <= {q.add(b.inspection_due_until)})"
-    return {
-        "scrapped": scrapped,
-        "overdue": overdue,
-        "scrap_due": scrap_due,
-        "inspection_due": insp_due,
-    }
+class _Conditions:
+    """The four date predicates, each adding its parameter only when used (asyncpg refuses
+    parameters a statement does not reference)."""
+
+    def __init__(self, alias: str, q: Sql, b: ComplianceBounds) -> None:
+        self.a = f"{alias}." if alias else ""
+        self.q = q
+        self.b = b
+        self._params: dict[str, str] = {}
+
+    def _p(self, name: str) -> str:
+        if name not in self._params:
+            self._params[name] = self.q.add(getattr(self.b, name))
+        return self._params[name]
+
+    def scrapped(self) -> str:
+        return f"({self.a}status = 'scrapped' OR {self.a}scrap_date <= {self._p('today')})"
+
+    def overdue(self) -> str:
+        a = self.a
+        return f"({a}next_inspection_date IS NULL OR {a}next_inspection_date < {self._p('today')})"
+
+    def scrap_due(self) -> str:
+        return f"({self.a}scrap_date <= {self._p('scrap_due_until')})"
+
+    def inspection_due(self) -> str:
+        return f"({self.a}next_inspection_date <= {self._p('inspection_due_until')})"
 
 
 def compliance_case(alias: str, q: Sql, b: ComplianceBounds) -> str:
     """SQL CASE giving the compliance status (DESIGN §4 precedence)."""
-    c = _conditions(alias, q, b)
+    c = _Conditions(alias, q, b)
     return (
-        f"CASE WHEN {c['scrapped']} THEN 'scrapped' WHEN {c['overdue']} THEN 'overdue' "
-        f"WHEN {c['scrap_due']} THEN 'scrap_due' WHEN {c['inspection_due']} THEN 'inspection_due' "
+        f"CASE WHEN {c.scrapped()} THEN 'scrapped' WHEN {c.overdue()} THEN 'overdue' "
+        f"WHEN {c.scrap_due()} THEN 'scrap_due' WHEN {c.inspection_due()} THEN 'inspection_due' "
         "ELSE 'ok' END"
     )
 
 
 def compliance_where(status: str, alias: str, q: Sql, b: ComplianceBounds) -> str:
     """A WHERE predicate selecting one compliance status, written so date indexes can help."""
-    c = _conditions(alias, q, b)
-    not_scrapped = f"NOT {c['scrapped']}"
-    not_overdue = f"NOT {c['overdue']}"
+    c = _Conditions(alias, q, b)
     if status == "scrapped":
-        return c["scrapped"]
+        return c.scrapped()
+    live = f"NOT {c.scrapped()} AND NOT {c.overdue()}"
     if status == "overdue":
-        return f"({c['overdue']} AND {not_scrapped})"
+        return f"({c.overdue()} AND NOT {c.scrapped()})"
     if status == "scrap_due":
-        return f"({c['scrap_due']} AND {not_scrapped} AND {not_overdue})"
+        return f"({c.scrap_due()} AND {live})"
     if status == "inspection_due":
-        return (
-            f"({c['inspection_due']} AND NOT {c['scrap_due']} AND {not_scrapped} AND {not_overdue})"
-        )
+        return f"({c.inspection_due()} AND NOT {c.scrap_due()} AND {live})"
     if status == "ok":
-        return f"(NOT {c['inspection_due']} AND NOT {c['scrap_due']} AND {not_scrapped} AND {not_overdue})"
+        return f"(NOT {c.inspection_due()} AND NOT {c.scrap_due()} AND {live})"
     raise ValueError(status)
 
 

@@ -428,6 +428,8 @@ async def create_cylinder(request: web.Request) -> web.Response:
     if (body.owner_company_id is None) == (body.owner_code is None):
         raise bad_field("owner_company_id", "give exactly one of owner_company_id or owner_code")
     rules = settings.dates
+    if body.last_inspection_date is not None and body.last_inspection_date < body.manufacture_date:
+        raise bad_field("last_inspection_date", "is before manufacture_date")
     try:
         next_insp = body.next_inspection_date or derive_next_inspection(
             body.manufacture_date, body.last_inspection_date, rules
