@@ -39,8 +39,14 @@ MOSQUITTO_CONF = ROOT / "config" / "mosquitto.conf"
 
 # Two districts as simple squares (lon/lat), like the platform tests' world.
 DISTRICTS = {
-    "410105": ("金水区", [[113.60, 34.75], [113.70, 34.75], [113.70, 34.85], [113.60, 34.85], [113.60, 34.75]]),
-    "410103": ("二七区", [[113.60, 34.65], [113.70, 34.65], [113.70, 34.75], [113.60, 34.75], [113.60, 34.65]]),
+    "410105": (
+        "金水区",
+        [[113.60, 34.75], [113.70, 34.75], [113.70, 34.85], [113.60, 34.85], [113.60, 34.75]],
+    ),
+    "410103": (
+        "二七区",
+        [[113.60, 34.65], [113.70, 34.65], [113.70, 34.75], [113.60, 34.75], [113.60, 34.65]],
+    ),
 }
 INSIDE = (34.80, 113.65)  # 金水区
 INSIDE_2 = (34.70, 113.65)  # 二七区
@@ -105,13 +111,19 @@ async def seed_world(conn: asyncpg.Connection) -> World:
     for code, (name, ring) in DISTRICTS.items():
         await conn.execute(
             "INSERT INTO districts (code, name, boundary) VALUES ($1, $2, $3)",
-            code, name, {"type": "Polygon", "coordinates": [ring]},
+            code,
+            name,
+            {"type": "Polygon", "coordinates": [ring]},
         )
     for key, district in (("A", "410105"), ("B", "410103"), ("C", "410105")):
         w.companies[key] = await conn.fetchval(
             """INSERT INTO companies (code, name, district_code, licence_no, licence_expiry)
                VALUES ($1, $2, $3, $4, $5) RETURNING id""",
-            f"CO-{key}", f"燃气{key}公司", district, f"LIC-{key}", today + dt.timedelta(days=400),
+            f"CO-{key}",
+            f"燃气{key}公司",
+            district,
+            f"LIC-{key}",
+            today + dt.timedelta(days=400),
         )
     for code, kind, comp, district, lat, expiry, storage in (
         ("STA-A1", "filling_station", "A", "410105", 34.80, today + dt.timedelta(days=300), None),
@@ -123,8 +135,15 @@ async def seed_world(conn: asyncpg.Connection) -> World:
             """INSERT INTO sites (code, name, kind, company_id, district_code, lat, lon,
                                   licence_no, licence_expiry, permitted_full_storage)
                VALUES ($1, $2, $3, $4, $5, $6, 113.65, $7, $8, $9) RETURNING id""",
-            code, f"站点{code}", kind, w.companies[comp], district, lat,
-            f"FL-{code}" if expiry else None, expiry, storage,
+            code,
+            f"站点{code}",
+            kind,
+            w.companies[comp],
+            district,
+            lat,
+            f"FL-{code}" if expiry else None,
+            expiry,
+            storage,
         )
     w.customers["CUST-A1"] = await conn.fetchval(
         """INSERT INTO customers (company_id, account_no, name, district_code, lat, lon)
@@ -142,12 +161,18 @@ async def seed_world(conn: asyncpg.Connection) -> World:
         w.devices[device_id] = await conn.fetchval(
             """INSERT INTO devices (device_id, kind, company_id, site_id, active)
                VALUES ($1, $2, $3, $4, $5) RETURNING id""",
-            device_id, kind, w.companies[comp], w.sites.get(site or ""), active,
+            device_id,
+            kind,
+            w.companies[comp],
+            w.sites.get(site or ""),
+            active,
         )
     await conn.execute(
         """INSERT INTO entrustments (owner_company_id, filler_company_id, valid_from)
            VALUES ($1, $2, $3)""",
-        w.companies["C"], w.companies["A"], today - dt.timedelta(days=10),
+        w.companies["C"],
+        w.companies["A"],
+        today - dt.timedelta(days=10),
     )
     cylinders = [(f"TAG-A{i}", "A", "in_service", 500) for i in range(1, 21)]
     cylinders += [
@@ -158,13 +183,20 @@ async def seed_world(conn: asyncpg.Connection) -> World:
     ]
     for tag, comp, status, days in cylinders:
         w.cylinders[tag] = await conn.fetchval(
-            """INSERT INTO cylinders (tag, stamp, barcode, owner_company_id, spec, volume_l, tare_kg,
+            """INSERT INTO cylinders (tag, stamp, barcode, owner_company_id, spec, volume_l,
+                   tare_kg,
                    manufacture_date, next_inspection_date, scrap_date, status, district_code,
                    location_site_id)
                VALUES ($1, $2, $3, $4, 'YSP35.5', 35.5, 15.5, $5, $6, $7, $8, '410105', $9)
                RETURNING id""",
-            tag, f"ST-{tag}", f"BC-{tag}", w.companies[comp], today - dt.timedelta(days=3 * 365),
-            today + dt.timedelta(days=days), today + dt.timedelta(days=5 * 365), status,
+            tag,
+            f"ST-{tag}",
+            f"BC-{tag}",
+            w.companies[comp],
+            today - dt.timedelta(days=3 * 365),
+            today + dt.timedelta(days=days),
+            today + dt.timedelta(days=5 * 365),
+            status,
             w.sites["STA-A1"],
         )
     return w
@@ -195,18 +227,20 @@ async def env() -> AsyncIterator[Env]:
     broker = Mosquitto()
     broker.start()
     environ = dict(os.environ)
-    environ.update({
-        "CYL_DATABASE_URL": dsn,
-        "CYL_MQTT_URL": broker.url,
-        "CYL_INGEST__SHARED_GROUP": f"test{token}",
-        "CYL_INGEST__CLIENT_ID_PREFIX": f"test-{token}",
-        # sessions of stopped test workers must not linger on the machine's broker
-        "CYL_INGEST__SESSION_EXPIRY_S": "300",
-        "CYL_INGEST__BATCH_MAX_MS": "50",
-        "CYL_INGEST__HOUSEKEEPING_INTERVAL_S": "3600",
-        "CYL_INGEST__RECONNECT_MIN_S": "0.2",
-        "CYL_INGEST__RECONNECT_MAX_S": "2",
-    })
+    environ.update(
+        {
+            "CYL_DATABASE_URL": dsn,
+            "CYL_MQTT_URL": broker.url,
+            "CYL_INGEST__SHARED_GROUP": f"test{token}",
+            "CYL_INGEST__CLIENT_ID_PREFIX": f"test-{token}",
+            # sessions of stopped test workers must not linger on the machine's broker
+            "CYL_INGEST__SESSION_EXPIRY_S": "300",
+            "CYL_INGEST__BATCH_MAX_MS": "50",
+            "CYL_INGEST__HOUSEKEEPING_INTERVAL_S": "3600",
+            "CYL_INGEST__RECONNECT_MIN_S": "0.2",
+            "CYL_INGEST__RECONNECT_MAX_S": "2",
+        }
+    )
     settings = load_settings(environ=environ)
     await migrate(settings, dsn)
     pool = await create_pool(settings, dsn=dsn)
@@ -242,7 +276,11 @@ async def running_worker(
 
 
 async def publish(
-    url: str, messages: list[tuple[str, Any]], *, qos: int = 1, properties: Any = None,
+    url: str,
+    messages: list[tuple[str, Any]],
+    *,
+    qos: int = 1,
+    properties: Any = None,
     client_id: str | None = None,
 ) -> None:
     """Publish (topic, payload) pairs; dict payloads are JSON-encoded, bytes sent as they are."""
@@ -250,9 +288,15 @@ async def publish(
 
     addr = parse_mqtt_url(url)
     async with aiomqtt.Client(
-        addr.host, addr.port, username=addr.username, password=addr.password,
-        identifier=client_id, protocol=aiomqtt.ProtocolVersion.V5, max_inflight_messages=1000,
+        addr.host,
+        addr.port,
+        username=addr.username,
+        password=addr.password,
+        identifier=client_id,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        max_inflight_messages=1000,
     ) as client:
+        client.pending_calls_threshold = 100_000  # a burst is the point here
         pending = []
         for topic, payload in messages:
             body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
@@ -264,15 +308,21 @@ async def publish(
 
 
 async def eventually(
-    check: Callable[[], Awaitable[Any]], timeout: float = 20.0, interval: float = 0.1
+    check: Callable[[], Awaitable[Any]],
+    timeout: float = 20.0,  # noqa: ASYNC109 - a polling deadline, not a cancel scope
+    interval: float = 0.1,
 ) -> Any:
     """Poll *check* until it returns a truthy value; fail with its last value otherwise."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
+        try:
+            last = await check()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            last = exc  # a service restarting under the test: poll again
+        else:
+            if last:
+                return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s (last value: {last!r})")
 
@@ -316,7 +366,10 @@ class Mosquitto:
             )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
+            ):
                 return
             if self.proc.poll() is not None:
                 raise RuntimeError(f"mosquitto exited: {self.log.read_text()[-2000:]}")

@@ -62,7 +62,9 @@ async def replies(url: str) -> AsyncIterator[asyncio.Queue[aiomqtt.Message]]:
                 await task
 
 
-async def reply_for(queue: asyncio.Queue[aiomqtt.Message], msg_id: str) -> tuple[Any, dict[str, Any]]:
+async def reply_for(
+    queue: asyncio.Queue[aiomqtt.Message], msg_id: str
+) -> tuple[Any, dict[str, Any]]:
     while True:
         m = await asyncio.wait_for(queue.get(), 10)
         body = orjson.loads(m.payload)  # type: ignore[arg-type]
@@ -84,41 +86,58 @@ async def test_a_redelivered_message_is_stored_once(env: Env, live: Any) -> None
     fill = {"msg_id": mid(), "ts": now_ms(), "tag": "TAG-A20", "net_kg": 14.6}
     await publish(env.mqtt_url, [("cyl/v1/vehicle/VEH-A1/position", pos)] * 3)
     await publish(env.mqtt_url, [("cyl/v1/gun/GUN-A1/fill", fill)] * 2)
-    await eventually(lambda: count(env.pool, "SELECT count(*) FROM fills WHERE msg_id = $1",
-                                   fill["msg_id"]))
+    await eventually(
+        lambda: count(env.pool, "SELECT count(*) FROM fills WHERE msg_id = $1", fill["msg_id"])
+    )
     await eventually(lambda: asyncio.sleep(0, worker.metrics.duplicates - before >= 3))
-    assert await count(env.pool, "SELECT count(*) FROM positions WHERE msg_id = $1", pos["msg_id"]) == 1
-    assert await count(env.pool, "SELECT count(*) FROM fills WHERE msg_id = $1", fill["msg_id"]) == 1
+    assert (
+        await count(env.pool, "SELECT count(*) FROM positions WHERE msg_id = $1", pos["msg_id"])
+        == 1
+    )
+    assert (
+        await count(env.pool, "SELECT count(*) FROM fills WHERE msg_id = $1", fill["msg_id"]) == 1
+    )
     # the trajectory too: one fill event, not two
-    assert await count(env.pool, "SELECT count(*) FROM events WHERE msg_id = $1", fill["msg_id"]) == 1
+    assert (
+        await count(env.pool, "SELECT count(*) FROM events WHERE msg_id = $1", fill["msg_id"]) == 1
+    )
 
 
-async def test_bad_messages_are_dead_lettered_and_the_worker_carries_on(env: Env, live: Any) -> None:
+async def test_bad_messages_are_dead_lettered_and_the_worker_carries_on(
+    env: Env, live: Any
+) -> None:
     worker, _ = live
     tag = mid()[:8]
     bad = [
-        (f"cyl/v1/gun/GUN-A1/fill", b"{definitely not json"),
-        (f"cyl/v1/gun/GUN-A1/fill", {"msg_id": mid(), "ts": now_ms(), "tag": tag}),
-        (f"cyl/v1/gun/GUN-A1/fill", {"msg_id": mid(), "ts": now_ms(), "tag": tag, "net_kg": 900}),
-        (f"cyl/v1/gun/NO-SUCH-GUN/fill", {"msg_id": mid(), "ts": now_ms(), "tag": tag, "net_kg": 1}),
-        (f"cyl/v1/gun/GUN-OFF/fill", {"msg_id": mid(), "ts": now_ms(), "tag": tag, "net_kg": 1}),
-        (f"cyl/v1/handheld/GUN-A1/scan", {"msg_id": mid(), "ts": now_ms(), "tag": tag,
-                                          "action": "deliver"}),
+        ("cyl/v1/gun/GUN-A1/fill", b"{definitely not json"),
+        ("cyl/v1/gun/GUN-A1/fill", {"msg_id": mid(), "ts": now_ms(), "tag": tag}),
+        ("cyl/v1/gun/GUN-A1/fill", {"msg_id": mid(), "ts": now_ms(), "tag": tag, "net_kg": 900}),
+        (
+            "cyl/v1/gun/NO-SUCH-GUN/fill",
+            {"msg_id": mid(), "ts": now_ms(), "tag": tag, "net_kg": 1},
+        ),
+        ("cyl/v1/gun/GUN-OFF/fill", {"msg_id": mid(), "ts": now_ms(), "tag": tag, "net_kg": 1}),
+        (
+            "cyl/v1/handheld/GUN-A1/scan",
+            {"msg_id": mid(), "ts": now_ms(), "tag": tag, "action": "deliver"},
+        ),
         (f"cyl/v1/valve/NOT-A-TAG-{tag}/telemetry", {"msg_id": mid(), "ts": now_ms()}),
         (f"cyl/v1/toaster/{tag}/status", {"online": True, "ts": now_ms()}),
-        (f"cyl/v1/vehicle/VEH-A1/position", {"msg_id": mid(), "ts": now_ms(), "lat": 95,
-                                             "lon": 1}),
+        ("cyl/v1/vehicle/VEH-A1/position", {"msg_id": mid(), "ts": now_ms(), "lat": 95, "lon": 1}),
     ]
     before = sum(worker.metrics.dead_letters.values())
     await publish(env.mqtt_url, bad)
     good = {"msg_id": mid(), "ts": now_ms(), "lat": INSIDE[0], "lon": INSIDE[1]}
     await publish(env.mqtt_url, [("cyl/v1/vehicle/VEH-A1/position", good)])
-    await eventually(lambda: count(env.pool, "SELECT count(*) FROM positions WHERE msg_id = $1",
-                                   good["msg_id"]))
+    await eventually(
+        lambda: count(env.pool, "SELECT count(*) FROM positions WHERE msg_id = $1", good["msg_id"])
+    )
     reasons = [
-        r["reason"] for r in await env.pool.fetch(
+        r["reason"]
+        for r in await env.pool.fetch(
             "SELECT reason FROM dead_letters WHERE received_at > now() - interval '1 minute'"
-            " ORDER BY received_at")
+            " ORDER BY received_at"
+        )
     ]
     text = "\n".join(reasons)
     assert "not JSON" in text
@@ -131,7 +150,8 @@ async def test_bad_messages_are_dead_lettered_and_the_worker_carries_on(env: Env
     assert f"unknown topic: cyl/v1/toaster/{tag}/status" in text
     assert "$.lat" in text
     raw = await env.pool.fetchval(
-        "SELECT payload FROM dead_letters WHERE reason LIKE 'not JSON%' ORDER BY received_at DESC")
+        "SELECT payload FROM dead_letters WHERE reason LIKE 'not JSON%' ORDER BY received_at DESC"
+    )
     assert raw == b"{definitely not json"
     assert sum(worker.metrics.dead_letters.values()) - before == len(bad)
     assert worker.metrics.dead_letters["unknown device"] >= 4
@@ -170,7 +190,9 @@ async def test_a_gun_gets_a_decision_with_every_reason(env: Env, live: Any) -> N
             assert abs(body["ts"] - now_ms()) < 10_000
             if tag == "TAG-A1":
                 assert body["cylinder"] == {
-                    "stamp": "ST-TAG-A1", "spec": "YSP35.5", "max_fill_kg": 14.9,
+                    "stamp": "ST-TAG-A1",
+                    "spec": "YSP35.5",
+                    "max_fill_kg": 14.9,
                     "next_inspection": (env.world.today + dt.timedelta(days=500)).isoformat(),
                 }
             if tag == "NO-SUCH-TAG":
@@ -181,8 +203,11 @@ async def test_a_gun_gets_a_decision_with_every_reason(env: Env, live: Any) -> N
 async def test_refusals_are_stored_counted_and_alerted(env: Env, live: Any) -> None:
     station = env.world.sites["STA-A1"]
     before = await count(
-        env.pool, "SELECT coalesce(sum(count), 0) FROM fill_denials_daily"
-        " WHERE station_id = $1 AND reason = 'not_owner'", station)
+        env.pool,
+        "SELECT coalesce(sum(count), 0) FROM fill_denials_daily"
+        " WHERE station_id = $1 AND reason = 'not_owner'",
+        station,
+    )
     req = {"msg_id": mid(), "ts": now_ms(), "tag": "TAG-B1"}
     async with replies(env.mqtt_url) as queue:
         await publish(env.mqtt_url, [("cyl/v1/gun/GUN-A1/auth", req)] * 2)  # + a redelivery
@@ -194,10 +219,15 @@ async def test_refusals_are_stored_counted_and_alerted(env: Env, live: Any) -> N
     assert ev["site_id"] == station and ev["device_id"] == "GUN-A1"
     await asyncio.sleep(0.3)
     after = await count(
-        env.pool, "SELECT coalesce(sum(count), 0) FROM fill_denials_daily"
-        " WHERE station_id = $1 AND reason = 'not_owner'", station)
+        env.pool,
+        "SELECT coalesce(sum(count), 0) FROM fill_denials_daily"
+        " WHERE station_id = $1 AND reason = 'not_owner'",
+        station,
+    )
     assert after - before == 1  # the redelivered request is not a second attempt
-    alert = await row(env, "SELECT * FROM alerts WHERE kind = 'fill_denied' AND subject_id = 'TAG-B1'")
+    alert = await row(
+        env, "SELECT * FROM alerts WHERE kind = 'fill_denied' AND subject_id = 'TAG-B1'"
+    )
     assert alert["details"]["reasons"] == ["not_owner"]
     assert alert["site_id"] == station and alert["district_code"] == "410105"
     assert alert["state"] == "open"
@@ -219,7 +249,9 @@ async def test_an_unregistered_gun_is_refused_and_dead_lettered(env: Env, live: 
         _, body = await reply_for(queue, req["msg_id"])
     assert body["decision"] == "deny" and body["reasons"] == ["unknown_station"]
     await row(env, "SELECT 1 FROM dead_letters WHERE topic = 'cyl/v1/gun/ROGUE-GUN/auth'")
-    assert await count(env.pool, "SELECT count(*) FROM events WHERE msg_id = $1", req["msg_id"]) == 0
+    assert (
+        await count(env.pool, "SELECT count(*) FROM events WHERE msg_id = $1", req["msg_id"]) == 0
+    )
 
 
 async def test_mqtt5_response_topic_and_correlation_data_are_honoured(env: Env, live: Any) -> None:
@@ -250,23 +282,28 @@ async def test_fill_authorization_latency(env: Env, live: Any) -> None:
     port = int(env.mqtt_url.rsplit(":", 1)[1])
     latencies: list[float] = []
     nodelay = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
-    async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5,
-                              socket_options=nodelay) as gun:
+    async with aiomqtt.Client(
+        "127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5, socket_options=nodelay
+    ) as gun:
         await gun.subscribe("cyl/v1/gun/GUN-A1/auth/reply", 1)
         for i in range(200):
             msg_id = mid()
             t0 = time.perf_counter()
-            await gun.publish("cyl/v1/gun/GUN-A1/auth",
-                              orjson.dumps({"msg_id": msg_id, "ts": now_ms(),
-                                            "tag": f"TAG-A{1 + i % 19}"}), qos=1)
+            await gun.publish(
+                "cyl/v1/gun/GUN-A1/auth",
+                orjson.dumps({"msg_id": msg_id, "ts": now_ms(), "tag": f"TAG-A{1 + i % 19}"}),
+                qos=1,
+            )
             async for m in gun.messages:
                 if orjson.loads(m.payload)["msg_id"] == msg_id:  # type: ignore[arg-type]
                     break
             latencies.append(time.perf_counter() - t0)
     latencies.sort()
     p99 = latencies[int(len(latencies) * 0.99) - 1]
-    print(f"auth publish-to-reply p50={latencies[len(latencies) // 2] * 1000:.1f} ms "
-          f"p99={p99 * 1000:.1f} ms")
+    print(
+        f"auth publish-to-reply p50={latencies[len(latencies) // 2] * 1000:.1f} ms "
+        f"p99={p99 * 1000:.1f} ms"
+    )
     assert p99 < 0.050
 
 
@@ -276,9 +313,17 @@ async def test_fill_authorization_latency(env: Env, live: Any) -> None:
 async def test_a_fill_makes_the_cylinder_full_at_the_station(env: Env, live: Any) -> None:
     _, seen = live
     w = env.world
-    fill = {"msg_id": mid(), "ts": now_ms(), "tag": "TAG-A4", "net_kg": 14.7, "tare_kg": 15.5,
-            "gross_kg": 30.2, "operator": "李四", "pre_check": {"valve": True},
-            "post_check": {"leak": True}}
+    fill = {
+        "msg_id": mid(),
+        "ts": now_ms(),
+        "tag": "TAG-A4",
+        "net_kg": 14.7,
+        "tare_kg": 15.5,
+        "gross_kg": 30.2,
+        "operator": "李四",
+        "pre_check": {"valve": True},
+        "post_check": {"leak": True},
+    }
     await publish(env.mqtt_url, [("cyl/v1/gun/GUN-A1/fill", fill)])
     f = await row(env, "SELECT * FROM fills WHERE msg_id = $1", fill["msg_id"])
     assert f["station_id"] == w.sites["STA-A1"] and f["company_id"] == w.companies["A"]
@@ -287,12 +332,17 @@ async def test_a_fill_makes_the_cylinder_full_at_the_station(env: Env, live: Any
     assert float(f["net_kg"]) == 14.7
     c = await env.pool.fetchrow("SELECT * FROM cylinders WHERE tag = 'TAG-A4'")
     assert c["fill_state"] == "full" and c["location_kind"] == "site"
-    assert c["location_site_id"] == w.sites["STA-A1"] and c["last_fill_site_id"] == w.sites["STA-A1"]
+    assert (
+        c["location_site_id"] == w.sites["STA-A1"] and c["last_fill_site_id"] == w.sites["STA-A1"]
+    )
     assert c["last_fill_at"] == f["ts"]
     ev = await env.pool.fetchrow("SELECT * FROM events WHERE msg_id = $1", fill["msg_id"])
     assert ev["kind"] == "fill" and ev["biz_step"] == "urn:cylwatch:bizstep:filling"
-    live_fill = await eventually(lambda: asyncio.sleep(0, [
-        e for e in seen if e.channel == "fills" and e.data["tag"] == "TAG-A4"]))
+    live_fill = await eventually(
+        lambda: asyncio.sleep(
+            0, [e for e in seen if e.channel == "fills" and e.data["tag"] == "TAG-A4"]
+        )
+    )
     data = live_fill[0].data
     assert data["net_kg"] == 14.7 and data["station_id"] == w.sites["STA-A1"]
     assert data["district"] == "410105" and data["assessment"] == "ok"
@@ -305,52 +355,88 @@ async def test_overfill_underfill_and_repeat_fill_raise_alerts(env: Env, live: A
     msgs = [
         ("cyl/v1/gun/GUN-A1/fill", {"msg_id": mid(), "ts": t, "tag": "TAG-A5", "net_kg": 15.3}),
         ("cyl/v1/gun/GUN-A1/fill", {"msg_id": mid(), "ts": t, "tag": "TAG-A6", "net_kg": 13.0}),
-        ("cyl/v1/gun/GUN-A1/fill", {"msg_id": mid(), "ts": t - 3600_000, "tag": "TAG-A7",
-                                    "net_kg": 14.8}),
+        (
+            "cyl/v1/gun/GUN-A1/fill",
+            {"msg_id": mid(), "ts": t - 3600_000, "tag": "TAG-A7", "net_kg": 14.8},
+        ),
     ]
     await publish(env.mqtt_url, msgs)
     await eventually(lambda: count(env.pool, "SELECT count(*) FROM fills WHERE tag = 'TAG-A7'"))
-    await publish(env.mqtt_url, [
-        ("cyl/v1/gun/GUN-A1/fill", {"msg_id": mid(), "ts": t, "tag": "TAG-A7", "net_kg": 14.8})
-    ])
+    await publish(
+        env.mqtt_url,
+        [("cyl/v1/gun/GUN-A1/fill", {"msg_id": mid(), "ts": t, "tag": "TAG-A7", "net_kg": 14.8})],
+    )
     over = await row(env, "SELECT * FROM alerts WHERE kind = 'overfill' AND subject_id = 'TAG-A5'")
     assert over["severity"] == "critical" and over["details"]["net_kg"] == 15.3
-    under = await row(env, "SELECT * FROM alerts WHERE kind = 'underfill' AND subject_id = 'TAG-A6'")
+    under = await row(
+        env, "SELECT * FROM alerts WHERE kind = 'underfill' AND subject_id = 'TAG-A6'"
+    )
     assert under["site_id"] == env.world.sites["STA-A1"]
-    rep = await row(env, "SELECT * FROM alerts WHERE kind = 'repeat_fill' AND subject_id = 'TAG-A7'")
+    rep = await row(
+        env, "SELECT * FROM alerts WHERE kind = 'repeat_fill' AND subject_id = 'TAG-A7'"
+    )
     assert rep["details"]["previous_fill_at"] is not None
     # a return scan between two fills makes the second one legitimate
-    await publish(env.mqtt_url, [
-        ("cyl/v1/handheld/HH-A1/scan", {"msg_id": mid(), "ts": t + 1000, "tag": "TAG-A5",
-                                        "action": "return"}),
-    ])
-    await eventually(lambda: env.pool.fetchval(
-        "SELECT last_return_at IS NOT NULL FROM cylinders WHERE tag = 'TAG-A5'"))
-    await publish(env.mqtt_url, [
-        ("cyl/v1/gun/GUN-A1/fill", {"msg_id": mid(), "ts": t + 2000, "tag": "TAG-A5",
-                                    "net_kg": 14.9}),
-    ])
-    await eventually(lambda: count(env.pool, "SELECT count(*) FROM fills WHERE tag = 'TAG-A5'") )
+    await publish(
+        env.mqtt_url,
+        [
+            (
+                "cyl/v1/handheld/HH-A1/scan",
+                {"msg_id": mid(), "ts": t + 1000, "tag": "TAG-A5", "action": "return"},
+            ),
+        ],
+    )
+    await eventually(
+        lambda: env.pool.fetchval(
+            "SELECT last_return_at IS NOT NULL FROM cylinders WHERE tag = 'TAG-A5'"
+        )
+    )
+    await publish(
+        env.mqtt_url,
+        [
+            (
+                "cyl/v1/gun/GUN-A1/fill",
+                {"msg_id": mid(), "ts": t + 2000, "tag": "TAG-A5", "net_kg": 14.9},
+            ),
+        ],
+    )
+    await eventually(lambda: count(env.pool, "SELECT count(*) FROM fills WHERE tag = 'TAG-A5'"))
     await asyncio.sleep(0.5)
-    assert await count(env.pool, "SELECT count(*) FROM alerts WHERE kind = 'repeat_fill'"
-                                 " AND subject_id = 'TAG-A5'") == 0
+    assert (
+        await count(
+            env.pool,
+            "SELECT count(*) FROM alerts WHERE kind = 'repeat_fill' AND subject_id = 'TAG-A5'",
+        )
+        == 0
+    )
 
 
 async def test_an_aborted_fill_is_kept_but_the_cylinder_stays_empty(env: Env, live: Any) -> None:
     a = {"msg_id": mid(), "ts": now_ms(), "tag": "TAG-A8", "net_kg": 3.0, "result": "aborted"}
-    b = {"msg_id": mid(), "ts": now_ms(), "tag": "TAG-A9", "net_kg": 14.8,
-         "post_check": {"leak_at_valve": False, "seal": True}}
+    b = {
+        "msg_id": mid(),
+        "ts": now_ms(),
+        "tag": "TAG-A9",
+        "net_kg": 14.8,
+        "post_check": {"leak_at_valve": False, "seal": True},
+    }
     await publish(env.mqtt_url, [("cyl/v1/gun/GUN-A1/fill", a), ("cyl/v1/gun/GUN-A1/fill", b)])
     fa = await row(env, "SELECT * FROM fills WHERE msg_id = $1", a["msg_id"])
     fb = await row(env, "SELECT * FROM fills WHERE msg_id = $1", b["msg_id"])
     assert fa["result"] == "aborted" and fb["result"] == "aborted"
     assert fb["post_check"] == {"leak_at_valve": False, "seal": True}
     states = await env.pool.fetch(
-        "SELECT fill_state, last_fill_at FROM cylinders WHERE tag IN ('TAG-A8', 'TAG-A9')")
+        "SELECT fill_state, last_fill_at FROM cylinders WHERE tag IN ('TAG-A8', 'TAG-A9')"
+    )
     assert all(s["fill_state"] == "empty" and s["last_fill_at"] is None for s in states)
     # an aborted fill is no underfill either
-    assert await count(env.pool, "SELECT count(*) FROM alerts WHERE kind = 'underfill'"
-                                 " AND subject_id = 'TAG-A8'") == 0
+    assert (
+        await count(
+            env.pool,
+            "SELECT count(*) FROM alerts WHERE kind = 'underfill' AND subject_id = 'TAG-A8'",
+        )
+        == 0
+    )
 
 
 # --------------------------------------------------------------------------- scans
@@ -362,22 +448,45 @@ async def test_scans_move_a_cylinder_through_its_life(env: Env, live: Any) -> No
     tag = "TAG-A10"
     steps = [
         ("fill", "cyl/v1/gun/GUN-A1/fill", {"tag": tag, "net_kg": 14.8}),
-        ("dispatch", "cyl/v1/handheld/HH-A1/scan", {"tag": tag, "action": "dispatch",
-                                                     "site": "STA-A1"}),
-        ("deliver", "cyl/v1/handheld/HH-A1/scan", {"tag": tag, "action": "deliver",
-                                                    "customer": "CUST-A1", "lat": INSIDE_2[0],
-                                                    "lon": INSIDE_2[1]}),
-        ("return", "cyl/v1/handheld/HH-A1/scan", {"tag": tag, "action": "return",
-                                                   "site": "STORE-A1"}),
+        (
+            "dispatch",
+            "cyl/v1/handheld/HH-A1/scan",
+            {"tag": tag, "action": "dispatch", "site": "STA-A1"},
+        ),
+        (
+            "deliver",
+            "cyl/v1/handheld/HH-A1/scan",
+            {
+                "tag": tag,
+                "action": "deliver",
+                "customer": "CUST-A1",
+                "lat": INSIDE_2[0],
+                "lon": INSIDE_2[1],
+            },
+        ),
+        (
+            "return",
+            "cyl/v1/handheld/HH-A1/scan",
+            {"tag": tag, "action": "return", "site": "STORE-A1"},
+        ),
         ("transfer", "cyl/v1/handheld/HH-A1/scan", {"tag": tag, "action": "transfer"}),
-        ("receive", "cyl/v1/handheld/HH-A1/scan", {"tag": tag, "action": "receive",
-                                                    "site": "STA-A1"}),
+        (
+            "receive",
+            "cyl/v1/handheld/HH-A1/scan",
+            {"tag": tag, "action": "receive", "site": "STA-A1"},
+        ),
     ]
     expect = {
         "fill": ("full", "site", w.sites["STA-A1"], None, "urn:cylwatch:bizstep:filling", "active"),
         "dispatch": ("full", "vehicle", None, None, "shipping", "in_transit"),
-        "deliver": ("full", "customer", None, w.customers["CUST-A1"], "retail_selling",
-                    "retail_sold"),
+        "deliver": (
+            "full",
+            "customer",
+            None,
+            w.customers["CUST-A1"],
+            "retail_selling",
+            "retail_sold",
+        ),
         "return": ("empty", "site", w.sites["STORE-A1"], None, "receiving", "returned"),
         "transfer": ("empty", "vehicle", None, None, "departing", "in_transit"),
         "receive": ("empty", "site", w.sites["STA-A1"], None, "arriving", "active"),
@@ -409,16 +518,33 @@ async def test_scans_move_a_cylinder_through_its_life(env: Env, live: Any) -> No
 async def test_a_scan_of_an_unknown_tag_or_outside_the_city_raises_alerts(
     env: Env, live: Any
 ) -> None:
-    await publish(env.mqtt_url, [
-        ("cyl/v1/handheld/HH-A1/scan", {"msg_id": mid(), "ts": now_ms(), "tag": "BLACK-1",
-                                        "action": "deliver"}),
-        ("cyl/v1/handheld/HH-A1/scan", {"msg_id": mid(), "ts": now_ms(), "tag": "TAG-A11",
-                                        "action": "deliver", "lat": OUTSIDE[0],
-                                        "lon": OUTSIDE[1]}),
-    ])
-    unknown = await row(env, "SELECT * FROM alerts WHERE kind = 'unknown_tag' AND subject_id = 'BLACK-1'")
+    await publish(
+        env.mqtt_url,
+        [
+            (
+                "cyl/v1/handheld/HH-A1/scan",
+                {"msg_id": mid(), "ts": now_ms(), "tag": "BLACK-1", "action": "deliver"},
+            ),
+            (
+                "cyl/v1/handheld/HH-A1/scan",
+                {
+                    "msg_id": mid(),
+                    "ts": now_ms(),
+                    "tag": "TAG-A11",
+                    "action": "deliver",
+                    "lat": OUTSIDE[0],
+                    "lon": OUTSIDE[1],
+                },
+            ),
+        ],
+    )
+    unknown = await row(
+        env, "SELECT * FROM alerts WHERE kind = 'unknown_tag' AND subject_id = 'BLACK-1'"
+    )
     assert unknown["details"]["via"] == "scan"
-    out = await row(env, "SELECT * FROM alerts WHERE kind = 'out_of_region' AND subject_id = 'TAG-A11'")
+    out = await row(
+        env, "SELECT * FROM alerts WHERE kind = 'out_of_region' AND subject_id = 'TAG-A11'"
+    )
     assert out["lat"] == OUTSIDE[0] and out["cylinder_id"] == env.world.cylinders["TAG-A11"]
 
 
@@ -426,17 +552,35 @@ async def test_full_cylinders_above_permitted_storage_raise_overstock(env: Env, 
     t = now_ms()
     msgs = []
     for i, tag in enumerate(("TAG-A12", "TAG-A13", "TAG-A14")):
-        msgs.append(("cyl/v1/gun/GUN-A1/fill", {"msg_id": mid(), "ts": t + i, "tag": tag,
-                                                "net_kg": 14.8}))
+        msgs.append(
+            ("cyl/v1/gun/GUN-A1/fill", {"msg_id": mid(), "ts": t + i, "tag": tag, "net_kg": 14.8})
+        )
     await publish(env.mqtt_url, msgs)
     await eventually(lambda: count(env.pool, "SELECT count(*) FROM fills WHERE tag = 'TAG-A14'"))
-    assert await count(env.pool, "SELECT count(*) FROM alerts WHERE kind = 'overstock'"
-                                 " AND subject_id = 'STORE-A1'") == 0
-    msgs = [("cyl/v1/handheld/HH-A1/scan", {"msg_id": mid(), "ts": t + 100 + i, "tag": tag,
-                                            "action": "receive", "site": "STORE-A1"})
-            for i, tag in enumerate(("TAG-A12", "TAG-A13", "TAG-A14"))]
+    assert (
+        await count(
+            env.pool,
+            "SELECT count(*) FROM alerts WHERE kind = 'overstock' AND subject_id = 'STORE-A1'",
+        )
+        == 0
+    )
+    msgs = [
+        (
+            "cyl/v1/handheld/HH-A1/scan",
+            {
+                "msg_id": mid(),
+                "ts": t + 100 + i,
+                "tag": tag,
+                "action": "receive",
+                "site": "STORE-A1",
+            },
+        )
+        for i, tag in enumerate(("TAG-A12", "TAG-A13", "TAG-A14"))
+    ]
     await publish(env.mqtt_url, msgs)
-    alert = await row(env, "SELECT * FROM alerts WHERE kind = 'overstock' AND subject_id = 'STORE-A1'")
+    alert = await row(
+        env, "SELECT * FROM alerts WHERE kind = 'overstock' AND subject_id = 'STORE-A1'"
+    )
     assert alert["details"] == {"full": 3, "permitted": 2}
     assert alert["site_id"] == env.world.sites["STORE-A1"]
 
@@ -449,23 +593,39 @@ async def test_valve_telemetry_is_stored_and_a_leak_raises_an_alert(env: Env, li
     t = now_ms()
     leak = env.settings.alerts.leak_ppm_threshold
     msgs = [
-        ("cyl/v1/valve/TAG-A15/telemetry", {"msg_id": mid(), "ts": t, "lat": INSIDE_2[0],
-                                             "lon": INSIDE_2[1], "valve": "open",
-                                             "leak_ppm": leak + 1, "battery_pct": 80}),
+        (
+            "cyl/v1/valve/TAG-A15/telemetry",
+            {
+                "msg_id": mid(),
+                "ts": t,
+                "lat": INSIDE_2[0],
+                "lon": INSIDE_2[1],
+                "valve": "open",
+                "leak_ppm": leak + 1,
+                "battery_pct": 80,
+            },
+        ),
         ("cyl/v1/valve/TAG-A16/telemetry", {"msg_id": mid(), "ts": t, "leak_ppm": leak - 1}),
     ]
     await publish(env.mqtt_url, msgs)
     a = await row(env, "SELECT * FROM alerts WHERE kind = 'leak' AND subject_id = 'TAG-A15'")
     assert a["severity"] == "critical" and a["details"]["leak_ppm"] == leak + 1
-    assert await count(env.pool, "SELECT count(*) FROM alerts WHERE kind = 'leak'"
-                                 " AND subject_id = 'TAG-A16'") == 0
+    assert (
+        await count(
+            env.pool, "SELECT count(*) FROM alerts WHERE kind = 'leak' AND subject_id = 'TAG-A16'"
+        )
+        == 0
+    )
     telem = await row(env, "SELECT * FROM telemetry WHERE tag = 'TAG-A15'")
     assert telem["cylinder_id"] == env.world.cylinders["TAG-A15"] and telem["valve"] == "open"
     c = await env.pool.fetchrow("SELECT * FROM cylinders WHERE tag = 'TAG-A15'")
     assert (c["lat"], c["lon"]) == INSIDE_2 and c["district_code"] == "410103"
     assert c["last_seen_at"] == telem["ts"]
-    positions = await eventually(lambda: asyncio.sleep(0, [
-        e for e in seen if e.channel == "positions" and e.key == "cylinder:TAG-A15"]))
+    positions = await eventually(
+        lambda: asyncio.sleep(
+            0, [e for e in seen if e.channel == "positions" and e.key == "cylinder:TAG-A15"]
+        )
+    )
     assert positions[0].data["kind"] == "cylinder" and positions[0].data["ts"] == t
     alerts = [e for e in seen if e.channel == "alerts" and e.data["subject_id"] == "TAG-A15"]
     assert alerts and alerts[0].data["kind"] == "leak" and alerts[0].data["district"] == "410103"
@@ -475,8 +635,14 @@ async def test_valve_telemetry_is_stored_and_a_leak_raises_an_alert(env: Env, li
 async def test_vehicle_positions_keep_the_latest_fix(env: Env, live: Any) -> None:
     _, seen = live
     t = now_ms()
-    newest = {"msg_id": mid(), "ts": t, "lat": 34.81, "lon": 113.66, "speed_kmh": 30,
-              "heading": 180}
+    newest = {
+        "msg_id": mid(),
+        "ts": t,
+        "lat": 34.81,
+        "lon": 113.66,
+        "speed_kmh": 30,
+        "heading": 180,
+    }
     older = {"msg_id": mid(), "ts": t - 60_000, "lat": 34.71, "lon": 113.61}
     await publish(env.mqtt_url, [("cyl/v1/vehicle/VEH-A1/position", newest)])
     await row(env, "SELECT * FROM positions WHERE msg_id = $1", newest["msg_id"])
@@ -485,15 +651,34 @@ async def test_vehicle_positions_keep_the_latest_fix(env: Env, live: Any) -> Non
     d = await env.pool.fetchrow("SELECT * FROM devices WHERE device_id = 'VEH-A1'")
     assert (d["lat"], d["lon"]) == (34.81, 113.66)
     assert d["online"] is True
-    frames = [e for e in seen if e.channel == "positions" and e.key == "vehicle:VEH-A1"
-              and e.data["ts"] in (t, t - 60_000)]
+    frames = [
+        e
+        for e in seen
+        if e.channel == "positions"
+        and e.key == "vehicle:VEH-A1"
+        and e.data["ts"] in (t, t - 60_000)
+    ]
     assert [f.data["ts"] for f in frames] == [t]  # the late fix never reaches the live map
-    assert frames[0].data == {"kind": "vehicle", "id": "VEH-A1", "lat": 34.81, "lon": 113.66,
-                              "ts": t, "speed_kmh": 30.0, "heading": 180.0}
-    outside = {"msg_id": mid(), "ts": t + 1, "lat": OUTSIDE[0], "lon": OUTSIDE[1],
-               "cargo": ["TAG-A17"]}
+    assert frames[0].data == {
+        "kind": "vehicle",
+        "id": "VEH-A1",
+        "lat": 34.81,
+        "lon": 113.66,
+        "ts": t,
+        "speed_kmh": 30.0,
+        "heading": 180.0,
+    }
+    outside = {
+        "msg_id": mid(),
+        "ts": t + 1,
+        "lat": OUTSIDE[0],
+        "lon": OUTSIDE[1],
+        "cargo": ["TAG-A17"],
+    }
     await publish(env.mqtt_url, [("cyl/v1/vehicle/VEH-A1/position", outside)])
-    a = await row(env, "SELECT * FROM alerts WHERE kind = 'out_of_region' AND subject_id = 'VEH-A1'")
+    a = await row(
+        env, "SELECT * FROM alerts WHERE kind = 'out_of_region' AND subject_id = 'VEH-A1'"
+    )
     assert a["subject_type"] == "vehicle" and a["details"]["cargo"] == ["TAG-A17"]
 
 
@@ -501,27 +686,45 @@ async def test_last_will_offline_marks_the_device_and_alerts(env: Env, live: Any
     _, seen = live
     t = now_ms()
     await publish(env.mqtt_url, [("cyl/v1/gun/GUN-B1/status", {"online": False, "ts": t})])
-    a = await row(env, "SELECT * FROM alerts WHERE kind = 'device_offline' AND subject_id = 'GUN-B1'")
+    a = await row(
+        env, "SELECT * FROM alerts WHERE kind = 'device_offline' AND subject_id = 'GUN-B1'"
+    )
     assert a["site_id"] == env.world.sites["STA-B1"] and a["district_code"] == "410103"
     d = await env.pool.fetchrow("SELECT online, status_at FROM devices WHERE device_id = 'GUN-B1'")
     assert d["online"] is False
-    await eventually(lambda: asyncio.sleep(0, [
-        e for e in seen if e.channel == "devices" and e.data["device_id"] == "GUN-B1"
-        and e.data["online"] is False]))
+    await eventually(
+        lambda: asyncio.sleep(
+            0,
+            [
+                e
+                for e in seen
+                if e.channel == "devices"
+                and e.data["device_id"] == "GUN-B1"
+                and e.data["online"] is False
+            ],
+        )
+    )
     # an older retained "online" must not flip it back
     await publish(env.mqtt_url, [("cyl/v1/gun/GUN-B1/status", {"online": True, "ts": t - 5000})])
     await asyncio.sleep(0.5)
     assert await env.pool.fetchval("SELECT online FROM devices WHERE device_id = 'GUN-B1'") is False
     # a late (buffered) offline from yesterday is stored as state but raises nothing
-    await publish(env.mqtt_url, [("cyl/v1/vehicle/VEH-A1/status",
-                                  {"online": False, "ts": t - 86_400_000})])
+    await publish(
+        env.mqtt_url, [("cyl/v1/vehicle/VEH-A1/status", {"online": False, "ts": t - 86_400_000})]
+    )
     await asyncio.sleep(0.5)
-    assert await count(env.pool, "SELECT count(*) FROM alerts WHERE kind = 'device_offline'"
-                                 " AND subject_id = 'VEH-A1'") == 0
+    assert (
+        await count(
+            env.pool,
+            "SELECT count(*) FROM alerts WHERE kind = 'device_offline' AND subject_id = 'VEH-A1'",
+        )
+        == 0
+    )
     # the gun speaks again: online
     await publish(env.mqtt_url, [("cyl/v1/gun/GUN-B1/status", {"online": True, "ts": t + 1000})])
-    await eventually(lambda: env.pool.fetchval(
-        "SELECT online FROM devices WHERE device_id = 'GUN-B1'"))
+    await eventually(
+        lambda: env.pool.fetchval("SELECT online FROM devices WHERE device_id = 'GUN-B1'")
+    )
 
 
 async def test_metrics_render_in_prometheus_format(env: Env, live: Any) -> None:
