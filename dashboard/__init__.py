@@ -1,7 +1,25 @@
-"""Regulator pages: live map, cylinder search and detail, fills, alerts, reports, admin."""
+"""Regulator pages: live map, cylinder search and detail, fills, alerts, reports, admin.
+
+Mounted by ``server.app.create_app`` through :func:`setup`. Static files (the platform's own
+CSS/JS and the vendored libraries built by ``dashboard/build_assets.py``) are served under
+``/static/``; the big screen and the officer PWA reuse them (paths in ``dashboard/README.md``).
+"""
+
+from __future__ import annotations
 
 from aiohttp import web
 
 
 def setup(app: web.Application) -> None:
-    """Mount the regulator pages and the static assets."""
+    """Mount the regulator pages, their page-data endpoints and the static assets."""
+    from dashboard import data, views
+    from dashboard.render import STATIC_DIR
+
+    app.router.add_routes(views.routes())
+    app.router.add_routes(data.routes())
+    app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)
+    try:
+        from dashboard import mobile
+    except ModuleNotFoundError:  # the officer PWA ships separately
+        return
+    mobile.setup(app)  # idempotent: big_screen.setup may have mounted /m already
