@@ -47,11 +47,11 @@ async def stored(env: Env, ids: list[str]) -> int:
     return await count(env.pool, "SELECT count(*) FROM positions WHERE msg_id = ANY($1)", ids)
 
 
-async def all_stored(env: Env, ids: list[str], timeout: float = 60) -> None:
+async def all_stored(env: Env, ids: list[str], within: float = 60) -> None:
     async def done() -> bool:
         return await stored(env, ids) >= len(ids)
 
-    await eventually(done, timeout, 0.2)
+    await eventually(done, within, 0.2)
     await asyncio.sleep(1.0)  # late duplicates would show up now
     assert await stored(env, ids) == len(ids)
 
@@ -84,7 +84,7 @@ async def test_kill_9_of_a_worker_process_loses_nothing(env: Env, tmp_path: Path
     log = tmp_path / "ingest.log"
     environ = {**env.env, "PYTHONPATH": str(ROOT)}
     with log.open("wb") as out:
-        sup = subprocess.Popen(
+        sup = subprocess.Popen(  # noqa: ASYNC220 - returns at once; psutil needs the pid
             [sys.executable, "-m", "ingest.cli", "ingest", "--workers", "1"],
             cwd=ROOT,
             env=environ,
@@ -153,5 +153,5 @@ async def test_a_postgresql_restart_loses_nothing(env: Env) -> None:
         _, err = await restart.communicate()
         assert restart.returncode == 0, err.decode()
         await publish(env.mqtt_url, msgs[2 * N // 3 :])
-        await all_stored(env, ids, timeout=90)
+        await all_stored(env, ids, within=90)
         assert worker.metrics.db_retries >= 1
