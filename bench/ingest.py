@@ -93,6 +93,16 @@ async def ensure_city(dsn: str, cylinders: int) -> None:
         await conn.close()
 
 
+async def pg_version(dsn: str) -> str:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        return str(await conn.fetchval("SHOW server_version"))
+    finally:
+        await conn.close()
+
+
 async def load_bench_city(dsn: str, seed: int) -> Any:
     import asyncpg
 
@@ -382,8 +392,8 @@ class Drain:
                 if self.sent[k] != self.final.get(k, 0)}
 
 
-async def watch(dsn: str, drain: Drain, timeout: float) -> None:
-    """Poll row counts until everything sent is stored, progress stalls, or *timeout*."""
+async def watch(dsn: str, drain: Drain, bound_s: float) -> None:
+    """Poll row counts until everything sent is stored, progress stalls, or *bound_s*."""
     import asyncpg
 
     conn = await asyncpg.connect(dsn)
@@ -397,7 +407,7 @@ async def watch(dsn: str, drain: Drain, timeout: float) -> None:
             now = time.perf_counter() - t0
             drain.samples.append((now, total))
             drain.final = c
-            if total >= drain.total_sent or now > timeout:
+            if total >= drain.total_sent or now > bound_s:
                 break
             if total == last and total > 0:
                 stalled_since = stalled_since or now
@@ -464,7 +474,7 @@ def run(args: argparse.Namespace) -> int:
     for m in msgs:
         sent[m.kind] = sent.get(m.kind, 0) + 1
     payload_bytes = sum(len(m.payload) for m in msgs) / len(msgs)
-    info = machine_info(args.dsn)
+    info = machine_info(asyncio.run(pg_version(args.dsn)))
     nodered_skip = None if args.nodered else "disabled (--no-nodered)"
     nodered_skip = nodered_skip or NodeRed.available()
     results: list[Drain] = []
