@@ -11,10 +11,10 @@ caller, so rows outside the scope are never read.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import wraps
 from typing import Any
 
 import asyncpg
@@ -23,7 +23,7 @@ from aiohttp import web
 from server import errors
 from server.api.common import ComplianceBounds, compliance_case, compliance_where, today
 from server.auth import Principal, principal_of
-from server.errors import ApiError, bad_query
+from server.errors import ApiError, bad_query, error_response
 from server.http import json_response
 from server.keys import POOL, SETTINGS
 from server.scope import Sql, scope_where
@@ -40,6 +40,23 @@ COMPLIANCE_CODES: tuple[str, ...] = ("ok", "inspection_due", "scrap_due", "overd
 """Position ``i`` of this tuple is status code ``i`` in the compact cylinder array."""
 
 _DISTRICT_RE = re.compile(r"^[0-9]{6}$")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_errors(handler: Handler) -> Handler:
+    """Answer errors in the API's JSON shape whatever the Accept header (these are data
+    endpoints: the server's error middleware picks HTML outside ``/api/``)."""
+
+    @wraps(handler)
+    async def inner(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    return inner
 
 
 def _caller(request: web.Request) -> Principal:
@@ -117,7 +134,7 @@ async def sites(request: web.Request) -> web.Response:
           LEFT JOIN LATERAL (
                 SELECT count(*) AS open FROM alerts a
                  WHERE a.site_id = s.id AND a.state <> 'resolved' AND {alert_scope}) al ON TRUE
-         WHERE {' AND '.join(where)}
+         WHERE {" AND ".join(where)}
          ORDER BY s.code"""
     rows = await request.app[POOL].fetch(sql, *q.params)
     settings = request.app[SETTINGS].alerts
@@ -166,7 +183,7 @@ async def cylinders(request: web.Request) -> web.StreamResponse:
                    CASE {case} {codes} END))::text, '[]') AS rows
           FROM cylinders c
           LEFT JOIN customers cu ON cu.id = c.location_customer_id
-         WHERE {' AND '.join(where)}"""
+         WHERE {" AND ".join(where)}"""
     row = await request.app[POOL].fetchrow(sql, *q.params)
     assert row is not None
     statuses = ",".join(f'"{c}"' for c in COMPLIANCE_CODES)
@@ -182,14 +199,18 @@ async def vehicles(request: web.Request) -> web.Response:
     p = _caller(request)
     f = MapFilter.parse(request)
     q = Sql()
-    where = [scope_where(p, "devices", "d", q), "d.kind = 'vehicle'", "d.lat IS NOT NULL",
-             "d.active"]
+    where = [
+        scope_where(p, "devices", "d", q),
+        "d.kind = 'vehicle'",
+        "d.lat IS NOT NULL",
+        "d.active",
+    ]
     if f.company:
         where.append(f"d.company_id = {q.add(f.company)}")
     rows = await request.app[POOL].fetch(
         f"""SELECT d.device_id AS id, d.name, d.plate_no, d.company_id, d.online, d.lat, d.lon,
                    d.last_seen_at AS ts
-              FROM devices d WHERE {' AND '.join(where)} ORDER BY d.device_id""",
+              FROM devices d WHERE {" AND ".join(where)} ORDER BY d.device_id""",
         *q.params,
     )
     return json_response({"items": [dict(r.items()) for r in rows]})
@@ -226,7 +247,7 @@ async def filter_options(
         q = Sql()
         stations = await pool.fetch(
             f"""SELECT id, code, name FROM sites s
-                 WHERE s.kind = 'filling_station' AND {scope_where(p, 'sites', 's', q)}
+                 WHERE s.kind = 'filling_station' AND {scope_where(p, "sites", "s", q)}
                  ORDER BY code""",
             *q.params,
         )
@@ -243,13 +264,9 @@ async def district_boundaries(pool: asyncpg.Pool) -> list[dict[str, Any]]:
     return [dict(r.items()) for r in rows]
 
 
-def city_today(request: web.Request) -> dt.date:
-    return today(request.app[SETTINGS])
-
-
 def routes() -> list[web.RouteDef]:
     return [
-        web.get("/dashboard/data/sites", sites),
-        web.get("/dashboard/data/cylinders", cylinders),
-        web.get("/dashboard/data/vehicles", vehicles),
+        web.get("/dashboard/data/sites", json_errors(sites)),
+        web.get("/dashboard/data/cylinders", json_errors(cylinders)),
+        web.get("/dashboard/data/vehicles", json_errors(vehicles)),
     ]

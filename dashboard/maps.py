@@ -60,8 +60,12 @@ class TileSpec:
     def public(self) -> dict[str, Any]:
         """What the page scripts need to draw the same layer (detail and trajectory maps)."""
         return {
-            "name": self.name, "url": self.url, "attribution": self.attribution,
-            "subdomains": self.subdomains, "max_zoom": self.max_zoom, "gcj02": self.gcj02,
+            "name": self.name,
+            "url": self.url,
+            "attribution": self.attribution,
+            "subdomains": self.subdomains,
+            "max_zoom": self.max_zoom,
+            "gcj02": self.gcj02,
             "overlay_url": self.overlay_url,
         }
 
@@ -74,17 +78,27 @@ _TIANDITU = (
 
 TILE_PROVIDERS: Mapping[str, Callable[[MapSettings], TileSpec]] = {
     "osm": lambda s: TileSpec(
-        "osm", "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
-        "&copy; OpenStreetMap contributors", "", 19,
+        "osm",
+        "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        "&copy; OpenStreetMap contributors",
+        "",
+        19,
     ),
     "tianditu": lambda s: TileSpec(
-        "tianditu", _TIANDITU.format(layer="vec", key=s.tianditu_key), "&copy; 天地图 Tianditu",
-        "01234567", 18, overlay_url=_TIANDITU.format(layer="cva", key=s.tianditu_key),
+        "tianditu",
+        _TIANDITU.format(layer="vec", key=s.tianditu_key),
+        "&copy; 天地图 Tianditu",
+        "01234567",
+        18,
+        overlay_url=_TIANDITU.format(layer="cva", key=s.tianditu_key),
     ),
     "amap": lambda s: TileSpec(
         "amap",
         "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8&x={x}&y={y}&z={z}",
-        "&copy; 高德地图 AutoNavi", "1234", 18, gcj02=True,
+        "&copy; 高德地图 AutoNavi",
+        "1234",
+        18,
+        gcj02=True,
     ),
 }
 """Tile URL templates per ``[map] tiles`` value (``none`` has no tiles: offline blank map)."""
@@ -158,18 +172,31 @@ def build_dashboard_map(
     if gcj:
         center = wgs84_to_gcj02(*center)
     m = LocalMap(
-        location=list(center), zoom_start=settings.zoom, tiles=None, prefer_canvas=True,
-        control_scale=True, zoom_control="bottomleft",
+        location=list(center),
+        zoom_start=settings.zoom,
+        tiles=None,
+        prefer_canvas=True,
+        control_scale=True,
+        zoom_control="bottomleft",
     )
     if tiles is not None:
         folium.TileLayer(
-            tiles=tiles.url, attr=tiles.attribution, name=tiles.name, max_zoom=tiles.max_zoom,
-            subdomains=tiles.subdomains or "abc", control=False,
+            tiles=tiles.url,
+            attr=tiles.attribution,
+            name=tiles.name,
+            max_zoom=tiles.max_zoom,
+            subdomains=tiles.subdomains or "abc",
+            control=False,
         ).add_to(m)
         if tiles.overlay_url:
             folium.TileLayer(
-                tiles=tiles.overlay_url, attr=tiles.attribution, name=f"{tiles.name}-labels",
-                max_zoom=tiles.max_zoom, subdomains=tiles.subdomains, overlay=True, control=False,
+                tiles=tiles.overlay_url,
+                attr=tiles.attribution,
+                name=f"{tiles.name}-labels",
+                max_zoom=tiles.max_zoom,
+                subdomains=tiles.subdomains,
+                overlay=True,
+                control=False,
             ).add_to(m)
     features: list[dict[str, Any]] = []
     for d in districts:
@@ -180,8 +207,11 @@ def build_dashboard_map(
         features.append(
             {
                 "type": "Feature",
-                "properties": {"code": d["code"], "name": name,
-                               "focus": bool(focus) and d["code"] in focus},
+                "properties": {
+                    "code": d["code"],
+                    "name": name,
+                    "focus": bool(focus) and d["code"] in focus,
+                },
                 "geometry": geometry,
             }
         )
@@ -189,8 +219,12 @@ def build_dashboard_map(
         {"type": "FeatureCollection", "features": features},
         name="districts",
         style_function=lambda f: {
-            "color": "#1d4ed8", "weight": 2, "opacity": 0.85, "dashArray": "6 4",
-            "fillColor": "#3b82f6", "fillOpacity": 0.08 if f["properties"]["focus"] else 0.04,
+            "color": "#1d4ed8",
+            "weight": 2,
+            "opacity": 0.85,
+            "dashArray": "6 4",
+            "fillColor": "#3b82f6",
+            "fillOpacity": 0.08 if f["properties"]["focus"] else 0.04,
         },
         control=False,
     )
@@ -200,8 +234,10 @@ def build_dashboard_map(
         folium.Marker(
             [lat, lon],
             icon=folium.DivIcon(
-                html=f'<span>{_escape(f["properties"]["name"])}</span>',
-                class_name="cw-district-label", icon_size=(120, 20), icon_anchor=(60, 10),
+                html=f"<span>{_escape(f['properties']['name'])}</span>",
+                class_name="cw-district-label",
+                icon_size=(120, 20),
+                icon_anchor=(60, 10),
             ),
             interactive=False,
         ).add_to(m)
@@ -215,7 +251,8 @@ def build_dashboard_map(
         east = max(b[2] for b in bounds)
         north = max(b[3] for b in bounds)
         m.fit_bounds(
-            [[south, west], [north, east]], padding_top_left=PANEL_PAD_TOP_LEFT,
+            [[south, west], [north, east]],
+            padding_top_left=PANEL_PAD_TOP_LEFT,
             padding_bottom_right=PANEL_PAD_BOTTOM_RIGHT,
         )
     _PageHook(layer).add_to(m)

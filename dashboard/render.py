@@ -30,9 +30,9 @@ __all__ = [
     "NavItem",
     "allowed",
     "json_for_html",
+    "login_redirect",
     "nav_for",
     "render",
-    "login_redirect",
     "render_forbidden",
     "static_version",
 ]
@@ -219,7 +219,11 @@ def render_forbidden(request: web.Request, key: str) -> web.Response:
     lang, _ = request_language(request)
     t = translator(lang)
     return render(
-        request, "message.html", title=t("error.forbidden.title"), status=403,
-        heading=t("error.forbidden.title"), message=t("error.forbidden.body"), active=key,
+        request,
+        "message.html",
+        title=t("error.forbidden.title"),
+        status=403,
+        heading=t("error.forbidden.title"),
+        message=t("error.forbidden.body"),
+        active=key,
     )
-

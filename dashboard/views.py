@@ -33,7 +33,7 @@ from server.auth import (
     set_session_cookies,
 )
 from server.domain.filling import FillAssessment
-from server.domain.statuses import CYLINDER_STATUSES, ROLES
+from server.domain.statuses import ALERT_KINDS, ALERT_STATES, CYLINDER_STATUSES, ROLES
 from server.errors import ApiError
 from server.keys import POOL, REDIS, SETTINGS
 from server.scope import Sql, scope_where
@@ -47,12 +47,7 @@ log a victim's browser into an attacker's account (login CSRF)."""
 PageHandler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-ALERT_KINDS = (
-    "fill_denied", "overfill", "underfill", "repeat_fill", "unknown_tag", "overstock", "leak",
-    "device_offline", "out_of_region", "licence_expiring",
-)
 SEVERITIES = ("critical", "warning", "info")
-ALERT_STATES = ("open", "acknowledged", "resolved")
 
 
 def page(key: str | None) -> Callable[[PageHandler], Handler]:
@@ -96,13 +91,24 @@ def _login_page(
     t = _t(request)
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
     resp = render(
-        request, "login.html", title=t("login.title"), status=status, error=error,
-        username=username, login_csrf=token, next=_safe_next(request.query.get("next")),
+        request,
+        "login.html",
+        title=t("login.title"),
+        status=status,
+        error=error,
+        username=username,
+        login_csrf=token,
+        next=_safe_next(request.query.get("next")),
     )
     settings = request.app[SETTINGS].auth
     resp.set_cookie(
-        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", secure=settings.secure_cookies,
-        path="/login", max_age=3600,
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="Strict",
+        secure=settings.secure_cookies,
+        path="/login",
+        max_age=3600,
     )
     return resp
 
@@ -128,8 +134,9 @@ async def login_post(request: web.Request) -> web.StreamResponse:
         message = t("login.error.rate_limited") if exc.status == 429 else t("login.error.bad")
         return _login_page(request, error=message, username=username, status=exc.status)
     sid, csrf = await create_session(request.app, principal)
-    await audit(request.app[POOL], principal, "auth.login", "user", principal.user_id,
-                remote=request.remote)
+    await audit(
+        request.app[POOL], principal, "auth.login", "user", principal.user_id, remote=request.remote
+    )
     resp = web.HTTPFound(location=_safe_next(str(form.get("next") or "/")))
     set_session_cookies(resp, request, sid, csrf)
     resp.del_cookie(LOGIN_CSRF_COOKIE, path="/login")
@@ -155,7 +162,9 @@ async def logout_post(request: web.Request) -> web.StreamResponse:
 def _options_config(opts: data.FilterOptions) -> dict[str, Any]:
     return {
         "districts": opts.districts,
-        "companies": [{"id": c["id"], "name": c["name"], "code": c["code"]} for c in opts.companies],
+        "companies": [
+            {"id": c["id"], "name": c["name"], "code": c["code"]} for c in opts.companies
+        ],
         "stations": opts.stations,
     }
 
@@ -170,13 +179,18 @@ async def dashboard(request: web.Request, p: Principal) -> web.StreamResponse:
     focus = list(p.districts) if p.role in ("regulator", "officer") else []
     rendered = build_dashboard_map(request.app[SETTINGS].map, boundaries, lang, focus)
     return render(
-        request, "dashboard.html", title=t("nav.dashboard"), active="dashboard", map=rendered,
-        options=opts, compliance_codes=data.COMPLIANCE_CODES,
+        request,
+        "dashboard.html",
+        title=t("nav.dashboard"),
+        active="dashboard",
+        map=rendered,
+        options=opts,
+        compliance_codes=data.COMPLIANCE_CODES,
         page_config={
             "compliance_codes": list(data.COMPLIANCE_CODES),
             "can_alerts": allowed(p, "alerts"),
-            "can_act": p.role in ("admin", "regulator", "officer", "company_admin",
-                                  "station_operator"),
+            "can_act": p.role
+            in ("admin", "regulator", "officer", "company_admin", "station_operator"),
             **_options_config(opts),
         },
     )
@@ -187,8 +201,13 @@ async def cylinders(request: web.Request, p: Principal) -> web.StreamResponse:
     t = _t(request)
     opts = await data.filter_options(request.app[POOL], p)
     return render(
-        request, "cylinders.html", title=t("nav.cylinders"), active="cylinders", options=opts,
-        statuses=CYLINDER_STATUSES, compliance_codes=data.COMPLIANCE_CODES,
+        request,
+        "cylinders.html",
+        title=t("nav.cylinders"),
+        active="cylinders",
+        options=opts,
+        statuses=CYLINDER_STATUSES,
+        compliance_codes=data.COMPLIANCE_CODES,
         page_config=_options_config(opts),
     )
 
@@ -199,13 +218,21 @@ async def cylinder_detail(request: web.Request, p: Principal) -> web.StreamRespo
     raw = request.match_info["id"]
     if not raw.isdigit() or not 0 < int(raw) < 2**63:
         return render(
-            request, "message.html", title=t("error.not_found.title"), status=404,
-            heading=t("error.not_found.title"), message=t("error.not_found.body"),
+            request,
+            "message.html",
+            title=t("error.not_found.title"),
+            status=404,
+            heading=t("error.not_found.title"),
+            message=t("error.not_found.body"),
             active="cylinders",
         )
     return render(
-        request, "cylinder.html", title=t("cylinder.title"), active="cylinders",
-        cylinder_id=int(raw), page_config={"cylinder_id": int(raw)},
+        request,
+        "cylinder.html",
+        title=t("cylinder.title"),
+        active="cylinders",
+        cylinder_id=int(raw),
+        page_config={"cylinder_id": int(raw)},
     )
 
 
@@ -214,8 +241,13 @@ async def fills(request: web.Request, p: Principal) -> web.StreamResponse:
     t = _t(request)
     opts = await data.filter_options(request.app[POOL], p, with_stations=True)
     return render(
-        request, "fills.html", title=t("nav.fills"), active="fills", options=opts,
-        assessments=[a.value for a in FillAssessment], page_config=_options_config(opts),
+        request,
+        "fills.html",
+        title=t("nav.fills"),
+        active="fills",
+        options=opts,
+        assessments=[a.value for a in FillAssessment],
+        page_config=_options_config(opts),
     )
 
 
@@ -224,8 +256,14 @@ async def alerts(request: web.Request, p: Principal) -> web.StreamResponse:
     t = _t(request)
     opts = await data.filter_options(request.app[POOL], p)
     return render(
-        request, "alerts.html", title=t("nav.alerts"), active="alerts", options=opts,
-        kinds=ALERT_KINDS, severities=SEVERITIES, states=ALERT_STATES,
+        request,
+        "alerts.html",
+        title=t("nav.alerts"),
+        active="alerts",
+        options=opts,
+        kinds=ALERT_KINDS,
+        severities=SEVERITIES,
+        states=ALERT_STATES,
         page_config=_options_config(opts),
     )
 
@@ -235,8 +273,13 @@ async def exports(request: web.Request, p: Principal) -> web.StreamResponse:
     t = _t(request)
     opts = await data.filter_options(request.app[POOL], p)
     return render(
-        request, "exports.html", title=t("nav.exports"), active="exports", options=opts,
-        compliance_codes=data.COMPLIANCE_CODES, page_config=_options_config(opts),
+        request,
+        "exports.html",
+        title=t("nav.exports"),
+        active="exports",
+        options=opts,
+        compliance_codes=data.COMPLIANCE_CODES,
+        page_config=_options_config(opts),
     )
 
 
@@ -255,13 +298,19 @@ async def users(request: web.Request, p: Principal) -> web.StreamResponse:
     opts = await data.filter_options(pool, p)
     q = Sql()
     sites = await pool.fetch(
-        f"""SELECT id, code, name, kind FROM sites s WHERE {scope_where(p, 'sites', 's', q)}
+        f"""SELECT id, code, name, kind FROM sites s WHERE {scope_where(p, "sites", "s", q)}
              ORDER BY kind, code""",
         *q.params,
     )
     return render(
-        request, "users.html", title=t("nav.users"), active="users", options=opts,
-        roles=_creatable_roles(p), all_roles=ROLES, sites=[dict(r.items()) for r in sites],
+        request,
+        "users.html",
+        title=t("nav.users"),
+        active="users",
+        options=opts,
+        roles=_creatable_roles(p),
+        all_roles=ROLES,
+        sites=[dict(r.items()) for r in sites],
         page_config={**_options_config(opts), "roles": list(_creatable_roles(p))},
     )
 
@@ -278,7 +327,10 @@ async def public_cylinder(request: web.Request) -> web.StreamResponse:
     code = request.match_info["code"]
     settings = request.app[SETTINGS].public
     return render(
-        request, "public.html", title=t("public.title"), code=code,
+        request,
+        "public.html",
+        title=t("public.title"),
+        code=code,
         complaint_max=settings.complaint_max_chars,
         page_config={"code": code, "complaint_max": settings.complaint_max_chars},
     )

@@ -87,7 +87,7 @@ async def live_server(
 async def browser() -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
-    if not Path(CHROMIUM).exists():
+    if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"Chromium not installed at {CHROMIUM}: apt-get install chromium")
     async with async_playwright() as pw:
         b = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
