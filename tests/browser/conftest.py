@@ -147,8 +147,11 @@ async def open_session(browser: Any, live_server: Live) -> AsyncIterator[OpenSes
     contexts: list[Any] = []
 
     async def make(username: str | None, *, lang: str = "zh-CN", viewport: Any = None) -> Session:
+        # bypass_csp: Playwright evaluates test code as strings, which the pages' CSP
+        # forbids; it also lets the request log see every fetch a page *tries* (a CSP
+        # would silently block a CDN URL instead of showing it here).
         context = await browser.new_context(
-            base_url=live_server.url, viewport=viewport or VIEWPORT, locale=lang
+            base_url=live_server.url, viewport=viewport or VIEWPORT, locale=lang, bypass_csp=True
         )
         contexts.append(context)
         log = OutsideRequests()
