@@ -201,36 +201,29 @@ async def test_a_gun_gets_a_decision_with_every_reason(env: Env, live: Any) -> N
 
 
 async def test_refusals_are_stored_counted_and_alerted(env: Env, live: Any) -> None:
-    station = env.world.sites["STA-A1"]
-    before = await count(
-        env.pool,
-        "SELECT coalesce(sum(count), 0) FROM fill_denials_daily"
-        " WHERE station_id = $1 AND reason = 'not_owner'",
-        station,
-    )
-    req = {"msg_id": mid(), "ts": now_ms(), "tag": "TAG-B1"}
+    # station B and a cylinder of A: no earlier test refused anything there
+    station = env.world.sites["STA-B1"]
+    req = {"msg_id": mid(), "ts": now_ms(), "tag": "TAG-A19"}
     async with replies(env.mqtt_url) as queue:
-        await publish(env.mqtt_url, [("cyl/v1/gun/GUN-A1/auth", req)] * 2)  # + a redelivery
+        await publish(env.mqtt_url, [("cyl/v1/gun/GUN-B1/auth", req)] * 2)  # + a redelivery
         await reply_for(queue, req["msg_id"])
     ev = await row(env, "SELECT * FROM events WHERE msg_id = $1", req["msg_id"])
     assert ev["kind"] == "fill_refused"
     assert ev["biz_step"] == "inspecting" and ev["disposition"] == "non_conformant"
     assert ev["details"]["reasons"] == ["not_owner"]
-    assert ev["site_id"] == station and ev["device_id"] == "GUN-A1"
-    await asyncio.sleep(0.3)
-    after = await count(
-        env.pool,
-        "SELECT coalesce(sum(count), 0) FROM fill_denials_daily"
-        " WHERE station_id = $1 AND reason = 'not_owner'",
-        station,
+    assert ev["site_id"] == station and ev["device_id"] == "GUN-B1"
+    await asyncio.sleep(0.5)
+    denials = await env.pool.fetch(
+        "SELECT day, reason, count FROM fill_denials_daily WHERE station_id = $1", station
     )
-    assert after - before == 1  # the redelivered request is not a second attempt
+    # the redelivered request is not a second attempt
+    assert [(r["reason"], r["count"]) for r in denials] == [("not_owner", 1)]
     alert = await row(
-        env, "SELECT * FROM alerts WHERE kind = 'fill_denied' AND subject_id = 'TAG-B1'"
+        env, "SELECT * FROM alerts WHERE kind = 'fill_denied' AND subject_id = 'TAG-A19'"
     )
     assert alert["details"]["reasons"] == ["not_owner"]
-    assert alert["site_id"] == station and alert["district_code"] == "410105"
-    assert alert["state"] == "open"
+    assert alert["site_id"] == station and alert["district_code"] == "410103"
+    assert alert["state"] == "open" and alert["count"] == 1
     # an unknown tag also raises unknown_tag
     req2 = {"msg_id": mid(), "ts": now_ms(), "tag": "GHOST-1"}
     await publish(env.mqtt_url, [("cyl/v1/gun/GUN-A1/auth", req2)])
