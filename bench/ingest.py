@@ -640,9 +640,9 @@ def render(args: argparse.Namespace, info: dict[str, str], sent: dict[str, int],
     return "\n".join(lines) + "\n"
 
 
-def record(path: Path, section: str) -> None:
+def record(path: Path, section: str, mark: str = MARK) -> None:
     """Replace this bench's section of docs/BENCHMARKS.md (or append it)."""
-    start, end = f"<!-- {MARK} -->", f"<!-- /{MARK} -->"
+    start, end = f"<!-- {mark} -->", f"<!-- /{mark} -->"
     block = f"{start}\n{section}{end}\n"
     text = path.read_text(encoding="utf-8") if path.exists() else (
         "# Benchmarks\n\nFigures measured by `bench/`, against DESIGN §10's targets.\n\n")
