@@ -1,0 +1,293 @@
+#!/usr/bin/env python3
+"""Fill authorization latency (DESIGN §10: p99 ≤ 50 ms publish-to-reply at 500 requests/s
+with 1M cylinders).
+
+On 127.0.0.1 only, bounded in time:
+
+1. a database with 1,000,000 seeded cylinders (default ``cylwatch_bench_1m``; seeded with
+   ``server.seed.seed_city`` when empty — a few minutes, once);
+2. a private Mosquitto on a spare port and one ingest worker process (``IngestWorker``)
+   subscribed to it, as in production;
+3. an open-loop load generator: requests are published on a fixed schedule (``--rate``
+   per second for ``--duration`` seconds) whatever the replies do — a closed loop would
+   slow down with the system and hide its queueing. Each request is a real gun of a
+   seeded station and, ``--deny-share`` of the time, a cylinder that must be refused
+   (another company's, overdue, scrapped, or an unknown tag), else one of the station's
+   company in date;
+4. replies are matched by ``msg_id``; latency is publish → reply received, both stamped in
+   the generator's process. A request with no reply within ``--lost-after`` seconds is
+   lost. The first ``--warmup`` seconds are sent but not counted.
+
+Run ``python bench/fill_auth.py [--record]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import random
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
+_spec = importlib.util.spec_from_file_location("bench_ingest", HERE / "ingest.py")
+assert _spec is not None and _spec.loader is not None
+bi = importlib.util.module_from_spec(_spec)
+sys.modules["bench_ingest"] = bi
+_spec.loader.exec_module(bi)
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/cylwatch_bench_1m"
+TARGET_P99_MS = 50.0
+MARK = "cylwatch-bench:fill-auth"
+
+
+def plan_requests(city: Any, n: int, deny_share: float, seed: int) -> list[tuple[str, str, str]]:
+    """(gun id, tag, expected) for *n* requests."""
+    from device_sim.behaviour import UNKNOWN_PREFIX
+
+    rng = random.Random(seed)
+    stations = {s.code: s for s in city.stations}
+    guns = [g for g in city.guns if g.site_code in stations]
+    out: list[tuple[str, str, str]] = []
+    for i in range(n):
+        gun = rng.choice(guns)
+        company = stations[gun.site_code].company_id
+        if rng.random() < deny_share:
+            kind = rng.choice(("not_owner", "overdue_inspection", "scrapped", "unknown_tag"))
+            if kind == "not_owner":
+                cands = [c for c in rng.sample(city.legal, 20)
+                         if not city.may_fill(c.company_id, company)]
+                if cands:
+                    out.append((gun.device_id, cands[0].tag, kind))
+                    continue
+            if kind == "overdue_inspection" and city.overdue:
+                out.append((gun.device_id, rng.choice(city.overdue).tag, kind))
+                continue
+            if kind == "scrapped" and city.scrapped:
+                out.append((gun.device_id, rng.choice(city.scrapped).tag, kind))
+                continue
+            out.append((gun.device_id, f"{UNKNOWN_PREFIX}{i:08d}", "unknown_tag"))
+        else:
+            own = city.cylinders_of(company)
+            out.append((gun.device_id, rng.choice(own).tag, "allow"))
+    return out
+
+
+def run_load(port: int, plan: list[tuple[str, str, str]], rate: float, lost_after: float
+             ) -> tuple[list[float], dict[str, Any], dict[str, float], dict[str, Any]]:
+    """Publish *plan* open-loop at *rate*; returns send times, replies, receive times, stats."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from device_sim.payloads import auth_msg, new_msg_id
+
+    rng = random.Random(7)
+    ids = [new_msg_id(rng) for _ in plan]
+    sent_at: list[float] = [0.0] * len(plan)
+    replies: dict[str, Any] = {}
+    recv_at: dict[str, float] = {}
+    lock = threading.Lock()
+    ready = threading.Event()
+
+    def on_message(client: Any, userdata: Any, msg: Any) -> None:
+        now = time.perf_counter()
+        try:
+            body = json.loads(msg.payload)
+        except ValueError:
+            return
+        with lock:
+            mid = body.get("msg_id")
+            if mid not in recv_at:
+                recv_at[mid] = now
+                replies[mid] = body
+
+    def on_subscribe(*a: Any) -> None:
+        ready.set()
+
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-auth-sub",
+                      protocol=mqtt.MQTTv5)
+    sub.on_message = on_message
+    sub.on_subscribe = on_subscribe
+    sub.connect("127.0.0.1", port)
+    sub.loop_start()
+    sub.subscribe("cyl/v1/gun/+/auth/reply", qos=1)
+    ready.wait(10)
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-auth-pub",
+                      protocol=mqtt.MQTTv5)
+    pub.max_inflight_messages_set(1000)
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    time.sleep(0.5)
+    t0 = time.perf_counter() + 0.1
+    late = 0
+    for i, (gun, tag, _) in enumerate(plan):
+        due = t0 + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        elif delay < -0.005:
+            late += 1
+        m = auth_msg(gun, ids[i], time.time_ns() // 10**6, tag, "BENCH-OP")
+        sent_at[i] = time.perf_counter()
+        pub.publish(m.topic, m.payload, qos=1)
+    span = time.perf_counter() - t0
+    time.sleep(lost_after + 0.5)
+    pub.disconnect()
+    pub.loop_stop()
+    sub.disconnect()
+    sub.loop_stop()
+    return sent_at, {"ids": ids, "replies": replies}, recv_at, {"late_sends": late,
+                                                               "send_span_s": span}
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    from device_sim.behaviour import percentile as p
+
+    return p(values, q)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dsn", default=DEFAULT_DSN)
+    ap.add_argument("--cylinders", type=int, default=1_000_000, help="seed size if empty")
+    ap.add_argument("--rate", type=float, default=500.0, help="requests per second")
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds of load")
+    ap.add_argument("--warmup", type=float, default=5.0, help="seconds not counted")
+    ap.add_argument("--deny-share", type=float, default=0.2)
+    ap.add_argument("--lost-after", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--record", nargs="?", const=str(ROOT / "docs" / "BENCHMARKS.md"),
+                    default=None)
+    args = ap.parse_args(argv)
+    if "127.0.0.1" not in args.dsn and "localhost" not in args.dsn:
+        ap.error("benchmarks run only against 127.0.0.1")
+
+    from device_sim.loadgen import PrivateBroker, machine_info
+
+    asyncio.run(bi.ensure_city(args.dsn, args.cylinders))
+    city = asyncio.run(_load(args.dsn, args.seed))
+    n_cyl = asyncio.run(_count(args.dsn))
+    total = int(args.rate * (args.duration + args.warmup))
+    plan = plan_requests(city, total, args.deny_share, args.seed)
+    info = machine_info(asyncio.run(bi.pg_version(args.dsn)))
+    with PrivateBroker() as broker:
+        group = bi.WorkerGroup(1, args.dsn, broker.url, f"auth{random.randrange(10**6)}")
+        group.start()
+        try:
+            print(f"1 ingest worker on {broker.url}; {total:,} requests at {args.rate:.0f}/s "
+                  f"({n_cyl:,} cylinders)", flush=True)
+            sent_at, rep, recv_at, load = run_load(broker.port, plan, args.rate, args.lost_after)
+        finally:
+            metrics = group.finish()
+    skip = int(args.rate * args.warmup)
+    lat: list[float] = []
+    lost = late_replies = 0
+    wrong = 0
+    decisions: dict[str, int] = {}
+    ids = rep["ids"]
+    for i in range(skip, len(plan)):
+        mid = ids[i]
+        t = recv_at.get(mid)
+        if t is None or t - sent_at[i] > args.lost_after:
+            lost += 1
+            late_replies += t is not None
+            continue
+        lat.append((t - sent_at[i]) * 1000)
+        body = rep["replies"][mid]
+        decisions[body.get("decision", "?")] = decisions.get(body.get("decision", "?"), 0) + 1
+        exp = plan[i][2]
+        ok = body.get("decision") == "allow" if exp == "allow" else (
+            body.get("decision") == "deny" and exp in (body.get("reasons") or []))
+        wrong += not ok
+    counted = len(plan) - skip
+    p = {q: percentile(lat, q) for q in (0.5, 0.95, 0.99)}
+    mx = max(lat) if lat else None
+    met = p[0.99] is not None and p[0.99] <= TARGET_P99_MS and lost == 0
+    m = metrics[0] if metrics else {}
+
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f} ms"
+
+    srv99 = m.get("auth_p99_s")
+    lines = [
+        "## Fill authorization",
+        "",
+        f"Command: `python bench/fill_auth.py --rate {args.rate:.0f} --duration "
+        f"{args.duration:.0f}` ({info['date']})",
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM; "
+        f"{info['postgresql']}; {info['mosquitto']} (private instance); one ingest worker "
+        "process; generator, broker, worker and PostgreSQL on the same 2 cores.",
+        "",
+        f"Load: {n_cyl:,} cylinders; open loop, {args.rate:.0f} requests/s for "
+        f"{args.duration:.0f} s after a {args.warmup:.0f} s warm-up (not counted); "
+        f"{args.deny_share:.0%} must be refused (other company's, overdue, scrapped, unknown "
+        f"tag); real guns of seeded stations. Sending took {load['send_span_s']:.1f} s for "
+        f"{len(plan):,} requests ({load['late_sends']:,} sent > 5 ms behind schedule).",
+        "",
+        "| requests counted | replies | p50 | p95 | p99 | max | lost (> "
+        f"{args.lost_after:g} s) | wrong decision | target p99 ≤ {TARGET_P99_MS:.0f} ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| {counted:,} | {len(lat):,} ({', '.join(f'{k} {v:,}' for k, v in decisions.items())})"
+        f" | {ms(p[0.5])} | {ms(p[0.95])} | {ms(p[0.99])} | {ms(mx)} | {lost:,}"
+        f"{f' ({late_replies:,} answered late)' if late_replies else ''} | {wrong:,} | "
+        f"{'met' if met else 'MISSED'} |",
+        "",
+        f"- Worker's own view (receipt → PUBACK of its reply, last {len(lat) and 4096} "
+        f"samples): p99 {ms(srv99 * 1000 if srv99 is not None else None)}; "
+        f"{m.get('auth_requests', 0):,} requests answered, {m.get('auth_denied', 0):,} "
+        "denied; requests are also stored through the normal batches.",
+    ]
+    if not met:
+        lines.append("- **Falls short of DESIGN §10** on this run: see the figures above.")
+    report = "\n".join(lines) + "\n"
+    print()
+    print(report)
+    if args.record:
+        _record(Path(args.record), report)
+        print(f"recorded in {args.record}")
+    return 0
+
+
+def _record(path: Path, section: str) -> None:
+    bi.record(path, section, MARK)
+
+
+async def _load(dsn: str, seed: int) -> Any:
+    import asyncpg
+
+    from device_sim.runner import city_today
+    from device_sim.world import load_city
+    from server.config import load_settings
+
+    settings = load_settings(environ={**os.environ, "CYL_DATABASE_URL": dsn})
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await load_city(conn, today=city_today(settings), legal_cap=100_000,
+                               illegal_cap=5_000, customers_cap=10, seed=seed)
+    finally:
+        await conn.close()
+
+
+async def _count(dsn: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM cylinders"))
+    finally:
+        await conn.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
