@@ -1,7 +1,36 @@
-"""The command-centre wall (/big-screen): unattended live view of the whole city."""
+"""The command-centre wall (/big-screen): unattended live view of the whole city.
+
+- ``page``: the HTML shell, and who may see it (a regulator session or a kiosk token);
+- ``kiosk``: kiosk tokens, read-only kiosk sessions and their guard middleware;
+- ``feeds``: chart aggregates, KPI snapshot, latest alerts, districts, vehicles — scoped in
+  SQL and cached per scope so several walls cost one query per period;
+- ``static/``: the wall's script and stylesheet, served under ``/static/big-screen/``.
+Live data comes from ``/ws`` (realtime); libraries from the dashboard's ``/static/vendor``.
+"""
+
+from __future__ import annotations
 
 from aiohttp import web
 
+from big_screen import feeds, kiosk, page
+from big_screen import settings as bs_settings
+from server.keys import SETTINGS
+
 
 def setup(app: web.Application) -> None:
-    """Mount /big-screen and its data feeds."""
+    """Mount /big-screen, its data feeds and static files, and the kiosk guard.
+
+    Also mounts the officer PWA (``dashboard.mobile``) so that /m exists without editing
+    ``dashboard/__init__.py``; the call moves to ``dashboard.setup`` later, and
+    ``dashboard.mobile.setup`` is idempotent so both calling it is harmless.
+    """
+    app.middlewares.append(kiosk.read_only_guard)
+    app[feeds.FEED_CACHE] = feeds.FeedCache(bs_settings.of(app[SETTINGS]).feed_cache_s)
+    app.router.add_get("/big-screen", page.page)
+    app.router.add_routes(kiosk.routes())
+    app.router.add_routes(feeds.routes())
+    app.router.add_static(page.STATIC_URL, page.STATIC_DIR, append_version=False)
+
+    import dashboard.mobile
+
+    dashboard.mobile.setup(app)

@@ -1,0 +1,234 @@
+"""The field officer's phone view (/m): an installable PWA (DESIGN §1, §8).
+
+Why a shell page plus a service worker: officers work in stairwells and basements where the
+network comes and goes. The shell (``/m``, its script, stylesheet, manifest and icons) is
+cached by the service worker so the app starts offline; everything live — alerts for the
+officer's districts (``/ws``, scoped server-side), acknowledge/resolve (REST with the CSRF
+header), cylinder lookup, Web Push subscription — goes to the network and says so when it
+cannot. The shell holds no personal data, so caching it is harmless.
+
+Routes:
+
+- ``GET /m`` — the shell, in the request's language (``dashboard.i18n``);
+- ``GET /m/sw.js`` — the service worker, with ``Service-Worker-Allowed: /m`` so that its
+  scope can be ``/m`` itself (a script under ``/m/`` could otherwise only control ``/m/…``);
+- ``GET /m/manifest.webmanifest`` — the Web App Manifest (``application/manifest+json``);
+- ``/static/m/…`` — script, stylesheet, icons.
+
+``python -m dashboard.mobile`` regenerates the PNG icons (drawn here, no image library).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import sys
+import zlib
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from aiohttp import web
+
+from dashboard.i18n import remember_language, request_language
+from server.keys import SETTINGS
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static" / "m"
+TEMPLATE_DIR = HERE / "templates" / "m"
+STATIC_URL = "/static/m"
+SCOPE = "/m"
+ICON_SIZES = (192, 512)
+
+_MOUNTED: web.AppKey[bool] = web.AppKey("dashboard_mobile_mounted", bool)
+
+
+@cache
+def strings(lang: str) -> Mapping[str, str]:
+    with (TEMPLATE_DIR / f"strings.{lang}.json").open(encoding="utf-8") as fh:
+        data: dict[str, str] = json.load(fh)
+    return data
+
+
+@cache
+def asset_version() -> str:
+    """Changes whenever a shell file changes: the service worker's cache name carries it,
+    so a deploy replaces the offline copy instead of serving the old shell forever."""
+    h = hashlib.sha256()
+    for path in sorted([*STATIC_DIR.rglob("*"), *TEMPLATE_DIR.rglob("*")]):
+        if path.is_file():
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:10]
+
+
+def _escape(text: str) -> str:
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
+
+
+def _json_for_script(data: Any) -> str:
+    return (
+        json.dumps(data, ensure_ascii=False)
+        .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    )
+
+
+async def shell(request: web.Request) -> web.Response:
+    """GET /m: the app shell (no data in it; the script asks who is logged in)."""
+    settings = request.app[SETTINGS]
+    lang, chosen = request_language(request)
+    t = strings(lang)
+    v = asset_version()
+    config = {
+        "lang": lang,
+        "strings": dict(t),
+        "csrf_cookie": settings.auth.csrf_cookie,
+        "timezone": settings.alerts.timezone,
+        "version": v,
+        "scope": SCOPE,
+    }
+    html = Template((TEMPLATE_DIR / "index.html").read_text(encoding="utf-8")).substitute(
+        lang=lang,
+        config=_json_for_script(config),
+        css=f"{STATIC_URL}/m.css?v={v}",
+        js=f"{STATIC_URL}/m.js?v={v}",
+        **{k.replace(".", "_"): _escape(val) for k, val in t.items()},
+    )
+    resp = web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-cache"})
+    if chosen:
+        remember_language(resp, lang)
+    return resp
+
+
+async def service_worker(request: web.Request) -> web.Response:
+    """GET /m/sw.js: never cached by HTTP, so a new version is found on the next visit."""
+    body = (STATIC_DIR / "sw.js").read_text(encoding="utf-8")
+    body = body.replace("__VERSION__", asset_version())
+    return web.Response(
+        text=body,
+        content_type="application/javascript",
+        headers={"Service-Worker-Allowed": SCOPE, "Cache-Control": "no-cache"},
+    )
+
+
+async def manifest(request: web.Request) -> web.Response:
+    """GET /m/manifest.webmanifest, named in the request's language."""
+    lang, _ = request_language(request)
+    t = strings(lang)
+    data = {
+        "name": t["app.name"],
+        "short_name": t["app.short_name"],
+        "description": t["app.description"],
+        "lang": lang,
+        "start_url": SCOPE,
+        "scope": SCOPE,
+        "display": "standalone",
+        "orientation": "portrait",
+        "background_color": "#0b1f3a",
+        "theme_color": "#0b1f3a",
+        "icons": [
+            {"src": f"{STATIC_URL}/icons/icon-{s}.png", "sizes": f"{s}x{s}", "type": "image/png",
+             "purpose": "any maskable"}
+            for s in ICON_SIZES
+        ],
+    }
+    return web.Response(
+        body=json.dumps(data, ensure_ascii=False).encode(),
+        content_type="application/manifest+json",
+        charset="utf-8",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+def setup(app: web.Application) -> None:
+    """Mount /m (idempotent: ``big_screen.setup`` and later ``dashboard.setup`` may both
+    call it)."""
+    if app.get(_MOUNTED):
+        return
+    app[_MOUNTED] = True
+    app.router.add_get(SCOPE, shell)
+    app.router.add_get(SCOPE + "/", shell)
+    app.router.add_get(SCOPE + "/sw.js", service_worker)
+    app.router.add_get(SCOPE + "/manifest.webmanifest", manifest)
+    app.router.add_static(STATIC_URL, STATIC_DIR, append_version=False)
+
+
+# ---------------------------------------------------------------- icons
+
+
+def _png(width: int, height: int, rgb_rows: list[bytes]) -> bytes:
+    """A truecolour PNG from raw RGB rows (filter byte 0 on each row)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    raw = b"".join(b"\x00" + row for row in rgb_rows)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 9))
+        + chunk(b"IEND", b"")
+    )
+
+
+def icon_png(size: int) -> bytes:
+    """The app icon: an orange LPG cylinder with a valve on a navy field (maskable-safe:
+    the drawing stays inside the central 60 %)."""
+    navy, orange, band = (11, 31, 58), (245, 158, 11), (255, 255, 255)
+    valve, ring = (148, 163, 184), (34, 211, 238)
+    rows: list[bytes] = []
+    cx = size / 2
+    body_w, body_top, body_bot = size * 0.30, size * 0.34, size * 0.78
+    radius = body_w / 2
+    for y in range(size):
+        row = bytearray()
+        for x in range(size):
+            px = navy
+            dx = abs(x + 0.5 - cx)
+            yy = y + 0.5
+            # glow ring
+            dist = ((x + 0.5 - cx) ** 2 + (yy - size * 0.55) ** 2) ** 0.5
+            if size * 0.36 < dist < size * 0.38:
+                px = ring
+            # valve stem and handwheel
+            if dx < size * 0.035 and size * 0.22 < yy < body_top:
+                px = valve
+            if dx < size * 0.09 and size * 0.20 < yy < size * 0.235:
+                px = valve
+            # body: a rectangle with round shoulders and base
+            if dx <= radius and body_top <= yy <= body_bot:
+                top_c = body_top + radius * 0.6
+                bot_c = body_bot - radius * 0.4
+                inside = True
+                if yy < top_c:
+                    inside = (dx / radius) ** 2 + ((top_c - yy) / (radius * 0.6)) ** 2 <= 1
+                elif yy > bot_c:
+                    inside = (dx / radius) ** 2 + ((yy - bot_c) / (radius * 0.4)) ** 2 <= 1
+                if inside:
+                    px = band if size * 0.52 < yy < size * 0.57 else orange
+            row += bytes(px)
+        rows.append(bytes(row))
+    return _png(size, size, rows)
+
+
+def write_icons(directory: Path = STATIC_DIR / "icons") -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    out = []
+    for s in ICON_SIZES:
+        path = directory / f"icon-{s}.png"
+        path.write_bytes(icon_png(s))
+        out.append(path)
+    return out
+
+
+if __name__ == "__main__":
+    for p in write_icons():
+        print(p)
+    sys.exit(0)
