@@ -44,6 +44,9 @@ __all__ = [
 # limits outside which a reading is not a measurement of an LPG cylinder at all.
 MIN_TS_MS: Final = 946_684_800_000
 """2000-01-01T00:00:00Z: a device clock before this has never been set (RTC reset)."""
+MAX_TS_MS: Final = 4_102_444_800_000
+"""2100-01-01T00:00:00Z: beyond any device clock; keeps the datetime conversion in range
+(the real future limit is ``[ingest] max_future_skew_h``, checked after decoding)."""
 MAX_TAG_LEN: Final = 64
 """RFID EPCs (96/128 bit → 24/32 hex) and printed codes fit comfortably."""
 MAX_ID_LEN: Final = 128
@@ -61,7 +64,7 @@ MAX_CHECK_ITEMS: Final = 64
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TAG_LEN)]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LEN)]
 Text = Annotated[str, msgspec.Meta(max_length=MAX_ID_LEN)]
-TsMs = Annotated[int, msgspec.Meta(ge=MIN_TS_MS)]
+TsMs = Annotated[int, msgspec.Meta(ge=MIN_TS_MS, le=MAX_TS_MS)]
 Lat = Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
 Lon = Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
 NetKg = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_NET_KG)]
@@ -196,8 +199,12 @@ class Ignored:
     """The platform's own fill-authorization replies (they match ``cyl/v1/#`` too)."""
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def ts_to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
+    """Exact (no float rounding): the same ``ts`` always gives the same dedupe key."""
+    return _EPOCH + timedelta(milliseconds=ms)
 
 
 def parse_topic(topic: str) -> tuple[MessageKind, str, str] | Ignored | Rejected:
@@ -266,7 +273,8 @@ def parse(
         return Rejected(f"not JSON: {exc}")
     except Exception as exc:
         return Rejected(f"undecodable: {type(exc).__name__}")
-    bad = _text_problem(body, "$")
+    # JSON can carry NUL or a lone surrogate only as a \u escape: skip the walk otherwise
+    bad = _text_problem(body, "$") if b"\\u" in payload else None
     if bad:
         return Rejected(f"invalid payload: text not storable (NUL or bad unicode) - at `{bad}`")
     ts = ts_to_datetime(body.ts)

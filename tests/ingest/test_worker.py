@@ -727,3 +727,33 @@ async def test_metrics_render_in_prometheus_format(env: Env, live: Any) -> None:
     assert "# TYPE cylwatch_ingest_auth_latency_seconds summary" in text
     assert 'reason="unknown device"' in text
     assert worker.metrics.render_prometheus().endswith("\n")
+
+
+async def test_setup_runs_a_worker_inside_the_web_app(env: Env) -> None:
+    """`cylwatch serve` mounts ingest with ingest.setup(app): started with the app, stopped
+    (commit, ack, disconnect) before the pool it writes with is closed."""
+    from aiohttp import web
+
+    import ingest
+    from server.keys import BUS, EXTRAS, POOL, SETTINGS
+
+    app = web.Application()
+    # its own group: the module's other worker must not take its share of the messages
+    app[SETTINGS] = env.with_mqtt(env.mqtt_url, shared_group=f"serve{env.token}")
+    app[POOL] = env.pool
+    app[BUS] = EventBus()
+    app[EXTRAS] = {}
+    ingest.setup(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        worker = app[EXTRAS][ingest.INGEST_WORKER]
+        await asyncio.wait_for(worker.ready.wait(), 15)
+        assert "-serve-" in worker.client_id
+        msg = {"msg_id": mid(), "ts": now_ms(), "lat": INSIDE[0], "lon": INSIDE[1]}
+        await publish(env.mqtt_url, [("cyl/v1/vehicle/VEH-A1/position", msg)])
+        await row(env, "SELECT * FROM positions WHERE msg_id = $1", msg["msg_id"])
+        await eventually(lambda: asyncio.sleep(0, worker.metrics.received >= 1))
+    finally:
+        await runner.cleanup()
+    assert not worker.metrics.connected
