@@ -1,8 +1,8 @@
-"""A live server and a real Chromium for the wall and officer-PWA browser tests.
+"""A restartable live server and seed data for the wall and officer-PWA tests.
 
-Why a module and not only a conftest: the browser tests live in ``tests/browser`` and the
-feed tests here; both import these fixtures (``from tests.big_screen.live import ...``), so
-neither directory depends on the other's conftest. The server is the real app, in process,
+Why a module and not only a conftest: the browser tests live in ``tests/browser`` (whose
+conftest provides the shared session server and Chromium) and the feed tests here; both
+import these (``from tests.big_screen.live import ...``). The server is the real app, in process,
 on a free port of 127.0.0.1, with its own Redis channel (tests running side by side never
 cross-talk). ``LiveServer.restart()`` stops it completely (the app's shutdown and cleanup
 run, every websocket is closed) and starts a fresh app on the same port, which is what a
@@ -20,12 +20,9 @@ import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
-
-from tests.conftest import PASSWORD
 
 CHROMIUM = os.environ.get("CYL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -41,7 +38,9 @@ def free_port() -> int:
 
 def live_settings(settings: Any) -> Any:
     """The session settings with a private Redis channel for this server."""
-    rt = dataclasses.replace(settings.realtime, redis_channel=f"cylwatch:test:{secrets.token_hex(6)}")
+    rt = dataclasses.replace(
+        settings.realtime, redis_channel=f"cylwatch:test:{secrets.token_hex(6)}"
+    )
     return dataclasses.replace(settings, realtime=rt)
 
 
@@ -97,60 +96,6 @@ class LiveServer:
 
 
 @pytest.fixture
-async def live_server(settings: Any, database: str, world: Any) -> AsyncIterator[LiveServer]:
-    server = LiveServer(live_settings(settings), free_port())
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not installed at {CHROMIUM}: apt-get install chromium")
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
-
-
-class RequestLog:
-    """Every URL a page asked for, to prove nothing leaves 127.0.0.1 (offline networks)."""
-
-    def __init__(self) -> None:
-        self.urls: list[str] = []
-
-    def __call__(self, request: Any) -> None:
-        self.urls.append(request.url)
-
-    def foreign(self) -> list[str]:
-        out = []
-        for url in self.urls:
-            parts = urlsplit(url)
-            if parts.scheme in ("data", "blob", "about"):
-                continue
-            if parts.hostname != "127.0.0.1":
-                out.append(url)
-        return out
-
-
-async def login_context(browser: Any, server: LiveServer, username: str, **ctx: Any) -> Any:
-    """A browser context holding *username*'s session cookies (logged in through the API)."""
-    context = await browser.new_context(base_url=server.url, **ctx)
-    resp = await context.request.post(
-        "/api/v1/auth/login", data={"username": username, "password": PASSWORD}
-    )
-    assert resp.ok, await resp.text()
-    return context
-
-
-@pytest.fixture
 async def wall_user(pool: Any, world: Any, settings: Any) -> AsyncIterator[int]:
     """A dedicated city-wide regulator account for kiosk walls."""
     from server.passwords import hash_password
@@ -159,12 +104,12 @@ async def wall_user(pool: Any, world: Any, settings: Any) -> AsyncIterator[int]:
         """INSERT INTO users (username, password_hash, role, display_name)
            VALUES ($1, $2, 'regulator', '指挥大屏') ON CONFLICT (username)
            DO UPDATE SET active = true RETURNING id""",
-        WALL_USER, hash_password(settings.auth, secrets.token_urlsafe(16)),
+        WALL_USER,
+        hash_password(settings.auth, secrets.token_urlsafe(16)),
     )
     yield int(row_id)
     with contextlib.suppress(Exception):
         await pool.execute("UPDATE users SET active = true WHERE id = $1", row_id)
-
 
 
 @pytest.fixture
@@ -183,37 +128,91 @@ async def wall_data(pool: Any, world: Any, settings: Any) -> AsyncIterator[dict[
     fills = []
     for i in range(36):
         station, company, district = (sa, a, "410105") if i % 3 else (sb, b, "410103")
-        fills.append((now - dt.timedelta(minutes=7 * i), f"bs-{tag}-{i}", f"GUN-{station}",
-                      station, company, district, "TAG-A-OK", 14.5))
+        fills.append(
+            (
+                now - dt.timedelta(minutes=7 * i),
+                f"bs-{tag}-{i}",
+                f"GUN-{station}",
+                station,
+                company,
+                district,
+                "TAG-A-OK",
+                14.5,
+            )
+        )
     await pool.executemany(
-        """INSERT INTO fills (ts, msg_id, gun_id, station_id, company_id, district_code, tag, net_kg)
+        """INSERT INTO fills (ts, msg_id, gun_id, station_id, company_id, district_code, tag,
+                              net_kg)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
         fills,
     )
     today = dt.datetime.now(ZoneInfo(settings.alerts.timezone)).date()
-    denials = [(sa, today, "overdue_inspection", 5), (sa, today, "not_owner", 3),
-               (sb, today, "scrapped", 2), (sb, today, "unknown_tag", 4)]
+    denials = [
+        (sa, today, "overdue_inspection", 5),
+        (sa, today, "not_owner", 3),
+        (sb, today, "scrapped", 2),
+        (sb, today, "unknown_tag", 4),
+    ]
     await pool.executemany(
         """INSERT INTO fill_denials_daily (station_id, day, reason, count) VALUES ($1, $2, $3, $4)
            ON CONFLICT (station_id, day, reason) DO UPDATE SET count = EXCLUDED.count""",
         denials,
     )
+    # refusals are also trajectory events (the kpis channel counts those)
+    await pool.executemany(
+        """INSERT INTO events (ts, msg_id, tag, kind, site_id, company_id, district_code, details)
+           VALUES ($1, $2, 'TAG-A-OVERDUE', 'fill_refused', $3, $4, $5, '{}')""",
+        [
+            (now - dt.timedelta(minutes=i), f"bs-{tag}-r{i}", station, company, district)
+            for i, (station, company, district) in enumerate(
+                [(sa, a, "410105")] * 8 + [(sb, b, "410103")] * 6
+            )
+        ],
+    )
+    vehicles = []
+    for i in range(6):
+        vehicles.append(
+            await pool.fetchval(
+                """INSERT INTO devices (device_id, kind, company_id, plate_no, lat, lon,
+                                    position_at, last_seen_at)
+               VALUES ($1, 'vehicle', $2, $3, $4, $5, $6, $6) RETURNING id""",
+                f"VEH-BS-{tag}-{i}",
+                a if i % 2 else b,
+                f"豫A{i}{tag[:4].upper()}",
+                34.67 + i * 0.03,
+                113.62 + (i % 3) * 0.03,
+                now,
+            )
+        )
     alert_ids = []
-    for i, (kind, sev, company, site, district, lat) in enumerate((
-        ("fill_denied", "warning", a, sa, "410105", 34.80),
-        ("overfill", "critical", a, sa, "410105", 34.81),
-        ("repeat_fill", "warning", a, sa, "410105", 34.79),
-        ("leak", "critical", b, sb, "410103", 34.70),
-        ("unknown_tag", "warning", b, sb, "410103", 34.69),
-    )):
-        alert_ids.append(await pool.fetchval(
-            """INSERT INTO alerts (kind, severity, subject_type, subject_id, company_id, site_id,
-                                   district_code, first_at, last_at, lat, lon, count)
+    for i, (kind, sev, company, site, district, lat) in enumerate(
+        (
+            ("fill_denied", "warning", a, sa, "410105", 34.80),
+            ("overfill", "critical", a, sa, "410105", 34.81),
+            ("repeat_fill", "warning", a, sa, "410105", 34.79),
+            ("leak", "critical", b, sb, "410103", 34.70),
+            ("unknown_tag", "warning", b, sb, "410103", 34.69),
+        )
+    ):
+        alert_ids.append(
+            await pool.fetchval(
+                """INSERT INTO alerts (kind, severity, subject_type, subject_id, company_id,
+                                   site_id, district_code, first_at, last_at, lat, lon, count)
                VALUES ($1, $2, 'cylinder', $3, $4, $5, $6, $7, $7, $8, 113.65, $9) RETURNING id""",
-            kind, sev, f"BS-{tag}-{i}", company, site, district, now - dt.timedelta(minutes=i), lat,
-            1 + i,
-        ))
-    yield {"alert_ids": alert_ids, "fills": len(fills), "tag": tag}
+                kind,
+                sev,
+                f"BS-{tag}-{i}",
+                company,
+                site,
+                district,
+                now - dt.timedelta(minutes=i),
+                lat,
+                1 + i,
+            )
+        )
+    yield {"alert_ids": alert_ids, "fills": len(fills), "tag": tag, "vehicles": len(vehicles)}
+    await pool.execute("DELETE FROM devices WHERE id = ANY($1)", vehicles)
+    await pool.execute("DELETE FROM events WHERE msg_id LIKE $1", f"bs-{tag}-%")
     await pool.execute("DELETE FROM alerts WHERE id = ANY($1)", alert_ids)
     await pool.execute("DELETE FROM fills WHERE msg_id LIKE $1", f"bs-{tag}-%")
     await pool.executemany(

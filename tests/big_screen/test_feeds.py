@@ -38,9 +38,19 @@ async def test_charts_need_a_wall_role(client: Any, world: Any) -> None:
 
 
 async def test_charts_shape_and_scope(client: Any, world: Any, wall_data: dict[str, Any]) -> None:
-    city = await _json(await client.get("/big-screen/data/charts", headers=await login(client, "t_regulator")))
-    assert set(city["kpis"]) == {"registered", "in_service", "inspection_due", "overdue", "scrapped",
-                                 "fills_today", "denials_today", "open_alerts"}
+    city = await _json(
+        await client.get("/big-screen/data/charts", headers=await login(client, "t_regulator"))
+    )
+    assert set(city["kpis"]) == {
+        "registered",
+        "in_service",
+        "inspection_due",
+        "overdue",
+        "scrapped",
+        "fills_today",
+        "denials_today",
+        "open_alerts",
+    }
     assert all(isinstance(v, int) for v in city["kpis"].values())
     assert len(city["fills_per_hour"]) == 24
     assert sum(city["fills_per_hour"]) >= 1
@@ -50,8 +60,11 @@ async def test_charts_shape_and_scope(client: Any, world: Any, wall_data: dict[s
     assert "测试燃气A公司" in names and "测试燃气B公司" in names
     assert {d["district"] for d in city["inspection_by_district"]} >= {"410105", "410103"}
 
-    local = await _json(await client.get(
-        "/big-screen/data/charts", headers=await login(client, "t_regulator_jinshui")))
+    local = await _json(
+        await client.get(
+            "/big-screen/data/charts", headers=await login(client, "t_regulator_jinshui")
+        )
+    )
     assert {d["district"] for d in local["inspection_by_district"]} == {"410105"}
     assert [c["name"] for c in local["companies_by_anomalies"]] == ["测试燃气A公司"]
     assert {d["reason"] for d in local["denials_by_reason"]} == {"overdue_inspection", "not_owner"}
@@ -72,7 +85,9 @@ async def test_feeds_are_cached_per_scope(client: Any, world: Any) -> None:
     assert app[FEED_CACHE].computed == 2
 
 
-async def test_alerts_districts_vehicles(client: Any, world: Any, wall_data: dict[str, Any]) -> None:
+async def test_alerts_districts_vehicles(
+    client: Any, world: Any, wall_data: dict[str, Any]
+) -> None:
     h = await login(client, "t_regulator_jinshui")
     alerts = (await _json(await client.get("/big-screen/data/alerts", headers=h)))["items"]
     assert alerts and {a["district"] for a in alerts} == {"410105"}
@@ -87,15 +102,23 @@ async def test_kiosk_token_trades_for_a_read_only_session(
     client: Any, world: Any, wall_user: int
 ) -> None:
     admin = await login(client, "t_admin")
-    issued = await _json(await client.post(
-        "/big-screen/kiosk-tokens", json={"username": "bs_wall"}, headers=admin), 201)
+    issued = await _json(
+        await client.post("/big-screen/kiosk-tokens", json={"username": "bs_wall"}, headers=admin),
+        201,
+    )
     token = issued["token"]
     assert issued["url"].endswith(f"/big-screen?kiosk={token}")
     # issuing is admin-only and only for wall roles
-    assert (await client.post("/big-screen/kiosk-tokens", json={"username": "bs_wall"},
-                              headers=await login(client, "t_regulator"))).status == 403
-    assert (await client.post("/big-screen/kiosk-tokens", json={"username": "t_officer"},
-                              headers=admin)).status == 400
+    assert (
+        await client.post(
+            "/big-screen/kiosk-tokens",
+            json={"username": "bs_wall"},
+            headers=await login(client, "t_regulator"),
+        )
+    ).status == 403
+    assert (
+        await client.post("/big-screen/kiosk-tokens", json={"username": "t_officer"}, headers=admin)
+    ).status == 400
 
     session = await _json(await client.post("/big-screen/session", json={"kiosk": token}))
     sid = session["token"]
@@ -119,7 +142,12 @@ async def test_kiosk_token_trades_for_a_read_only_session(
 async def test_kiosk_token_rejections(client: Any, world: Any, wall_user: int, pool: Any) -> None:
     token = await kiosk.issue_token(pool, wall_user)
     forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
-    for bad in (forged, "k1.1.x", "garbage", f"k1.{world.users['t_officer']}.{token.split('.')[2]}"):
+    for bad in (
+        forged,
+        "k1.1.x",
+        "garbage",
+        f"k1.{world.users['t_officer']}.{token.split('.')[2]}",
+    ):
         resp = await client.post("/big-screen/session", json={"kiosk": bad})
         assert resp.status == 401, bad
         page = await client.get(f"/big-screen?kiosk={bad}", allow_redirects=False)
@@ -133,17 +161,26 @@ async def test_page_access(client: Any, world: Any) -> None:
     resp = await client.get("/big-screen", allow_redirects=False)
     assert resp.status == 302
     assert resp.headers["Location"].startswith("/login?next=")
-    await client.post("/api/v1/auth/login", json={"username": "t_regulator", "password": "correct-horse-42"})
+    await client.post(
+        "/api/v1/auth/login", json={"username": "t_regulator", "password": "correct-horse-42"}
+    )
     resp = await client.get("/big-screen")
     assert resp.status == 200
     html = await resp.text()
-    for needle in ("/static/vendor/leaflet/leaflet.js", "/static/vendor/echarts/echarts.min.js",
-                   "/static/big-screen/big-screen.js", 'data-kpi="open_alerts"', "气瓶安全追溯监管平台"):
+    for needle in (
+        "/static/vendor/leaflet/leaflet.js",
+        "/static/vendor/echarts/echarts.min.js",
+        "/static/big-screen/big-screen.js",
+        'data-kpi="open_alerts"',
+        "气瓶安全追溯监管平台",
+    ):
         assert needle in html
     english = await (await client.get("/big-screen?lang=en")).text()
     assert "Open alerts" in english
     client.session.cookie_jar.clear()
-    await client.post("/api/v1/auth/login", json={"username": "t_officer", "password": "correct-horse-42"})
+    await client.post(
+        "/api/v1/auth/login", json={"username": "t_officer", "password": "correct-horse-42"}
+    )
     assert (await client.get("/big-screen")).status == 403
 
 
