@@ -86,7 +86,12 @@ def _safe_next(raw: str | None) -> str:
 
 
 def _login_page(
-    request: web.Request, *, error: str | None = None, username: str = "", status: int = 200
+    request: web.Request,
+    *,
+    error: str | None = None,
+    username: str = "",
+    status: int = 200,
+    next_path: str | None = None,
 ) -> web.Response:
     t = _t(request)
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
@@ -98,7 +103,7 @@ def _login_page(
         error=error,
         username=username,
         login_csrf=token,
-        next=_safe_next(request.query.get("next")),
+        next=_safe_next(next_path or request.query.get("next")),
     )
     settings = request.app[SETTINGS].auth
     resp.set_cookie(
@@ -127,12 +132,24 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     sent = str(form.get("_csrf") or "")
     expected = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
     if not sent or not expected or not hmac.compare_digest(sent, expected):
-        return _login_page(request, error=t("login.error.expired"), username=username, status=403)
+        return _login_page(
+            request,
+            error=t("login.error.expired"),
+            username=username,
+            status=403,
+            next_path=str(form.get("next") or ""),
+        )
     try:
         principal = await login_user(request, username, str(form.get("password") or ""))
     except ApiError as exc:
         message = t("login.error.rate_limited") if exc.status == 429 else t("login.error.bad")
-        return _login_page(request, error=message, username=username, status=exc.status)
+        return _login_page(
+            request,
+            error=message,
+            username=username,
+            status=exc.status,
+            next_path=str(form.get("next") or ""),
+        )
     sid, csrf = await create_session(request.app, principal)
     await audit(
         request.app[POOL], principal, "auth.login", "user", principal.user_id, remote=request.remote

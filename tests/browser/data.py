@@ -133,6 +133,7 @@ async def unseed(pool: asyncpg.Pool, s: Seeded) -> None:
     await pool.execute("DELETE FROM alerts WHERE id = ANY($1)", list(s.alerts.values()))
     await pool.execute("DELETE FROM fills WHERE msg_id = ANY($1)", s.fills)
     await pool.execute("DELETE FROM events WHERE cylinder_id = $1", s.cylinder_id)
+    await pool.execute("DELETE FROM complaints WHERE cylinder_id = $1", s.cylinder_id)
     await pool.execute("DELETE FROM cylinders WHERE id = $1", s.cylinder_id)
 
 

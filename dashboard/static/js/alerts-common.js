@@ -55,5 +55,17 @@
     return parts.join(" · ");
   }
 
-  CW.alerts = { transition: transition, actions: actions, subject: subject, canAck: CAN_ACK, canResolve: CAN_RESOLVE };
+  /** The facts of an alert's details in words: weights, refusal reasons, gas level. */
+  function details(alert) {
+    var d = alert.details || {};
+    var bits = [];
+    if (d.net_kg !== undefined) bits.push(CW.t("alert.detail.net_kg", { v: CW.number(d.net_kg) }));
+    if (d.max_fill_kg !== undefined) bits.push(CW.t("alert.detail.max_kg", { v: CW.number(d.max_fill_kg) }));
+    if (d.reasons) bits.push([].concat(d.reasons).map(function (r) { return CW.tOr("reason." + r, r); }).join("、"));
+    if (d.leak_ppm !== undefined) bits.push(CW.t("alert.detail.leak_ppm", { v: CW.number(d.leak_ppm, 0) }));
+    if (d.full !== undefined && d.permitted !== undefined) bits.push(CW.t("alert.detail.stock", { full: d.full, permitted: d.permitted }));
+    return bits.join(" · ");
+  }
+
+  CW.alerts = { details: details, transition: transition, actions: actions, subject: subject, canAck: CAN_ACK, canResolve: CAN_RESOLVE };
 })();

@@ -23,7 +23,9 @@
       } },
       { label: "alert.subject", render: function (a) {
         var subj = String(a.subject_id || "");
-        return a.cylinder_id ? el("a", { class: "mono", href: "/cylinders/" + a.cylinder_id, text: subj }) : el("span", { class: "mono", text: subj });
+        var link = a.cylinder_id ? el("a", { class: "mono", href: "/cylinders/" + a.cylinder_id, text: subj }) : el("span", { class: "mono", text: subj });
+        var more = CW.alerts.details(a);
+        return el("div", {}, link, more ? el("div", { class: "alert-details", text: more }) : null);
       } },
       { label: "alert.where", render: function (a) {
         return [a.site_name, a.company_name, lookups.districts[a.district]].filter(Boolean).join(" · ") || "—";

@@ -89,7 +89,6 @@
     if (d.net_kg !== undefined) bits.push(CW.number(d.net_kg) + " kg");
     if (d.reasons) bits.push([].concat(d.reasons).map(function (r) { return CW.tOr("reason." + r, r); }).join(", "));
     if (d.result) bits.push(CW.tOr("inspection.result." + d.result, d.result));
-    if (d.action) bits.push(CW.tOr("event." + d.action, d.action));
     if (d.status) bits.push(CW.statusLabel(d.status));
     return bits.join(" · ") || "—";
   }

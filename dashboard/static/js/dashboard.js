@@ -268,6 +268,7 @@
         el("div", { class: "alert-meta" },
           el("span", { class: "alert-subject", text: String(a.subject_id || "") }),
           a.count > 1 ? " ×" + a.count : "", where ? " · " + where : ""),
+        CW.alerts.details(a) ? el("div", { class: "alert-meta", text: CW.alerts.details(a) }) : null,
         el("div", { class: "alert-meta", text: CW.dateTime(a.last_at) }),
         cfg.can_act ? CW.alerts.actions(a, onAlertChanged) : null,
         el("button", { class: "linkish", type: "button", onclick: function () {

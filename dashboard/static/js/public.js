@@ -27,7 +27,7 @@
         row("cylinder.next_inspection", CW.date(c.next_inspection_date)),
         row("cylinder.scrap_date", CW.date(c.scrap_date)))));
     if (c.compliance !== "ok" && c.compliance !== "scrap_due") {
-      root.appendChild(el("div", { class: "public-card alert-box alert-error", role: "alert", text: t("public.warning." + c.compliance) }));
+      root.appendChild(el("div", { class: "public-card alert-box " + (c.compliance === "inspection_due" ? "alert-warn" : "alert-error"), role: "alert", text: t("public.warning." + c.compliance) }));
     }
   }
 
