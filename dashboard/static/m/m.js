@@ -85,6 +85,8 @@
   }
 
   function boot() {
+    // no CSRF cookie: no session either (they are set together), so do not ask
+    if (!csrf() && navigator.onLine) { show('login'); return; }
     req('GET', '/api/v1/auth/me').then(function (body) {
       setOffline(false);
       startApp(body.user);
@@ -186,6 +188,7 @@
     var id = String(a.id);
     var old = alerts.get(id);
     if (old) {
+      a = Object.assign({}, old.data, a); // a live row lacks the names the REST row carries
       // a note being typed survives a counter bump
       var typed = old.el.querySelector('textarea').value;
       var replaced = render(a, fresh);
