@@ -11,6 +11,7 @@ browser's push subscription to the server.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,6 +25,29 @@ from tests.conftest import PASSWORD, World
 pytestmark = pytest.mark.browser
 
 PHONE = {"width": 390, "height": 844}
+
+# A stand-in PushManager: a subscription shaped like Chromium's (valid P-256 key and auth).
+FAKE_PUSH = """
+(() => {
+  const endpoint = __ENDPOINT__;
+  const p256dh = 'BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1Xbjh'
+               + 'azAkj7I99e8QcYP7DkM';
+  const fake = {
+    endpoint,
+    toJSON: () => ({ endpoint, expirationTime: null,
+                     keys: { p256dh, auth: 'tBHItJI5svbpez7KI4CCXg' } }),
+    unsubscribe: () => Promise.resolve(true),
+  };
+  let current = null;
+  window.__pushKey = null;
+  PushManager.prototype.subscribe = function (opts) {
+    window.__pushKey = opts.applicationServerKey.length;
+    current = fake;
+    return Promise.resolve(fake);
+  };
+  PushManager.prototype.getSubscription = function () { return Promise.resolve(current); };
+})();
+"""
 
 
 @pytest.fixture
@@ -143,29 +167,7 @@ async def test_push_subscription_is_sent_to_the_server(
     endpoint = f"https://push.example.invalid/send/{secrets.token_hex(8)}"
     s = await open_session("t_officer", viewport=PHONE)
     await s.context.grant_permissions(["notifications"], origin=live_server.url)
-    await s.context.add_init_script(
-        """
-        (() => {
-          const endpoint = %r;
-          const fake = {
-            endpoint,
-            toJSON: () => ({ endpoint, expirationTime: null, keys: {
-              p256dh: 'BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM',
-              auth: 'tBHItJI5svbpez7KI4CCXg' } }),
-            unsubscribe: () => Promise.resolve(true),
-          };
-          let current = null;
-          window.__pushKey = null;
-          PushManager.prototype.subscribe = function (opts) {
-            window.__pushKey = opts.applicationServerKey.length;
-            current = fake;
-            return Promise.resolve(fake);
-          };
-          PushManager.prototype.getSubscription = function () { return Promise.resolve(current); };
-        })();
-        """
-        % endpoint
-    )
+    await s.context.add_init_script(FAKE_PUSH.replace("__ENDPOINT__", json.dumps(endpoint)))
     try:
         await s.page.goto("/m")
         await s.page.wait_for_function("window.__m.sw === 'ready'")
