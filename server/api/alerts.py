@@ -16,7 +16,8 @@ The life cycle itself (legal moves, a race between two officers) is
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import msgspec
 from aiohttp import web
@@ -53,10 +54,10 @@ FROM = """alerts a LEFT JOIN companies co ON co.id = a.company_id
     LEFT JOIN sites s ON s.id = a.site_id"""
 
 
-def _json(row: msgspec.Struct | object) -> dict[str, object]:
-    out = alert_json(row)  # type: ignore[arg-type]
+def _json(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = alert_json(row)
     for key in ("company_name", "site_code", "site_name"):
-        out[key] = row[key]  # type: ignore[index]
+        out[key] = row[key]
     return out
 
 
@@ -90,18 +91,25 @@ async def list_alerts(request: web.Request) -> web.Response:
     if comp:
         where.append(comp)
     where += time_range(request, "a.last_at", q)
-    rows, total = await fetch_page(request.app[POOL], COLUMNS, f"{FROM} WHERE {' AND '.join(where)}",
-                                   "a.last_at DESC, a.id DESC", q, page)
+    rows, total = await fetch_page(
+        request.app[POOL],
+        COLUMNS,
+        f"{FROM} WHERE {' AND '.join(where)}",
+        "a.last_at DESC, a.id DESC",
+        q,
+        page,
+    )
     return json_response(envelope([_json(r) for r in rows], page, total))
 
 
-async def _visible(request: web.Request, p: Principal, aid: int) -> dict[str, object]:
+async def _visible(request: web.Request, p: Principal, aid: int) -> dict[str, Any]:
     if not can_read(p, "alerts"):
         raise forbidden()  # pragma: no cover
     q = Sql(aid)
     row = await request.app[POOL].fetchrow(
         f"SELECT {COLUMNS} FROM {FROM} WHERE a.id = $1 AND {scope_where(p, 'alerts', 'a', q)}",
-        *q.params)
+        *q.params,
+    )
     if row is None:
         raise not_found(f"alert {aid}")
     return _json(row)
@@ -118,7 +126,9 @@ class AlertAction(msgspec.Struct, forbid_unknown_fields=True):
     note: Note | None = None
 
 
-async def _act(request: web.Request, action: Literal["ack", "resolve"], roles: tuple[str, ...]) -> web.Response:
+async def _act(
+    request: web.Request, action: Literal["ack", "resolve"], roles: tuple[str, ...]
+) -> web.Response:
     p = require(request, *roles)
     aid = path_int(request)
     body = AlertAction()
@@ -129,23 +139,34 @@ async def _act(request: web.Request, action: Literal["ack", "resolve"], roles: t
         try:
             out = await transition_alert(conn, aid, action, p.user_id, body.note)
         except InvalidTransition as exc:
-            raise ApiError(409, errors.INVALID_TRANSITION, str(exc),
-                           {"field": "state", "state": exc.state}) from None
+            raise ApiError(
+                409, errors.INVALID_TRANSITION, str(exc), {"field": "state", "state": exc.state}
+            ) from None
         if out is None:
             raise not_found(f"alert {aid}")
         await audit(conn, p, f"alert.{action}", "alert", aid, {"note": body.note}, request.remote)
     return json_response(await _visible(request, p, aid))
 
 
-@api_doc("Acknowledge an alert", tags=["alerts"], roles=ACK_ROLES, body=AlertAction,
-         responses={409: "not open"})
+@api_doc(
+    "Acknowledge an alert",
+    tags=["alerts"],
+    roles=ACK_ROLES,
+    body=AlertAction,
+    responses={409: "not open"},
+)
 async def ack_alert(request: web.Request) -> web.Response:
     """open → acknowledged, with an optional note."""
     return await _act(request, "ack", ACK_ROLES)
 
 
-@api_doc("Resolve an alert", tags=["alerts"], roles=RESOLVE_ROLES, body=AlertAction,
-         responses={409: "already resolved"})
+@api_doc(
+    "Resolve an alert",
+    tags=["alerts"],
+    roles=RESOLVE_ROLES,
+    body=AlertAction,
+    responses={409: "already resolved"},
+)
 async def resolve_alert(request: web.Request) -> web.Response:
     """open | acknowledged → resolved, with an optional note."""
     return await _act(request, "resolve", RESOLVE_ROLES)

@@ -310,7 +310,10 @@ async def fetch_page(
     The count is skipped when the first page is not full (its length *is* the total): a
     lookup by tag, barcode or id then costs one index probe, never a `count(*)`.
     """
-    sql = f"SELECT {select} FROM {from_where} ORDER BY {order} LIMIT {page.page_size} OFFSET {page.offset}"
+    sql = (
+        f"SELECT {select} FROM {from_where} ORDER BY {order}"
+        f" LIMIT {page.page_size} OFFSET {page.offset}"
+    )
     rows = await db.fetch(sql, *q.params)
     if page.offset == 0 and len(rows) < page.page_size:
         return list(rows), len(rows)

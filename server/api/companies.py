@@ -121,7 +121,8 @@ async def _visible(request: web.Request, cid: int) -> dict[str, object]:
     p = require(request)
     q = Sql(cid)
     row = await request.app[POOL].fetchrow(
-        f"SELECT co.* FROM companies co WHERE co.id = $1 AND {scope_where(p, 'companies', 'co', q)}",
+        "SELECT co.* FROM companies co"
+        f" WHERE co.id = $1 AND {scope_where(p, 'companies', 'co', q)}",
         *q.params,
     )
     if row is None:

@@ -93,10 +93,13 @@ async def id_hash_key(app: web.Application, pool: asyncpg.Pool) -> bytes:
         key = env.encode()
     else:
         await pool.execute(
-            "INSERT INTO install_secrets (name, value) VALUES ('id_hash_key', $1) ON CONFLICT DO NOTHING",
+            "INSERT INTO install_secrets (name, value) VALUES ('id_hash_key', $1)"
+            " ON CONFLICT DO NOTHING",
             secrets.token_bytes(32),
         )
-        key = bytes(await pool.fetchval("SELECT value FROM install_secrets WHERE name = 'id_hash_key'"))
+        key = bytes(
+            await pool.fetchval("SELECT value FROM install_secrets WHERE name = 'id_hash_key'")
+        )
     app[EXTRAS]["id_hash_key"] = key
     return key
 
@@ -200,15 +203,18 @@ async def list_customers(request: web.Request) -> web.Response:
             raise bad_query("id_number", "not a valid 18-character resident ID number")
         where.append(f"cu.id_number_hash = {q.add(await hash_id_number(request, number.upper()))}")
     rows, total = await fetch_page(
-        request.app[POOL], "cu.*", f"customers cu WHERE {' AND '.join(where)}", "cu.id", q, page)
+        request.app[POOL], "cu.*", f"customers cu WHERE {' AND '.join(where)}", "cu.id", q, page
+    )
     return json_response(envelope([plain(r, HIDDEN) for r in rows], page, total))
 
 
 async def _visible(request: web.Request, p: Principal, cid: int) -> dict[str, Any]:
     q = Sql(cid)
     row = await request.app[POOL].fetchrow(
-        f"SELECT cu.* FROM customers cu WHERE cu.id = $1 AND {scope_where(p, 'customers', 'cu', q)}",
-        *q.params)
+        "SELECT cu.* FROM customers cu"
+        f" WHERE cu.id = $1 AND {scope_where(p, 'customers', 'cu', q)}",
+        *q.params,
+    )
     if row is None:
         raise not_found(f"customer {cid}")
     return plain(row, HIDDEN)
@@ -222,8 +228,13 @@ async def get_customer(request: web.Request) -> web.Response:
     return json_response(await _visible(request, p, path_int(request)))
 
 
-@api_doc("Create a customer", tags=["customers"], roles=WRITE_ROLES, body=CustomerCreate,
-         responses={201: "created", 409: "account_no already exists for the company"})
+@api_doc(
+    "Create a customer",
+    tags=["customers"],
+    roles=WRITE_ROLES,
+    body=CustomerCreate,
+    responses={201: "created", 409: "account_no already exists for the company"},
+)
 async def create_customer(request: web.Request) -> web.Response:
     """Open a real-name account; a company admin opens them for its own company."""
     p = require(request, *WRITE_ROLES)
@@ -231,18 +242,31 @@ async def create_customer(request: web.Request) -> web.Response:
     values = {k: v for k, v in msgspec.structs.asdict(body).items() if v is not None}
     if p.role == "company_admin":
         if body.company_id is not None and body.company_id != p.company_id:
-            raise ApiError(403, "forbidden", "company_id: a company admin opens its own customers only",
-                           {"field": "company_id"})
+            raise ApiError(
+                403,
+                "forbidden",
+                "company_id: a company admin opens its own customers only",
+                {"field": "company_id"},
+            )
         values["company_id"] = p.company_id
     elif body.company_id is None:
         raise bad_field("company_id", "is required")
     await _personal(request, values)
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        if not await conn.fetchval("SELECT true FROM companies WHERE id = $1", values["company_id"]):
+        if not await conn.fetchval(
+            "SELECT true FROM companies WHERE id = $1", values["company_id"]
+        ):
             raise bad_field("company_id", "no such company")
         row = await insert_row(conn, "customers", values, "account_no")
-        await audit(conn, p, "customer.create", "customer", row["id"],
-                    jsonable({k: v for k, v in values.items() if k not in HIDDEN}), request.remote)
+        await audit(
+            conn,
+            p,
+            "customer.create",
+            "customer",
+            row["id"],
+            jsonable({k: v for k, v in values.items() if k not in HIDDEN}),
+            request.remote,
+        )
     return json_response(plain(row, HIDDEN), 201)
 
 
@@ -258,8 +282,15 @@ async def patch_customer(request: web.Request) -> web.Response:
     await _personal(request, fields)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         row = await update_row(conn, "customers", cid, fields, "account_no")
-        await audit(conn, p, "customer.update", "customer", cid,
-                    jsonable({k: v for k, v in fields.items() if k not in HIDDEN}), request.remote)
+        await audit(
+            conn,
+            p,
+            "customer.update",
+            "customer",
+            cid,
+            jsonable({k: v for k, v in fields.items() if k not in HIDDEN}),
+            request.remote,
+        )
     return json_response(plain(row, HIDDEN))
 
 

@@ -465,14 +465,16 @@ async def create_cylinder(request: web.Request) -> web.Response:
         district = district or owner["district_code"]
         async with db_errors("tag"):
             row = await conn.fetchrow(
-                """INSERT INTO cylinders (tag, stamp, barcode, owner_company_id, medium, spec, volume_l,
-                       tare_kg, wall_thickness_mm, manufacturer, manufacture_date, serial_no,
+                """INSERT INTO cylinders (tag, stamp, barcode, owner_company_id, medium, spec,
+                       volume_l, tare_kg, wall_thickness_mm, manufacturer, manufacture_date,
+                       serial_no,
                        last_inspection_date, next_inspection_date, inspection_count, scrap_date,
                        valve_type, inspection_ring_no, use_registration_no, status,
                        registered_by_site_id, district_code, location_site_id,
                        location_kind)
                    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,
-                           $21,$22,$23, CASE WHEN $23::bigint IS NULL THEN 'unknown' ELSE 'site' END)
+                           $21,$22,$23,
+                           CASE WHEN $23::bigint IS NULL THEN 'unknown' ELSE 'site' END)
                    RETURNING *""",
                 body.tag,
                 body.stamp,

@@ -71,17 +71,25 @@ async def _check_site(request: web.Request, p: Principal, fields: dict[str, Any]
     """The site must exist and, for a company admin, be its own; the company follows it."""
     if p.role == "company_admin":
         if fields.get("company_id", p.company_id) != p.company_id:
-            raise ApiError(403, "forbidden", "company_id: a company admin registers its own devices",
-                           {"field": "company_id"})
+            raise ApiError(
+                403,
+                "forbidden",
+                "company_id: a company admin registers its own devices",
+                {"field": "company_id"},
+            )
         fields["company_id"] = p.company_id
     site_id = fields.get("site_id")
     if site_id is None:
         return
-    company = await request.app[POOL].fetchrow("SELECT company_id FROM sites WHERE id = $1", site_id)
+    company = await request.app[POOL].fetchrow(
+        "SELECT company_id FROM sites WHERE id = $1", site_id
+    )
     if company is None:
         raise bad_field("site_id", "no such site")
     if p.role == "company_admin" and company["company_id"] != p.company_id:
-        raise ApiError(403, "forbidden", "site_id: not a site of your company", {"field": "site_id"})
+        raise ApiError(
+            403, "forbidden", "site_id: not a site of your company", {"field": "site_id"}
+        )
     fields.setdefault("company_id", company["company_id"])
 
 
@@ -126,15 +134,18 @@ async def list_devices(request: web.Request) -> web.Response:
         value = q_bool(request, flag)
         if value is not None:
             where.append(f"d.{flag} IS {'TRUE' if value else 'NOT TRUE'}")
-    rows, total = await fetch_page(request.app[POOL], "d.*", f"devices d WHERE {' AND '.join(where)}",
-                                   "d.device_id", q, page)
+    rows, total = await fetch_page(
+        request.app[POOL], "d.*", f"devices d WHERE {' AND '.join(where)}", "d.device_id", q, page
+    )
     return json_response(envelope([plain(r, HIDDEN) for r in rows], page, total))
 
 
 async def _visible(request: web.Request, p: Principal, did: int) -> dict[str, Any]:
     q = Sql(did)
     row = await request.app[POOL].fetchrow(
-        f"SELECT d.* FROM devices d WHERE d.id = $1 AND {scope_where(p, 'devices', 'd', q)}", *q.params)
+        f"SELECT d.* FROM devices d WHERE d.id = $1 AND {scope_where(p, 'devices', 'd', q)}",
+        *q.params,
+    )
     if row is None:
         raise not_found(f"device {did}")
     return plain(row, HIDDEN)
@@ -148,8 +159,13 @@ async def get_device(request: web.Request) -> web.Response:
     return json_response(await _visible(request, p, path_int(request)))
 
 
-@api_doc("Register a device", tags=["devices"], roles=WRITE_ROLES, body=DeviceCreate,
-         responses={201: "created", 409: "device_id already exists"})
+@api_doc(
+    "Register a device",
+    tags=["devices"],
+    roles=WRITE_ROLES,
+    body=DeviceCreate,
+    responses={201: "created", 409: "device_id already exists"},
+)
 async def create_device(request: web.Request) -> web.Response:
     """Register a device (a gun needs its station)."""
     p = require(request, *WRITE_ROLES)
@@ -176,8 +192,12 @@ async def patch_device(request: web.Request) -> web.Response:
     require_some(fields)
     await _visible(request, p, did)
     if p.role == "company_admin" and "company_id" in fields:
-        raise ApiError(403, "forbidden", "company_id: only the admin moves a device between companies",
-                       {"field": "company_id"})
+        raise ApiError(
+            403,
+            "forbidden",
+            "company_id: only the admin moves a device between companies",
+            {"field": "company_id"},
+        )
     await _check_site(request, p, fields)
     if p.role == "company_admin":
         fields.pop("company_id", None)

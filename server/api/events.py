@@ -69,9 +69,14 @@ async def list_events(request: web.Request) -> web.Response:
     if district:
         where.append(f"e.district_code = {q.add(district)}")
     where += time_range(request, "e.ts", q)
-    rows, total = await fetch_page(request.app[POOL], EVENT_COLUMNS,
-                                   f"{EVENT_FROM} WHERE {' AND '.join(where)}",
-                                   "e.ts, e.received_at, e.msg_id", q, page)
+    rows, total = await fetch_page(
+        request.app[POOL],
+        EVENT_COLUMNS,
+        f"{EVENT_FROM} WHERE {' AND '.join(where)}",
+        "e.ts, e.received_at, e.msg_id",
+        q,
+        page,
+    )
     return json_response(envelope([plain(r) for r in rows], page, total))
 
 
@@ -107,8 +112,14 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     if topic:
         where.append(f"d.topic = {q.add(topic)}")
     where += time_range(request, "d.received_at", q)
-    rows, total = await fetch_page(request.app[POOL], "d.*", f"dead_letters d WHERE {' AND '.join(where)}",
-                                   "d.received_at DESC", q, page)
+    rows, total = await fetch_page(
+        request.app[POOL],
+        "d.*",
+        f"dead_letters d WHERE {' AND '.join(where)}",
+        "d.received_at DESC",
+        q,
+        page,
+    )
     return json_response(envelope([_dead_json(r) for r in rows], page, total))
 
 

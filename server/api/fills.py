@@ -30,8 +30,9 @@ from server.scope import Sql, can_read, scope_where
 
 READ_ROLES = ("admin", "regulator", "officer", "company_admin", "station_operator")
 ASSESSMENTS = tuple(a.value for a in FillAssessment)
-COLUMNS = """f.ts, f.ts_start, f.received_at, f.msg_id, f.gun_id, f.station_id, s.code AS station_code,
-    s.name AS station_name, f.company_id, co.name AS company_name, f.district_code, f.cylinder_id,
+COLUMNS = """f.ts, f.ts_start, f.received_at, f.msg_id, f.gun_id, f.station_id,
+    s.code AS station_code, s.name AS station_name, f.company_id, co.name AS company_name,
+    f.district_code, f.cylinder_id,
     f.tag, f.spec, f.net_kg, f.tare_kg, f.gross_kg, f.result, f.assessment, f.operator,
     f.pre_check, f.post_check"""
 
@@ -95,10 +96,13 @@ async def list_fills(request: web.Request) -> web.Response:
     if result:
         where.append(f"f.result = {q.add(result)}")
     rows, total = await fetch_page(
-        request.app[POOL], COLUMNS,
+        request.app[POOL],
+        COLUMNS,
         f"""fills f LEFT JOIN sites s ON s.id = f.station_id
-            LEFT JOIN companies co ON co.id = f.company_id WHERE {' AND '.join(where)}""",
-        "f.ts DESC, f.msg_id", q, page,
+            LEFT JOIN companies co ON co.id = f.company_id WHERE {" AND ".join(where)}""",
+        "f.ts DESC, f.msg_id",
+        q,
+        page,
     )
     return json_response(envelope([plain(r) for r in rows], page, total))
 

@@ -65,15 +65,21 @@ def _path_of(route: web.AbstractRoute) -> str | None:
 def _operation(method: str, path: str, handler: Any, bodies: list[type[Any]]) -> dict[str, Any]:
     doc: ApiDoc | None = doc_of(handler)
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True,
-         "schema": {"type": "integer"} if name == "id" else {"type": "string"}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer"} if name == "id" else {"type": "string"},
+        }
         for name in _PARAM_RE.findall(path)
     ]
     op: dict[str, Any] = {
         "operationId": f"{method.lower()}_{re.sub(r'[^a-z0-9]+', '_', path.lower()).strip('_')}",
         "responses": {
-            "default": {"description": "error",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "default": {
+                "description": "error",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
         },
     }
     if doc is None:
@@ -91,18 +97,40 @@ def _operation(method: str, path: str, handler: Any, bodies: list[type[Any]]) ->
             schema = dict(_TYPES.get(p.type, {"type": "string"}))
             if p.enum:
                 schema["enum"] = list(p.enum)
-            params.append({"name": p.name, "in": "query", "required": p.required,
-                           "description": p.description, "schema": schema})
+            params.append(
+                {
+                    "name": p.name,
+                    "in": "query",
+                    "required": p.required,
+                    "description": p.description,
+                    "schema": schema,
+                }
+            )
         if doc.formats and not any(p.name == "format" for p in doc.query):
-            params.append({"name": "format", "in": "query", "required": False,
-                           "schema": {"type": "string", "enum": list(doc.formats)}})
+            params.append(
+                {
+                    "name": "format",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "enum": list(doc.formats)},
+                }
+            )
         if doc.body is not None:
             bodies.append(doc.body)
-            op["requestBody"] = {"required": True, "content": {"application/json": {
-                "schema": {"$ref": f"#/components/schemas/{doc.body.__name__}"}}}}
+            op["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{doc.body.__name__}"}
+                    }
+                },
+            }
         ok = "201" if 201 in doc.responses else "200"
-        content = {"application/json": {"schema": {"$ref": "#/components/schemas/Page"}}} \
-            if doc.paginated else {"application/json": {"schema": {"type": "object"}}}
+        content = (
+            {"application/json": {"schema": {"$ref": "#/components/schemas/Page"}}}
+            if doc.paginated
+            else {"application/json": {"schema": {"type": "object"}}}
+        )
         op["responses"][ok] = {"description": doc.responses.get(int(ok), "OK"), "content": content}
         for status, text in doc.responses.items():
             if str(status) != ok:
@@ -122,9 +150,12 @@ def build_document(app: web.Application) -> dict[str, Any]:
         path = _path_of(route)
         if path is None or not path.startswith(API) or route.method in ("HEAD", "OPTIONS", "*"):
             continue
-        paths.setdefault(path, {})[route.method.lower()] = _operation(route.method, path, route.handler, bodies)
-    _, components = msgspec.json.schema_components(list(dict.fromkeys(bodies)),
-                                                   ref_template="#/components/schemas/{name}")
+        paths.setdefault(path, {})[route.method.lower()] = _operation(
+            route.method, path, route.handler, bodies
+        )
+    _, components = msgspec.json.schema_components(
+        list(dict.fromkeys(bodies)), ref_template="#/components/schemas/{name}"
+    )
     components["Error"] = ERROR_SCHEMA
     components["Page"] = PAGE_SCHEMA
     return {
@@ -133,7 +164,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
             "title": "CylinderWatch 气瓶安全追溯监管平台 API",
             "version": "1",
             "description": "REST API v1 (DESIGN §9). Every error has the shape "
-                           '{"error": {"code", "message", "details"}}; see docs/API.md.',
+            '{"error": {"code", "message", "details"}}; see docs/API.md.',
         },
         "servers": [{"url": "/"}],
         "paths": dict(sorted(paths.items())),

@@ -66,9 +66,13 @@ async def rate_limit(request: web.Request) -> None:
     count, _ = await pipe.execute()
     if int(count) > limit:
         retry = max(1, int(WINDOW_S - (now % WINDOW_S)) + 1)
-        raise ApiError(429, errors.RATE_LIMITED,
-                       f"too many requests: at most {limit} per minute", {"retry_after_s": retry},
-                       headers={"Retry-After": str(retry)})
+        raise ApiError(
+            429,
+            errors.RATE_LIMITED,
+            f"too many requests: at most {limit} per minute",
+            {"retry_after_s": retry},
+            headers={"Retry-After": str(retry)},
+        )
 
 
 def _lang(request: web.Request) -> str:
@@ -76,10 +80,14 @@ def _lang(request: web.Request) -> str:
     return "en" if lang.lower().startswith("en") else "zh-CN"
 
 
-@api_doc("Public: what a QR scan shows", tags=["public"], roles=["public"],
-         query=[Param("lang", enum=["zh-CN", "en"])],
-         description="code = the barcode/QR code or the tag. Owner, model, status label, last "
-                     "fill, next inspection, scrap status — no personal data. Rate-limited.")
+@api_doc(
+    "Public: what a QR scan shows",
+    tags=["public"],
+    roles=["public"],
+    query=[Param("lang", enum=["zh-CN", "en"])],
+    description="code = the barcode/QR code or the tag. Owner, model, status label, last "
+    "fill, next inspection, scrap status — no personal data. Rate-limited.",
+)
 async def public_cylinder(request: web.Request) -> web.Response:
     """One cylinder as the public may see it."""
     await rate_limit(request)
@@ -102,29 +110,35 @@ async def public_cylinder(request: web.Request) -> web.Response:
         raise not_found("cylinder")
     lang = _lang(request)
     day = today(settings)
-    comp = compliance_status(row["status"], row["next_inspection_date"], row["scrap_date"], day,
-                             settings.dates)
+    comp = compliance_status(
+        row["status"], row["next_inspection_date"], row["scrap_date"], day, settings.dates
+    )
     scrapped = comp.value == "scrapped"
     model = settings.model(row["spec"])
-    return json_response({
-        "code": code,
-        "tag": row["tag"],
-        "barcode": row["barcode"],
-        "owner": row["owner_name"],
-        "spec": row["spec"],
-        "medium": row["medium"],
-        "volume_l": model.volume_l if model else None,
-        "manufacturer": row["manufacturer"],
-        "manufacture_date": row["manufacture_date"],
-        "compliance": comp.value,
-        "status_label": public_label(comp, lang),
-        "next_inspection_date": row["next_inspection_date"],
-        "scrap_date": row["scrap_date"],
-        "scrapped": scrapped,
-        "last_fill": ({"ts": row["last_fill_at"], "station": row["last_fill_station"]}
-                      if row["last_fill_at"] else None),
-        "checked_on": day,
-    })
+    return json_response(
+        {
+            "code": code,
+            "tag": row["tag"],
+            "barcode": row["barcode"],
+            "owner": row["owner_name"],
+            "spec": row["spec"],
+            "medium": row["medium"],
+            "volume_l": model.volume_l if model else None,
+            "manufacturer": row["manufacturer"],
+            "manufacture_date": row["manufacture_date"],
+            "compliance": comp.value,
+            "status_label": public_label(comp, lang),
+            "next_inspection_date": row["next_inspection_date"],
+            "scrap_date": row["scrap_date"],
+            "scrapped": scrapped,
+            "last_fill": (
+                {"ts": row["last_fill_at"], "station": row["last_fill_station"]}
+                if row["last_fill_at"]
+                else None
+            ),
+            "checked_on": day,
+        }
+    )
 
 
 class ComplaintBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -133,10 +147,15 @@ class ComplaintBody(msgspec.Struct, forbid_unknown_fields=True):
     contact: Annotated[str, msgspec.Meta(max_length=100)] | None = None
 
 
-@api_doc("Public: file a complaint", tags=["public"], roles=["public"], body=ComplaintBody,
-         responses={201: "stored", 429: "rate limited"},
-         description="text up to settings.public.complaint_max_chars characters; code (optional) "
-                     "ties it to a cylinder and so to its company and district.")
+@api_doc(
+    "Public: file a complaint",
+    tags=["public"],
+    roles=["public"],
+    body=ComplaintBody,
+    responses={201: "stored", 429: "rate limited"},
+    description="text up to settings.public.complaint_max_chars characters; code (optional) "
+    "ties it to a cylinder and so to its company and district.",
+)
 async def create_complaint(request: web.Request) -> web.Response:
     """Store a complaint (投诉举报) from the public page."""
     await rate_limit(request)
@@ -153,18 +172,32 @@ async def create_complaint(request: web.Request) -> web.Response:
         if body.code:
             cyl = await conn.fetchrow(
                 """SELECT id, owner_company_id, district_code FROM cylinders
-                    WHERE barcode = $1 OR tag = $1 ORDER BY (barcode = $1) DESC LIMIT 1""", body.code)
+                    WHERE barcode = $1 OR tag = $1 ORDER BY (barcode = $1) DESC LIMIT 1""",
+                body.code,
+            )
         row = await conn.fetchrow(
             """INSERT INTO complaints (code, cylinder_id, company_id, district_code, text, contact)
                VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at""",
-            body.code, cyl["id"] if cyl else None, cyl["owner_company_id"] if cyl else None,
-            cyl["district_code"] if cyl else None, text, body.contact,
+            body.code,
+            cyl["id"] if cyl else None,
+            cyl["owner_company_id"] if cyl else None,
+            cyl["district_code"] if cyl else None,
+            text,
+            body.contact,
         )
         assert row is not None
-        await audit(conn, principal_of(request), "complaint.create", "complaint", row["id"],
-                    {"code": body.code, "cylinder_id": cyl["id"] if cyl else None}, request.remote)
-    return json_response({"id": row["id"], "created_at": row["created_at"],
-                          "matched_cylinder": cyl is not None}, 201)
+        await audit(
+            conn,
+            principal_of(request),
+            "complaint.create",
+            "complaint",
+            row["id"],
+            {"code": body.code, "cylinder_id": cyl["id"] if cyl else None},
+            request.remote,
+        )
+    return json_response(
+        {"id": row["id"], "created_at": row["created_at"], "matched_cylinder": cyl is not None}, 201
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -174,15 +207,25 @@ def _articles() -> list[dict[str, Any]]:
     return list(data["articles"])
 
 
-@api_doc("Public: safety articles", tags=["public"], roles=["public"],
-         query=[Param("lang", enum=["zh-CN", "en"])])
+@api_doc(
+    "Public: safety articles",
+    tags=["public"],
+    roles=["public"],
+    query=[Param("lang", enum=["zh-CN", "en"])],
+)
 async def articles(request: web.Request) -> web.Response:
     """Safety tips for households (config/safety_articles.json)."""
     await rate_limit(request)
     check_query(request, ["lang"])
     en = _lang(request) == "en"
-    items = [{"id": a["id"], "title": a["title_en"] if en else a["title"],
-              "body": a["body_en"] if en else a["body"]} for a in _articles()]
+    items = [
+        {
+            "id": a["id"],
+            "title": a["title_en"] if en else a["title"],
+            "body": a["body_en"] if en else a["body"],
+        }
+        for a in _articles()
+    ]
     return json_response({"items": items})
 
 
@@ -202,8 +245,13 @@ COMPLAINT_QUERY = (
 )
 
 
-@api_doc("List public complaints", tags=["public"], roles=COMPLAINT_ROLES, query=COMPLAINT_QUERY,
-         paginated=True)
+@api_doc(
+    "List public complaints",
+    tags=["public"],
+    roles=COMPLAINT_ROLES,
+    query=COMPLAINT_QUERY,
+    paginated=True,
+)
 async def list_complaints(request: web.Request) -> web.Response:
     """Complaints in the caller's scope (districts; a company its own cylinders'), newest first."""
     p = require(request, *COMPLAINT_ROLES)
@@ -218,8 +266,14 @@ async def list_complaints(request: web.Request) -> web.Response:
     if district:
         where.append(f"k.district_code = {q.add(district)}")
     where += time_range(request, "k.created_at", q)
-    rows, total = await fetch_page(request.app[POOL], "k.*", f"complaints k WHERE {' AND '.join(where)}",
-                                   "k.created_at DESC, k.id DESC", q, page)
+    rows, total = await fetch_page(
+        request.app[POOL],
+        "k.*",
+        f"complaints k WHERE {' AND '.join(where)}",
+        "k.created_at DESC, k.id DESC",
+        q,
+        page,
+    )
     return json_response(envelope([plain(r) for r in rows], page, total))
 
 
@@ -230,4 +284,3 @@ def routes() -> list[web.RouteDef]:
         web.get(f"{API}/public/articles", articles, allow_head=False),
         web.get(f"{API}/complaints", list_complaints, allow_head=False),
     ]
-

@@ -5,14 +5,15 @@ a company admin's report counts its own rows, a district regulator's its distric
 and XLSX stream (`server.api.common.stream_table`), so a city-wide list never sits in
 memory. Days are the city's calendar days (settings.alerts.timezone), not UTC's.
 
-| report | rows | who |
-|---|---|---|
-| compliance-summary | cylinders by compliance status, per district and per company | admin, regulator, officer, company_admin, inspector |
-| inspection-due | cylinders whose inspection is due or overdue (paginated in JSON) | same |
-| fills-daily | fills per day per station | admin, regulator, officer, company_admin |
-| denials | refused fill attempts per station per day per reason | same |
-| anomalies-by-company | alerts per company per kind | same |
+- compliance-summary: cylinders by compliance status, per district and per company;
+- inspection-due: cylinders whose inspection is due or overdue (paginated in JSON);
+- fills-daily: fills per day per station;
+- denials: refused fill attempts per station per day per reason;
+- anomalies-by-company: alerts per company per kind.
 
+The first two are open to admin, regulator, officer, company_admin and inspector (agencies
+call cylinders in for inspection); the activity reports to admin, regulator, officer and
+company_admin (agencies do not read fills or alerts, DESIGN §7).
 Station operators get no reports: their tools are the gun and the handheld.
 """
 
@@ -53,10 +54,14 @@ from server.scope import Sql, scope_where
 CYL_REPORT_ROLES = ("admin", "regulator", "officer", "company_admin", "inspector")
 ACTIVITY_ROLES = ("admin", "regulator", "officer", "company_admin")
 FORMATS = ("json", "csv", "xlsx")
-COMMON = (Param("district", description="6-digit district code"),
-          Param("company", description="company code or id"))
-RANGE = (Param("from", "date", "first day (city time; default: 30 days ago)"),
-         Param("to", "date", "last day, inclusive (default: today)"))
+COMMON = (
+    Param("district", description="6-digit district code"),
+    Param("company", description="company code or id"),
+)
+RANGE = (
+    Param("from", "date", "first day (city time; default: 30 days ago)"),
+    Param("to", "date", "last day, inclusive (default: today)"),
+)
 
 
 def _days(request: web.Request) -> tuple[dt.date, dt.date, dt.datetime, dt.datetime]:
@@ -75,8 +80,15 @@ def _days(request: web.Request) -> tuple[dt.date, dt.date, dt.datetime, dt.datet
     return first, last, start, end
 
 
-def _filters(request: web.Request, p: Principal, entity: str, alias: str, q: Sql,
-             district_col: str, company_col: str) -> list[str]:
+def _filters(
+    request: web.Request,
+    p: Principal,
+    entity: str,
+    alias: str,
+    q: Sql,
+    district_col: str,
+    company_col: str,
+) -> list[str]:
     where = [scope_where(p, entity, alias, q)]
     district = q_district(request)
     if district:
@@ -87,8 +99,14 @@ def _filters(request: web.Request, p: Principal, entity: str, alias: str, q: Sql
     return where
 
 
-async def _respond(request: web.Request, fmt: str, name: str, header: Sequence[str],
-                   rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> web.StreamResponse:
+async def _respond(
+    request: web.Request,
+    fmt: str,
+    name: str,
+    header: Sequence[str],
+    rows: list[dict[str, Any]],
+    extra: dict[str, Any] | None = None,
+) -> web.StreamResponse:
     """Small aggregated reports: JSON, or the same rows as a streamed table."""
     if fmt == "json":
         return json_response({"report": name, **(extra or {}), "rows": rows})
@@ -103,8 +121,13 @@ async def _respond(request: web.Request, fmt: str, name: str, header: Sequence[s
 # ---------------------------------------------------------------- compliance-summary
 
 
-@api_doc("Report: cylinders by compliance status per district and per company", tags=["reports"],
-         roles=CYL_REPORT_ROLES, query=COMMON, formats=FORMATS)
+@api_doc(
+    "Report: cylinders by compliance status per district and per company",
+    tags=["reports"],
+    roles=CYL_REPORT_ROLES,
+    query=COMMON,
+    formats=FORMATS,
+)
 async def compliance_summary(request: web.Request) -> web.StreamResponse:
     """Counts of ok / inspection_due / scrap_due / overdue / scrapped (DESIGN §4) on today."""
     p = require(request, *CYL_REPORT_ROLES)
@@ -116,39 +139,59 @@ async def compliance_summary(request: web.Request) -> web.StreamResponse:
     where = _filters(request, p, "cylinders", "c", q, "c.district_code", "c.owner_company_id")
     case = compliance_case("c", q, ComplianceBounds.of(day, settings.dates))
     rows = await request.app[POOL].fetch(
-        f"""SELECT c.district_code, d.name AS district_name, c.owner_company_id, o.code AS company_code,
-                   o.name AS company_name, {case} AS compliance, count(*) AS n
+        f"""SELECT c.district_code, d.name AS district_name, c.owner_company_id,
+                   o.code AS company_code, o.name AS company_name, {case} AS compliance,
+                   count(*) AS n
               FROM cylinders c JOIN companies o ON o.id = c.owner_company_id
               LEFT JOIN districts d ON d.code = c.district_code
-             WHERE {' AND '.join(where)} GROUP BY 1, 2, 3, 4, 5, 6""", *q.params)
+             WHERE {" AND ".join(where)} GROUP BY 1, 2, 3, 4, 5, 6""",
+        *q.params,
+    )
     by: dict[tuple[str, Any], dict[str, Any]] = {}
     for r in rows:
         for dim, key, code, label in (
             ("district", r["district_code"], r["district_code"], r["district_name"]),
             ("company", r["owner_company_id"], r["company_code"], r["company_name"]),
         ):
-            entry = by.setdefault((dim, key), {"dimension": dim, "code": code, "name": label,
-                                               **dict.fromkeys(COMPLIANCE_VALUES, 0), "total": 0})
+            entry = by.setdefault(
+                (dim, key),
+                {
+                    "dimension": dim,
+                    "code": code,
+                    "name": label,
+                    **dict.fromkeys(COMPLIANCE_VALUES, 0),
+                    "total": 0,
+                },
+            )
             entry[r["compliance"]] += r["n"]
             entry["total"] += r["n"]
     out = sorted(by.values(), key=lambda e: (e["dimension"], str(e["code"])))
     header = ["dimension", "code", "name", *COMPLIANCE_VALUES, "total"]
     if fmt == "json":
-        return json_response({
-            "report": "compliance-summary", "date": day,
-            "by_district": [e for e in out if e["dimension"] == "district"],
-            "by_company": [e for e in out if e["dimension"] == "company"],
-        })
+        return json_response(
+            {
+                "report": "compliance-summary",
+                "date": day,
+                "by_district": [e for e in out if e["dimension"] == "district"],
+                "by_company": [e for e in out if e["dimension"] == "company"],
+            }
+        )
     return await _respond(request, fmt, "compliance-summary", header, out)
 
 
 # ---------------------------------------------------------------- inspection-due
 
 
-@api_doc("Report: cylinders due or overdue for periodic inspection", tags=["reports"],
-         roles=CYL_REPORT_ROLES, query=COMMON, formats=FORMATS, paginated=True,
-         description="Not scrapped, next inspection on or before today + dates.inspection_due_days; "
-                     "JSON is paginated, CSV/XLSX stream every row.")
+@api_doc(
+    "Report: cylinders due or overdue for periodic inspection",
+    tags=["reports"],
+    roles=CYL_REPORT_ROLES,
+    query=COMMON,
+    formats=FORMATS,
+    paginated=True,
+    description="Not scrapped, next inspection on or before today + dates.inspection_due_days; "
+    "JSON is paginated, CSV/XLSX stream every row.",
+)
 async def inspection_due(request: web.Request) -> web.StreamResponse:
     """Cylinders to call in for inspection, most urgent first."""
     p = require(request, *CYL_REPORT_ROLES)
@@ -161,27 +204,49 @@ async def inspection_due(request: web.Request) -> web.StreamResponse:
     where.append(f"c.next_inspection_date <= {q.add(b.inspection_due_until)}")
     where.append(f"c.status <> 'scrapped' AND c.scrap_date > {q.add(b.today)}")
     case = compliance_case("c", q, b)
-    select = f"""c.id, c.tag, c.stamp, c.barcode, o.code AS owner_code, o.name AS owner_name, c.spec,
-        c.district_code, c.last_inspection_date, c.next_inspection_date, c.scrap_date, c.status,
+    select = f"""c.id, c.tag, c.stamp, c.barcode, o.code AS owner_code, o.name AS owner_name,
+        c.spec, c.district_code, c.last_inspection_date, c.next_inspection_date, c.scrap_date,
+        c.status,
         {case} AS compliance"""
-    from_where = f"cylinders c JOIN companies o ON o.id = c.owner_company_id WHERE {' AND '.join(where)}"
+    from_where = (
+        f"cylinders c JOIN companies o ON o.id = c.owner_company_id WHERE {' AND '.join(where)}"
+    )
     order = "c.next_inspection_date, c.id"
     if fmt == "json":
         page = q_page(request)
         rows, total = await fetch_page(request.app[POOL], select, from_where, order, q, page)
         return json_response(envelope([plain(r) for r in rows], page, total))
-    header = ["id", "tag", "stamp", "barcode", "owner_code", "owner_name", "spec", "district_code",
-              "last_inspection_date", "next_inspection_date", "scrap_date", "status", "compliance"]
+    header = [
+        "id",
+        "tag",
+        "stamp",
+        "barcode",
+        "owner_code",
+        "owner_name",
+        "spec",
+        "district_code",
+        "last_inspection_date",
+        "next_inspection_date",
+        "scrap_date",
+        "status",
+        "compliance",
+    ]
     sql = f"SELECT {select} FROM {from_where} ORDER BY {order}"
-    return await stream_table(request, fmt, "inspection-due", header,
-                              iter_rows(request.app[POOL], sql, q.params, header))
+    return await stream_table(
+        request, fmt, "inspection-due", header, iter_rows(request.app[POOL], sql, q.params, header)
+    )
 
 
 # ---------------------------------------------------------------- fills-daily
 
 
-@api_doc("Report: fills per day per station", tags=["reports"], roles=ACTIVITY_ROLES,
-         query=COMMON + RANGE, formats=FORMATS)
+@api_doc(
+    "Report: fills per day per station",
+    tags=["reports"],
+    roles=ACTIVITY_ROLES,
+    query=COMMON + RANGE,
+    formats=FORMATS,
+)
 async def fills_daily(request: web.Request) -> web.StreamResponse:
     """Fills, completed/aborted and net mass per city day, station and company."""
     p = require(request, *ACTIVITY_ROLES)
@@ -200,20 +265,38 @@ async def fills_daily(request: web.Request) -> web.StreamResponse:
                    coalesce(sum(f.net_kg) FILTER (WHERE f.result = 'completed'), 0) AS net_kg
               FROM fills f LEFT JOIN sites s ON s.id = f.station_id
               LEFT JOIN companies co ON co.id = f.company_id
-             WHERE {' AND '.join(where)}
-             GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 3""", *q.params)
-    header = ["day", "station_id", "station_code", "station_name", "company_id", "company_name",
-              "fills", "completed", "aborted", "net_kg"]
-    return await _respond(request, fmt, "fills-daily", header, [plain(r) for r in rows],
-                          {"from": first, "to": last})
+             WHERE {" AND ".join(where)}
+             GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 3""",
+        *q.params,
+    )
+    header = [
+        "day",
+        "station_id",
+        "station_code",
+        "station_name",
+        "company_id",
+        "company_name",
+        "fills",
+        "completed",
+        "aborted",
+        "net_kg",
+    ]
+    return await _respond(
+        request, fmt, "fills-daily", header, [plain(r) for r in rows], {"from": first, "to": last}
+    )
 
 
 # ---------------------------------------------------------------- denials
 
 
-@api_doc("Report: refused fill attempts per station per day per reason", tags=["reports"],
-         roles=ACTIVITY_ROLES, query=COMMON + RANGE, formats=FORMATS,
-         description="From the trajectory's fill_refused events and their reasons (DESIGN §4).")
+@api_doc(
+    "Report: refused fill attempts per station per day per reason",
+    tags=["reports"],
+    roles=ACTIVITY_ROLES,
+    query=COMMON + RANGE,
+    formats=FORMATS,
+    description="From the trajectory's fill_refused events and their reasons (DESIGN §4).",
+)
 async def denials(request: web.Request) -> web.StreamResponse:
     """Each denied attempt counted once per reason it carried (DOMAIN.md abnormal behaviour)."""
     p = require(request, *ACTIVITY_ROLES)
@@ -234,21 +317,37 @@ async def denials(request: web.Request) -> web.StreamResponse:
                        THEN e.details->'reasons' ELSE '[]'::jsonb END) AS r(reason)
               LEFT JOIN sites s ON s.id = e.site_id
               LEFT JOIN companies co ON co.id = e.company_id
-             WHERE {' AND '.join(where)}
-             GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 3, 7""", *q.params)
-    header = ["day", "station_id", "station_code", "station_name", "company_id", "company_name",
-              "reason", "attempts"]
-    return await _respond(request, fmt, "denials", header, [plain(r) for r in rows],
-                          {"from": first, "to": last})
+             WHERE {" AND ".join(where)}
+             GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 3, 7""",
+        *q.params,
+    )
+    header = [
+        "day",
+        "station_id",
+        "station_code",
+        "station_name",
+        "company_id",
+        "company_name",
+        "reason",
+        "attempts",
+    ]
+    return await _respond(
+        request, fmt, "denials", header, [plain(r) for r in rows], {"from": first, "to": last}
+    )
 
 
 # ---------------------------------------------------------------- anomalies-by-company
 
 
-@api_doc("Report: alerts per company per kind", tags=["reports"], roles=ACTIVITY_ROLES,
-         query=COMMON + RANGE, formats=FORMATS,
-         description="Alerts last seen in the range; `alerts` counts alerts, `occurrences` their "
-                     "de-duplicated repeats.")
+@api_doc(
+    "Report: alerts per company per kind",
+    tags=["reports"],
+    roles=ACTIVITY_ROLES,
+    query=COMMON + RANGE,
+    formats=FORMATS,
+    description="Alerts last seen in the range; `alerts` counts alerts, `occurrences` their "
+    "de-duplicated repeats.",
+)
 async def anomalies_by_company(request: web.Request) -> web.StreamResponse:
     """Companies ranked by abnormal behaviour (异常经营行为)."""
     p = require(request, *ACTIVITY_ROLES)
@@ -263,13 +362,28 @@ async def anomalies_by_company(request: web.Request) -> web.StreamResponse:
                    count(*) AS alerts, sum(a.count) AS occurrences,
                    count(*) FILTER (WHERE a.state <> 'resolved') AS unresolved
               FROM alerts a LEFT JOIN companies co ON co.id = a.company_id
-             WHERE {' AND '.join(where)}
+             WHERE {" AND ".join(where)}
              GROUP BY 1, 2, 3, 4 ORDER BY sum(count(*)) OVER (PARTITION BY a.company_id) DESC,
-                   2, 4""", *q.params)
-    header = ["company_id", "company_code", "company_name", "kind", "alerts", "occurrences",
-              "unresolved"]
-    return await _respond(request, fmt, "anomalies-by-company", header, [plain(r) for r in rows],
-                          {"from": first, "to": last})
+                   2, 4""",
+        *q.params,
+    )
+    header = [
+        "company_id",
+        "company_code",
+        "company_name",
+        "kind",
+        "alerts",
+        "occurrences",
+        "unresolved",
+    ]
+    return await _respond(
+        request,
+        fmt,
+        "anomalies-by-company",
+        header,
+        [plain(r) for r in rows],
+        {"from": first, "to": last},
+    )
 
 
 REPORTS = {
@@ -288,9 +402,15 @@ async def list_reports(request: web.Request) -> web.Response:
     out = []
     for name, handler in REPORTS.items():
         doc = getattr(handler, "__api_doc__", None)
-        out.append({"name": name, "path": f"{API}/reports/{name}",
-                    "summary": doc.summary if doc else name, "roles": list(doc.roles) if doc else [],
-                    "formats": list(FORMATS)})
+        out.append(
+            {
+                "name": name,
+                "path": f"{API}/reports/{name}",
+                "summary": doc.summary if doc else name,
+                "roles": list(doc.roles) if doc else [],
+                "formats": list(FORMATS),
+            }
+        )
     return json_response({"items": out})
 
 

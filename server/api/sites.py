@@ -53,7 +53,9 @@ from server.keys import POOL
 from server.scope import Sql, scope_where
 
 REGULATED = frozenset({"licence_no", "licence_expiry", "licence_status", "permitted_full_storage"})
-COMPANY_FIELDS = frozenset({"code", "name", "kind", "company_id", "district_code", "address", "lat", "lon"})
+COMPANY_FIELDS = frozenset(
+    {"code", "name", "kind", "company_id", "district_code", "address", "lat", "lon"}
+)
 WRITE_ROLES = ("admin", "company_admin")
 
 
@@ -94,14 +96,25 @@ def _check(p: Principal, fields: dict[str, Any]) -> None:
     if "licence_status" in fields and fields["licence_status"] not in LICENCE_STATUSES:
         raise bad_field("licence_status", f"must be one of {', '.join(LICENCE_STATUSES)}")
     if p.role == "company_admin":
-        deny_fields(p, {k: v for k, v in fields.items() if k != "licence_status" or v != "valid"},
-                    COMPANY_FIELDS)
+        deny_fields(
+            p,
+            {k: v for k, v in fields.items() if k != "licence_status" or v != "valid"},
+            COMPANY_FIELDS,
+        )
         if fields.get("kind") == "inspection_agency":
-            raise ApiError(403, "forbidden", "kind: inspection agencies are registered by the admin",
-                           {"field": "kind"})
+            raise ApiError(
+                403,
+                "forbidden",
+                "kind: inspection agencies are registered by the admin",
+                {"field": "kind"},
+            )
         if "company_id" in fields and fields["company_id"] != p.company_id:
-            raise ApiError(403, "forbidden", "company_id: a company admin manages its own sites only",
-                           {"field": "company_id"})
+            raise ApiError(
+                403,
+                "forbidden",
+                "company_id: a company admin manages its own sites only",
+                {"field": "company_id"},
+            )
 
 
 QUERY = (
@@ -134,9 +147,12 @@ async def list_sites(request: web.Request) -> web.Response:
     if district:
         where.append(f"s.district_code = {q.add(district)}")
     rows, total = await fetch_page(
-        request.app[POOL], "s.*, co.name AS company_name",
+        request.app[POOL],
+        "s.*, co.name AS company_name",
         f"sites s LEFT JOIN companies co ON co.id = s.company_id WHERE {' AND '.join(where)}",
-        "s.code", q, page,
+        "s.code",
+        q,
+        page,
     )
     return json_response(envelope([plain(r) for r in rows], page, total))
 
@@ -144,8 +160,11 @@ async def list_sites(request: web.Request) -> web.Response:
 async def _visible(request: web.Request, p: Principal, sid: int) -> dict[str, Any]:
     q = Sql(sid)
     row = await request.app[POOL].fetchrow(
-        f"""SELECT s.*, co.name AS company_name FROM sites s LEFT JOIN companies co ON co.id = s.company_id
-            WHERE s.id = $1 AND {scope_where(p, 'sites', 's', q)}""", *q.params)
+        f"""SELECT s.*, co.name AS company_name
+              FROM sites s LEFT JOIN companies co ON co.id = s.company_id
+            WHERE s.id = $1 AND {scope_where(p, "sites", "s", q)}""",
+        *q.params,
+    )
     if row is None:
         raise not_found(f"site {sid}")
     return plain(row)
@@ -158,10 +177,15 @@ async def get_site(request: web.Request) -> web.Response:
     return json_response(await _visible(request, p, path_int(request)))
 
 
-@api_doc("Create a site", tags=["sites"], roles=WRITE_ROLES, body=SiteCreate,
-         responses={201: "created", 409: "code already exists"},
-         description="company_admin: its own company's stations/stores/warehouses, without licence "
-                     "or storage fields (admin only).")
+@api_doc(
+    "Create a site",
+    tags=["sites"],
+    roles=WRITE_ROLES,
+    body=SiteCreate,
+    responses={201: "created", 409: "code already exists"},
+    description="company_admin: its own company's stations/stores/warehouses, without licence "
+    "or storage fields (admin only).",
+)
 async def create_site(request: web.Request) -> web.Response:
     """Register a site; a company admin's site belongs to its company."""
     p = require(request, *WRITE_ROLES)

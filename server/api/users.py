@@ -144,8 +144,14 @@ QUERY = (
 )
 
 
-@api_doc("List users", tags=["users"], roles=ROLES, query=QUERY, paginated=True,
-         description="admin: all; company_admin: its company's accounts; others: themselves.")
+@api_doc(
+    "List users",
+    tags=["users"],
+    roles=ROLES,
+    query=QUERY,
+    paginated=True,
+    description="admin: all; company_admin: its company's accounts; others: themselves.",
+)
 async def list_users(request: web.Request) -> web.Response:
     """Accounts in the caller's scope, by username (never the password hash)."""
     p = require(request)
@@ -166,8 +172,9 @@ async def list_users(request: web.Request) -> web.Response:
     active = q_bool(request, "active")
     if active is not None:
         where.append(f"u.active = {q.add(active)}")
-    rows, total = await fetch_page(request.app[POOL], COLUMNS, f"users u WHERE {' AND '.join(where)}",
-                                   "u.username", q, page)
+    rows, total = await fetch_page(
+        request.app[POOL], COLUMNS, f"users u WHERE {' AND '.join(where)}", "u.username", q, page
+    )
     return json_response(envelope([_user_json(r) for r in rows], page, total))
 
 
@@ -175,7 +182,8 @@ async def _visible(request: web.Request, p: Principal, uid: int) -> dict[str, An
     q = Sql(uid)
     row = await request.app[POOL].fetchrow(
         f"SELECT {COLUMNS} FROM users u WHERE u.id = $1 AND {scope_where(p, 'users', 'u', q)}",
-        *q.params)
+        *q.params,
+    )
     if row is None:
         raise not_found(f"user {uid}")
     return _user_json(row)
@@ -188,9 +196,14 @@ async def get_user(request: web.Request) -> web.Response:
     return json_response(await _visible(request, p, path_int(request)))
 
 
-@api_doc("Create a user", tags=["users"], roles=WRITE_ROLES, body=UserCreate,
-         responses={201: "created", 409: "username already exists"},
-         description="company_admin: station_operator accounts at its own company's sites only.")
+@api_doc(
+    "Create a user",
+    tags=["users"],
+    roles=WRITE_ROLES,
+    body=UserCreate,
+    responses={201: "created", 409: "username already exists"},
+    description="company_admin: station_operator accounts at its own company's sites only.",
+)
 async def create_user(request: web.Request) -> web.Response:
     """Create an account; a company admin creates its own station staff only."""
     p = require(request, *WRITE_ROLES)
@@ -198,25 +211,45 @@ async def create_user(request: web.Request) -> web.Response:
     values = msgspec.structs.asdict(body)
     if p.role == "company_admin":
         if body.role != "station_operator":
-            raise ApiError(403, "forbidden", "role: a company admin creates station operators only",
-                           {"field": "role"})
+            raise ApiError(
+                403,
+                "forbidden",
+                "role: a company admin creates station operators only",
+                {"field": "role"},
+            )
         if body.company_id not in (None, p.company_id):
-            raise ApiError(403, "forbidden", "company_id: not your company", {"field": "company_id"})
+            raise ApiError(
+                403, "forbidden", "company_id: not your company", {"field": "company_id"}
+            )
     await _check_shape(request, values)
     if p.role == "company_admin" and values["company_id"] != p.company_id:
-        raise ApiError(403, "forbidden", "site_id: not a site of your company", {"field": "site_id"})
+        raise ApiError(
+            403, "forbidden", "site_id: not a site of your company", {"field": "site_id"}
+        )
     values["password_hash"] = _check_password(request, values.pop("password"))
     async with request.app[POOL].acquire() as conn, conn.transaction():
         row = await insert_row(conn, "users", values, "username")
-        await audit(conn, p, "user.create", "user", row["id"],
-                    jsonable({k: v for k, v in values.items() if k != "password_hash"}), request.remote)
+        await audit(
+            conn,
+            p,
+            "user.create",
+            "user",
+            row["id"],
+            jsonable({k: v for k, v in values.items() if k != "password_hash"}),
+            request.remote,
+        )
     return json_response(_user_json(row), 201)
 
 
-@api_doc("Change a user", tags=["users"], roles=ROLES, body=UserPatch,
-         description="admin: anyone; company_admin: its station operators (name, language, "
-                     "password, active, site); everyone: own display_name, language, password "
-                     "(with current_password).")
+@api_doc(
+    "Change a user",
+    tags=["users"],
+    roles=ROLES,
+    body=UserPatch,
+    description="admin: anyone; company_admin: its station operators (name, language, "
+    "password, active, site); everyone: own display_name, language, password "
+    "(with current_password).",
+)
 async def patch_user(request: web.Request) -> web.Response:
     """Change an account within the caller's powers (module docstring)."""
     p = require(request)
@@ -236,7 +269,9 @@ async def patch_user(request: web.Request) -> web.Response:
         raise forbidden("you may change your own account and, as company admin, your station staff")
     for name in fields:
         if name not in allowed:
-            raise ApiError(403, "forbidden", f"{name}: you may not change this field", {"field": name})
+            raise ApiError(
+                403, "forbidden", f"{name}: you may not change this field", {"field": name}
+            )
     current = fields.pop("current_password", None)
     if "password" in fields:
         if uid == p.user_id and p.role != "admin":
@@ -248,16 +283,24 @@ async def patch_user(request: web.Request) -> web.Response:
         merged = {**cur, **fields}
         await _check_shape(request, merged)
         if p.role == "company_admin" and merged["company_id"] != p.company_id:
-            raise ApiError(403, "forbidden", "site_id: not a site of your company", {"field": "site_id"})
+            raise ApiError(
+                403, "forbidden", "site_id: not a site of your company", {"field": "site_id"}
+            )
         if merged["company_id"] != cur["company_id"]:
             fields["company_id"] = merged["company_id"]
     if not fields:
         return json_response(cur)
     async with pool.acquire() as conn, conn.transaction():
         await update_row(conn, "users", uid, fields, "username")
-        await audit(conn, p, "user.update", "user", uid,
-                    jsonable({k: ("***" if k == "password_hash" else v) for k, v in fields.items()}),
-                    request.remote)
+        await audit(
+            conn,
+            p,
+            "user.update",
+            "user",
+            uid,
+            jsonable({k: ("***" if k == "password_hash" else v) for k, v in fields.items()}),
+            request.remote,
+        )
     return json_response(await _visible(request, p, uid))
 
 

@@ -73,7 +73,9 @@ def cylinder_body(world: World, owner: str = "A", **over: Any) -> dict[str, Any]
 @pytest.fixture
 def make_cylinder(client: Any, world: World) -> Any:
     async def make(owner: str = "A", user: str = "t_admin", **over: Any) -> dict[str, Any]:
-        status, body = await call(client, "POST", "/api/v1/cylinders", user, cylinder_body(world, owner, **over))
+        status, body = await call(
+            client, "POST", "/api/v1/cylinders", user, cylinder_body(world, owner, **over)
+        )
         assert status == 201, body
         return dict(body)
 
@@ -103,33 +105,48 @@ class Fresh:
         w = self.world
         district = "410105" if owner == "A" else "410103"
         values: dict[str, Any] = {
-            "tag": unique("FT"), "barcode": unique("FB"), "stamp": unique("FS"),
-            "owner_company_id": w.companies[owner], "spec": "YSP35.5",
+            "tag": unique("FT"),
+            "barcode": unique("FB"),
+            "stamp": unique("FS"),
+            "owner_company_id": w.companies[owner],
+            "spec": "YSP35.5",
             "manufacture_date": w.today - dt.timedelta(days=700),
             "next_inspection_date": w.today + dt.timedelta(days=600),
-            "scrap_date": w.today + dt.timedelta(days=2000), "status": "in_service",
-            "district_code": district, "location_site_id": w.sites[f"STA-{owner}1"],
+            "scrap_date": w.today + dt.timedelta(days=2000),
+            "status": "in_service",
+            "district_code": district,
+            "location_site_id": w.sites[f"STA-{owner}1"],
         }
         values.update(over)
         cols = ", ".join(values)
         marks = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-        return int(await self.pool.fetchval(
-            f"INSERT INTO cylinders ({cols}) VALUES ({marks}) RETURNING id", *values.values()))
+        return int(
+            await self.pool.fetchval(
+                f"INSERT INTO cylinders ({cols}) VALUES ({marks}) RETURNING id", *values.values()
+            )
+        )
 
     async def alert(self, company: str = "A", kind: str = "overfill", **over: Any) -> int:
         w = self.world
         values: dict[str, Any] = {
-            "kind": kind, "severity": "critical", "subject_type": "cylinder",
-            "subject_id": unique("SUBJ"), "company_id": w.companies[company],
+            "kind": kind,
+            "severity": "critical",
+            "subject_type": "cylinder",
+            "subject_id": unique("SUBJ"),
+            "company_id": w.companies[company],
             "site_id": w.sites[f"STA-{company}1"],
             "district_code": "410105" if company == "A" else "410103",
-            "first_at": dt.datetime.now(dt.UTC), "last_at": dt.datetime.now(dt.UTC),
+            "first_at": dt.datetime.now(dt.UTC),
+            "last_at": dt.datetime.now(dt.UTC),
         }
         values.update(over)
         cols = ", ".join(values)
         marks = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-        return int(await self.pool.fetchval(
-            f"INSERT INTO alerts ({cols}) VALUES ({marks}) RETURNING id", *values.values()))
+        return int(
+            await self.pool.fetchval(
+                f"INSERT INTO alerts ({cols}) VALUES ({marks}) RETURNING id", *values.values()
+            )
+        )
 
 
 @pytest.fixture

@@ -18,11 +18,18 @@ JINSHUI_USERS = ("t_regulator_jinshui", "t_officer")
 async def _fill(pool: Any, world: World, company: str, **over: Any) -> str:
     tag = over.pop("tag", f"TAG-{company}-OK")
     values = {
-        "ts": dt.datetime.now(dt.UTC), "msg_id": unique("fill"), "gun_id": f"GUN-STA-{company}1",
-        "station_id": world.sites[f"STA-{company}1"], "company_id": world.companies[company],
+        "ts": dt.datetime.now(dt.UTC),
+        "msg_id": unique("fill"),
+        "gun_id": f"GUN-STA-{company}1",
+        "station_id": world.sites[f"STA-{company}1"],
+        "company_id": world.companies[company],
         "district_code": "410105" if company == "A" else "410103",
-        "cylinder_id": world.cylinders.get(tag), "tag": tag, "spec": "YSP35.5", "net_kg": 14.6,
-        "result": "completed", "assessment": "ok",
+        "cylinder_id": world.cylinders.get(tag),
+        "tag": tag,
+        "spec": "YSP35.5",
+        "net_kg": 14.6,
+        "result": "completed",
+        "assessment": "ok",
     }
     values.update(over)
     cols = ", ".join(values)
@@ -38,8 +45,15 @@ async def test_cylinders_of_company_b_are_invisible(client: Any, world: World, u
     assert status == 200
     assert not b_tags & {c["tag"] for c in body["items"]}
     assert {"TAG-A-OK", "TAG-A-OVERDUE"} <= {c["tag"] for c in body["items"]}
-    for query in ("tag=TAG-B-OK", "barcode=BC-TAG-B-OK", "stamp=ST-TAG-B-OK", "q=TAG-B",
-                  "company=TEST-B", f"company={world.companies['B']}", "district=410103"):
+    for query in (
+        "tag=TAG-B-OK",
+        "barcode=BC-TAG-B-OK",
+        "stamp=ST-TAG-B-OK",
+        "q=TAG-B",
+        "company=TEST-B",
+        f"company={world.companies['B']}",
+        "district=410103",
+    ):
         status, body = await call(client, "GET", f"/api/v1/cylinders?{query}", user)
         assert status == 200 and body["items"] == [] and body["total"] == 0, query
     b = world.cylinders["TAG-B-OK"]
@@ -49,9 +63,13 @@ async def test_cylinders_of_company_b_are_invisible(client: Any, world: World, u
         assert body["error"]["code"] == "not_found"
 
 
-async def test_company_a_cannot_write_company_b_cylinder(client: Any, world: World, fresh: Fresh) -> None:
+async def test_company_a_cannot_write_company_b_cylinder(
+    client: Any, world: World, fresh: Fresh
+) -> None:
     b = await fresh.cylinder("B")
-    status, _ = await call(client, "PATCH", f"/api/v1/cylinders/{b}", "t_company_a", {"status": "lost"})
+    status, _ = await call(
+        client, "PATCH", f"/api/v1/cylinders/{b}", "t_company_a", {"status": "lost"}
+    )
     assert status == 404
     status, body = await call(client, "GET", f"/api/v1/cylinders/{b}", "t_admin")
     assert body["status"] == "in_service"
@@ -70,7 +88,9 @@ async def test_customers_of_company_b_are_invisible(client: Any, world: World, u
 
 
 @pytest.mark.parametrize("user", COMPANY_A_USERS + JINSHUI_USERS)
-async def test_fills_of_company_b_are_invisible(client: Any, world: World, pool: Any, user: str) -> None:
+async def test_fills_of_company_b_are_invisible(
+    client: Any, world: World, pool: Any, user: str
+) -> None:
     a_msg = await _fill(pool, world, "A")
     b_msg = await _fill(pool, world, "B")
     status, body = await call(client, "GET", "/api/v1/fills?page_size=1000", user)
@@ -84,22 +104,35 @@ async def test_fills_of_company_b_are_invisible(client: Any, world: World, pool:
     assert body["items"] == []
 
 
-async def test_operator_sees_only_its_station_fills(client: Any, world: World, pool: Any, fresh: Fresh) -> None:
+async def test_operator_sees_only_its_station_fills(
+    client: Any, world: World, pool: Any, fresh: Fresh
+) -> None:
     # a company A fill recorded at another (hypothetical) station of A is not the operator's
     other = await pool.fetchval(
         "INSERT INTO sites (code, name, kind, company_id, district_code) VALUES ($1, 'A二站', "
-        "'filling_station', $2, '410105') RETURNING id", unique("STA-A"), world.companies["A"])
+        "'filling_station', $2, '410105') RETURNING id",
+        unique("STA-A"),
+        world.companies["A"],
+    )
     msg = await _fill(pool, world, "A", station_id=other, gun_id="GUN-X")
-    status, body = await call(client, "GET", "/api/v1/fills?page_size=1000", "t_operator_a")
+    _, body = await call(client, "GET", "/api/v1/fills?page_size=1000", "t_operator_a")
     assert msg not in {f["msg_id"] for f in body["items"]}
-    status, body = await call(client, "GET", "/api/v1/fills?page_size=1000", "t_company_a")
+    _status, body = await call(client, "GET", "/api/v1/fills?page_size=1000", "t_company_a")
     assert msg in {f["msg_id"] for f in body["items"]}
 
 
 @pytest.mark.parametrize("user", JINSHUI_USERS)
-async def test_district_regulator_sees_only_its_districts(client: Any, world: World, fresh: Fresh, user: str) -> None:
-    for path in ("/api/v1/cylinders", "/api/v1/customers", "/api/v1/fills", "/api/v1/alerts",
-                 "/api/v1/sites", "/api/v1/events"):
+async def test_district_regulator_sees_only_its_districts(
+    client: Any, world: World, fresh: Fresh, user: str
+) -> None:
+    for path in (
+        "/api/v1/cylinders",
+        "/api/v1/customers",
+        "/api/v1/fills",
+        "/api/v1/alerts",
+        "/api/v1/sites",
+        "/api/v1/events",
+    ):
         status, body = await call(client, "GET", f"{path}?page_size=1000", user)
         assert status == 200, path
         districts = {r.get("district_code", r.get("district")) for r in body["items"]}
@@ -115,5 +148,7 @@ async def test_company_reports_count_only_own_rows(client: Any, world: World) ->
     status, body = await call(client, "GET", "/api/v1/reports/compliance-summary", "t_company_a")
     assert status == 200
     assert {c["code"] for c in body["by_company"]} == {"TEST-A"}
-    status, body = await call(client, "GET", "/api/v1/reports/compliance-summary", "t_regulator_jinshui")
+    status, body = await call(
+        client, "GET", "/api/v1/reports/compliance-summary", "t_regulator_jinshui"
+    )
     assert {d["code"] for d in body["by_district"]} <= {"410105"}

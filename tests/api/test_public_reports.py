@@ -14,22 +14,46 @@ from server.keys import SETTINGS
 from tests.api.conftest import Fresh, call, unique
 from tests.conftest import World
 
-PUBLIC_KEYS = {"code", "tag", "barcode", "owner", "spec", "medium", "volume_l", "manufacturer",
-               "manufacture_date", "compliance", "status_label", "next_inspection_date", "scrap_date",
-               "scrapped", "last_fill", "checked_on"}
+PUBLIC_KEYS = {
+    "code",
+    "tag",
+    "barcode",
+    "owner",
+    "spec",
+    "medium",
+    "volume_l",
+    "manufacturer",
+    "manufacture_date",
+    "compliance",
+    "status_label",
+    "next_inspection_date",
+    "scrap_date",
+    "scrapped",
+    "last_fill",
+    "checked_on",
+}
 
 
-async def test_public_cylinder_has_no_personal_data(client: Any, world: World, pool: Any, fresh: Fresh) -> None:
+async def test_public_cylinder_has_no_personal_data(
+    client: Any, world: World, pool: Any, fresh: Fresh
+) -> None:
     cid = await fresh.cylinder("A")
     code = await pool.fetchval("SELECT barcode FROM cylinders WHERE id = $1", cid)
     await pool.execute(
-        """UPDATE cylinders SET location_kind = 'customer', location_customer_id = $2, last_fill_at = now(),
-                  last_fill_site_id = $3, lat = 34.8, lon = 113.65 WHERE id = $1""",
-        cid, world.customers["A"], world.sites["STA-A1"])
+        """UPDATE cylinders SET location_kind = 'customer', location_customer_id = $2,
+                  last_fill_at = now(), last_fill_site_id = $3, lat = 34.8, lon = 113.65
+            WHERE id = $1""",
+        cid,
+        world.customers["A"],
+        world.sites["STA-A1"],
+    )
     await pool.execute(
         """INSERT INTO fills (ts, msg_id, gun_id, station_id, cylinder_id, tag, net_kg, operator)
            VALUES (now(), $1, 'GUN-STA-A1', $2, $3, 'x', 14.5, '操作员王五')""",
-        unique("f"), world.sites["STA-A1"], cid)
+        unique("f"),
+        world.sites["STA-A1"],
+        cid,
+    )
     status, body = await call(client, "GET", f"/api/v1/public/cylinders/{code}", "anonymous")
     assert status == 200, body
     assert set(body) == PUBLIC_KEYS
@@ -38,9 +62,13 @@ async def test_public_cylinder_has_no_personal_data(client: Any, world: World, p
     text = str(body)
     for secret in ("客户A", "13800000000", "测试路1号", "410105********1234", "操作员王五", "34.8"):
         assert secret not in text
-    status, body = await call(client, "GET", "/api/v1/public/cylinders/TAG-A-OVERDUE?lang=en", "anonymous")
+    status, body = await call(
+        client, "GET", "/api/v1/public/cylinders/TAG-A-OVERDUE?lang=en", "anonymous"
+    )
     assert body["status_label"] == "Overdue" and body["compliance"] == "overdue"
-    status, body = await call(client, "GET", "/api/v1/public/cylinders/BC-TAG-B-SCRAPPED", "anonymous")
+    status, body = await call(
+        client, "GET", "/api/v1/public/cylinders/BC-TAG-B-SCRAPPED", "anonymous"
+    )
     assert body["status_label"] == "报废" and body["scrapped"] is True
 
 
@@ -57,21 +85,35 @@ async def test_public_endpoints_are_rate_limited(client: Any, app: Any) -> None:
 
 async def test_complaints_are_stored_and_scoped(client: Any, world: World, settings: Any) -> None:
     text = "钢瓶没有标签 " + unique()
-    status, body = await call(client, "POST", "/api/v1/public/complaints", "anonymous",
-                              {"code": "TAG-A-OK", "text": text, "contact": "匿名"})
+    status, body = await call(
+        client,
+        "POST",
+        "/api/v1/public/complaints",
+        "anonymous",
+        {"code": "TAG-A-OK", "text": text, "contact": "匿名"},
+    )
     assert status == 201 and body["matched_cylinder"] is True
-    status, err = await call(client, "POST", "/api/v1/public/complaints", "anonymous",
-                             {"text": "x" * (settings.public.complaint_max_chars + 1)})
+    status, err = await call(
+        client,
+        "POST",
+        "/api/v1/public/complaints",
+        "anonymous",
+        {"text": "x" * (settings.public.complaint_max_chars + 1)},
+    )
     assert status == 400 and err["error"]["details"]["field"] == "text"
-    for user, visible in (("t_company_a", True), ("t_company_b", False), ("t_officer", True),
-                          ("t_regulator", True)):
+    for user, visible in (
+        ("t_company_a", True),
+        ("t_company_b", False),
+        ("t_officer", True),
+        ("t_regulator", True),
+    ):
         status, body = await call(client, "GET", "/api/v1/complaints?page_size=1000", user)
         assert (text in {c["text"] for c in body["items"]}) is visible, user
 
 
 async def test_articles_in_both_languages(client: Any) -> None:
-    status, zh = await call(client, "GET", "/api/v1/public/articles", "anonymous")
-    status, en = await call(client, "GET", "/api/v1/public/articles?lang=en", "anonymous")
+    _, zh = await call(client, "GET", "/api/v1/public/articles", "anonymous")
+    _, en = await call(client, "GET", "/api/v1/public/articles?lang=en", "anonymous")
     assert len(zh["items"]) == len(en["items"]) >= 3
     assert zh["items"][0]["title"] != en["items"][0]["title"]
 
@@ -83,18 +125,33 @@ async def _seed_activity(pool: Any, world: World) -> None:
     now = dt.datetime.now(dt.UTC)
     for reasons in (["overdue_inspection"], ["not_owner", "scrapped"], ["not_owner"]):
         await pool.execute(
-            """INSERT INTO events (ts, msg_id, tag, kind, site_id, company_id, district_code, details)
+            """INSERT INTO events (ts, msg_id, tag, kind, site_id, company_id, district_code,
+                                   details)
                VALUES ($1, $2, 'TAG-B-OK', 'fill_refused', $3, $4, '410105', $5)""",
-            now, unique("deny"), world.sites["STA-A1"], world.companies["A"], {"reasons": reasons})
+            now,
+            unique("deny"),
+            world.sites["STA-A1"],
+            world.companies["A"],
+            {"reasons": reasons},
+        )
     await pool.execute(
-        """INSERT INTO fills (ts, msg_id, gun_id, station_id, company_id, district_code, tag, net_kg)
+        """INSERT INTO fills (ts, msg_id, gun_id, station_id, company_id, district_code, tag,
+                              net_kg)
            VALUES ($1, $2, 'GUN-STA-A1', $3, $4, '410105', 'TAG-A-OK', 14.9)""",
-        now, unique("fill"), world.sites["STA-A1"], world.companies["A"])
+        now,
+        unique("fill"),
+        world.sites["STA-A1"],
+        world.companies["A"],
+    )
 
 
-@pytest.mark.parametrize("name", ["compliance-summary", "inspection-due", "fills-daily", "denials",
-                                  "anomalies-by-company"])
-async def test_reports_in_json_csv_and_xlsx(client: Any, world: World, pool: Any, fresh: Fresh, name: str) -> None:
+@pytest.mark.parametrize(
+    "name",
+    ["compliance-summary", "inspection-due", "fills-daily", "denials", "anomalies-by-company"],
+)
+async def test_reports_in_json_csv_and_xlsx(
+    client: Any, world: World, pool: Any, fresh: Fresh, name: str
+) -> None:
     from python_calamine import CalamineWorkbook
 
     await _seed_activity(pool, world)
@@ -121,7 +178,7 @@ async def test_denials_count_each_reason(client: Any, world: World, pool: Any) -
     assert after.get("not_owner", 0) - before.get("not_owner", 0) == 2
     assert after.get("scrapped", 0) - before.get("scrapped", 0) == 1
     assert after.get("overdue_inspection", 0) - before.get("overdue_inspection", 0) == 1
-    status, body = await call(client, "GET", "/api/v1/reports/denials", "t_company_b")
+    _status, body = await call(client, "GET", "/api/v1/reports/denials", "t_company_b")
     assert body["rows"] == []
 
 
@@ -136,7 +193,9 @@ async def _denials(client: Any, world: World) -> dict[str, int]:
 
 
 async def test_inspection_due_lists_due_and_overdue_only(client: Any, world: World) -> None:
-    status, body = await call(client, "GET", "/api/v1/reports/inspection-due?page_size=1000", "t_admin")
+    _status, body = await call(
+        client, "GET", "/api/v1/reports/inspection-due?page_size=1000", "t_admin"
+    )
     tags = {r["tag"] for r in body["items"]}
     assert "TAG-A-OVERDUE" in tags and "TAG-A-OK" not in tags and "TAG-B-SCRAPPED" not in tags
     assert {r["compliance"] for r in body["items"]} <= {"overdue", "inspection_due", "scrap_due"}

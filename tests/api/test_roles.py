@@ -44,13 +44,22 @@ class Case:
 
 
 def _site_body(w: World) -> dict[str, Any]:
-    return {"code": unique("SITE"), "name": "测试门店", "kind": "store",
-            "company_id": w.companies["A"], "district_code": "410105"}
+    return {
+        "code": unique("SITE"),
+        "name": "测试门店",
+        "kind": "store",
+        "company_id": w.companies["A"],
+        "district_code": "410105",
+    }
 
 
 def _cyl_body(w: World) -> dict[str, Any]:
-    return {"tag": unique("RW"), "spec": "YSP35.5", "owner_company_id": w.companies["A"],
-            "manufacture_date": (w.today - dt.timedelta(days=30)).isoformat()}
+    return {
+        "tag": unique("RW"),
+        "spec": "YSP35.5",
+        "owner_company_id": w.companies["A"],
+        "manufacture_date": (w.today - dt.timedelta(days=30)).isoformat(),
+    }
 
 
 def _push_body() -> dict[str, Any]:
@@ -59,101 +68,235 @@ def _push_body() -> dict[str, Any]:
     def b64(n: int) -> str:
         return base64.urlsafe_b64encode(bytes([4] + [7] * (n - 1))).rstrip(b"=").decode()
 
-    return {"endpoint": f"https://push.example.com/{unique('ep')}", "keys": {"p256dh": b64(65), "auth": b64(16)}}
+    return {
+        "endpoint": f"https://push.example.com/{unique('ep')}",
+        "keys": {"p256dh": b64(65), "auth": b64(16)},
+    }
 
 
 CASES: dict[str, Case] = {
     #                                                       admin reg regJ off coA coB opA insp anon
-    "cylinders.list": Case("GET", "/api/v1/cylinders", (200, 200, 200, 200, 200, 200, 200, 200, 401)),
-    "cylinders.create": Case("POST", "/api/v1/cylinders", (201, 403, 403, 403, 403, 403, 403, 201, 401), _cyl_body),
-    "cylinders.get": Case("GET", "/api/v1/cylinders/{cyl_a}", (200, 200, 200, 200, 200, 404, 200, 200, 401)),
-    "cylinders.patch": Case("PATCH", "/api/v1/cylinders/{cyl_a}", (200, 403, 403, 403, 200, 404, 403, 403, 401),
-                            lambda w: {"valve_type": "smart"}),
-    "cylinders.trajectory": Case("GET", "/api/v1/cylinders/{cyl_a}/trajectory",
-                                 (200, 200, 200, 200, 200, 404, 200, 200, 401)),
-    "cylinders.inspect": Case("POST", "/api/v1/cylinders/{fresh:cylinder}/inspections",
-                              (201, 403, 403, 403, 403, 403, 403, 201, 401),
-                              lambda w: {"inspected_on": w.today.isoformat(), "result": "pass"}),
-    "cylinders.export": Case("GET", "/api/v1/cylinders/export?format=csv",
-                             (200, 200, 200, 200, 200, 200, 200, 200, 401), route="/api/v1/cylinders/export"),
-    "cylinders.import": Case("POST", "/api/v1/cylinders/import?dry_run=true",
-                             (200, 403, 403, 403, 200, 200, 403, 200, 401),
-                             raw=(b"tag,owner_code,spec,manufacture_date\n", "text/csv"),
-                             route="/api/v1/cylinders/import"),
-    "companies.list": Case("GET", "/api/v1/companies", (200, 200, 200, 200, 200, 200, 200, 200, 401)),
-    "companies.create": Case("POST", "/api/v1/companies", (201, 403, 403, 403, 403, 403, 403, 403, 401),
-                             lambda w: {"code": unique("CO"), "name": "新燃气公司", "district_code": "410105"}),
-    "companies.get": Case("GET", "/api/v1/companies/{company_a}", (200, 200, 200, 200, 200, 404, 200, 200, 401)),
-    "companies.patch": Case("PATCH", "/api/v1/companies/{company_a}", (200, 403, 403, 403, 200, 404, 403, 403, 401),
-                            lambda w: {"contact_name": "张经理"}),
+    "cylinders.list": Case(
+        "GET", "/api/v1/cylinders", (200, 200, 200, 200, 200, 200, 200, 200, 401)
+    ),
+    "cylinders.create": Case(
+        "POST", "/api/v1/cylinders", (201, 403, 403, 403, 403, 403, 403, 201, 401), _cyl_body
+    ),
+    "cylinders.get": Case(
+        "GET", "/api/v1/cylinders/{cyl_a}", (200, 200, 200, 200, 200, 404, 200, 200, 401)
+    ),
+    "cylinders.patch": Case(
+        "PATCH",
+        "/api/v1/cylinders/{cyl_a}",
+        (200, 403, 403, 403, 200, 404, 403, 403, 401),
+        lambda w: {"valve_type": "smart"},
+    ),
+    "cylinders.trajectory": Case(
+        "GET", "/api/v1/cylinders/{cyl_a}/trajectory", (200, 200, 200, 200, 200, 404, 200, 200, 401)
+    ),
+    "cylinders.inspect": Case(
+        "POST",
+        "/api/v1/cylinders/{fresh:cylinder}/inspections",
+        (201, 403, 403, 403, 403, 403, 403, 201, 401),
+        lambda w: {"inspected_on": w.today.isoformat(), "result": "pass"},
+    ),
+    "cylinders.export": Case(
+        "GET",
+        "/api/v1/cylinders/export?format=csv",
+        (200, 200, 200, 200, 200, 200, 200, 200, 401),
+        route="/api/v1/cylinders/export",
+    ),
+    "cylinders.import": Case(
+        "POST",
+        "/api/v1/cylinders/import?dry_run=true",
+        (200, 403, 403, 403, 200, 200, 403, 200, 401),
+        raw=(b"tag,owner_code,spec,manufacture_date\n", "text/csv"),
+        route="/api/v1/cylinders/import",
+    ),
+    "companies.list": Case(
+        "GET", "/api/v1/companies", (200, 200, 200, 200, 200, 200, 200, 200, 401)
+    ),
+    "companies.create": Case(
+        "POST",
+        "/api/v1/companies",
+        (201, 403, 403, 403, 403, 403, 403, 403, 401),
+        lambda w: {"code": unique("CO"), "name": "新燃气公司", "district_code": "410105"},
+    ),
+    "companies.get": Case(
+        "GET", "/api/v1/companies/{company_a}", (200, 200, 200, 200, 200, 404, 200, 200, 401)
+    ),
+    "companies.patch": Case(
+        "PATCH",
+        "/api/v1/companies/{company_a}",
+        (200, 403, 403, 403, 200, 404, 403, 403, 401),
+        lambda w: {"contact_name": "张经理"},
+    ),
     "sites.list": Case("GET", "/api/v1/sites", (200, 200, 200, 200, 200, 200, 200, 200, 401)),
-    "sites.create": Case("POST", "/api/v1/sites", (201, 403, 403, 403, 201, 403, 403, 403, 401), _site_body),
-    "sites.get": Case("GET", "/api/v1/sites/{site_a}", (200, 200, 200, 200, 200, 404, 200, 200, 401)),
-    "sites.patch": Case("PATCH", "/api/v1/sites/{site_a}", (200, 403, 403, 403, 200, 404, 403, 403, 401),
-                        lambda w: {"address": "金水路1号"}),
-    "customers.list": Case("GET", "/api/v1/customers", (200, 200, 200, 200, 200, 200, 200, 403, 401)),
-    "customers.create": Case("POST", "/api/v1/customers", (201, 403, 403, 403, 201, 403, 403, 403, 401),
-                             lambda w: {"account_no": unique("AC"), "name": "王某", "company_id": w.companies["A"]}),
-    "customers.get": Case("GET", "/api/v1/customers/{customer_a}", (200, 200, 200, 200, 200, 404, 200, 403, 401)),
-    "customers.patch": Case("PATCH", "/api/v1/customers/{customer_a}", (200, 403, 403, 403, 200, 404, 403, 403, 401),
-                            lambda w: {"phone": "13800000000"}),
+    "sites.create": Case(
+        "POST", "/api/v1/sites", (201, 403, 403, 403, 201, 403, 403, 403, 401), _site_body
+    ),
+    "sites.get": Case(
+        "GET", "/api/v1/sites/{site_a}", (200, 200, 200, 200, 200, 404, 200, 200, 401)
+    ),
+    "sites.patch": Case(
+        "PATCH",
+        "/api/v1/sites/{site_a}",
+        (200, 403, 403, 403, 200, 404, 403, 403, 401),
+        lambda w: {"address": "金水路1号"},
+    ),
+    "customers.list": Case(
+        "GET", "/api/v1/customers", (200, 200, 200, 200, 200, 200, 200, 403, 401)
+    ),
+    "customers.create": Case(
+        "POST",
+        "/api/v1/customers",
+        (201, 403, 403, 403, 201, 403, 403, 403, 401),
+        lambda w: {"account_no": unique("AC"), "name": "王某", "company_id": w.companies["A"]},
+    ),
+    "customers.get": Case(
+        "GET", "/api/v1/customers/{customer_a}", (200, 200, 200, 200, 200, 404, 200, 403, 401)
+    ),
+    "customers.patch": Case(
+        "PATCH",
+        "/api/v1/customers/{customer_a}",
+        (200, 403, 403, 403, 200, 404, 403, 403, 401),
+        lambda w: {"phone": "13800000000"},
+    ),
     "devices.list": Case("GET", "/api/v1/devices", (200, 200, 200, 200, 200, 200, 200, 403, 401)),
-    "devices.create": Case("POST", "/api/v1/devices", (201, 403, 403, 403, 201, 403, 403, 403, 401),
-                           lambda w: {"device_id": unique("HH"), "kind": "handheld", "site_id": w.sites["STA-A1"]}),
-    "devices.get": Case("GET", "/api/v1/devices/{gun_a}", (200, 200, 200, 200, 200, 404, 200, 403, 401)),
-    "devices.patch": Case("PATCH", "/api/v1/devices/{gun_a}", (200, 403, 403, 403, 200, 404, 403, 403, 401),
-                          lambda w: {"name": "1号充装枪"}),
+    "devices.create": Case(
+        "POST",
+        "/api/v1/devices",
+        (201, 403, 403, 403, 201, 403, 403, 403, 401),
+        lambda w: {"device_id": unique("HH"), "kind": "handheld", "site_id": w.sites["STA-A1"]},
+    ),
+    "devices.get": Case(
+        "GET", "/api/v1/devices/{gun_a}", (200, 200, 200, 200, 200, 404, 200, 403, 401)
+    ),
+    "devices.patch": Case(
+        "PATCH",
+        "/api/v1/devices/{gun_a}",
+        (200, 403, 403, 403, 200, 404, 403, 403, 401),
+        lambda w: {"name": "1号充装枪"},
+    ),
     "users.list": Case("GET", "/api/v1/users", (200, 200, 200, 200, 200, 200, 200, 200, 401)),
-    "users.create": Case("POST", "/api/v1/users", (201, 403, 403, 403, 201, 403, 403, 403, 401),
-                         lambda w: {"username": unique("op").lower(), "password": PASSWORD,
-                                    "role": "station_operator", "site_id": w.sites["STA-A1"]}),
-    "users.get": Case("GET", "/api/v1/users/{operator_a}", (200, 404, 404, 404, 200, 404, 200, 404, 401)),
-    "users.patch": Case("PATCH", "/api/v1/users/{operator_a}", (200, 404, 404, 404, 200, 404, 200, 404, 401),
-                        lambda w: {"display_name": "充装工甲"}),
+    "users.create": Case(
+        "POST",
+        "/api/v1/users",
+        (201, 403, 403, 403, 201, 403, 403, 403, 401),
+        lambda w: {
+            "username": unique("op").lower(),
+            "password": PASSWORD,
+            "role": "station_operator",
+            "site_id": w.sites["STA-A1"],
+        },
+    ),
+    "users.get": Case(
+        "GET", "/api/v1/users/{operator_a}", (200, 404, 404, 404, 200, 404, 200, 404, 401)
+    ),
+    "users.patch": Case(
+        "PATCH",
+        "/api/v1/users/{operator_a}",
+        (200, 404, 404, 404, 200, 404, 200, 404, 401),
+        lambda w: {"display_name": "充装工甲"},
+    ),
     "fills.list": Case("GET", "/api/v1/fills", (200, 200, 200, 200, 200, 200, 200, 403, 401)),
     "alerts.list": Case("GET", "/api/v1/alerts", (200, 200, 200, 200, 200, 200, 200, 403, 401)),
-    "alerts.get": Case("GET", "/api/v1/alerts/{alert_a}", (200, 200, 200, 200, 200, 404, 200, 403, 401)),
-    "alerts.ack": Case("POST", "/api/v1/alerts/{fresh:alert}/ack", (200, 200, 200, 200, 200, 404, 403, 403, 401),
-                       lambda w: {"note": "已通知企业"}),
-    "alerts.resolve": Case("POST", "/api/v1/alerts/{fresh:alert}/resolve",
-                           (200, 200, 200, 200, 403, 403, 403, 403, 401), lambda w: {"note": "已整改"}),
+    "alerts.get": Case(
+        "GET", "/api/v1/alerts/{alert_a}", (200, 200, 200, 200, 200, 404, 200, 403, 401)
+    ),
+    "alerts.ack": Case(
+        "POST",
+        "/api/v1/alerts/{fresh:alert}/ack",
+        (200, 200, 200, 200, 200, 404, 403, 403, 401),
+        lambda w: {"note": "已通知企业"},
+    ),
+    "alerts.resolve": Case(
+        "POST",
+        "/api/v1/alerts/{fresh:alert}/resolve",
+        (200, 200, 200, 200, 403, 403, 403, 403, 401),
+        lambda w: {"note": "已整改"},
+    ),
     "events.list": Case("GET", "/api/v1/events", (200, 200, 200, 200, 200, 200, 200, 200, 401)),
-    "dead_letters.list": Case("GET", "/api/v1/dead-letters", (200, 403, 403, 403, 403, 403, 403, 403, 401)),
+    "dead_letters.list": Case(
+        "GET", "/api/v1/dead-letters", (200, 403, 403, 403, 403, 403, 403, 403, 401)
+    ),
     "reports.list": Case("GET", "/api/v1/reports", (200, 200, 200, 200, 200, 200, 200, 200, 401)),
-    "reports.compliance": Case("GET", "/api/v1/reports/compliance-summary",
-                               (200, 200, 200, 200, 200, 200, 403, 200, 401)),
-    "reports.inspection_due": Case("GET", "/api/v1/reports/inspection-due",
-                                   (200, 200, 200, 200, 200, 200, 403, 200, 401)),
-    "reports.fills_daily": Case("GET", "/api/v1/reports/fills-daily", (200, 200, 200, 200, 200, 200, 403, 403, 401)),
-    "reports.denials": Case("GET", "/api/v1/reports/denials", (200, 200, 200, 200, 200, 200, 403, 403, 401)),
-    "reports.anomalies": Case("GET", "/api/v1/reports/anomalies-by-company",
-                              (200, 200, 200, 200, 200, 200, 403, 403, 401)),
-    "public.cylinder": Case("GET", "/api/v1/public/cylinders/BC-TAG-A-OK",
-                            (200, 200, 200, 200, 200, 200, 200, 200, 200), route="/api/v1/public/cylinders/{code}"),
-    "public.complaint": Case("POST", "/api/v1/public/complaints", (201, 201, 201, 201, 201, 201, 201, 201, 201),
-                             lambda w: {"code": "BC-TAG-A-OK", "text": "钢瓶阀门有异味"}),
-    "public.articles": Case("GET", "/api/v1/public/articles", (200, 200, 200, 200, 200, 200, 200, 200, 200)),
-    "complaints.list": Case("GET", "/api/v1/complaints", (200, 200, 200, 200, 200, 200, 403, 403, 401)),
+    "reports.compliance": Case(
+        "GET", "/api/v1/reports/compliance-summary", (200, 200, 200, 200, 200, 200, 403, 200, 401)
+    ),
+    "reports.inspection_due": Case(
+        "GET", "/api/v1/reports/inspection-due", (200, 200, 200, 200, 200, 200, 403, 200, 401)
+    ),
+    "reports.fills_daily": Case(
+        "GET", "/api/v1/reports/fills-daily", (200, 200, 200, 200, 200, 200, 403, 403, 401)
+    ),
+    "reports.denials": Case(
+        "GET", "/api/v1/reports/denials", (200, 200, 200, 200, 200, 200, 403, 403, 401)
+    ),
+    "reports.anomalies": Case(
+        "GET", "/api/v1/reports/anomalies-by-company", (200, 200, 200, 200, 200, 200, 403, 403, 401)
+    ),
+    "public.cylinder": Case(
+        "GET",
+        "/api/v1/public/cylinders/BC-TAG-A-OK",
+        (200, 200, 200, 200, 200, 200, 200, 200, 200),
+        route="/api/v1/public/cylinders/{code}",
+    ),
+    "public.complaint": Case(
+        "POST",
+        "/api/v1/public/complaints",
+        (201, 201, 201, 201, 201, 201, 201, 201, 201),
+        lambda w: {"code": "BC-TAG-A-OK", "text": "钢瓶阀门有异味"},
+    ),
+    "public.articles": Case(
+        "GET", "/api/v1/public/articles", (200, 200, 200, 200, 200, 200, 200, 200, 200)
+    ),
+    "complaints.list": Case(
+        "GET", "/api/v1/complaints", (200, 200, 200, 200, 200, 200, 403, 403, 401)
+    ),
     "openapi": Case("GET", "/api/v1/openapi.json", (200, 200, 200, 200, 200, 200, 200, 200, 200)),
-    "auth.login": Case("POST", "/api/v1/auth/login", (200, 200, 200, 200, 200, 200, 200, 200, 200),
-                       lambda w: {"username": "t_regulator", "password": PASSWORD}),
-    "auth.logout": Case("POST", "/api/v1/auth/logout", (200, 200, 200, 200, 200, 200, 200, 200, 200)),
+    "auth.login": Case(
+        "POST",
+        "/api/v1/auth/login",
+        (200, 200, 200, 200, 200, 200, 200, 200, 200),
+        lambda w: {"username": "t_regulator", "password": PASSWORD},
+    ),
+    "auth.logout": Case(
+        "POST", "/api/v1/auth/logout", (200, 200, 200, 200, 200, 200, 200, 200, 200)
+    ),
     "auth.me": Case("GET", "/api/v1/auth/me", (200, 200, 200, 200, 200, 200, 200, 200, 401)),
-    "push.vapid_key": Case("GET", "/api/v1/push/vapid-public-key", (200, 200, 200, 200, 200, 200, 200, 200, 401)),
-    "push.subscribe": Case("POST", "/api/v1/push/subscriptions", (201, 201, 201, 201, 403, 403, 403, 403, 401),
-                           lambda w: _push_body()),
-    "push.unsubscribe": Case("DELETE", "/api/v1/push/subscriptions?endpoint=https://push.example.com/x",
-                             (200, 200, 200, 200, 200, 200, 200, 200, 401), route="/api/v1/push/subscriptions"),
-    "auth.api_keys": Case("POST", "/api/v1/auth/api-keys", (201, 403, 403, 403, 201, 201, 403, 201, 401),
-                          lambda w: {"name": "erp"}),
+    "push.vapid_key": Case(
+        "GET", "/api/v1/push/vapid-public-key", (200, 200, 200, 200, 200, 200, 200, 200, 401)
+    ),
+    "push.subscribe": Case(
+        "POST",
+        "/api/v1/push/subscriptions",
+        (201, 201, 201, 201, 403, 403, 403, 403, 401),
+        lambda w: _push_body(),
+    ),
+    "push.unsubscribe": Case(
+        "DELETE",
+        "/api/v1/push/subscriptions?endpoint=https://push.example.com/x",
+        (200, 200, 200, 200, 200, 200, 200, 200, 401),
+        route="/api/v1/push/subscriptions",
+    ),
+    "auth.api_keys": Case(
+        "POST",
+        "/api/v1/auth/api-keys",
+        (201, 403, 403, 403, 201, 201, 403, 201, 401),
+        lambda w: {"name": "erp"},
+    ),
 }
 
 
 def targets(world: World, alert_a: int) -> dict[str, int]:
     return {
-        "cyl_a": world.cylinders["TAG-A-OK"], "company_a": world.companies["A"],
-        "site_a": world.sites["STA-A1"], "customer_a": world.customers["A"],
-        "gun_a": world.devices["GUN-A"], "operator_a": world.users["t_operator_a"],
+        "cyl_a": world.cylinders["TAG-A-OK"],
+        "company_a": world.companies["A"],
+        "site_a": world.sites["STA-A1"],
+        "customer_a": world.customers["A"],
+        "gun_a": world.devices["GUN-A"],
+        "operator_a": world.users["t_operator_a"],
         "alert_a": alert_a,
     }
 
@@ -187,14 +330,20 @@ async def test_role_walk(name: str, client: Any, world: World, fresh: Fresh, ale
             # a logout ends the session: use a session of its own, not the cached one
             kw["headers"] = await login(client, user)
             client.session.cookie_jar.clear()
-            status, _ = await call(client, case.method, path, ANON,
-                                   case.body(world) if case.body else None, **kw)
+            status, _ = await call(
+                client, case.method, path, ANON, case.body(world) if case.body else None, **kw
+            )
         else:
-            status, _ = await call(client, case.method, path, user,
-                                   case.body(world) if case.body else None, **kw)
+            status, _ = await call(
+                client, case.method, path, user, case.body(world) if case.body else None, **kw
+            )
         got[user] = status
     expected = dict(zip(USERS, case.expect, strict=True))
-    wrong = {COLS[i]: f"{got[u]} (expected {expected[u]})" for i, u in enumerate(USERS) if got[u] != expected[u]}
+    wrong = {
+        COLS[i]: f"{got[u]} (expected {expected[u]})"
+        for i, u in enumerate(USERS)
+        if got[u] != expected[u]
+    }
     assert not wrong, f"{case.method} {case.path}: {wrong}"
 
 
@@ -210,8 +359,20 @@ async def test_role_walk_covers_every_route(app: Any) -> None:
     for case in CASES.values():
         pattern = case.route or case.path.split("?")[0]
         pattern = pattern.replace("{fresh:cylinder}", "{id}").replace("{fresh:alert}", "{id}")
-        for name in ("cyl_a", "company_a", "site_a", "customer_a", "gun_a", "operator_a", "alert_a"):
+        for name in (
+            "cyl_a",
+            "company_a",
+            "site_a",
+            "customer_a",
+            "gun_a",
+            "operator_a",
+            "alert_a",
+        ):
             pattern = pattern.replace("{" + name + "}", "{id}")
         walked.add((case.method, pattern))
-    assert mounted - walked == set(), f"routes missing from the role walk: {sorted(mounted - walked)}"
-    assert walked - mounted == set(), f"walked routes that are not mounted: {sorted(walked - mounted)}"
+    assert mounted - walked == set(), (
+        f"routes missing from the role walk: {sorted(mounted - walked)}"
+    )
+    assert walked - mounted == set(), (
+        f"walked routes that are not mounted: {sorted(walked - mounted)}"
+    )
