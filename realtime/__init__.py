@@ -1,7 +1,70 @@
-"""Live events: in-process bus, Redis bridge between processes, the /ws endpoint, Web Push."""
+"""Live events: in-process bus, Redis bridge between processes, the /ws endpoint, Web Push.
+
+`setup(app)` mounts ``GET /ws`` and the push API and adds one cleanup context that, once
+the database pool and Redis are open (`server.app`), starts in this order and stops in
+reverse: the websocket hub, the Redis bridge (publisher + subscriber), the KPI task and
+the Web Push sender. Protocol: docs/WEBSOCKET.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from aiohttp import web
 
+from realtime.keys import BRIDGE, HUB, KPIS, PUSH
+
+log = logging.getLogger(__name__)
+
+
+async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
+    from realtime import push
+    from realtime.bridge import RedisBridge
+    from realtime.hub import Hub
+    from realtime.kpis import KpiService
+    from realtime.scope import LiveFilter
+    from realtime.snapshot import make_snapshot
+    from server.auth import Principal
+    from server.keys import BUS, POOL, REDIS, SETTINGS
+
+    settings = app[SETTINGS]
+    bus = app[BUS]
+    pool = app[POOL]
+
+    async def kpi_snapshot(p: Principal, flt: LiveFilter) -> list[Mapping[str, Any]]:
+        return await kpis.snapshot(p, flt)  # bound below: the hub and the KPIs need each other
+
+    hub = Hub(bus, settings.realtime, make_snapshot(pool, settings.realtime, kpi_snapshot))
+    app[HUB] = hub
+    kpis = KpiService(pool, settings, hub)
+    app[KPIS] = kpis
+    bridge = RedisBridge(bus, settings)
+    app[BRIDGE] = bridge
+    await bridge.start()
+    sender = push.PushSender(app[POOL], app[REDIS], bus, settings)
+    app[PUSH] = sender
+    sender.start()
+    kpi_task = asyncio.get_running_loop().create_task(kpis.run(), name="realtime-kpis")
+    try:
+        yield
+    finally:
+        kpi_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await kpi_task
+        await sender.aclose()
+        await bridge.aclose()
+        hub.close_all()
+
 
 def setup(app: web.Application) -> None:
-    """Mount the websocket endpoint and the Redis bridge (see realtime.ws, realtime.bridge)."""
+    """Mount the websocket endpoint, the push API and the realtime background tasks."""
+    from realtime import push
+    from realtime.ws import websocket_handler
+
+    app.router.add_get("/ws", websocket_handler)
+    app.router.add_routes(push.routes())
+    app.cleanup_ctx.append(_realtime_ctx)

@@ -9,6 +9,7 @@ consumer cannot stop the others or the ingest worker that published.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -41,6 +42,9 @@ class Event:
     """Identity for coalescing (e.g. a vehicle id: the latest position per key wins)."""
     ts: float = field(default_factory=time.time)
     origin: str | None = None
+    raw: bytes | None = field(default=None, compare=False, repr=False)
+    """`data` already encoded as JSON, when it is at hand (the Redis bridge sets it for
+    events from other processes), so the websocket hub does not encode it again."""
 
 
 Listener = Callable[[Event], None]
@@ -69,10 +73,8 @@ class EventBus:
         bucket.append(sub)
 
         def remove() -> None:
-            try:
+            with contextlib.suppress(ValueError):
                 bucket.remove(sub)
-            except ValueError:
-                pass
 
         return remove
 

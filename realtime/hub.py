@@ -1,0 +1,403 @@
+"""Websocket connections, subscriptions and fan-out (DESIGN §6).
+
+Shape of the fan-out, and why:
+
+- A `Connection` owns a bounded frame queue and one writer task. Everything else only
+  *enqueues* (`Connection.send` is synchronous and never waits), so a client that cannot
+  keep up costs the server nothing but its own queue: when the queue is full a stale
+  position frame is dropped first; if no droppable frame is left the client is closed
+  with 1013 and its queue is thrown away. The bus, the other clients and ingest never wait.
+- Subscriptions with the same channel, the same role scope (`realtime.scope.Rule`) and the
+  same filter share a `Group`: one bus listener, one predicate evaluation and one JSON
+  encoding per event for the whole group, however many clients are in it. A city-wide
+  map open on 1,000 screens is one group.
+- A frame differs between subscribers only by the subscription id, so it is spliced from
+  bytes: ``prefix(id) + data + b"}"`` — the data is encoded once per event (alerts, fills)
+  or once per coalescing window (positions).
+- Positions are coalesced per group: the latest row per `Event.key` is kept and flushed at
+  most once per ``position_coalesce_ms``, so each subscription sees at most one frame per
+  window.
+- A new subscription joins its group *buffering* before its snapshot is read, so an event
+  published while the snapshot query runs is neither lost nor shown before the snapshot;
+  buffered rows already present in the snapshot are not sent twice.
+- Every subscription is released when its connection ends; when a group's last
+  subscription goes, its bus listener goes with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from realtime import protocol as proto
+from realtime.bus import Event, EventBus
+from realtime.scope import LiveFilter, Predicate, Rule, compile_predicate
+from server.auth import Principal
+from server.config import Realtime
+
+log = logging.getLogger(__name__)
+
+Row = Mapping[str, Any]
+
+# ------------------------------------------------------------------ serialize once
+
+
+def data_bytes(event: Event) -> bytes:
+    """``[row]``: the data of a one-row event frame (the row is encoded once per event)."""
+    return b"[" + proto.row_bytes(event) + b"]"
+
+
+def row_key(event: Event) -> str:
+    """Identity for coalescing and snapshot de-duplication."""
+    if event.key is not None:
+        return event.key
+    data = event.data
+    kind, ident = data.get("kind"), data.get("id")
+    if kind is not None and ident is not None:
+        return f"{kind}:{ident}"
+    return f"#{id(event)}"
+
+
+# ------------------------------------------------------------------ connection
+
+
+@dataclass(eq=False, slots=True)
+class Subscription:
+    conn: Connection
+    id: int
+    channel: str
+    group: Group
+    prefix: bytes
+    droppable: bool
+    buffering: bool = True
+    buffer: list[Event] = field(default_factory=list)
+
+
+class Connection:
+    """One websocket client: who it is, its subscriptions, its queue and writer task."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, ws: web.WebSocketResponse, principal: Principal, settings: Realtime) -> None:
+        self.ws = ws
+        self.principal = principal
+        self.number = next(self._ids)
+        self.subscriptions: dict[int, Subscription] = {}
+        self.last_id = 0
+        self.queue_max = settings.client_queue_max
+        self.close_code: int | None = None
+        self.dropped = 0
+        self.sent = 0
+        self._frames: deque[tuple[bytes, bool]] = deque()
+        self._droppable = 0
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.number} {self.principal.username}>"
+
+    # -- enqueue (synchronous: called from bus listeners and timers)
+
+    def send(self, frame: bytes, droppable: bool = False) -> None:
+        """Queue *frame*; never waits. Overflow drops stale positions, then closes (1013)."""
+        if self.close_code is not None:
+            return
+        if len(self._frames) >= self.queue_max:
+            if self._droppable:
+                self._drop_oldest_droppable()
+            elif droppable:
+                self.dropped += 1
+                return
+            else:
+                self._overflow()
+                return
+        self._frames.append((frame, droppable))
+        if droppable:
+            self._droppable += 1
+        self._wake.set()
+
+    def _drop_oldest_droppable(self) -> None:
+        for i, (_, droppable) in enumerate(self._frames):
+            if droppable:
+                del self._frames[i]
+                self._droppable -= 1
+                self.dropped += 1
+                return
+
+    def _overflow(self) -> None:
+        log.warning(
+            "websocket %r: %d frames queued and none droppable; closing it (1013)",
+            self, len(self._frames),
+        )
+        self.close_code = proto.CLOSE_TRY_AGAIN_LATER
+        self.dropped += len(self._frames)
+        self._frames.clear()
+        self._droppable = 0
+        if self._writer is not None:
+            self._writer.cancel()  # it may be blocked on a full socket; it then closes
+
+    @property
+    def queued(self) -> int:
+        return len(self._frames)
+
+    # -- the writer task
+
+    def start_writer(self) -> asyncio.Task[None]:
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        return self._writer
+
+    async def _write_loop(self) -> None:
+        ws = self.ws
+        frames = self._frames
+        try:
+            while True:
+                if not frames:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                frame, droppable = frames.popleft()
+                if droppable:
+                    self._droppable -= 1
+                await ws.send_frame(frame, WSMsgType.TEXT)
+                self.sent += 1
+        except asyncio.CancelledError:
+            if self.close_code is None:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+        except (ConnectionError, RuntimeError):
+            return  # the peer went away; the handler notices and cleans up
+        if self.close_code is not None:
+            # drain=False: a client that stopped reading would block a draining close
+            await ws.close(code=self.close_code, message=b"send queue full: too slow", drain=False)
+
+    async def stop_writer(self) -> None:
+        task = self._writer
+        if task is None or task.done():
+            return
+        if self.close_code is None:
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+# ------------------------------------------------------------------ groups
+
+
+class Group:
+    """Subscriptions sharing channel, scope rule and filter: one listener, one encoding."""
+
+    def __init__(self, hub: Hub, key: GroupKey, predicate: Predicate | None) -> None:
+        self.hub = hub
+        self.key = key
+        self.channel = key.channel
+        self.predicate = predicate
+        self.subs: list[Subscription] = []
+        self._remove_listener: Callable[[], None] | None = None
+
+    def start(self, bus: EventBus) -> None:
+        self._remove_listener = bus.listen(self.channel, self.on_event, self.predicate)
+
+    def stop(self) -> None:
+        if self._remove_listener is not None:
+            self._remove_listener()
+            self._remove_listener = None
+
+    def on_event(self, event: Event) -> None:
+        data = data_bytes(event)
+        for sub in self.subs:
+            if sub.buffering:
+                sub.buffer.append(event)
+            else:
+                sub.conn.send(sub.prefix + data + b"}", sub.droppable)
+
+    def finish_snapshot(self, sub: Subscription, snapshot: list[Row] | None) -> None:
+        """Send the snapshot, then what was published while it was read, minus repeats."""
+        buffered = sub.buffer
+        sub.buffer = []
+        sub.buffering = False
+        seen: set[Any] = set()
+        if snapshot is not None:
+            sub.conn.send(proto.event_prefix(sub.id, sub.channel, snapshot=True)
+                          + proto.dumps(snapshot) + b"}")
+            seen = {ident for row in snapshot if (ident := _identity(row)) is not None}
+        for event in buffered:
+            if seen and _identity(event.data) in seen:
+                continue
+            sub.conn.send(sub.prefix + data_bytes(event) + b"}", sub.droppable)
+
+
+def _identity(row: Row) -> Any:
+    """A row's version: the same alert with the same count and state is the same row."""
+    ident = row.get("id")
+    if ident is None:
+        return None
+    return (ident, row.get("count"), row.get("state"), row.get("last_at"))
+
+
+class PositionGroup(Group):
+    """Keeps the latest row per key and flushes at most once per coalescing window."""
+
+    def __init__(self, hub: Hub, key: GroupKey, predicate: Predicate | None) -> None:
+        super().__init__(hub, key, predicate)
+        self.pending: dict[str, bytes] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self.window_s = hub.settings.position_coalesce_ms / 1000
+
+    def stop(self) -> None:
+        super().stop()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def on_event(self, event: Event) -> None:
+        self.pending[row_key(event)] = proto.row_bytes(event)
+        for sub in self.subs:
+            if sub.buffering:
+                sub.buffer.append(event)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.window_s, self.flush)
+
+    def flush(self) -> None:
+        self._timer = None
+        if not self.pending:
+            return
+        data = b"[" + b",".join(self.pending.values()) + b"]"
+        self.pending.clear()
+        self.hub.position_frames += 1
+        for sub in self.subs:
+            if not sub.buffering:
+                sub.conn.send(sub.prefix + data + b"}", True)
+
+    def finish_snapshot(self, sub: Subscription, snapshot: list[Row] | None) -> None:
+        """One snapshot frame: stored positions, overwritten by newer live ones (by key)."""
+        merged: dict[str, Row] = {}
+        for row in snapshot or ():
+            merged[f"{row.get('kind')}:{row.get('id')}"] = row
+        for event in sub.buffer:
+            merged[row_key(event)] = event.data
+        sub.buffer = []
+        sub.buffering = False
+        sub.conn.send(proto.event_prefix(sub.id, sub.channel, snapshot=True)
+                      + proto.dumps(list(merged.values())) + b"}", True)
+
+
+class KpiGroup(Group):
+    """No bus listener: the KPI task computes one row per group per tick and sends it."""
+
+    def start(self, bus: EventBus) -> None:
+        return None
+
+    def deliver(self, row: Row) -> None:
+        data = proto.dumps([row])
+        for sub in self.subs:
+            if not sub.buffering:
+                sub.conn.send(sub.prefix + data + b"}", True)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupKey:
+    channel: str
+    rule: Rule
+    filter: LiveFilter
+    extra: tuple[Rule, ...] = ()
+    """kpis: the rules of every entity the KPIs count (`realtime.kpis.KPI_ENTITIES`)."""
+
+
+SnapshotFn = Callable[[Principal, str, Rule, LiveFilter], Awaitable[list[Row] | None]]
+
+
+class Hub:
+    """All websocket subscriptions of this process."""
+
+    def __init__(self, bus: EventBus, settings: Realtime, snapshot: SnapshotFn) -> None:
+        self.bus = bus
+        self.settings = settings
+        self.snapshot = snapshot
+        self.groups: dict[GroupKey, Group] = {}
+        self.connections: set[Connection] = set()
+        self.position_frames = 0
+
+    def kpi_groups(self) -> list[KpiGroup]:
+        return [g for g in self.groups.values() if isinstance(g, KpiGroup)]
+
+    def _group(self, key: GroupKey) -> Group:
+        group = self.groups.get(key)
+        if group is None:
+            predicate = compile_predicate(key.rule, key.filter)
+            cls: type[Group]
+            if key.channel == proto.POSITIONS:
+                cls = PositionGroup
+            elif key.channel == proto.KPIS:
+                cls = KpiGroup
+            else:
+                cls = Group
+            group = cls(self, key, predicate)
+            group.start(self.bus)
+            self.groups[key] = group
+        return group
+
+    async def subscribe(self, conn: Connection, sub_id: int, key: GroupKey) -> bool:
+        """Join the group buffering, read the snapshot, then send result, snapshot, backlog.
+
+        Returns False (and leaves nothing behind) when the snapshot cannot be read.
+        """
+        channel = key.channel
+        group = self._group(key)
+        sub = Subscription(
+            conn, sub_id, channel, group, proto.event_prefix(sub_id, channel),
+            channel in proto.DROPPABLE_CHANNELS,
+        )
+        group.subs.append(sub)
+        conn.subscriptions[sub_id] = sub
+        try:
+            snapshot = await self.snapshot(conn.principal, channel, key.rule, key.filter)
+        except Exception:
+            log.exception("snapshot of %s for %r failed", channel, conn)
+            self.unsubscribe(conn, sub_id)
+            return False
+        if conn.subscriptions.get(sub_id) is not sub:
+            return True  # the connection ended meanwhile
+        conn.send(proto.result_frame(sub_id, {"subscription": sub_id, "channel": channel}))
+        group.finish_snapshot(sub, snapshot)
+        return True
+
+    def unsubscribe(self, conn: Connection, sub_id: int) -> bool:
+        sub = conn.subscriptions.pop(sub_id, None)
+        if sub is None:
+            return False
+        group = sub.group
+        with contextlib.suppress(ValueError):
+            group.subs.remove(sub)
+        if not group.subs:
+            group.stop()
+            self.groups.pop(group.key, None)
+        return True
+
+    def release(self, conn: Connection) -> None:
+        """Drop every subscription of *conn* (it disconnected)."""
+        for sub_id in list(conn.subscriptions):
+            self.unsubscribe(conn, sub_id)
+        self.connections.discard(conn)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "connections": len(self.connections),
+            "groups": len(self.groups),
+            "subscriptions": sum(len(c.subscriptions) for c in self.connections),
+            "position_frames": self.position_frames,
+            "dropped": sum(c.dropped for c in self.connections),
+        }
+
+    def close_all(self) -> None:
+        for group in list(self.groups.values()):
+            group.stop()
+        self.groups.clear()

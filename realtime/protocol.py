@@ -1,0 +1,222 @@
+"""The `/ws` wire protocol (DESIGN §6): one envelope, a schema per command, constant codes.
+
+Every client message is ``{"id": int, "type": str, ...}``. The envelope is decoded first
+so that an unknown ``type`` is told apart from a known command with bad fields; each
+command then has its own strict msgspec schema that names the offending field. Error codes
+and message types live here and only here: docs/WEBSOCKET.md documents each of them and a
+test checks that it does.
+
+Frames the server sends are built as bytes. An event frame is
+``PREFIX(id, channel) + data + b"}"`` where ``PREFIX`` is computed once per subscription
+and ``data`` (a JSON list) once per event or batch, so fan-out to N subscribers costs N
+byte concatenations, not N JSON encodings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from typing import Any, Final
+
+import msgspec
+import orjson
+
+from realtime.bus import Event
+
+# ------------------------------------------------------------------ error codes
+
+INVALID_JSON: Final = "invalid_json"
+"""The message is not a JSON object."""
+INVALID_FORMAT: Final = "invalid_format"
+"""A known command with a missing, unknown or mistyped field (the message names it)."""
+UNKNOWN_COMMAND: Final = "unknown_command"
+"""``type`` is not a command this server knows."""
+ID_REUSE: Final = "id_reuse"
+"""``id`` is not greater than every id this connection sent before."""
+UNKNOWN_CHANNEL: Final = "unknown_channel"
+"""``subscribe`` names a channel that does not exist."""
+INVALID_FILTER: Final = "invalid_filter"
+"""A filter value is out of range, unknown (company code) or not valid for the channel."""
+FORBIDDEN: Final = "forbidden"
+"""The caller's role may not read this channel at all (e.g. an inspector and ``alerts``)."""
+NOT_FOUND: Final = "not_found"
+"""``unsubscribe`` names no live subscription of this connection."""
+TOO_MANY_SUBSCRIPTIONS: Final = "too_many_subscriptions"
+"""The connection already holds ``[realtime] subscriptions_max`` subscriptions."""
+UNAUTHORIZED: Final = "unauthorized"
+"""No valid session cookie or ``?token=``; sent once, then the socket closes with 4401."""
+UNAVAILABLE: Final = "unavailable"
+"""The snapshot could not be read (database down); the subscription was not made."""
+INTERNAL_ERROR: Final = "internal_error"
+"""A bug; logged with a reference. The connection stays open."""
+
+ERROR_CODES: Final = (
+    INVALID_JSON,
+    INVALID_FORMAT,
+    UNKNOWN_COMMAND,
+    ID_REUSE,
+    UNKNOWN_CHANNEL,
+    INVALID_FILTER,
+    FORBIDDEN,
+    NOT_FOUND,
+    TOO_MANY_SUBSCRIPTIONS,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    INTERNAL_ERROR,
+)
+
+# ------------------------------------------------------------------ close codes
+
+CLOSE_UNAUTHORIZED: Final = 4401
+"""Anonymous connection: an ``unauthorized`` error frame is sent first."""
+CLOSE_TRY_AGAIN_LATER: Final = 1013
+"""RFC 6455 "try again later": the client could not keep up (its queue overflowed)."""
+CLOSE_CODES: Final = (CLOSE_UNAUTHORIZED, CLOSE_TRY_AGAIN_LATER)
+
+# ------------------------------------------------------------------ message types
+
+# client → server
+SUBSCRIBE: Final = "subscribe"
+UNSUBSCRIBE: Final = "unsubscribe"
+PING: Final = "ping"
+# server → client
+RESULT: Final = "result"
+EVENT: Final = "event"
+PONG: Final = "pong"
+
+COMMAND_TYPES: Final = (SUBSCRIBE, UNSUBSCRIBE, PING)
+SERVER_TYPES: Final = (RESULT, EVENT, PONG)
+
+# ------------------------------------------------------------------ channels
+
+POSITIONS: Final = "positions"
+ALERTS: Final = "alerts"
+FILLS: Final = "fills"
+KPIS: Final = "kpis"
+EVENTS: Final = "events"
+DEVICES: Final = "devices"
+CHANNELS: Final = (POSITIONS, ALERTS, FILLS, KPIS, EVENTS, DEVICES)
+
+DROPPABLE_CHANNELS: Final = frozenset({POSITIONS, KPIS})
+"""Frames a slow client may lose: a newer frame supersedes them. Anything else backing up
+closes the client (1013) rather than silently losing an alert or a fill."""
+
+# ------------------------------------------------------------------ command schemas
+
+
+class Envelope(msgspec.Struct):
+    """What every message has; read first to choose the command's own schema."""
+
+    id: int
+    type: str
+
+
+class Filter(msgspec.Struct, forbid_unknown_fields=True):
+    bbox: list[float] | None = None
+    """[west, south, east, north] in WGS-84 degrees."""
+    district: str | None = None
+    company: int | str | None = None
+    """A company id, or its code (resolved once at subscribe time)."""
+
+
+class Subscribe(msgspec.Struct, forbid_unknown_fields=True):
+    id: int
+    type: str
+    channel: str
+    filter: Filter | None = None
+
+
+class Unsubscribe(msgspec.Struct, forbid_unknown_fields=True):
+    id: int
+    type: str
+    subscription: int
+
+
+class Ping(msgspec.Struct, forbid_unknown_fields=True):
+    id: int
+    type: str
+
+
+COMMANDS: Final[dict[str, type[msgspec.Struct]]] = {
+    SUBSCRIBE: Subscribe,
+    UNSUBSCRIBE: Unsubscribe,
+    PING: Ping,
+}
+
+ENVELOPE_DECODER: Final = msgspec.json.Decoder(Envelope)
+COMMAND_DECODERS: Final = {name: msgspec.json.Decoder(cls) for name, cls in COMMANDS.items()}
+
+_PATH_RE = re.compile(r"at `\$(?P<path>[^`]*)`")
+_MISSING_RE = re.compile(r"missing required field `(?P<name>[^`]+)`")
+_UNKNOWN_RE = re.compile(r"unknown field `(?P<name>[^`]+)`")
+
+
+def field_of(exc: msgspec.ValidationError) -> str:
+    """The field a msgspec error is about: ``filter.bbox[1]``, ``channel``, ..."""
+    text = str(exc)
+    m = _PATH_RE.search(text)
+    path = m.group("path").lstrip(".") if m else ""
+    for rx in (_MISSING_RE, _UNKNOWN_RE):
+        named = rx.search(text)
+        if named:
+            path = f"{path}.{named.group('name')}" if path else named.group("name")
+    return path or "message"
+
+
+# ------------------------------------------------------------------ frames
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, dt.date):  # pragma: no cover - orjson handles date natively
+        return value.isoformat()
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def dumps(value: Any) -> bytes:
+    """orjson with Decimal (asyncpg numeric) as float: rows straight from the database."""
+    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
+
+
+_last_event: Event | None = None
+_last_row: bytes = b""
+
+
+def row_bytes(event: Event) -> bytes:
+    """`event.data` as JSON, encoded at most once per event in this process.
+
+    The bus hands one event to every listener in turn (groups of the websocket hub, the
+    Redis bridge), so a one-slot cache keyed by the event's identity makes them share one
+    encoding. An event that crossed Redis carries its row already encoded (`Event.raw`).
+    """
+    global _last_event, _last_row
+    if event is _last_event:
+        return _last_row
+    _last_row = event.raw if event.raw is not None else dumps(event.data)
+    _last_event = event
+    return _last_row
+
+
+def result_frame(msg_id: int, result: Any = None) -> bytes:
+    return dumps({"id": msg_id, "type": RESULT, "success": True, "result": result})
+
+
+def error_frame(msg_id: int | None, code: str, message: str, field: str | None = None) -> bytes:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    return dumps({"id": msg_id, "type": RESULT, "success": False, "error": error})
+
+
+def pong_frame(msg_id: int) -> bytes:
+    return dumps({"id": msg_id, "type": PONG})
+
+
+def event_prefix(sub_id: int, channel: str, *, snapshot: bool = False) -> bytes:
+    """Everything of an event frame before its ``data`` list; close it with ``b"}"``."""
+    extra = ',"snapshot":true' if snapshot else ""
+    return f'{{"id":{sub_id},"type":"{EVENT}","channel":"{channel}"{extra},"data":'.encode()

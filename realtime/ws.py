@@ -1,0 +1,186 @@
+"""`GET /ws`: authenticate, then read commands one by one and answer each (DESIGN §6).
+
+Bad input never ends the connection: a message that is not JSON, lacks an envelope, names
+an unknown command, reuses an id or carries a bad field gets an error result (codes in
+`realtime.protocol`) and the next message is read as usual. Commands run in arrival order,
+so replies come in id order. Only a client that cannot keep up (1013), an anonymous one
+(4401) or one sending a message larger than ``ws_max_message_bytes`` (1009) is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+
+import asyncpg
+import msgspec
+from aiohttp import WSMsgType, web
+
+from realtime import protocol as proto
+from realtime.hub import Connection, GroupKey, Hub
+from realtime.keys import HUB, KPIS
+from realtime.scope import CHANNEL_ENTITY, LiveFilter, rule_for
+from server.auth import principal_of
+from server.keys import POOL, SETTINGS
+from server.scope import can_read
+
+log = logging.getLogger(__name__)
+
+_DISTRICT_MAX_CHARS = 32  # administrative division codes are 6-12 characters
+
+
+class FilterError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+async def live_filter(pool: asyncpg.Pool, channel: str, flt: proto.Filter | None) -> LiveFilter:
+    """Validate a client filter and resolve a company code to its id."""
+    if flt is None:
+        return LiveFilter()
+    bbox: tuple[float, float, float, float] | None = None
+    if flt.bbox is not None:
+        if channel == proto.KPIS:
+            raise FilterError("filter.bbox", "kpis are counted by district and company, not bbox")
+        if len(flt.bbox) != 4 or not all(math.isfinite(v) for v in flt.bbox):
+            raise FilterError("filter.bbox", "expected [west, south, east, north]")
+        w, s, e, n = flt.bbox
+        if not (-180 <= w < e <= 180):
+            raise FilterError("filter.bbox", "need -180 ≤ west < east ≤ 180")
+        if not (-90 <= s < n <= 90):
+            raise FilterError("filter.bbox", "need -90 ≤ south < north ≤ 90")
+        bbox = (w, s, e, n)
+    district = flt.district
+    if district is not None and not (0 < len(district) <= _DISTRICT_MAX_CHARS):
+        raise FilterError("filter.district", f"1 to {_DISTRICT_MAX_CHARS} characters")
+    company_id: int | None = None
+    if isinstance(flt.company, int):
+        if flt.company <= 0:
+            raise FilterError("filter.company", "a company id is a positive integer")
+        company_id = flt.company
+    elif isinstance(flt.company, str):
+        company_id = await pool.fetchval("SELECT id FROM companies WHERE code = $1", flt.company)
+        if company_id is None:
+            raise FilterError("filter.company", f"no company has the code {flt.company!r}")
+    return LiveFilter(bbox, district, company_id)
+
+
+async def _subscribe(
+    request: web.Request, hub: Hub, conn: Connection, cmd: proto.Subscribe
+) -> None:
+    channel = cmd.channel
+    if channel not in proto.CHANNELS:
+        known = ", ".join(proto.CHANNELS)
+        conn.send(proto.error_frame(cmd.id, proto.UNKNOWN_CHANNEL,
+                                    f"no channel {channel!r}; channels: {known}", "channel"))
+        return
+    p = conn.principal
+    if channel != proto.KPIS and not can_read(p, CHANNEL_ENTITY[channel]):
+        conn.send(proto.error_frame(cmd.id, proto.FORBIDDEN,
+                                    f"role {p.role} may not read {channel}", "channel"))
+        return
+    if len(conn.subscriptions) >= hub.settings.subscriptions_max:
+        conn.send(proto.error_frame(
+            cmd.id, proto.TOO_MANY_SUBSCRIPTIONS,
+            f"at most {hub.settings.subscriptions_max} subscriptions per connection",
+        ))
+        return
+    try:
+        flt = await live_filter(request.app[POOL], channel, cmd.filter)
+    except FilterError as exc:
+        conn.send(proto.error_frame(cmd.id, proto.INVALID_FILTER, f"{exc.field}: {exc}", exc.field))
+        return
+    if channel == proto.KPIS:
+        key = request.app[KPIS].group_key(p, flt)
+    else:
+        key = GroupKey(channel, rule_for(p, CHANNEL_ENTITY[channel]), flt)
+    if not await hub.subscribe(conn, cmd.id, key):
+        conn.send(proto.error_frame(cmd.id, proto.UNAVAILABLE,
+                                    "the current state cannot be read; try again"))
+
+
+async def dispatch(request: web.Request, hub: Hub, conn: Connection, raw: str | bytes) -> None:
+    """Decode, check and run one client message. Every outcome is a reply."""
+    try:
+        envelope = proto.ENVELOPE_DECODER.decode(raw)
+    except msgspec.ValidationError as exc:
+        field = proto.field_of(exc)
+        conn.send(proto.error_frame(None, proto.INVALID_FORMAT,
+                                    f"{field}: {str(exc).split(' - at ')[0]}", field))
+        return
+    except msgspec.DecodeError as exc:
+        conn.send(proto.error_frame(None, proto.INVALID_JSON, f"not valid JSON: {exc}"))
+        return
+    msg_id = envelope.id
+    if msg_id <= conn.last_id:
+        conn.send(proto.error_frame(
+            msg_id, proto.ID_REUSE, f"ids must increase: {msg_id} follows {conn.last_id}", "id"
+        ))
+        return
+    conn.last_id = msg_id
+    decoder = proto.COMMAND_DECODERS.get(envelope.type)
+    if decoder is None:
+        known = ", ".join(proto.COMMAND_TYPES)
+        conn.send(proto.error_frame(
+            msg_id, proto.UNKNOWN_COMMAND, f"unknown command {envelope.type!r}; commands: {known}",
+            "type",
+        ))
+        return
+    try:
+        cmd = decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        field = proto.field_of(exc)
+        conn.send(proto.error_frame(msg_id, proto.INVALID_FORMAT,
+                                    f"{field}: {str(exc).split(' - at ')[0]}", field))
+        return
+    if isinstance(cmd, proto.Ping):
+        conn.send(proto.pong_frame(msg_id))
+    elif isinstance(cmd, proto.Unsubscribe):
+        if hub.unsubscribe(conn, cmd.subscription):
+            conn.send(proto.result_frame(msg_id))
+        else:
+            conn.send(proto.error_frame(msg_id, proto.NOT_FOUND,
+                                        f"no subscription {cmd.subscription}", "subscription"))
+    elif isinstance(cmd, proto.Subscribe):
+        await _subscribe(request, hub, conn, cmd)
+
+
+async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
+    rt = request.app[SETTINGS].realtime
+    hub = request.app[HUB]
+    ws = web.WebSocketResponse(
+        compress=False,  # deflate per client would undo "encode once, send many"
+        heartbeat=rt.ws_heartbeat_s,
+        max_msg_size=rt.ws_max_message_bytes,
+        timeout=rt.ws_close_timeout_s,
+    )
+    await ws.prepare(request)
+    principal = principal_of(request)
+    if principal is None:
+        await ws.send_frame(
+            proto.error_frame(None, proto.UNAUTHORIZED,
+                              "log in first: session cookie or ?token=<login token>"),
+            WSMsgType.TEXT,
+        )
+        await ws.close(code=proto.CLOSE_UNAUTHORIZED, message=b"unauthorized")
+        return ws
+    conn = Connection(ws, principal, rt)
+    hub.connections.add(conn)
+    conn.start_writer()
+    try:
+        async for msg in ws:
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                break
+            try:
+                await dispatch(request, hub, conn, msg.data)
+            except Exception:
+                ref = secrets.token_hex(6)
+                log.exception("websocket %r: command failed [%s]", conn, ref)
+                conn.send(proto.error_frame(None, proto.INTERNAL_ERROR,
+                                            f"internal error (reference {ref})"))
+    finally:
+        hub.release(conn)
+        await conn.stop_writer()
+    return ws
