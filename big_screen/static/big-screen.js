@@ -136,14 +136,8 @@
   // ------------------------------------------------------------------ map
   var toDisplay = function (lat, lon) { return [lat, lon]; };
   if (cfg.map.tiles && cfg.map.tiles.gcj02) {
-    var c = window.CWCoords || window.cwCoords || window.coords || {};
-    var fn = c.wgs84ToGcj02 || c.wgs84_to_gcj02 || window.wgs84ToGcj02;
-    if (typeof fn === 'function') {
-      toDisplay = function (lat, lon) {
-        var r = fn(lat, lon);
-        return Array.isArray(r) ? r : [r.lat, r.lon];
-      };
-    }
+    // the dashboard's port of dashboard/coords.py (static/js/coords.js), loaded for AMap only
+    if (window.CWCoords) { toDisplay = window.CWCoords.wgs84ToGcj02; }
   }
 
   var map = L.map('map', {
