@@ -156,6 +156,12 @@ _UNKNOWN_RE = re.compile(r"unknown field `(?P<name>[^`]+)`")
 
 async def read_body(request: web.Request, schema: type[T]) -> T:
     """`read_json`, with the field named for unknown fields too (msgspec puts it in the text)."""
+    if request.content_type == "application/json" and b"\\u0000" in await _raw(request):
+        # JSON can carry NUL only as an escape; PostgreSQL text cannot store it at all
+        raise ApiError(
+            400, errors.INVALID_FIELD, "body: strings must not contain NUL characters",
+            {"field": "body"},
+        )
     try:
         return await read_json(request, schema)
     except ApiError as exc:
@@ -168,6 +174,13 @@ async def read_body(request: web.Request, schema: type[T]) -> T:
                     400, errors.INVALID_FIELD, f"{name}: unknown field", {"field": name}
                 ) from None
         raise
+
+
+async def _raw(request: web.Request) -> bytes:
+    try:
+        return await request.read()  # aiohttp caches it: read_json reads the same bytes
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(413, errors.PAYLOAD_TOO_LARGE, "request body is too large") from None
 
 
 def changes(body: msgspec.Struct) -> dict[str, Any]:
@@ -226,9 +239,11 @@ def q_format(request: web.Request, formats: Sequence[str] = ("json", "csv", "xls
 def check_query(request: web.Request, allowed: Sequence[str]) -> None:
     """Refuse unknown query parameters: a misspelt filter must not silently return everything."""
     known = set(allowed) | {"page", "page_size", "lang"}
-    for name in request.query:
+    for name, value in request.query.items():
         if name not in known:
             raise bad_query(name, f"unknown parameter; known: {', '.join(sorted(known))}")
+        if "\x00" in value:  # PostgreSQL text cannot hold NUL: refuse it here, not as a 500
+            raise bad_query(name, "must not contain NUL characters")
 
 
 def like_prefix(value: str) -> tuple[str, str]:

@@ -54,6 +54,9 @@ from server.scope import Sql, scope_where
 CYL_REPORT_ROLES = ("admin", "regulator", "officer", "company_admin", "inspector")
 ACTIVITY_ROLES = ("admin", "regulator", "officer", "company_admin")
 FORMATS = ("json", "csv", "xlsx")
+DEFAULT_RANGE_DAYS = 30
+"""Range of an activity report when `from` is omitted: a presentation default (a month on
+screen), not a policy number."""
 COMMON = (
     Param("district", description="6-digit district code"),
     Param("company", description="company code or id"),
@@ -69,7 +72,10 @@ def _days(request: web.Request) -> tuple[dt.date, dt.date, dt.datetime, dt.datet
     settings = request.app[SETTINGS]
     zone = ZoneInfo(settings.alerts.timezone)
     last = q_date(request, "to") or today(settings)
-    first = q_date(request, "from") or last - dt.timedelta(days=30)
+    try:
+        first = q_date(request, "from") or last - dt.timedelta(days=DEFAULT_RANGE_DAYS)
+    except OverflowError:
+        raise bad_query("from", "out of range") from None
     if first > last:
         raise bad_query("to", "must not be before from")
     start = dt.datetime.combine(first, dt.time(), zone)

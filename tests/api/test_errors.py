@@ -330,6 +330,12 @@ BAD += [
     ("POST", "/api/v1/public/complaints", {"text": "x" * 100_000}, 400, "text"),
     ("POST", "/api/v1/public/complaints", {"text": "hi", "contact": "c" * 500}, 400, "contact"),
     ("DELETE", "/api/v1/cylinders", None, 405, None),
+    # NUL cannot be stored by PostgreSQL: refused up front, never a 500
+    ("GET", "/api/v1/cylinders?tag=%00", None, 400, "tag"),
+    ("GET", "/api/v1/customers?q=a%00b", None, 400, "q"),
+    ("POST", "/api/v1/companies", {"code": "NUL", "name": "a\u0000b"}, 400, "body"),
+    ("POST", "/api/v1/public/complaints", {"text": "\u0000"}, 400, "body"),
+    ("GET", "/api/v1/reports/denials?to=0001-01-05", None, 400, "from"),
     ("GET", "/api/v1/nothing-here", None, 404, None),
 ]
 
@@ -365,3 +371,25 @@ async def test_anonymous_and_forbidden_share_the_shape(client: Any) -> None:
         got, payload = await call(client, "GET", "/api/v1/fills", user)
         assert got == expected
         assert payload["error"]["code"] in ("unauthorized", "forbidden")
+
+
+WEIRD = ("'", "9" * 30, "-1", "0", "2024-13-45", "雪", "%", "a_b", "true", "\U0010ffff", " ", "x" * 199)
+
+
+async def test_no_query_value_makes_a_500(client: Any, world: World) -> None:
+    """Every documented query parameter of every GET endpoint, with odd values: never a 500."""
+    status, doc = await call(client, "GET", "/api/v1/openapi.json", "anonymous")
+    assert status == 200
+    checked = 0
+    for path, ops in doc["paths"].items():
+        op = ops.get("get")
+        if op is None or "{" in path:
+            continue
+        for param in op.get("parameters", []):
+            if param["in"] != "query":
+                continue
+            for value in WEIRD:
+                got, body = await call(client, "GET", path, "t_admin", params={param["name"]: value})
+                assert got < 500, (path, param["name"], value, body)
+                checked += 1
+    assert checked > 300
