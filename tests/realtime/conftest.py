@@ -81,6 +81,8 @@ class WS:
     async def send(self, **msg: Any) -> int:
         if "id" not in msg:
             msg["id"] = self.next_id()
+        elif isinstance(msg["id"], int):
+            self._next = max(self._next, msg["id"])
         await self.ws.send_str(orjson.dumps(msg).decode())
         return int(msg["id"])
 
