@@ -113,7 +113,12 @@
   var refreshSitesSoon = debounce(loadSites, 1500);
 
   // ------------------------------------------------------------------ cylinders (clusters)
+  // Clusters and single cylinders are drawn on one canvas of their own: a redraw is a few
+  // thousand arc() calls at most, never a DOM node or a Leaflet object per cylinder, so a
+  // zoom or pan over 100k cylinders stays within a frame or two.
   var index = null;
+  var CLUSTER_FILL = { ok: "rgba(22,163,74,0.88)", warn: "rgba(234,179,8,0.92)", bad: "rgba(220,38,38,0.88)" };
+  var CLUSTER_HALO = { ok: "rgba(22,163,74,0.25)", warn: "rgba(234,179,8,0.28)", bad: "rgba(220,38,38,0.25)" };
 
   function abbrev(n) {
     if (n >= 10000) return Math.round(n / 1000) + "k";
@@ -121,33 +126,118 @@
     return String(n);
   }
 
+  var ClusterCanvas = L.Layer.extend({
+    onAdd: function (m) {
+      // its own pane under the overlay pane: sites, vehicles and alerts stay on top
+      var pane = m.getPane("cwClusters") || m.createPane("cwClusters");
+      pane.style.zIndex = 350;
+      pane.style.pointerEvents = "none";
+      this._canvas = L.DomUtil.create("canvas", "cw-cluster-canvas leaflet-zoom-hide", pane);
+      m.on("moveend resize", this._reset, this);
+      m.on("click", this._onClick, this);
+      m.on("mousemove", this._onMove, this);
+      this._items = this._items || [];
+      this._reset();
+    },
+    onRemove: function (m) {
+      L.DomUtil.remove(this._canvas);
+      m.off("moveend resize", this._reset, this);
+      m.off("click", this._onClick, this);
+      m.off("mousemove", this._onMove, this);
+    },
+    setItems: function (items) { this._items = items; if (this._map) this._draw(); },
+    _reset: function () {
+      var size = this._map.getSize();
+      var ratio = window.devicePixelRatio || 1;
+      L.DomUtil.setPosition(this._canvas, this._map.containerPointToLayerPoint([0, 0]));
+      this._canvas.width = size.x * ratio;
+      this._canvas.height = size.y * ratio;
+      this._canvas.style.width = size.x + "px";
+      this._canvas.style.height = size.y + "px";
+      this._draw();
+    },
+    _draw: function () {
+      var ctx = this._canvas.getContext("2d");
+      var ratio = window.devicePixelRatio || 1;
+      ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+      ctx.clearRect(0, 0, this._canvas.width, this._canvas.height);
+      ctx.textAlign = "center";
+      ctx.textBaseline = "middle";
+      ctx.font = "bold 12px system-ui, sans-serif";
+      var m = this._map;
+      this._items.forEach(function (it) {
+        var p = m.latLngToContainerPoint([it.lat, it.lon]);
+        it.x = p.x; it.y = p.y;
+        ctx.beginPath();
+        if (it.n) {
+          ctx.fillStyle = CLUSTER_HALO[it.cls];
+          ctx.arc(p.x, p.y, it.r + 5, 0, 2 * Math.PI);
+          ctx.fill();
+          ctx.beginPath();
+          ctx.fillStyle = CLUSTER_FILL[it.cls];
+          ctx.arc(p.x, p.y, it.r, 0, 2 * Math.PI);
+          ctx.fill();
+          ctx.fillStyle = it.cls === "warn" ? "#422006" : "#ffffff";
+          ctx.fillText(abbrev(it.n), p.x, p.y);
+        } else {
+          ctx.fillStyle = STATUS_COLORS[it.s] || "#334155";
+          ctx.arc(p.x, p.y, 4.5, 0, 2 * Math.PI);
+          ctx.fill();
+          ctx.lineWidth = 1;
+          ctx.strokeStyle = "#ffffff";
+          ctx.stroke();
+        }
+      });
+    },
+    _hit: function (e) {
+      var p = e.containerPoint, best = null, bestD = Infinity;
+      this._items.forEach(function (it) {
+        var d = (it.x - p.x) * (it.x - p.x) + (it.y - p.y) * (it.y - p.y);
+        var r = (it.n ? it.r + 3 : 7);
+        if (d <= r * r && d < bestD) { best = it; bestD = d; }
+      });
+      return best;
+    },
+    _onMove: function (e) {
+      var hit = this._hit(e);
+      this._map.getContainer().style.cursor = hit ? "pointer" : "";
+    },
+    _onClick: function (e) {
+      var hit = this._hit(e);
+      if (!hit) return;
+      if (hit.n) {
+        this._map.setView([hit.lat, hit.lon], Math.min(index.getClusterExpansionZoom(hit.id), 18));
+      } else {
+        L.tooltip({ className: "cw-tip", direction: "top" }).setLatLng([hit.lat, hit.lon])
+          .setContent(t("compliance." + (cfg.compliance_codes || [])[hit.s])).openOn(this._map);
+      }
+    }
+  });
+  var clusterCanvas = new ClusterCanvas();
+  layers.cylinders.addLayer(clusterCanvas);
+
   function renderClusters() {
-    layers.cylinders.clearLayers();
-    if (!index || !map.hasLayer(layers.cylinders)) return;
+    if (!index || !map.hasLayer(layers.cylinders)) { clusterCanvas.setItems([]); return 0; }
     var b = map.getBounds().pad(0.1);
     var zoom = Math.round(map.getZoom());
-    var items = index.getClusters([b.getWest(), Math.max(-85, b.getSouth()), b.getEast(), Math.min(85, b.getNorth())], zoom);
-    items.forEach(function (c) {
-      var lon = c.geometry.coordinates[0], lat = c.geometry.coordinates[1];
-      var p = c.properties;
+    var found = index.getClusters([b.getWest(), Math.max(-85, b.getSouth()), b.getEast(), Math.min(85, b.getNorth())], zoom);
+    var items = new Array(found.length);
+    for (var i = 0; i < found.length; i++) {
+      var c = found[i], p = c.properties;
+      var it = { lon: c.geometry.coordinates[0], lat: c.geometry.coordinates[1] };
       if (p.cluster) {
         var n = p.point_count;
-        var size = n < 100 ? 30 : n < 1000 ? 38 : n < 10000 ? 46 : 54;
-        var cls = p.bad / n > 0.05 ? " bad" : (p.due / n > 0.1 ? " warn" : "");
-        var marker = L.marker([lat, lon], {
-          icon: L.divIcon({ html: "<span>" + abbrev(n) + "</span>", className: "cw-cluster" + cls, iconSize: [size, size] }),
-          keyboard: false, title: t("dash.cluster_title", { n: n })
-        });
-        marker.on("click", function () {
-          map.setView([lat, lon], Math.min(index.getClusterExpansionZoom(p.cluster_id), 18));
-        });
-        marker.addTo(layers.cylinders);
+        it.n = n;
+        it.id = p.cluster_id;
+        it.r = n < 100 ? 15 : n < 1000 ? 19 : n < 10000 ? 23 : 27;
+        it.cls = p.bad / n > 0.05 ? "bad" : (p.due / n > 0.1 ? "warn" : "ok");
       } else {
-        L.circleMarker([lat, lon], {
-          renderer: canvas, radius: 4.5, weight: 1, color: "#ffffff", fillColor: STATUS_COLORS[p.s] || "#334155", fillOpacity: 1
-        }).bindTooltip(t("compliance." + (cfg.compliance_codes || [])[p.s]), { className: "cw-tip" }).addTo(layers.cylinders);
+        it.s = p.s;
       }
-    });
+      items[i] = it;
+    }
+    clusterCanvas.setItems(items);
+    return items.length;
   }
 
   function loadCylinders() {
@@ -159,7 +249,7 @@
         points[i] = { type: "Feature", properties: { s: rows[i][2] }, geometry: { type: "Point", coordinates: [ll[1], ll[0]] } };
       }
       index = new window.Supercluster({
-        radius: 60, maxZoom: 17,
+        radius: 80, maxZoom: 17,
         map: function (p) { return { bad: p.s >= 3 ? 1 : 0, due: p.s === 1 || p.s === 2 ? 1 : 0 }; },
         reduce: function (a, b) { a.bad += b.bad; a.due += b.due; }
       });
@@ -405,6 +495,12 @@
     counts: function () {
       return { sites: layers.sites.getLayers().length, alerts: state.alerts.size, alertMarkers: alertMarkers.size,
         vehicles: state.vehicles.size, cylinders: state.cylinders, districts: districtsLayer ? districtsLayer.getLayers().length : 0 };
+    },
+    /** Redraw the visible clusters now; returns [milliseconds, markers drawn]. */
+    renderClusters: function () {
+      var t0 = performance.now();
+      var drawn = renderClusters();
+      return [performance.now() - t0, drawn];
     },
     vehicle: function (id) {
       var v = state.vehicles.get(String(id));
