@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.duration:.0f}` ({info['date']})",
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM; "
-        f"{info['postgresql']}; {info['mosquitto']} (private instance); one ingest worker "
+        f"{info['postgresql']}; {info['mosquitto']} (private instance); load average at "
+        f"start {info['load']}; one ingest worker "
         "process; generator, broker, worker and PostgreSQL on the same 2 cores.",
         "",
         f"Load: {n_cyl:,} cylinders; open loop, {args.rate:.0f} requests/s for "

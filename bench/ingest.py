@@ -393,33 +393,48 @@ class Drain:
 
 
 async def watch(dsn: str, drain: Drain, bound_s: float) -> None:
-    """Poll row counts until everything sent is stored, progress stalls, or *bound_s*."""
+    """Poll row counts until everything sent is stored, progress stalls, or *bound_s*.
+
+    The machine's PostgreSQL may be restarted by other work (reliability tests): a lost
+    connection is re-opened and the gap noted, not fatal."""
     import asyncpg
 
-    conn = await asyncpg.connect(dsn)
+    conn: Any = None
+    t0 = time.perf_counter()
+    stalled_since: float | None = None
+    last = -1
     try:
-        t0 = time.perf_counter()
-        stalled_since: float | None = None
-        last = -1
         while True:
-            c = await counts(conn)
-            total = sum(v for k, v in c.items() if k != "dead_letters")
             now = time.perf_counter() - t0
+            if now > bound_s:
+                break
+            try:
+                if conn is None or conn.is_closed():
+                    conn = await asyncpg.connect(dsn, timeout=5)
+                c = await counts(conn)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                if "database unavailable" not in drain.note:
+                    drain.note += f" database unavailable for a while ({type(exc).__name__})"
+                conn = None
+                await asyncio.sleep(1)
+                continue
+            total = sum(v for k, v in c.items() if k != "dead_letters")
             drain.samples.append((now, total))
             drain.final = c
-            if total >= drain.total_sent or now > bound_s:
+            if total >= drain.total_sent:
                 break
             if total == last and total > 0:
                 stalled_since = stalled_since or now
-                if now - stalled_since > 15:
-                    drain.note = f"stalled at {total:,} rows for 15 s"
+                if now - stalled_since > 30:
+                    drain.note += f" stalled at {total:,} rows for 30 s"
                     break
             else:
                 stalled_since = None
             last = total
             await asyncio.sleep(POLL_S)
     finally:
-        await conn.close()
+        if conn is not None and not conn.is_closed():
+            await conn.close()
 
 
 def _fmt(v: float | None, unit: str = "", digits: int = 0) -> str:
@@ -559,7 +574,8 @@ def render(args: argparse.Namespace, info: dict[str, str], sent: dict[str, int],
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM, {info['os']}; "
         f"{info['postgresql']}; {info['mosquitto']} (private instance, config in "
-        f"device_sim/loadgen.py); Python {info['python']}"
+        f"device_sim/loadgen.py); Python {info['python']}; load average at start "
+        f"{info['load']}"
         + (f"; {info['node-red']}" if "node-red" in info else "") + ".",
         "",
         f"Messages: {sum(sent.values()):,} QoS 1, mean payload {payload_bytes:.0f} B; mix "
@@ -584,6 +600,8 @@ def render(args: argparse.Namespace, info: dict[str, str], sent: dict[str, int],
         rate = d.rate_sustained()
         lost = d.lost()
         lost_s = "none" if not lost else ", ".join(f"{k} {v:,}" for k, v in lost.items())
+        if lost and "bound" in d.note:
+            lost_s = f"n/a: {d.total_sent - d.stored:,} not yet stored at the time bound"
         if d.final.get("dead_letters"):
             lost_s += f" ({d.final['dead_letters']:,} dead letters)"
         batch = "-"

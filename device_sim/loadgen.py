@@ -274,7 +274,8 @@ def publish_all(
 
 
 def machine_info(pg_version: str | None = None) -> dict[str, str]:
-    """CPU model, cores, RAM, OS, Python, PostgreSQL, Mosquitto, date — for the record."""
+    """CPU model, cores, RAM, OS, Python, PostgreSQL, Mosquitto, date, and the load average
+    when the run started (other work on a shared machine skews every figure)."""
     cpu = platform.processor() or "unknown"
     with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as fh:
         for line in fh:
@@ -294,7 +295,11 @@ def machine_info(pg_version: str | None = None) -> dict[str, str]:
         )
         mosq = (out.stdout or out.stderr).splitlines()[0].strip()
     pg = f"PostgreSQL {pg_version}" if pg_version else "PostgreSQL (version unknown)"
+    load = "unknown"
+    with contextlib.suppress(OSError):
+        load = "/".join(f"{x:.1f}" for x in os.getloadavg())
     return {
+        "load": load,
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu,
         "cores": str(os.cpu_count()),
