@@ -256,7 +256,10 @@
       return api(opts.endpoint, { query: query }).then(function (env) {
         var items = env.items || [];
         if (!items.length) {
-          emptyState(results, opts.emptyTitle || "common.empty", opts.emptyHint || "common.empty_hint", opts.emptyIcon);
+          // with filters set, "nothing matches" is the honest hint, not "all is well"
+          var filtered = Object.keys(values).length > 0;
+          emptyState(results, opts.emptyTitle || "common.empty",
+            filtered ? "common.empty_hint" : (opts.emptyHint || "common.empty_hint"), filtered ? "∅" : opts.emptyIcon);
         } else {
           clear(results);
           results.appendChild(table(opts.columns, items, opts.rowAttrs));
