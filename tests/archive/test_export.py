@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import zipfile
 from pathlib import Path
+from xml.etree import ElementTree
 
 import asyncpg
 import pytest
@@ -51,6 +53,7 @@ async def _seed_company(
         arc.row(owner_code=code, last_inspection_date=arc.today.isoformat(), status="suspended"),
         arc.row(owner_code=code, spec="YSP118-II", volume_l="", scrap_date="2039-12-31"),
         arc.row(owner_code=code, status="scrapped", medium="丙烷"),
+        arc.row(owner_code=code, manufacturer="A&B <厂>\r\n\t二号 ]]>"),
     ]
     report = await run_import(pool, settings, write_file(tmp_path, csv_bytes(rows)), arc.admin)
     assert (report.inserted, report.rejected) == (len(rows), [])
@@ -92,6 +95,11 @@ async def test_xlsx_round_trip_is_unchanged_with_real_date_cells(
     assert (again.unchanged, again.inserted, again.updated, again.rejected) == (len(rows), 0, 0, [])
 
 
+def test_xml_text_escapes_what_xml_cannot_hold() -> None:
+    assert archive_io._xml_text("厂 A1") == "厂 A1"
+    assert archive_io._xml_text("a&b<c>\r\x01") == "a&amp;b&lt;c&gt;&#13;_x0001_"
+
+
 async def test_xlsx_continues_on_another_sheet_past_the_row_limit(
     pool: asyncpg.Pool,
     settings: Settings,
@@ -104,6 +112,9 @@ async def test_xlsx_continues_on_another_sheet_past_the_row_limit(
     path = tmp_path / "export.xlsx"
     async with pool.acquire() as conn:
         await write_xlsx(conn, arc.admin, ExportFilters(company=code), path)
+    with zipfile.ZipFile(path) as zf:  # every part is well-formed XML
+        for name in zf.namelist():
+            ElementTree.fromstring(zf.read(name))
     wb = python_calamine.CalamineWorkbook.from_path(str(path))
     assert wb.sheet_names == ["cylinders", "cylinders (2)", "cylinders (3)"]
     tags = []
