@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{f' ({late_replies:,} answered late)' if late_replies else ''} | {wrong:,} | "
         f"{'met' if met else 'MISSED'} |",
         "",
-        f"- Worker's own view (receipt → PUBACK of its reply, last {len(lat) and 4096} "
+        "- Worker's own view (receipt → PUBACK of its reply, its window of recent "
         f"samples): p99 {ms(srv99 * 1000 if srv99 is not None else None)}; "
         f"{m.get('auth_requests', 0):,} requests answered, {m.get('auth_denied', 0):,} "
         "denied; requests are also stored through the normal batches.",

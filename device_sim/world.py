@@ -83,6 +83,8 @@ class City:
     """In service, in date, not voided: a station of the owner company may fill them."""
     overdue: list[Cylinder]
     scrapped: list[Cylinder]
+    """Past their scrap date or scrapped, tag not voided (a voided tag names no cylinder:
+    the platform answers ``unknown_tag`` for it, not ``scrapped``)."""
     entrusted: set[tuple[int, int]] = field(default_factory=set)
     """(owner company, filler company) pairs with a valid entrustment (委托充装)."""
     today: dt.date = field(default_factory=dt.date.today)
@@ -265,7 +267,7 @@ async def load_city(
     )
     scrapped_rows = await conn.fetch(
         f"""SELECT {_CYL_COLUMNS} {_CYL_FROM}
-             WHERE (c.status = 'scrapped' OR c.scrap_date <= $1)
+             WHERE (c.status = 'scrapped' OR c.scrap_date <= $1) AND NOT c.tag_voided
              ORDER BY md5(c.tag || $3) LIMIT $2""",
         today,
         illegal_cap,
