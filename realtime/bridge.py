@@ -16,6 +16,10 @@ between them and nothing lives only in one process's memory.
   Events published while it was away are lost for live views (pub/sub keeps nothing);
   the database has them, and snapshots on (re)subscribe read the database.
 
+The channel is ``[realtime] redis_channel`` suffixed with the database name
+(:func:`bridge_channel`): processes of one platform share it, a test session never hears a
+demo server on the same Redis.
+
 Wire format: ``header + b"\\n" + row``. The header is a JSON array of the `Event` fields;
 the row is `Event.data` as JSON. orjson never emits a raw newline, so the first newline
 splits them, and the row bytes travel on to the websocket frames unchanged (`Event.raw`).
@@ -27,6 +31,7 @@ with its own bus: the same publisher, without a subscriber.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -35,6 +40,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from redis.asyncio import Redis
@@ -55,6 +61,17 @@ _PUBLISH_BATCH = 500
 _POLL_S = 0.5
 """The subscriber wakes this often to notice a stop request. It is not cancelled instead:
 redis-py's blocking pubsub read can swallow a cancellation and block again."""
+
+
+def bridge_channel(settings: Settings) -> str:
+    """The Redis channel: ``[realtime] redis_channel`` + ``:`` + the PostgreSQL database name.
+
+    Live events only mean something to processes sharing a database. Redis pub/sub ignores
+    the Redis database number, so without this a test session (its own database) and a
+    demo server on the same Redis would see each other's events.
+    """
+    dbname = urlsplit(settings.services.database_url).path.lstrip("/") or "postgres"
+    return f"{settings.realtime.redis_channel}:{dbname}"
 
 
 def new_origin() -> str:
@@ -100,7 +117,7 @@ class RedisPublisher:
         rt = settings.realtime
         self.settings = settings
         self.url = redis_url or settings.services.redis_url
-        self.channel = rt.redis_channel
+        self.channel = bridge_channel(settings)
         self.origin = origin or new_origin()
         self.published = 0
         self.dropped = 0
@@ -215,7 +232,7 @@ class RedisBridge:
         self.bad_messages = 0
         self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._stop = asyncio.Event()
 
     def _own(self, event: Event) -> bool:
         return event.origin is None or event.origin == self.origin
@@ -227,7 +244,7 @@ class RedisBridge:
                                                             name="redis-subscriber")
 
     async def aclose(self) -> None:
-        self._stopping = True
+        self._stop.set()
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task),
@@ -254,27 +271,26 @@ class RedisBridge:
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, but wake early when asked to stop."""
-        deadline = time.monotonic() + seconds
-        while not self._stopping and (left := deadline - time.monotonic()) > 0:
-            await asyncio.sleep(min(left, _POLL_S))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
 
     async def _subscribe_loop(self) -> None:
         rt = self.settings.realtime
         url = self.settings.services.redis_url
         delay = rt.bridge_reconnect_min_s
         down_since: float | None = None
-        while not self._stopping:
+        while not self._stop.is_set():
             client = _client(url, self.settings)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(rt.redis_channel)
+                await pubsub.subscribe(bridge_channel(self.settings))
                 if down_since is not None:
                     log.info("realtime bridge: subscribed to Redis %s again after %.1f s",
                              url, time.monotonic() - down_since)
                     down_since = None
                 self.connected.set()
                 delay = rt.bridge_reconnect_min_s
-                while not self._stopping:
+                while not self._stop.is_set():
                     message: dict[str, Any] | None = await pubsub.get_message(timeout=_POLL_S)
                     if message is not None and message.get("type") == "message":
                         self.deliver(message["data"])

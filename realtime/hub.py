@@ -2,7 +2,8 @@
 
 Shape of the fan-out, and why:
 
-- A `Connection` owns a bounded frame queue and one writer task. Everything else only
+- A `Connection` owns a bounded frame queue (must-deliver frames ahead of droppable map
+  updates) and one writer task. Everything else only
   *enqueues* (`Connection.send` is synchronous and never waits), so a client that cannot
   keep up costs the server nothing but its own queue: when the queue is full a stale
   position frame is dropped first; if no droppable frame is left the client is closed
@@ -96,8 +97,11 @@ class Connection:
         self.close_code: int | None = None
         self.dropped = 0
         self.sent = 0
-        self._frames: deque[tuple[bytes, bool]] = deque()
-        self._droppable = 0
+        # Two queues sharing one bound: frames that must arrive (results, alerts, fills...)
+        # go before droppable ones (positions, kpis), so an alert never waits behind a
+        # backlog of map updates; order within each queue is kept.
+        self._urgent: deque[bytes] = deque()
+        self._droppable: deque[tuple[int, bytes]] = deque()
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
 
@@ -106,47 +110,46 @@ class Connection:
 
     # -- enqueue (synchronous: called from bus listeners and timers)
 
-    def send(self, frame: bytes, droppable: bool = False) -> None:
+    def send(self, frame: bytes, droppable: bool = False, sub_id: int = 0) -> None:
         """Queue *frame*; never waits. Overflow drops stale positions, then closes (1013)."""
         if self.close_code is not None:
             return
-        if len(self._frames) >= self.queue_max:
+        if len(self._urgent) + len(self._droppable) >= self.queue_max:
             if self._droppable:
-                self._drop_oldest_droppable()
+                self._droppable.popleft()  # the stalest position frame
+                self.dropped += 1
             elif droppable:
                 self.dropped += 1
                 return
             else:
                 self._overflow()
                 return
-        self._frames.append((frame, droppable))
         if droppable:
-            self._droppable += 1
+            self._droppable.append((sub_id, frame))
+        else:
+            self._urgent.append(frame)
         self._wake.set()
 
-    def _drop_oldest_droppable(self) -> None:
-        for i, (_, droppable) in enumerate(self._frames):
-            if droppable:
-                del self._frames[i]
-                self._droppable -= 1
-                self.dropped += 1
-                return
+    def forget(self, sub_id: int) -> None:
+        """Drop queued frames of an ended subscription: none may follow its unsubscribe."""
+        if any(owner == sub_id for owner, _ in self._droppable):
+            self._droppable = deque(item for item in self._droppable if item[0] != sub_id)
 
     def _overflow(self) -> None:
         log.warning(
             "websocket %r: %d frames queued and none droppable; closing it (1013)",
-            self, len(self._frames),
+            self, len(self._urgent),
         )
         self.close_code = proto.CLOSE_TRY_AGAIN_LATER
-        self.dropped += len(self._frames)
-        self._frames.clear()
-        self._droppable = 0
+        self.dropped += len(self._urgent)
+        self._urgent.clear()
+        self._droppable.clear()
         if self._writer is not None:
             self._writer.cancel()  # it may be blocked on a full socket; it then closes
 
     @property
     def queued(self) -> int:
-        return len(self._frames)
+        return len(self._urgent) + len(self._droppable)
 
     # -- the writer task
 
@@ -156,16 +159,17 @@ class Connection:
 
     async def _write_loop(self) -> None:
         ws = self.ws
-        frames = self._frames
+        urgent = self._urgent
         try:
             while True:
-                if not frames:
+                if urgent:
+                    frame = urgent.popleft()
+                elif self._droppable:
+                    frame = self._droppable.popleft()[1]
+                else:
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                frame, droppable = frames.popleft()
-                if droppable:
-                    self._droppable -= 1
                 await ws.send_frame(frame, WSMsgType.TEXT)
                 self.sent += 1
         except asyncio.CancelledError:
@@ -217,7 +221,7 @@ class Group:
             if sub.buffering:
                 sub.buffer.append(event)
             else:
-                sub.conn.send(sub.prefix + data + b"}", sub.droppable)
+                sub.conn.send(b"".join((sub.prefix, data, b"}")), sub.droppable, sub.id)
 
     def finish_snapshot(self, sub: Subscription, snapshot: list[Row] | None) -> None:
         """Send the snapshot, then what was published while it was read, minus repeats."""
@@ -232,7 +236,7 @@ class Group:
         for event in buffered:
             if seen and _identity(event.data) in seen:
                 continue
-            sub.conn.send(sub.prefix + data_bytes(event) + b"}", sub.droppable)
+            sub.conn.send(b"".join((sub.prefix, data_bytes(event), b"}")), sub.droppable, sub.id)
 
 
 def _identity(row: Row) -> Any:
@@ -275,7 +279,7 @@ class PositionGroup(Group):
         self.hub.position_frames += 1
         for sub in self.subs:
             if not sub.buffering:
-                sub.conn.send(sub.prefix + data + b"}", True)
+                sub.conn.send(b"".join((sub.prefix, data, b"}")), True, sub.id)
 
     def finish_snapshot(self, sub: Subscription, snapshot: list[Row] | None) -> None:
         """One snapshot frame: stored positions, overwritten by newer live ones (by key)."""
@@ -287,7 +291,7 @@ class PositionGroup(Group):
         sub.buffer = []
         sub.buffering = False
         sub.conn.send(proto.event_prefix(sub.id, sub.channel, snapshot=True)
-                      + proto.dumps(list(merged.values())) + b"}", True)
+                      + proto.dumps(list(merged.values())) + b"}", True, sub.id)
 
 
 class KpiGroup(Group):
@@ -300,7 +304,7 @@ class KpiGroup(Group):
         data = proto.dumps([row])
         for sub in self.subs:
             if not sub.buffering:
-                sub.conn.send(sub.prefix + data + b"}", True)
+                sub.conn.send(b"".join((sub.prefix, data, b"}")), True, sub.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,6 +378,7 @@ class Hub:
         sub = conn.subscriptions.pop(sub_id, None)
         if sub is None:
             return False
+        conn.forget(sub_id)
         group = sub.group
         with contextlib.suppress(ValueError):
             group.subs.remove(sub)

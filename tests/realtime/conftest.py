@@ -6,7 +6,6 @@ its own: tests running side by side (or other suites on the machine) never cross
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -86,20 +85,11 @@ class WS:
         await self.ws.send_str(orjson.dumps(msg).decode())
         return int(msg["id"])
 
-    async def recv(self, timeout: float = RECV_TIMEOUT_S) -> dict[str, Any]:
-        msg = await self.ws.receive(timeout=timeout)
+    async def recv(self, wait_s: float = RECV_TIMEOUT_S) -> dict[str, Any]:
+        msg = await self.ws.receive(timeout=wait_s)
         assert msg.type == WSMsgType.TEXT, f"expected a text frame, got {msg.type} {msg.data!r}"
         out: dict[str, Any] = orjson.loads(msg.data)
         return out
-
-    async def recv_until(self, pred: Callable[[dict[str, Any]], bool],
-                         timeout: float = RECV_TIMEOUT_S) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            frame = await self.recv(max(0.01, deadline - loop.time()))
-            if pred(frame):
-                return frame
 
     async def silent(self, within: float = 0.4) -> None:
         """Assert no frame arrives within *within* seconds."""

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from realtime.bridge import RedisBridge, attach_publisher, decode, encode
+from realtime.bridge import RedisBridge, attach_publisher, bridge_channel, decode, encode
 from realtime.bus import Event, EventBus
 from realtime.keys import BRIDGE
 from server.keys import BUS
@@ -55,7 +55,7 @@ async def test_two_apps_deliver_each_others_events_once(make_client: Any, settin
     two = await make_client(shared)
     redis = Redis.from_url(shared.services.redis_url)
     try:
-        await _wait_subscribers(redis, shared.realtime.redis_channel, 2)
+        await _wait_subscribers(redis, bridge_channel(shared), 2)
     finally:
         await redis.aclose()
     ws_one = WS(await one.ws_connect(f"/ws?token={await token_for(one, 't_company_a')}"))
@@ -154,7 +154,7 @@ async def test_cross_process_delivery_from_a_separate_ingest_publisher(
         await _ready(http, port)
     redis = Redis.from_url(shared.services.redis_url)
     try:
-        await _wait_subscribers(redis, shared.realtime.redis_channel, 2)
+        await _wait_subscribers(redis, bridge_channel(shared), 2)
     finally:
         await redis.aclose()
     sockets = []
@@ -171,10 +171,10 @@ async def test_cross_process_delivery_from_a_separate_ingest_publisher(
         ingest_bus.publish(fill_event(world, "A", tag="X-A", net_kg=14.2))
         ingest_bus.publish(fill_event(world, "B", tag="X-B"))
         company_a, admin = sockets
-        frame = await company_a.recv(timeout=5)
+        frame = await company_a.recv(wait_s=5)
         assert [r["tag"] for r in frame["data"]] == ["X-A"]
         assert frame["data"][0]["net_kg"] == 14.2
-        tags = [(await admin.recv(timeout=5))["data"][0]["tag"] for _ in range(2)]
+        tags = [(await admin.recv(wait_s=5))["data"][0]["tag"] for _ in range(2)]
         assert tags == ["X-A", "X-B"]
         await company_a.silent(0.5)
         await admin.silent(0.1)

@@ -55,9 +55,9 @@ async def test_kpis_snapshot_scope_and_ticks(make_client: Any, settings: Any, po
 
     kpis = client.app[KPIS]
     ticks = kpis.ticks
-    tick = await admin.recv(timeout=3)
+    tick = await admin.recv(wait_s=3)
     assert tick["channel"] == "kpis" and "snapshot" not in tick
-    await company_b.recv(timeout=3)
+    await company_b.recv(wait_s=3)
     assert kpis.ticks >= ticks + 1
     # 3 scopes, 3 groups, but the cells are read once per tick
     assert len(client.app[KPIS].hub.kpi_groups()) == 3
