@@ -69,6 +69,9 @@ class Metrics:
         self.reconnects = 0
         self.alerts_raised = 0
         self.connected = False
+        self.batch_phases: Counter[str] = Counter()
+        """Seconds spent per step of storing a batch (lookups, rows, insert, rules, state,
+        alerts, commit), summed over the worker's life: where a batch's time goes."""
         _registry.add(self)
 
     def dead_letter(self, reason: str) -> None:
@@ -94,6 +97,7 @@ class Metrics:
             "db_retries": self.db_retries,
             "reconnects": self.reconnects,
             "alerts_raised": self.alerts_raised,
+            "batch_phases_s": {k: round(v, 3) for k, v in self.batch_phases.items()},
         }
 
     def render_prometheus(self) -> str:

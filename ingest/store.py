@@ -28,6 +28,7 @@ outside the city is a fact about the cylinder, not about "now".
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,8 @@ class BatchResult:
     dead_letters: list[str] = field(default_factory=list)
     alerts: int = 0
     events: list[Event] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds spent per step of :meth:`BatchStore.store` (profiling, metrics)."""
 
 
 @dataclass(slots=True)
@@ -279,8 +282,11 @@ class BatchStore:
 
     async def store(self, conn: asyncpg.Connection, items: Sequence[Item]) -> BatchResult:
         """Store *items* in the caller's transaction; return what to publish after commit."""
+        clock = time.perf_counter
+        t0 = clock()
         now = datetime.now(UTC)
         result = BatchResult()
+        phases = result.phases
         dead: list[tuple[Any, ...]] = []
         good: list[Item] = []
         for item in items:
@@ -291,6 +297,8 @@ class BatchStore:
             else:
                 good.append(item)
         ctx = await self._lookups(conn, good)
+        t1 = clock()
+        phases["lookups"] = t1 - t0
 
         rows: dict[str, list[tuple[Any, ...]]] = {name: [] for name in TABLES}
         primary: list[tuple[Item, str, Key]] = []
@@ -309,11 +317,15 @@ class BatchStore:
             for t, row in built[1]:
                 rows[t].append(row)
             primary.append((item, table, key))
+        t2 = clock()
+        phases["rows"] = t2 - t1
         await copy_plain(conn, "dead_letters", DEAD_LETTER_COLUMNS, dead)
 
         inserted: dict[str, set[Key]] = {}
         for name, spec in TABLES.items():
             inserted[name] = await insert_dedupe(conn, spec, _unique(rows[name]))
+        t3 = clock()
+        phases["insert"] = t3 - t2
         seen: set[tuple[str, Key]] = set()
         for item, table, key in primary:
             if key in inserted[table] and (table, key) not in seen:
@@ -326,8 +338,13 @@ class BatchStore:
         accepted.sort(key=lambda i: (i.parsed.ts if i.parsed else now, i.seq))
         for item in accepted:
             self._apply(item, ctx, now)
+        t4 = clock()
+        phases["rules"] = t4 - t3
         await self._write_state(conn, ctx, now)
+        t5 = clock()
+        phases["state"] = t5 - t4
         result.alerts = await self._raise_alerts(conn, ctx)
+        phases["alerts"] = clock() - t5
         result.events = ctx.live_events
         return result
 

@@ -41,10 +41,11 @@ from ingest.metrics import Metrics
 from ingest.schemas import GunAuth, Ignored, MessageKind, Parsed, Rejected, parse
 from ingest.store import BatchResult, BatchStore, Item
 from ingest.transport import (
-    AiomqttTransport,
+    TRANSPORTS,
     Incoming,
     Transport,
     TransportError,
+    make_transport,
     parse_mqtt_url,
 )
 from realtime.bus import EventBus
@@ -113,6 +114,11 @@ class IngestWorker:
         self.metrics = Metrics(self.client_id)
         self.authorizer = FillAuthorizer(settings, pool)
         self._districts_given = districts
+        if transport_factory is None and settings.ingest.transport not in TRANSPORTS:
+            raise ValueError(
+                f"[ingest] transport must be one of {', '.join(TRANSPORTS)},"
+                f" not {settings.ingest.transport!r}"
+            )
         self._transport_factory = transport_factory or self._default_transport
         self._store: BatchStore | None = None
         self._zone = ZoneInfo(settings.alerts.timezone)
@@ -136,7 +142,8 @@ class IngestWorker:
     # ------------------------------------------------------------------ plumbing
 
     def _default_transport(self) -> Transport:
-        return AiomqttTransport(
+        return make_transport(
+            self.settings.ingest.transport,
             self.address,
             client_id=self.client_id,
             session_expiry_s=self.settings.ingest.session_expiry_s,
@@ -394,6 +401,8 @@ class IngestWorker:
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
                     result = await store.store(conn, items)
+                    stored_at = time.perf_counter()
+                result.phases["commit"] = time.perf_counter() - stored_at
                 break
             except TRANSIENT_DB_ERRORS as exc:
                 self.metrics.db_retries += 1
@@ -435,6 +444,7 @@ class IngestWorker:
         m.stored += result.stored
         m.duplicates += result.duplicates
         m.alerts_raised += result.alerts
+        m.batch_phases.update(result.phases)
         for reason in result.dead_letters:
             m.dead_letter(reason)
         for _, slot, _ in batch:

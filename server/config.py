@@ -130,6 +130,7 @@ class Ingest:
     live_lag_s: int
     housekeeping_interval_s: float
     dead_letter_max_bytes: int
+    transport: str
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from tests.ingest.conftest import (
 )
 
 N = 3000
+TRANSPORTS = ["aiomqtt", "gmqtt"]
 
 
 def positions(n: int, vehicle: str = "VEH-A1") -> tuple[list[tuple[str, Any]], list[str]]:
@@ -78,11 +79,14 @@ def _wait_log(path: Path, text: str, timeout: float, occurrences: int = 1) -> No
     )
 
 
-async def test_kill_9_of_a_worker_process_loses_nothing(env: Env, tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_kill_9_of_a_worker_process_loses_nothing(
+    env: Env, tmp_path: Path, transport: str
+) -> None:
     """`cylwatch ingest` supervises its worker: kill -9 mid-stream, it comes back, resumes its
     broker session, and every message is stored exactly once."""
     log = tmp_path / "ingest.log"
-    environ = {**env.env, "PYTHONPATH": str(ROOT)}
+    environ = {**env.env, "PYTHONPATH": str(ROOT), "CYL_INGEST__TRANSPORT": transport}
     with log.open("wb") as out:
         sup = subprocess.Popen(  # noqa: ASYNC220 - returns at once; psutil needs the pid
             [sys.executable, "-m", "ingest.cli", "ingest", "--workers", "1"],
@@ -118,11 +122,13 @@ async def test_kill_9_of_a_worker_process_loses_nothing(env: Env, tmp_path: Path
     assert sup.returncode == 0, log.read_text()[-3000:]
 
 
-async def test_a_broker_restart_loses_nothing(env: Env) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_broker_restart_loses_nothing(env: Env, transport: str) -> None:
     """Messages queued in the broker (persistence on) while the worker had them unacked are
     redelivered after the broker comes back; the worker reconnects on its own."""
     msgs, ids = positions(N)
-    async with running_worker(env.settings, env.pool) as worker:
+    settings = env.with_mqtt(env.mqtt_url, transport=transport)
+    async with running_worker(settings, env.pool) as worker:
         await publish(env.mqtt_url, msgs[: N // 2])
         env.broker.stop(signal.SIGTERM)  # mid-stream: some batches unacked
         await asyncio.sleep(1.0)
