@@ -28,7 +28,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -38,12 +37,11 @@ from aiohttp import web
 from server import errors
 from server.audit import audit
 from server.auth import (
-    SAFE_METHODS,
+    READ_ONLY_SESSION_PREFIX,
     SESSION_PREFIX,
     USER_COLUMNS,
     Principal,
     create_session,
-    principal_of,
     require,
 )
 from server.errors import ApiError
@@ -52,12 +50,10 @@ from server.keys import POOL, REDIS, SETTINGS
 
 SECRET_NAME = "kiosk_token_key"  # noqa: S105 - the row name, not a secret
 TOKEN_VERSION = "k1"  # noqa: S105 - a format version
-SESSION_ID_PREFIX = "kiosk_"
+SESSION_ID_PREFIX = READ_ONLY_SESSION_PREFIX
 WALL_ROLES = ("admin", "regulator")
 """Roles that may look at the wall (a kiosk token is only issued for these accounts)."""
 _MAC_BYTES = 24
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def _secret(pool: asyncpg.Pool) -> bytes:
@@ -106,7 +102,7 @@ async def verify_token(pool: asyncpg.Pool, token: str) -> KioskUser | None:
 
 
 def is_kiosk(p: Principal | None) -> bool:
-    return p is not None and bool(p.session_id) and str(p.session_id).startswith(SESSION_ID_PREFIX)
+    return p is not None and p.read_only
 
 
 class SessionBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -157,14 +153,6 @@ async def issue(request: web.Request) -> web.Response:
     await audit(pool, p, "big_screen.kiosk_token", "user", row["id"], remote=request.remote)
     base = request.app[SETTINGS].http.base_url.rstrip("/")
     return json_response({"token": token, "url": f"{base}/big-screen?kiosk={token}"}, 201)
-
-
-@web.middleware
-async def read_only_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse every unsafe request made with a kiosk session (after auth resolved it)."""
-    if request.method not in SAFE_METHODS and is_kiosk(principal_of(request)):
-        raise ApiError(403, errors.FORBIDDEN, "a kiosk (wall) session is read-only")
-    return await handler(request)
 
 
 def routes() -> list[web.RouteDef]:

@@ -47,7 +47,8 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             pending = await check_current(conn)
         if pending:
             raise ServiceUnavailable(
-                "PostgreSQL", settings.services.database_url,
+                "PostgreSQL",
+                settings.services.database_url,
                 f"schema is not current ({len(pending)} migrations pending): run `cylwatch migrate`",
             )
         redis = await connect_redis(settings)
@@ -70,19 +71,23 @@ async def healthz(request: web.Request) -> web.Response:
     try:
         await request.app[POOL].fetchval("SELECT 1")
         checks["postgresql"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - reported, not raised
+    except Exception as exc:
         checks["postgresql"] = f"down: {type(exc).__name__}"
         status = 503
     try:
         await request.app[REDIS].ping()
         checks["redis"] = "ok"
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         checks["redis"] = f"down: {type(exc).__name__}"
         status = 503
-    return json_response({"status": "ok" if status == 200 else "degraded", "checks": checks}, status)
+    return json_response(
+        {"status": "ok" if status == 200 else "degraded", "checks": checks}, status
+    )
 
 
-def create_app(settings: Settings, *, with_ingest: bool = False, with_pages: bool = True) -> web.Application:
+def create_app(
+    settings: Settings, *, with_ingest: bool = False, with_pages: bool = True
+) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, auth.auth_middleware],
         client_max_size=settings.http.max_upload_mb * 1024 * 1024,

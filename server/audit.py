@@ -5,14 +5,14 @@ The table rejects UPDATE and DELETE by trigger; this module is the one way rows 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 
 if TYPE_CHECKING:
     from server.auth import Principal
 
-Executor = asyncpg.Pool | asyncpg.Connection
+Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 
 async def audit(

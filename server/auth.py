@@ -42,6 +42,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 API_KEY_HEADER = "X-API-Key"
 API_KEY_PREFIX = "cwk_"
+# Sessions whose id starts with this are read-only (command-centre walls, big_screen.kiosk):
+# an unattended screen must never be a way to change anything.
+READ_ONLY_SESSION_PREFIX = "kiosk_"
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,11 @@ class Principal:
     via: str = "session"  # session | token | api_key
     csrf: str | None = None
     session_id: str | None = field(default=None, repr=False)
+
+    @property
+    def read_only(self) -> bool:
+        """A wall (kiosk) session: may read what its user may read, never write."""
+        return bool(self.session_id and self.session_id.startswith(READ_ONLY_SESSION_PREFIX))
 
     @property
     def city_wide(self) -> bool:
@@ -84,7 +92,9 @@ def require(request: web.Request, *roles: str) -> Principal:
     """The caller, who must be logged in and (if roles are given) hold one of them."""
     p = principal_of(request)
     if p is None:
-        raise ApiError(401, errors.UNAUTHORIZED, "log in first (session cookie, bearer token or API key)")
+        raise ApiError(
+            401, errors.UNAUTHORIZED, "log in first (session cookie, bearer token or API key)"
+        )
     if roles and p.role not in roles:
         raise ApiError(403, errors.FORBIDDEN, f"role {p.role} may not do this")
     return p
@@ -94,7 +104,9 @@ def _hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _principal_from_row(row: Any, via: str, session_id: str | None = None, csrf: str | None = None) -> Principal:
+def _principal_from_row(
+    row: Any, via: str, session_id: str | None = None, csrf: str | None = None
+) -> Principal:
     return Principal(
         user_id=row["id"],
         username=row["username"],
@@ -132,7 +144,9 @@ async def _load_session(request: web.Request, sid: str, via: str) -> Principal |
         return None
     data = orjson.loads(raw)
     await redis.expire(key, app[SETTINGS].auth.session_ttl_s)
-    row = await app[POOL].fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", data["user_id"])
+    row = await app[POOL].fetchrow(
+        f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", data["user_id"]
+    )
     if row is None or not row["active"]:
         await redis.delete(key)
         return None
@@ -143,7 +157,7 @@ async def _load_api_key(request: web.Request, key: str) -> Principal | None:
     row = await request.app[POOL].fetchrow(
         f"""UPDATE api_keys k SET last_used_at = now() FROM users u
             WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.id = k.user_id
-            RETURNING {', '.join('u.' + c.strip() for c in USER_COLUMNS.split(','))}""",
+            RETURNING {", ".join("u." + c.strip() for c in USER_COLUMNS.split(","))}""",
         _hash_key(key),
     )
     if row is None or not row["active"]:
@@ -167,9 +181,9 @@ async def authenticate(request: web.Request) -> Principal | None:
         if p is None:
             raise ApiError(401, errors.UNAUTHORIZED, "the API key is unknown or revoked")
         return p
-    token = request.query.get("token")
-    if token and request.path == "/ws":
-        return await _load_session(request, token, "token")
+    ws_token = request.query.get("token")
+    if ws_token and request.path == "/ws":
+        return await _load_session(request, ws_token, "token")
     sid = request.cookies.get(settings.auth.session_cookie)
     if sid:
         return await _load_session(request, sid, "session")
@@ -186,8 +200,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     principal = await authenticate(request)
     if principal is not None:
         request[PRINCIPAL] = principal
-        if principal.via == "session" and request.method not in SAFE_METHODS:
-            await _check_csrf(request, principal)
+        if request.method not in SAFE_METHODS:
+            if principal.read_only and request.path != "/api/v1/auth/logout":
+                raise ApiError(403, errors.FORBIDDEN, "a kiosk (wall) session is read-only")
+            if principal.via == "session":
+                await _check_csrf(request, principal)
     return await handler(request)
 
 
@@ -208,15 +225,27 @@ async def _check_csrf(request: web.Request, principal: Principal) -> None:
         )
 
 
-def set_session_cookies(response: web.StreamResponse, request: web.Request, sid: str, csrf: str) -> None:
+def set_session_cookies(
+    response: web.StreamResponse, request: web.Request, sid: str, csrf: str
+) -> None:
     a = request.app[SETTINGS].auth
     response.set_cookie(
-        a.session_cookie, sid, httponly=True, samesite="Lax", secure=a.secure_cookies,
-        max_age=a.session_ttl_s, path="/",
+        a.session_cookie,
+        sid,
+        httponly=True,
+        samesite="Lax",
+        secure=a.secure_cookies,
+        max_age=a.session_ttl_s,
+        path="/",
     )
     response.set_cookie(
-        a.csrf_cookie, csrf, httponly=False, samesite="Strict", secure=a.secure_cookies,
-        max_age=a.session_ttl_s, path="/",
+        a.csrf_cookie,
+        csrf,
+        httponly=False,
+        samesite="Strict",
+        secure=a.secure_cookies,
+        max_age=a.session_ttl_s,
+        path="/",
     )
 
 
@@ -239,7 +268,9 @@ async def login_user(request: web.Request, username: str, password: str) -> Prin
     failures = int(await app[REDIS].get(fail_key) or 0)
     if failures >= a.login_max_failures:
         raise ApiError(
-            429, errors.RATE_LIMITED, "too many failed logins; try again later",
+            429,
+            errors.RATE_LIMITED,
+            "too many failed logins; try again later",
             headers={"Retry-After": str(a.login_failure_window_s)},
         )
     row = await app[POOL].fetchrow(
@@ -255,7 +286,9 @@ async def login_user(request: web.Request, username: str, password: str) -> Prin
     await app[REDIS].delete(fail_key)
     if needs_rehash(a, row["password_hash"]):
         await app[POOL].execute(
-            "UPDATE users SET password_hash = $2 WHERE id = $1", row["id"], hash_password(a, password)
+            "UPDATE users SET password_hash = $2 WHERE id = $1",
+            row["id"],
+            hash_password(a, password),
         )
     await app[POOL].execute("UPDATE users SET last_login_at = now() WHERE id = $1", row["id"])
     return _principal_from_row(row, "session")
@@ -265,7 +298,9 @@ async def login(request: web.Request) -> web.Response:
     body = await read_json(request, LoginBody)
     principal = await login_user(request, body.username, body.password)
     sid, csrf = await create_session(request.app, principal)
-    await audit(request.app[POOL], principal, "auth.login", "user", principal.user_id, remote=request.remote)
+    await audit(
+        request.app[POOL], principal, "auth.login", "user", principal.user_id, remote=request.remote
+    )
     resp = json_response({"token": sid, "csrf_token": csrf, "user": principal.public_dict()})
     set_session_cookies(resp, request, sid, csrf)
     return resp
@@ -302,11 +337,18 @@ async def create_api_key(request: web.Request) -> web.Response:
     row = await request.app[POOL].fetchrow(
         "INSERT INTO api_keys (user_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4)"
         " RETURNING id, created_at",
-        p.user_id, name, key[:10], _hash_key(key),
+        p.user_id,
+        name,
+        key[:10],
+        _hash_key(key),
     )
     assert row is not None
-    await audit(request.app[POOL], p, "api_key.create", "api_key", row["id"], {"name": name}, request.remote)
-    return json_response({"id": row["id"], "name": name, "key": key, "created_at": row["created_at"]}, 201)
+    await audit(
+        request.app[POOL], p, "api_key.create", "api_key", row["id"], {"name": name}, request.remote
+    )
+    return json_response(
+        {"id": row["id"], "name": name, "key": key, "created_at": row["created_at"]}, 201
+    )
 
 
 def routes() -> Iterable[web.RouteDef]:

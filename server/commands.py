@@ -34,7 +34,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--host", help="listen address (default from [http] host)")
     p.add_argument("--port", type=int, help="listen port (default from [http] port)")
     p.add_argument("--workers", type=int, default=1, help="server processes sharing the port")
-    p.add_argument("--no-ingest", action="store_true", help="do not run an ingest worker in-process")
+    p.add_argument(
+        "--no-ingest", action="store_true", help="do not run an ingest worker in-process"
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(
@@ -59,7 +61,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--password", help="the password (prompted when omitted)")
     p.add_argument("--display-name")
     p.add_argument("--company", help="company code (company_admin, station_operator)")
-    p.add_argument("--site", help="site code (station_operator: the station; inspector: the agency)")
+    p.add_argument(
+        "--site", help="site code (station_operator: the station; inspector: the agency)"
+    )
     p.add_argument("--district", action="append", default=[], help="district code (repeatable)")
     p.set_defaults(func=cmd_user_add)
     p = usub.add_parser("list", help="list users")
@@ -83,7 +87,9 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _run_server(settings: Settings, host: str, port: int, with_ingest: bool, reuse_port: bool) -> None:
+def _run_server(
+    settings: Settings, host: str, port: int, with_ingest: bool, reuse_port: bool
+) -> None:
     from server.app import create_app
 
     app = create_app(settings, with_ingest=with_ingest)
@@ -94,15 +100,23 @@ def _run_server(settings: Settings, host: str, port: int, with_ingest: bool, reu
     except ImportError:  # pragma: no cover
         loop = asyncio.new_event_loop()
     web.run_app(
-        app, host=host, port=port, reuse_port=reuse_port, loop=loop, print=None,
-        access_log=None, handle_signals=True,
+        app,
+        host=host,
+        port=port,
+        reuse_port=reuse_port,
+        loop=loop,
+        print=None,
+        access_log=None,
+        handle_signals=True,
     )
 
 
 def _child(config: str | None, host: str, port: int, with_ingest: bool, index: int) -> None:
     os.environ["CYL_WORKER_INDEX"] = str(index)
     settings = load_settings(config)
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s [{index}] %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s [{index}] %(levelname)s %(name)s: %(message)s"
+    )
     _run_server(settings, host, port, with_ingest, True)
 
 
@@ -116,7 +130,9 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         raise ServeInline(host, port, not args.no_ingest)
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(target=_child, args=(args.config, host, port, not args.no_ingest, i), daemon=False)
+        ctx.Process(
+            target=_child, args=(args.config, host, port, not args.no_ingest, i), daemon=False
+        )
         for i in range(args.workers)
     ]
     for proc in procs:
@@ -155,7 +171,8 @@ async def _preflight(settings: Settings) -> None:
         from server.services import ServiceUnavailable
 
         raise ServiceUnavailable(
-            "PostgreSQL", settings.services.database_url,
+            "PostgreSQL",
+            settings.services.database_url,
             f"{len(pending)} migration(s) pending: run `cylwatch migrate`",
         )
     redis = await connect_redis(settings)
@@ -179,8 +196,15 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         n = args.cylinders or settings.seed.cylinders
         print(f"seeding a demo city with {n:,} cylinders ...", flush=True)
         seed_args = argparse.Namespace(
-            cylinders=n, companies=None, stations=None, stores=None, customers=None,
-            vehicles=None, random_seed=None, if_empty=True, database_url=None,
+            cylinders=n,
+            companies=None,
+            stations=None,
+            stores=None,
+            customers=None,
+            vehicles=None,
+            random_seed=None,
+            if_empty=True,
+            database_url=None,
         )
         await seed.run_seed(seed_args, settings)
     port = args.port or settings.http.port
@@ -200,9 +224,10 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         cmd = [sys.executable, "-m", "server.cli", "sim", "--rate", str(args.sim_rate)]
         if args.config:
             cmd[3:3] = ["--config", args.config]
-        sim = subprocess.Popen(cmd)  # noqa: S603 - our own CLI
+        # a plain Popen on purpose: the simulator outlives this short-lived event loop
+        sim = subprocess.Popen(cmd)  # noqa: S603, ASYNC220 - our own CLI
     try:
-        raise ServeInline("0.0.0.0", port, True)  # noqa: S104 - a demo listens for phones too
+        raise ServeInline("0.0.0.0", port, True)
     finally:
         if sim is not None:
             import atexit
@@ -213,7 +238,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 async def _resolve(conn: Any, table: str, code: str | None) -> int | None:
     if not code:
         return None
-    value = await conn.fetchval(f"SELECT id FROM {table} WHERE code = $1", code)  # noqa: S608
+    value = await conn.fetchval(f"SELECT id FROM {table} WHERE code = $1", code)
     if value is None:
         raise SystemExit(f"cylwatch: no {table[:-1]} with code {code!r}")
     return int(value)
@@ -222,7 +247,9 @@ async def _resolve(conn: Any, table: str, code: str | None) -> int | None:
 def _ask_password(settings: Settings, given: str | None) -> str:
     password = given or getpass.getpass("password: ")
     if len(password) < settings.auth.min_password_length:
-        raise SystemExit(f"cylwatch: a password needs at least {settings.auth.min_password_length} characters")
+        raise SystemExit(
+            f"cylwatch: a password needs at least {settings.auth.min_password_length} characters"
+        )
     return password
 
 
@@ -238,8 +265,13 @@ async def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
             uid = await conn.fetchval(
                 """INSERT INTO users (username, password_hash, display_name, role, company_id, site_id, districts)
                    VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id""",
-                args.username, hash_password(settings.auth, password), args.display_name,
-                args.role, company_id, site_id, args.district,
+                args.username,
+                hash_password(settings.auth, password),
+                args.display_name,
+                args.role,
+                company_id,
+                site_id,
+                args.district,
             )
         except Exception as exc:  # asyncpg constraint errors → one clear line
             import asyncpg
@@ -255,7 +287,8 @@ async def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
         await conn.execute(
             "INSERT INTO audit_log (username, action, entity, entity_id, details)"
             " VALUES ('cli', 'user.create', 'user', $1, $2)",
-            str(uid), {"username": args.username, "role": args.role},
+            str(uid),
+            {"username": args.username, "role": args.role},
         )
     finally:
         await conn.close()
@@ -272,8 +305,12 @@ async def cmd_user_list(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await conn.close()
     for r in rows:
-        scope = ",".join(r["districts"]) or (f"company {r['company_id']}" if r["company_id"] else "city")
-        print(f"{r['username']:<20} {r['role']:<17} {scope:<24} {'active' if r['active'] else 'disabled'}")
+        scope = ",".join(r["districts"]) or (
+            f"company {r['company_id']}" if r["company_id"] else "city"
+        )
+        print(
+            f"{r['username']:<20} {r['role']:<17} {scope:<24} {'active' if r['active'] else 'disabled'}"
+        )
     return 0
 
 
@@ -283,7 +320,8 @@ async def cmd_user_passwd(args: argparse.Namespace, settings: Settings) -> int:
     try:
         status = await conn.execute(
             "UPDATE users SET password_hash = $2, updated_at = now() WHERE username = $1",
-            args.username, hash_password(settings.auth, password),
+            args.username,
+            hash_password(settings.auth, password),
         )
     finally:
         await conn.close()

@@ -316,5 +316,4 @@ def load_settings(
 
 def settings_doc() -> dict[str, list[str]]:
     """Every section and its keys, for the test that proves each setting is documented."""
-    out = {name: [f.name for f in dataclasses.fields(cls)] for name, cls in _SECTIONS.items()}
-    return out
+    return {name: [f.name for f in dataclasses.fields(cls)] for name, cls in _SECTIONS.items()}

@@ -21,6 +21,7 @@ from server.keys import SETTINGS
 T = TypeVar("T")
 _PATH_RE = re.compile(r"at `\$(?P<path>[^`]*)`")
 _MISSING_RE = re.compile(r"missing required field `(?P<name>[^`]+)`")
+_UNKNOWN_RE = re.compile(r"unknown field `(?P<name>[^`]+)`")
 
 
 def _default(value: Any) -> Any:
@@ -38,7 +39,9 @@ def dumps(data: Any) -> bytes:
     return orjson.dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS)
 
 
-def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+def json_response(
+    data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
     return web.Response(
         body=dumps(data), status=status, content_type="application/json", headers=headers
     )
@@ -48,9 +51,9 @@ def field_from_msgspec(message: str) -> str:
     """`Expected int, got str - at $.net_kg` → `net_kg` (`$[0].x` → `[0].x`)."""
     m = _PATH_RE.search(message)
     path = m.group("path").lstrip(".") if m else ""
-    missing = _MISSING_RE.search(message)
-    if missing:
-        path = f"{path}.{missing.group('name')}" if path else missing.group("name")
+    named = _MISSING_RE.search(message) or _UNKNOWN_RE.search(message)
+    if named:
+        path = f"{path}.{named.group('name')}" if path else named.group("name")
     return path or "body"
 
 
@@ -73,14 +76,20 @@ async def read_json(request: web.Request, schema: type[T]) -> T:
 def decode_json(body: bytes, schema: type[T]) -> T:
     if not body.strip():
         raise ApiError(400, errors.INVALID_JSON, "request body is empty; a JSON object is expected")
+    if b"\\u0000" in body:
+        # JSON can carry NUL only as an escape; PostgreSQL text cannot store it at all
+        raise ApiError(
+            400,
+            errors.INVALID_FIELD,
+            "body: strings must not contain NUL characters",
+            {"field": "body"},
+        )
     try:
         return msgspec.json.decode(body, type=schema, strict=True)
     except msgspec.ValidationError as exc:
         field = field_from_msgspec(str(exc))
         msg = str(exc).split(" - at ")[0]
-        raise ApiError(
-            400, errors.INVALID_FIELD, f"{field}: {msg}", {"field": field}
-        ) from None
+        raise ApiError(400, errors.INVALID_FIELD, f"{field}: {msg}", {"field": field}) from None
     except msgspec.DecodeError as exc:
         raise ApiError(400, errors.INVALID_JSON, f"body is not valid JSON: {exc}") from None
 
@@ -94,6 +103,8 @@ def q_str(request: web.Request, name: str, *, max_len: int = 200) -> str | None:
         return None
     if len(value) > max_len:
         raise bad_query(name, f"at most {max_len} characters")
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL: refuse it here, not as a 500
+        raise bad_query(name, "must not contain NUL characters")
     return value
 
 

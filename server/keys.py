@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
-REDIS: web.AppKey["Redis"] = web.AppKey("redis")
-BUS: web.AppKey["EventBus"] = web.AppKey("bus")
+REDIS: web.AppKey[Redis] = web.AppKey("redis")
+BUS: web.AppKey[EventBus] = web.AppKey("bus")
 # Free-form registry of per-feature state objects (the websocket hub, the push sender, the
 # ingest worker); each feature declares its own AppKey in its own module when it needs one.
 EXTRAS: web.AppKey[dict[str, Any]] = web.AppKey("extras", dict)

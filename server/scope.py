@@ -35,7 +35,15 @@ from typing import Any
 from server.auth import Principal
 
 ENTITIES = (
-    "cylinders", "customers", "fills", "alerts", "sites", "companies", "devices", "events", "users",
+    "cylinders",
+    "customers",
+    "fills",
+    "alerts",
+    "sites",
+    "companies",
+    "devices",
+    "events",
+    "users",
     "inspections",
 )
 
@@ -98,9 +106,7 @@ def scope_where(p: Principal, entity: str, alias: str, q: Sql) -> str:
         if p.city_wide:
             return "TRUE"
         if entity == "devices":
-            return (
-                f"{a}site_id IN (SELECT id FROM sites WHERE district_code = ANY({q.add(list(p.districts))}))"
-            )
+            return f"{a}site_id IN (SELECT id FROM sites WHERE district_code = ANY({q.add(list(p.districts))}))"
         if entity == "inspections":
             return (
                 f"{a}cylinder_id IN (SELECT id FROM cylinders WHERE district_code = ANY("

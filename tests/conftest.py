@@ -28,7 +28,9 @@ PASSWORD = "correct-horse-42"
 def _reachable(url: str, default_port: int) -> bool:
     parts = urlsplit(url)
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), 2):
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 2
+        ):
             return True
     except OSError:
         return False
@@ -77,7 +79,8 @@ async def database(settings: Any, test_db_name: str) -> AsyncIterator[str]:
     conn = await asyncpg.connect(ADMIN_DSN)
     try:
         await conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", test_db_name
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            test_db_name,
         )
         await conn.execute(f'DROP DATABASE IF EXISTS "{test_db_name}"')
     finally:
@@ -109,8 +112,14 @@ class World:
 
 
 SQUARE = {  # two adjacent districts as simple squares
-    "410105": ("金水区", [[113.60, 34.75], [113.70, 34.75], [113.70, 34.85], [113.60, 34.85], [113.60, 34.75]]),
-    "410103": ("二七区", [[113.60, 34.65], [113.70, 34.65], [113.70, 34.75], [113.60, 34.75], [113.60, 34.65]]),
+    "410105": (
+        "金水区",
+        [[113.60, 34.75], [113.70, 34.75], [113.70, 34.85], [113.60, 34.85], [113.60, 34.75]],
+    ),
+    "410103": (
+        "二七区",
+        [[113.60, 34.65], [113.70, 34.65], [113.70, 34.75], [113.60, 34.75], [113.60, 34.65]],
+    ),
 }
 
 ROLE_USERS = {
@@ -137,14 +146,20 @@ async def world(pool: asyncpg.Pool, settings: Any) -> World:
         for code, (name, ring) in SQUARE.items():
             await conn.execute(
                 "INSERT INTO districts (code, name, boundary) VALUES ($1, $2, $3)",
-                code, name, {"type": "Polygon", "coordinates": [ring]},
+                code,
+                name,
+                {"type": "Polygon", "coordinates": [ring]},
             )
             w.districts.append(code)
         for key, district in (("A", "410105"), ("B", "410103")):
             w.companies[key] = await conn.fetchval(
                 """INSERT INTO companies (code, name, district_code, licence_no, licence_expiry)
                    VALUES ($1, $2, $3, $4, $5) RETURNING id""",
-                f"TEST-{key}", f"测试燃气{key}公司", district, f"LIC-{key}", today + dt.timedelta(days=400),
+                f"TEST-{key}",
+                f"测试燃气{key}公司",
+                district,
+                f"LIC-{key}",
+                today + dt.timedelta(days=400),
             )
         for code, kind, comp, district, lat in (
             ("STA-A1", "filling_station", "A", "410105", 34.80),
@@ -155,8 +170,14 @@ async def world(pool: asyncpg.Pool, settings: Any) -> World:
                 """INSERT INTO sites (code, name, kind, company_id, district_code, lat, lon,
                                       licence_no, licence_expiry)
                    VALUES ($1, $2, $3, $4, $5, $6, 113.65, $7, $8) RETURNING id""",
-                code, f"站点{code}", kind, w.companies.get(comp or ""), district, lat,
-                f"FL-{code}", today + dt.timedelta(days=300),
+                code,
+                f"站点{code}",
+                kind,
+                w.companies.get(comp or ""),
+                district,
+                lat,
+                f"FL-{code}",
+                today + dt.timedelta(days=300),
             )
         for key, district in (("A", "410105"), ("B", "410103")):
             w.customers[key] = await conn.fetchval(
@@ -164,12 +185,17 @@ async def world(pool: asyncpg.Pool, settings: Any) -> World:
                                           address, district_code, kind)
                    VALUES ($1, $2, $3, '410105********1234', '13800000000', '测试路1号', $4, 'resident')
                    RETURNING id""",
-                w.companies[key], f"CUST-{key}", f"客户{key}", district,
+                w.companies[key],
+                f"CUST-{key}",
+                f"客户{key}",
+                district,
             )
         for key in ("A", "B"):
             w.devices[f"GUN-{key}"] = await conn.fetchval(
                 "INSERT INTO devices (device_id, kind, company_id, site_id) VALUES ($1, 'gun', $2, $3) RETURNING id",
-                f"GUN-STA-{key}1", w.companies[key], w.sites[f"STA-{key}1"],
+                f"GUN-STA-{key}1",
+                w.companies[key],
+                w.sites[f"STA-{key}1"],
             )
         for tag, comp, district, next_insp, status in (
             ("TAG-A-OK", "A", "410105", today + dt.timedelta(days=500), "in_service"),
@@ -183,16 +209,29 @@ async def world(pool: asyncpg.Pool, settings: Any) -> World:
                        district_code, location_site_id, registered_by_site_id)
                    VALUES ($1, $2, $3, $4, 'YSP35.5', 35.5, 15.5, '测试压力容器厂', $5, $6, $7, $8, $9, $10, $11)
                    RETURNING id""",
-                tag, f"ST-{tag}", f"BC-{tag}", w.companies[comp], today - dt.timedelta(days=3 * 365),
-                next_insp, today + dt.timedelta(days=5 * 365), status, district,
-                w.sites[f"STA-{comp}1"], w.sites["INS-1"],
+                tag,
+                f"ST-{tag}",
+                f"BC-{tag}",
+                w.companies[comp],
+                today - dt.timedelta(days=3 * 365),
+                next_insp,
+                today + dt.timedelta(days=5 * 365),
+                status,
+                district,
+                w.sites[f"STA-{comp}1"],
+                w.sites["INS-1"],
             )
         pw = hash_password(settings.auth, PASSWORD)
         for username, (role, comp, site, districts) in ROLE_USERS.items():
             w.users[username] = await conn.fetchval(
                 """INSERT INTO users (username, password_hash, role, company_id, site_id, districts)
                    VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""",
-                username, pw, role, w.companies.get(comp or ""), w.sites.get(site or ""), districts,
+                username,
+                pw,
+                role,
+                w.companies.get(comp or ""),
+                w.sites.get(site or ""),
+                districts,
             )
     return w
 
@@ -214,7 +253,9 @@ _token_cache: dict[tuple[int, str], str] = {}
 
 async def login(client: Any, username: str, password: str = PASSWORD) -> dict[str, str]:
     """Bearer headers for *username* (logging in through the real endpoint)."""
-    resp = await client.post("/api/v1/auth/login", json={"username": username, "password": password})
+    resp = await client.post(
+        "/api/v1/auth/login", json={"username": username, "password": password}
+    )
     assert resp.status == 200, await resp.text()
     body = await resp.json()
     return {"Authorization": f"Bearer {body['token']}"}

@@ -8,7 +8,9 @@ from tests.conftest import PASSWORD, login
 
 
 async def test_login_gives_token_and_cookie_and_me_works(client: Any) -> None:
-    resp = await client.post("/api/v1/auth/login", json={"username": "t_admin", "password": PASSWORD})
+    resp = await client.post(
+        "/api/v1/auth/login", json={"username": "t_admin", "password": PASSWORD}
+    )
     assert resp.status == 200
     body = await resp.json()
     assert body["user"]["role"] == "admin"
@@ -18,7 +20,9 @@ async def test_login_gives_token_and_cookie_and_me_works(client: Any) -> None:
 
 
 async def test_wrong_password_is_401_with_error_shape(client: Any) -> None:
-    resp = await client.post("/api/v1/auth/login", json={"username": "t_admin", "password": "nope-nope"})
+    resp = await client.post(
+        "/api/v1/auth/login", json={"username": "t_admin", "password": "nope-nope"}
+    )
     assert resp.status == 401
     err = (await resp.json())["error"]
     assert err["code"] == "bad_credentials"
@@ -36,7 +40,9 @@ async def test_anonymous_me_is_401(client: Any) -> None:
 
 
 async def test_cookie_session_write_needs_csrf(client: Any) -> None:
-    resp = await client.post("/api/v1/auth/login", json={"username": "t_admin", "password": PASSWORD})
+    resp = await client.post(
+        "/api/v1/auth/login", json={"username": "t_admin", "password": PASSWORD}
+    )
     body = await resp.json()
     # the cookie jar now holds the session: an unsafe request without the CSRF token fails
     bad = await client.post("/api/v1/auth/api-keys", json={"name": "erp"})
@@ -63,9 +69,13 @@ async def test_repeated_failures_are_rate_limited(client: Any, app: Any) -> None
 
     limit = app[SETTINGS].auth.login_max_failures
     for _ in range(limit):
-        r = await client.post("/api/v1/auth/login", json={"username": "t_inspector", "password": "x" * 9})
+        r = await client.post(
+            "/api/v1/auth/login", json={"username": "t_inspector", "password": "x" * 9}
+        )
         assert r.status == 401
-    r = await client.post("/api/v1/auth/login", json={"username": "t_inspector", "password": PASSWORD})
+    r = await client.post(
+        "/api/v1/auth/login", json={"username": "t_inspector", "password": PASSWORD}
+    )
     assert r.status == 429
     assert r.headers.get("Retry-After")
     from server.auth import FAIL_PREFIX
@@ -79,7 +89,9 @@ async def test_login_body_validation_names_the_field(client: Any) -> None:
     assert r.status == 400
     err = (await r.json())["error"]
     assert err["code"] == "invalid_field" and err["details"]["field"] == "password"
-    r = await client.post("/api/v1/auth/login", data=b"{not json", headers={"Content-Type": "application/json"})
+    r = await client.post(
+        "/api/v1/auth/login", data=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert (await r.json())["error"]["code"] == "invalid_json"
     r = await client.post("/api/v1/auth/login", data=b"username=x")
     assert r.status == 415

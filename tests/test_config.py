@@ -24,17 +24,23 @@ def test_defaults_hold_every_number_of_domain_md() -> None:
     assert s.model("YSP118-II").max_fill_kg == 49.5  # type: ignore[union-attr]
     assert s.filling.underfill_tolerance_kg == 0.5
     assert s.alerts.gun_offline_min == 10 and s.alerts.valve_offline_h == 24
-    assert s.alerts.default_storage_store == 100 and s.alerts.default_storage_filling_station == 1000
+    assert (
+        s.alerts.default_storage_store == 100 and s.alerts.default_storage_filling_station == 1000
+    )
 
 
 def test_env_overrides_are_typed() -> None:
-    s = load_settings(environ={"CYL_DATES__INSPECTION_DUE_DAYS": "45", "CYL_AUTH__SECURE_COOKIES": "true"})
+    s = load_settings(
+        environ={"CYL_DATES__INSPECTION_DUE_DAYS": "45", "CYL_AUTH__SECURE_COOKIES": "true"}
+    )
     assert s.dates.inspection_due_days == 45
     assert s.auth.secure_cookies is True
 
 
 def test_short_service_variables() -> None:
-    s = load_settings(environ={"CYL_DATABASE_URL": "postgresql://x@h/db", "CYL_MQTT_URL": "mqtt://m:1"})
+    s = load_settings(
+        environ={"CYL_DATABASE_URL": "postgresql://x@h/db", "CYL_MQTT_URL": "mqtt://m:1"}
+    )
     assert s.services.database_url == "postgresql://x@h/db"
     assert s.services.mqtt_url == "mqtt://m:1"
 

@@ -52,7 +52,9 @@ async def test_row_beyond_partitions_lands_in_default_then_moves(pool: asyncpg.P
     )
     assert await pool.fetchval("SELECT count(*) FROM positions_default WHERE msg_id = 'far-1'") == 1
     async with pool.acquire() as conn, conn.transaction():
-        created = await conn.fetchval("SELECT cyl_ensure_partitions('positions', '2031-05-01', '2031-05-01')")
+        created = await conn.fetchval(
+            "SELECT cyl_ensure_partitions('positions', '2031-05-01', '2031-05-01')"
+        )
     assert created == 1
     assert await pool.fetchval("SELECT count(*) FROM positions_default WHERE msg_id = 'far-1'") == 0
     assert await pool.fetchval("SELECT count(*) FROM positions_p203105 WHERE msg_id = 'far-1'") == 1

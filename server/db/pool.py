@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import asyncpg
@@ -36,7 +35,7 @@ async def create_pool(settings: Settings, *, dsn: str | None = None, **kwargs: A
     params.update(kwargs)
     try:
         pool = await asyncpg.create_pool(url, **params)
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         raise ServiceUnavailable("PostgreSQL", url, str(exc) or type(exc).__name__) from None
     except asyncpg.InvalidCatalogNameError:
         raise ServiceUnavailable(
@@ -51,7 +50,7 @@ async def connect(settings: Settings, dsn: str | None = None) -> asyncpg.Connect
     url = dsn or settings.services.database_url
     try:
         conn = await asyncpg.connect(url, timeout=settings.services.connect_timeout_s)
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         raise ServiceUnavailable("PostgreSQL", url, str(exc) or type(exc).__name__) from None
     await init_connection(conn)
     return conn
