@@ -20,6 +20,8 @@ def setup(app: web.Application) -> None:
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)
     try:
         from dashboard import mobile
-    except ModuleNotFoundError:  # the officer PWA ships separately
+    except ModuleNotFoundError as exc:  # the officer PWA ships separately
+        if exc.name != "dashboard.mobile":
+            raise
         return
     mobile.setup(app)  # idempotent: big_screen.setup may have mounted /m already

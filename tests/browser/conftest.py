@@ -177,7 +177,10 @@ async def open_session(browser: Any, live_server: Live) -> AsyncIterator[OpenSes
 
 async def wait_ready(page: Any, timeout_ms: int = 10_000) -> None:
     """Wait for the dashboard's first load (sites, cylinders, vehicles, alerts)."""
-    await page.wait_for_function("document.body.dataset.ready === '1'", timeout=timeout_ms)
+    await page.wait_for_load_state("domcontentloaded")
+    await page.wait_for_function(
+        "document.body !== null && document.body.dataset.ready === '1'", timeout=timeout_ms
+    )
 
 
 async def settle(seconds: float = 0.2) -> None:

@@ -150,6 +150,7 @@ async def test_english_switch(open_session: OpenSession) -> None:
     await s.page.get_by_role("heading", name="Cylinder search").wait_for()
     assert await s.page.locator("html").get_attribute("lang") == "en"
     await s.page.get_by_role("link", name="Live map").click()
+    await s.page.wait_for_url(re.compile(r"/$"))
     await wait_ready(s.page)
     assert "Live alerts" in await s.page.locator(".dash-side").inner_text()
     await s.screenshot("dashboard-en")
