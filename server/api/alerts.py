@@ -38,11 +38,11 @@ from server.api.cylinders import company_filter
 from server.api.fills import time_range
 from server.audit import audit
 from server.auth import Principal, require
-from server.db.alerts import InvalidTransition, alert_json, transition_alert
+from server.db.alerts import InvalidTransition, alert_event, alert_json, transition_alert
 from server.domain.statuses import ALERT_KINDS, ALERT_STATES
 from server.errors import ApiError, forbidden, not_found
 from server.http import json_response, path_int, q_choice, q_page
-from server.keys import POOL
+from server.keys import BUS, POOL
 from server.scope import Sql, can_read, scope_where
 
 READ_ROLES = ("admin", "regulator", "officer", "company_admin", "station_operator")
@@ -145,6 +145,7 @@ async def _act(
         if out is None:
             raise not_found(f"alert {aid}")
         await audit(conn, p, f"alert.{action}", "alert", aid, {"note": body.note}, request.remote)
+    request.app[BUS].publish(alert_event(out))  # after commit: other screens update live
     return json_response(await _visible(request, p, aid))
 
 

@@ -20,6 +20,8 @@ from typing import Any, Final, Literal
 
 import asyncpg
 
+from realtime.bus import Event
+
 __all__ = [
     "ALERT_KINDS",
     "AlertKind",
@@ -112,6 +114,24 @@ def alert_json(record: Mapping[str, Any]) -> dict[str, Any]:
     if "details" in out and out["details"] is None:
         out["details"] = {}
     return out
+
+
+def alert_event(alert: Mapping[str, Any]) -> Event:
+    """The live bus event for an alert as `alert_json` renders it, scoped like its row.
+
+    Raising, bumping, acknowledging and resolving all go out this way, so every open map,
+    wall and officer's phone shows the same state without a reload.
+    """
+    return Event(
+        channel="alerts",
+        data=alert,
+        district=alert.get("district"),
+        company_id=alert.get("company_id"),
+        site_id=alert.get("site_id"),
+        lat=alert.get("lat"),
+        lon=alert.get("lon"),
+        key=f"alert:{alert['id']}",
+    )
 
 
 _RAISE_SQL = f"""
