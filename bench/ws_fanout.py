@@ -100,8 +100,18 @@ async def prepare(settings: Any) -> None:
 # ------------------------------------------------------------------ client processes
 
 
+def tile(i: int, tiles: int) -> list[float] | None:
+    """The i-th viewport of a tiles×tiles grid over the city (None: the whole city)."""
+    if tiles <= 0:
+        return None
+    w, s, e, n = CITY_BBOX
+    col, row = i % tiles, (i // tiles) % tiles
+    dx, dy = (e - w) / tiles, (n - s) / tiles
+    return [w + col * dx, s + row * dy, w + (col + 1) * dx, s + (row + 1) * dy]
+
+
 async def _clients(url: str, token: str, n: int, duration: float, start_at: float,
-                   out: Any) -> None:
+                   tiles: int, offset: int, out: Any) -> None:
     stats = {"connected": 0, "failed": 0, "frames": 0, "position_frames": 0, "bytes": 0,
              "alerts": 0, "closed": 0, "close_codes": {}}
     latencies: list[float] = []
@@ -117,7 +127,11 @@ async def _clients(url: str, token: str, n: int, duration: float, start_at: floa
                 stats["failed"] += 1
                 return
             stats["connected"] += 1
-            await ws.send_str('{"id":1,"type":"subscribe","channel":"positions"}')
+            sub: dict[str, Any] = {"id": 1, "type": "subscribe", "channel": "positions"}
+            bbox = tile(offset + i, tiles)
+            if bbox is not None:
+                sub["filter"] = {"bbox": bbox}
+            await ws.send_str(orjson.dumps(sub).decode())
             await ws.send_str('{"id":2,"type":"subscribe","channel":"alerts"}')
             deadline = start_at + duration + 5
             try:
@@ -161,13 +175,11 @@ async def _clients(url: str, token: str, n: int, duration: float, start_at: floa
     out.put({"stats": stats, "latencies": latencies})
 
 
-def client_proc(url: str, token: str, n: int, duration: float, start_at: float, out: Any) -> None:
-    try:
-        import uvloop
+def client_proc(url: str, token: str, n: int, duration: float, start_at: float, tiles: int,
+                offset: int, out: Any) -> None:
+    import uvloop
 
-        uvloop.run(_clients(url, token, n, duration, start_at, out))
-    except ImportError:  # pragma: no cover
-        asyncio.run(_clients(url, token, n, duration, start_at, out))
+    uvloop.run(_clients(url, token, n, duration, start_at, tiles, offset, out))
 
 
 # ------------------------------------------------------------------ the injector
@@ -277,10 +289,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                for i in range(args.client_procs)]
         connect_s = max(5.0, args.clients / 200)
         start_at = time.time() + connect_s
+        offset = 0
         for n in per:
-            p = ctx.Process(target=client_proc, args=(url, token, n, args.duration, start_at, out))
+            p = ctx.Process(target=client_proc, args=(url, token, n, args.duration, start_at,
+                                                      args.tiles, offset, out))
             p.start()
             procs.append(p)
+            offset += n
         await asyncio.sleep(max(0.0, start_at - time.time()))
         ps = psutil.Process(server.pid)
         ps.cpu_percent(None)
@@ -321,7 +336,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     expected_alerts = sent["alerts"] * stats["connected"]
     return {
         "machine": machine_line(),
-        "clients": args.clients, "connected": stats["connected"], "failed": stats["failed"],
+        "clients": args.clients, "viewport": f"1/{args.tiles**2} of the city" if args.tiles
+        else "whole city", "connected": stats["connected"], "failed": stats["failed"],
         "duration_s": round(elapsed, 1),
         "positions_sent": sent["positions"], "positions_per_s": round(sent["positions"] / elapsed),
         "objects": args.objects,
@@ -348,6 +364,8 @@ def main() -> None:
     ap.add_argument("--objects", type=int, default=5000, help="distinct vehicles moving")
     ap.add_argument("--alert-rate", type=float, default=10, help="alerts per second")
     ap.add_argument("--duration", type=float, default=30)
+    ap.add_argument("--tiles", type=int, default=0,
+                    help="clients view one tile of a TILES×TILES grid over the city (0: all)")
     ap.add_argument("--database-url", default=os.environ.get("CYL_BENCH_WS_DSN", DEFAULT_DSN))
     ap.add_argument("--server-log", default="/tmp/cylwatch-bench-ws-server.log")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON only")

@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 LOCAL_CHANNELS = frozenset({"kpis"})
 _PUBLISH_BATCH = 500
 """PUBLISHes per pipeline round trip (a batching granularity, not a behaviour setting)."""
-_POLL_S = 0.5
+_POLL_S = 0.1
 """The subscriber wakes this often to notice a stop request. It is not cancelled instead:
 redis-py's blocking pubsub read can swallow a cancellation and block again."""
 
