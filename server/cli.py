@@ -47,13 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # TODO(foundation): remove once every command module exists
-        module.add_commands(sub)
+        importlib.import_module(name).add_commands(sub)
     return parser
 
 

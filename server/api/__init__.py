@@ -26,10 +26,4 @@ API_MODULES = (
 
 def setup(app: web.Application) -> None:
     for name in API_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue  # module not written yet
-            raise
-        app.router.add_routes(module.routes())
+        app.router.add_routes(importlib.import_module(name).routes())
