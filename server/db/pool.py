@@ -12,6 +12,15 @@ from server.services import ServiceUnavailable
 
 Pool = asyncpg.Pool
 
+# Connection failures that mean "the server is not (yet) there", not "you asked wrongly":
+# refused or timed out, still starting up or shutting down, or out of connection slots.
+_DOWN_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
+
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
