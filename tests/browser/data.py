@@ -49,7 +49,9 @@ async def seed(pool: asyncpg.Pool, world: World) -> Seeded:
             world.companies[comp],
             world.sites[site],
             district,
-            now - dt.timedelta(minutes=3),
+            # newest of all: lists are most-recent-first and paginated, and the session
+            # database holds every alert earlier test modules raised in the same districts
+            now + dt.timedelta(minutes=30),
             lat,
             {"net_kg": 15.4},
         )
