@@ -68,6 +68,12 @@ TRANSIENT_DB_ERRORS: Final[tuple[type[BaseException], ...]] = (
 """Errors after which the same batch is retried unchanged: the database is away, not
 the data wrong."""
 
+COMMITS_IN_FLIGHT: Final = 1
+"""Batches of one worker written concurrently (each on its own pooled connection). 2 was
+measured (docs/BENCHMARKS.md "Ingest transport"): slower, not faster — consecutive batches
+lock the same cylinder rows (``FOR UPDATE``), so the second waits for the first's commit
+and both hold their locks longer; 1 keeps the write path strictly sequential."""
+
 STOP_GRACE_S: Final = 10.0
 """On stop, how long to keep trying to commit what was received before leaving it
 unacknowledged for the broker to redeliver."""
@@ -127,6 +133,8 @@ class IngestWorker:
         self._generation = 0
         self._acks: deque[_Slot] = deque()
         self._pending: list[tuple[Item, _Slot, float]] = []
+        self._commit_slots = asyncio.Semaphore(COMMITS_IN_FLIGHT)
+        self._commits: set[asyncio.Task[None]] = set()
         self._have_items = asyncio.Event()
         self._batch_full = asyncio.Event()
         self._stopping = False
@@ -369,7 +377,7 @@ class IngestWorker:
             if not self._pending:
                 self._have_items.clear()
                 if self._stopping:
-                    return
+                    break
                 continue
             deadline = self._pending[0][2] + max_wait
             while len(self._pending) < max_rows and not self._stopping:
@@ -379,6 +387,9 @@ class IngestWorker:
                 self._batch_full.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._batch_full.wait(), remaining)
+            # at most COMMITS_IN_FLIGHT batches are being written at once; with more than
+            # one, acks still leave in arrival order (the ack queue waits for the older)
+            await self._commit_slots.acquire()
             batch = self._pending[:max_rows]
             del self._pending[:max_rows]
             if not self._pending:
@@ -386,9 +397,19 @@ class IngestWorker:
                 self._batch_full.clear()
                 if self._stopping:
                     self._have_items.set()
-            await self._commit(batch)
+            task = asyncio.create_task(self._commit_in_slot(batch))
+            self._commits.add(task)
+            task.add_done_callback(self._commits.discard)
             if self._abandon:
-                return
+                break
+        if self._commits:
+            await asyncio.wait(set(self._commits))
+
+    async def _commit_in_slot(self, batch: list[tuple[Item, _Slot, float]]) -> None:
+        try:
+            await self._commit(batch)
+        finally:
+            self._commit_slots.release()
 
     async def _commit(self, batch: list[tuple[Item, _Slot, float]]) -> None:
         """Commit *batch* (retrying while the database is away), then ack and publish."""
