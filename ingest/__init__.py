@@ -31,7 +31,15 @@ INGEST_WORKER = "ingest_worker"
 
 
 def setup(app: web.Application) -> None:
+    from server.app import add_metrics_source
+
     app.cleanup_ctx.append(_ingest_ctx)
+    add_metrics_source(app, lambda: _render_metrics(app))
+
+
+def _render_metrics(app: web.Application) -> str:
+    worker = app[EXTRAS].get(INGEST_WORKER)
+    return "" if worker is None else str(worker.metrics.render_prometheus())
 
 
 async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -9,7 +9,7 @@ themselves with `setup(app)`: the REST API, the websocket hub, the pages, and â€
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -64,6 +64,43 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         await pool.close()
 
 
+MetricsSource = Callable[[], str]
+METRICS_SOURCES = "metrics_sources"
+"""Key in ``app[EXTRAS]``: features (ingest, realtime) add functions rendering Prometheus text."""
+
+
+def add_metrics_source(app: web.Application, source: MetricsSource) -> None:
+    """Let a feature contribute to ``/metrics`` without the server importing it."""
+    app[EXTRAS].setdefault(METRICS_SOURCES, []).append(source)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format: the bus's own counters and every registered source.
+
+    Open to scrapers on the machine itself (loopback) and to admins; the counters say
+    nothing personal, but how busy each station is is not for the public.
+    """
+    remote = request.remote or ""
+    if not (remote.startswith("127.") or remote == "::1"):
+        auth.require(request, "admin")
+    bus = request.app[BUS]
+    lines = [
+        "# HELP cylwatch_bus_published_total Events published on this process's bus.",
+        "# TYPE cylwatch_bus_published_total counter",
+        f"cylwatch_bus_published_total {bus.published}",
+        "# HELP cylwatch_bus_listener_errors_total Listener failures isolated by the bus.",
+        "# TYPE cylwatch_bus_listener_errors_total counter",
+        f"cylwatch_bus_listener_errors_total {bus.listener_errors}",
+        "# HELP cylwatch_bus_listeners Listeners registered on the bus.",
+        "# TYPE cylwatch_bus_listeners gauge",
+        f"cylwatch_bus_listeners {bus.listener_count()}",
+    ]
+    text = "\n".join(lines) + "\n"
+    for source in request.app[EXTRAS].get(METRICS_SOURCES, []):
+        text += source()
+    return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+
 async def healthz(request: web.Request) -> web.Response:
     """Liveness and readiness: the database and Redis answer."""
     checks: dict[str, str] = {}
@@ -97,6 +134,7 @@ def create_app(
     app[EXTRAS] = {}
     app.cleanup_ctx.append(_services_ctx)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_routes(auth.routes())
 
     from server import api

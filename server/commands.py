@@ -205,6 +205,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             random_seed=None,
             if_empty=True,
             database_url=None,
+            quiet_logins=True,
         )
         await seed.run_seed(seed_args, settings)
     port = args.port or settings.http.port
@@ -216,9 +217,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print(f"  cylinder archive      {base}/cylinders")
     print(f"  API (OpenAPI)         {base}/api/v1/openapi.json")
     print("\nDemo logins:")
-    for user in seed.DEMO_USERS:
-        print(f"  {user.username:<18} {user.password:<20} {user.role:<17} {user.description}")
-    print(flush=True)
+    print(seed.format_demo_users(), flush=True)
     sim: subprocess.Popen[bytes] | None = None
     if not args.no_sim:
         cmd = [sys.executable, "-m", "server.cli", "sim", "--rate", str(args.sim_rate)]

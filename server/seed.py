@@ -1896,6 +1896,7 @@ async def run_seed(args: argparse.Namespace, settings: Settings) -> int:
     print("seeded the demo city:")
     for line in summary.lines():
         print(f"  {line}")
-    print("demo logins:")
-    print(format_demo_users())
+    if not getattr(args, "quiet_logins", False):  # `cylwatch demo` prints them after the URLs
+        print("demo logins:")
+        print(format_demo_users())
     return 0

@@ -31,3 +31,14 @@ async def test_healthz_reports_services(client: Any) -> None:
     r = await client.get("/healthz")
     assert r.status == 200
     assert (await r.json())["checks"] == {"postgresql": "ok", "redis": "ok"}
+
+
+async def test_metrics_are_prometheus_text_with_registered_sources(client: Any, app: Any) -> None:
+    from server.app import add_metrics_source
+
+    add_metrics_source(app, lambda: "cylwatch_test_source 1\n")
+    r = await client.get("/metrics")
+    assert r.status == 200
+    text = await r.text()
+    assert "# TYPE cylwatch_bus_published_total counter" in text
+    assert "cylwatch_test_source 1" in text
