@@ -184,7 +184,12 @@ NOTES = """\
   probe each; an ad-hoc plan of that query costs ~30 ms of planning alone, which the
   prepared statements here (and asyncpg's statement cache in the API) avoid. A lower time
   bound on the trajectory (e.g. the cylinder's registration time) would let PostgreSQL
-  prune partitions."""
+  prune partitions.
+- **Under load the targets are missed.** The same command on 2026-11-23 at 23:45 UTC, at
+  load average 9.5 on the 2 cores, gave: lookup raw SQL p50 0.13 / p99 8.25 ms, API p50
+  5.88 / p99 96.9 ms; trajectory raw SQL p99 15.5 ms, API p99 186 ms — all but the raw
+  trajectory missed. The code's cost (CPU per request, above) does not change with load;
+  the waiting for a core does."""
 
 
 def section(
