@@ -11,8 +11,9 @@ previous one (another worker just did it) does nothing. State lives in the datab
   message from the gun sets it back).
 - Valves: a cylinder whose valve's last message crossed the ``valve_offline_h`` silence
   threshold since the previous run → ``device_offline`` (subject ``valve``, the tag). The
-  scan is a window on the indexed ``cylinders.last_seen_at``, so it is cheap at 1M
-  cylinders and raises each silence once.
+  scan is a window on ``cylinders.last_seen_at`` (deliberately unindexed, migration 0030:
+  telemetry rewrites it constantly and must stay a HOT update), once a minute, and raises
+  each silence once.
 - Licences: a company's or site's filling licence within ``licence_expiring_days`` →
   ``licence_expiring``, once per (holder, expiry date): renewing moves the date and arms it
   again; resolving the alert does not make it come back every minute.

@@ -13,8 +13,10 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import orjson
 from aiohttp import web
+from redis import exceptions as redis_errors
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +144,20 @@ def _html_error(status: int, message: str) -> web.Response:
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# A service went away under a request (restart, failover, network): the client should
+# retry, and nothing it sent was wrong, so this is a 503 with Retry-After, not a 500.
+SERVICE_DOWN_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,  # shutting down, cannot connect now
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,  # e.g. the pool is closing, a connection was lost mid-query
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+SERVICE_RETRY_AFTER_S = "5"
+
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -167,6 +183,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if _wants_json(request):
             return error_response(exc.status, code, message, None, headers)
         return _html_error(exc.status, message)
+    except SERVICE_DOWN_ERRORS as exc:
+        log.warning(
+            "service unavailable during %s %s: %s: %s",
+            request.method,
+            request.path,
+            type(exc).__name__,
+            exc,
+        )
+        message = "a platform service is briefly unavailable; try again in a few seconds"
+        headers = {"Retry-After": SERVICE_RETRY_AFTER_S}
+        if _wants_json(request):
+            return error_response(503, SERVICE_UNAVAILABLE, message, None, headers)
+        return _html_error(503, message)
     except Exception:
         ref = secrets.token_hex(6)
         log.exception("unhandled error [%s] on %s %s", ref, request.method, request.path)

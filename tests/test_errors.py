@@ -42,3 +42,17 @@ async def test_metrics_are_prometheus_text_with_registered_sources(client: Any, 
     text = await r.text()
     assert "# TYPE cylwatch_bus_published_total counter" in text
     assert "cylwatch_test_source 1" in text
+
+
+async def test_database_gone_mid_request_is_503_not_500(client: Any, app: Any) -> None:
+    """A PostgreSQL restart under a request: retry later, not an internal error."""
+    from server.keys import POOL
+    from tests.conftest import login
+
+    headers = await login(client, "t_admin")
+    await app[POOL].close()  # what a server restart does to every pooled connection
+    r = await client.get("/api/v1/cylinders?tag=TAG-A-OK", headers=headers)
+    assert r.status == 503
+    body = await r.json()
+    assert body["error"]["code"] == "service_unavailable"
+    assert r.headers["Retry-After"]
