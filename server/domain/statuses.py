@@ -27,9 +27,11 @@ IMPORT_STATUSES: Final[tuple[str, ...]] = (
     "scrapped",
     "lost",
     "suspended",
+    "not_activated",
 )
-"""Statuses accepted by the archive import/export interface (DESIGN §9): an imported
-archive describes cylinders already in circulation, so ``not_activated`` is not offered."""
+"""Statuses accepted by the archive import/export interface: DESIGN §9's five, extended
+with ``not_activated`` because the export writes every status a record may hold, and an
+exported archive must import back unchanged (a registered cylinder not yet bound to use)."""
 
 IN_SERVICE: Final = "in_service"
 """The only status under which a cylinder may be filled (GB/T 38059-2019 filling control)."""

@@ -96,7 +96,7 @@ async def test_bad_rows_are_reported_and_good_rows_stored(
         (arc.row(next_inspection_date="2000-01-01"), "next_inspection_date", "before manufacture"),
         (arc.row(scrap_date="2000-01-01"), "scrap_date", "before manufacture"),
         (arc.row(status="broken"), "status", "status must be one of"),
-        (arc.row(status="not_activated"), "status", "status must be one of"),
+        (arc.row(status="active"), "status", "status must be one of"),
         (arc.row(tag=dup), "tag", "repeats line"),
         (arc.row(barcode="BC-TAG-A-OK"), "barcode", "already belongs to cylinder TAG-A-OK"),
     ]
