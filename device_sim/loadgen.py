@@ -77,6 +77,9 @@ max_queued_messages 0
 max_queued_bytes 0
 # MQTT 3.1.1 clients (Node-RED) get no Receive Maximum: do not throttle them to 20
 max_inflight_messages 0
+# small request/reply packets (fill authorization) must not wait on Nagle + delayed ACKs,
+# as in config/mosquitto.conf
+set_tcp_nodelay true
 """
 
 

@@ -217,6 +217,7 @@ class IngestWorker:
                 await keeper
             for task in self._auth_tasks:
                 task.cancel()
+            await self.authorizer.close()
             log.info("ingest %s stopped: %s", self.client_id, self.metrics.snapshot())
 
     def _give_up(self) -> None:

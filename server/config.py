@@ -131,6 +131,7 @@ class Ingest:
     housekeeping_interval_s: float
     dead_letter_max_bytes: int
     transport: str
+    auth_connections: int
 
 
 @dataclass(frozen=True)
