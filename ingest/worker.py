@@ -39,7 +39,7 @@ from ingest import housekeeping
 from ingest.auth import FillAuthorizer, reply_topic_for
 from ingest.metrics import Metrics
 from ingest.schemas import GunAuth, Ignored, MessageKind, Parsed, Rejected, parse
-from ingest.store import BatchResult, BatchStore, Item
+from ingest.store import YIELD_EVERY, BatchResult, BatchStore, Item
 from ingest.transport import (
     TRANSPORTS,
     Incoming,
@@ -48,7 +48,7 @@ from ingest.transport import (
     make_transport,
     parse_mqtt_url,
 )
-from realtime.bus import EventBus
+from realtime.bus import Event, EventBus
 from server.config import Settings
 from server.districts import District, DistrictIndex, load_districts
 
@@ -455,6 +455,7 @@ class IngestWorker:
                 await self._commit(batch[half:])
                 return
         self._committed(batch, result, time.perf_counter() - started)
+        await self._release(result.events)
 
     def _committed(
         self, batch: list[tuple[Item, _Slot, float]], result: BatchResult, seconds: float
@@ -471,9 +472,23 @@ class IngestWorker:
             m.dead_letter(reason)
         for _, slot, _ in batch:
             slot.done = True
-        self._drain_acks()
-        for event in result.events:
+
+    async def _release(self, events: list[Event]) -> None:
+        """Ack the committed messages (in arrival order) and publish their live events,
+        giving the loop a turn every few hundred so a waiting gun is answered meanwhile."""
+        transport = self._transport
+        n = 0
+        while self._acks and self._acks[0].done:
+            slot = self._acks.popleft()
+            if slot.qos and transport is not None and slot.generation == self._generation:
+                transport.ack(slot.mid, slot.qos)
+            n += 1
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        for i, event in enumerate(events, 1):
             self.bus.publish(event)
+            if i % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
 
     async def _poison(self, entry: tuple[Item, _Slot, float], exc: Exception) -> None:
         """A message that passed validation but cannot be stored: dead-letter it."""
