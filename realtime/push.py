@@ -99,7 +99,8 @@ async def vapid_keys(pool: asyncpg.Pool) -> VapidKeys:
         await pool.execute(
             "INSERT INTO push_vapid_keys (id, private_pem, public_key) VALUES (1, $1, $2)"
             " ON CONFLICT (id) DO NOTHING",
-            fresh.private_pem, fresh.public_key,
+            fresh.private_pem,
+            fresh.public_key,
         )
         row = await pool.fetchrow(
             "SELECT private_pem, public_key FROM push_vapid_keys WHERE id = 1"
@@ -139,8 +140,10 @@ def check_endpoint(endpoint: str, allow_http: bool) -> None:
 
 
 def check_keys(keys: SubscriptionKeys) -> None:
-    for name, value, size in (("keys.p256dh", keys.p256dh, _P256DH_BYTES),
-                              ("keys.auth", keys.auth, _AUTH_BYTES)):
+    for name, value, size in (
+        ("keys.p256dh", keys.p256dh, _P256DH_BYTES),
+        ("keys.auth", keys.auth, _AUTH_BYTES),
+    ):
         try:
             raw = b64url_decode(value)
         except (binascii.Error, ValueError):
@@ -168,12 +171,22 @@ async def add_subscription(request: web.Request) -> web.Response:
                p256dh = EXCLUDED.p256dh, auth = EXCLUDED.auth,
                user_agent = EXCLUDED.user_agent, failures = 0
            RETURNING id, created_at""",
-        p.user_id, body.endpoint, body.keys.p256dh, body.keys.auth,
+        p.user_id,
+        body.endpoint,
+        body.keys.p256dh,
+        body.keys.auth,
         request.headers.get("User-Agent", "")[:300],
     )
     assert row is not None
-    await audit(pool, p, "push.subscribe", "push_subscription", row["id"],
-                {"host": urlsplit(body.endpoint).hostname}, request.remote)
+    await audit(
+        pool,
+        p,
+        "push.subscribe",
+        "push_subscription",
+        row["id"],
+        {"host": urlsplit(body.endpoint).hostname},
+        request.remote,
+    )
     return json_response({"id": row["id"], "created_at": row["created_at"]}, 201)
 
 
@@ -185,7 +198,8 @@ async def delete_subscription(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     ids = await pool.fetch(
         "DELETE FROM push_subscriptions WHERE user_id = $1 AND endpoint = $2 RETURNING id",
-        p.user_id, endpoint,
+        p.user_id,
+        endpoint,
     )
     for r in ids:
         await audit(pool, p, "push.unsubscribe", "push_subscription", r["id"], None, request.remote)
@@ -214,17 +228,31 @@ def notification(alert: Mapping[str, Any]) -> bytes:
     """The JSON the service worker receives: what to show and which alert to open."""
     from realtime.protocol import dumps
 
-    keys = ("id", "kind", "severity", "subject_type", "subject_id", "district", "company_id",
-            "site_id", "cylinder_id", "first_at", "lat", "lon")
+    keys = (
+        "id",
+        "kind",
+        "severity",
+        "subject_type",
+        "subject_id",
+        "district",
+        "company_id",
+        "site_id",
+        "cylinder_id",
+        "first_at",
+        "lat",
+        "lon",
+    )
     summary = {k: alert.get(k) for k in keys}
     subject = f"{alert.get('subject_type', '')} {alert.get('subject_id', '')}".strip()
-    return dumps({
-        "title": f"[{alert.get('severity', '')}] {alert.get('kind', '')}",
-        "body": f"{subject} · {alert.get('district') or ''}".strip(" ·"),
-        "tag": f"alert-{alert.get('id')}",
-        "url": f"/m#alert-{alert.get('id')}",
-        "alert": summary,
-    })
+    return dumps(
+        {
+            "title": f"[{alert.get('severity', '')}] {alert.get('kind', '')}",
+            "body": f"{subject} · {alert.get('district') or ''}".strip(" ·"),
+            "tag": f"alert-{alert.get('id')}",
+            "url": f"/m#alert-{alert.get('id')}",
+            "alert": summary,
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -235,18 +263,29 @@ class Target:
     auth: str
 
 
-def encrypt(target: Target, payload: bytes, keys: VapidKeys, subject: str, ttl: int,
-            urgency: str) -> tuple[bytes, dict[str, str]]:
+def encrypt(
+    target: Target, payload: bytes, keys: VapidKeys, subject: str, ttl: int, urgency: str
+) -> tuple[bytes, dict[str, str]]:
     """RFC 8291 aes128gcm body and RFC 8292 VAPID headers (CPU work: run in a thread)."""
-    pusher = WebPusher({"endpoint": target.endpoint,
-                        "keys": {"p256dh": target.p256dh, "auth": target.auth}})
+    pusher = WebPusher(
+        {"endpoint": target.endpoint, "keys": {"p256dh": target.p256dh, "auth": target.auth}}
+    )
     body = pusher.encode(payload, "aes128gcm")["body"]
     parts = urlsplit(target.endpoint)
-    claims = {"aud": f"{parts.scheme}://{parts.netloc}", "sub": subject,
-              "exp": int(time.time()) + _JWT_EXP_S}
+    claims = {
+        "aud": f"{parts.scheme}://{parts.netloc}",
+        "sub": subject,
+        "exp": int(time.time()) + _JWT_EXP_S,
+    }
     headers = dict(keys.signer().sign(claims))
-    headers.update({"Content-Encoding": "aes128gcm", "TTL": str(ttl), "Urgency": urgency,
-                    "Content-Type": "application/octet-stream"})
+    headers.update(
+        {
+            "Content-Encoding": "aes128gcm",
+            "TTL": str(ttl),
+            "Urgency": urgency,
+            "Content-Type": "application/octet-stream",
+        }
+    )
     return body, headers
 
 
@@ -311,8 +350,9 @@ class PushSender:
     async def _claim(self, alert_id: Any) -> bool:
         """True for exactly one server process per alert."""
         key = f"{DEDUPE_PREFIX}{alert_id}"
-        return bool(await self.redis.set(key, b"1", nx=True,
-                                         ex=self.settings.realtime.push_dedupe_ttl_s))
+        return bool(
+            await self.redis.set(key, b"1", nx=True, ex=self.settings.realtime.push_dedupe_ttl_s)
+        )
 
     async def targets(self, event: Event) -> list[Target]:
         rows = await self.pool.fetch(
@@ -324,8 +364,14 @@ class PushSender:
         )
         out = []
         for r in rows:
-            p = Principal(r["user_id"], r["username"], r["role"], r["company_id"], r["site_id"],
-                          tuple(r["districts"] or ()))
+            p = Principal(
+                r["user_id"],
+                r["username"],
+                r["role"],
+                r["company_id"],
+                r["site_id"],
+                tuple(r["districts"] or ()),
+            )
             if visible(rule_for(p, "alerts"), event):
                 out.append(Target(r["id"], r["endpoint"], r["p256dh"], r["auth"]))
         return out
@@ -342,15 +388,38 @@ class PushSender:
             self._keys = await vapid_keys(self.pool)
         payload = notification(event.data)
         urgency = "high" if event.data.get("severity") == "critical" else "normal"
-        await asyncio.gather(*(self._send(t, payload, urgency) for t in targets))
+        results = await asyncio.gather(
+            *(self._send(t, payload, urgency) for t in targets), return_exceptions=True
+        )
+        for target, outcome in zip(targets, results, strict=True):
+            # one subscriber's failure must never keep the alert from the others
+            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                raise outcome
+            if isinstance(outcome, Exception):
+                self.failed += 1
+                log.error(
+                    "push: alert %s to subscription %d failed: %s",
+                    event.data.get("id"),
+                    target.id,
+                    outcome,
+                    exc_info=outcome,
+                )
 
     async def _send(self, target: Target, payload: bytes, urgency: str) -> None:
         rt = self.settings.realtime
         assert self._keys is not None
         loop = asyncio.get_running_loop()
-        body, headers = await loop.run_in_executor(
-            None, encrypt, target, payload, self._keys, rt.push_subject, rt.push_ttl_s, urgency
-        )
+        try:
+            body, headers = await loop.run_in_executor(
+                None, encrypt, target, payload, self._keys, rt.push_subject, rt.push_ttl_s, urgency
+            )
+        except ValueError as exc:
+            # the browser's key material cannot be used (not a P-256 point, bad auth secret):
+            # no retry can ever succeed, so the subscription is removed like a 410
+            self.removed += 1
+            await self.pool.execute("DELETE FROM push_subscriptions WHERE id = $1", target.id)
+            log.warning("push: subscription %d has unusable keys (%s): removed", target.id, exc)
+            return
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=rt.push_timeout_s)

@@ -145,3 +145,37 @@ async def test_new_alert_is_pushed_encrypted_to_users_in_scope(
     finally:
         await pool.execute("DELETE FROM push_subscriptions WHERE endpoint = ANY($1::text[])",
                            [officer_endpoint, gone_endpoint])
+
+
+async def test_a_subscription_with_unusable_keys_does_not_silence_the_others(
+    rt_client: Any, push_service: Any, pool: Any, world: Any
+) -> None:
+    """A browser (or a faked PushManager) that stored junk keys must not keep an alert from
+    every other officer; its subscription is removed since it can never be delivered."""
+    server, received = push_service
+    good = Browser()
+    good_endpoint = str(server.make_url(f"/push/ok/{secrets.token_hex(4)}"))
+    bad_endpoint = str(server.make_url(f"/push/ok/{secrets.token_hex(4)}"))
+    officer = {"Authorization": f"Bearer {await token_for(rt_client, 't_officer')}"}
+    junk = {"endpoint": bad_endpoint, "expirationTime": None,
+            "keys": {"p256dh": b64(b"\x04" + b"\x01" * 64), "auth": b64(secrets.token_bytes(16))}}
+    try:
+        for sub in (junk, good.subscription(good_endpoint)):
+            resp = await rt_client.post("/api/v1/push/subscriptions", json=sub, headers=officer)
+            assert resp.status in (201, 400), await resp.text()
+        alert_id = 10**9 + secrets.randbelow(10**9)
+        rt_client.app[BUS].publish(
+            alert_event(world, "A", alert_id, kind="leak", subject_id="TAG-A-OK")
+        )
+        await rt_client.app[PUSH].wait_idle()
+        paths = [path for path, _headers, _body in received]
+        good_path = good_endpoint.split(str(server.make_url("")).rstrip("/"))[-1]
+        assert good_path in paths
+        body = next(b for path, _h, b in received if path == good_path)
+        assert good.decrypt(body)["alert"]["id"] == alert_id
+        assert await pool.fetchval(
+            "SELECT count(*) FROM push_subscriptions WHERE endpoint = $1", bad_endpoint
+        ) == 0
+    finally:
+        await pool.execute("DELETE FROM push_subscriptions WHERE endpoint = ANY($1::text[])",
+                           [good_endpoint, bad_endpoint])
