@@ -187,10 +187,11 @@ class PrivateBroker:
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         conf = Path(self._dir.name) / "mosquitto.conf"
         conf.write_text(BROKER_CONF.format(port=self.port))
-        log = (Path(self._dir.name) / "mosquitto.log").open("wb")
-        self._proc = subprocess.Popen(  # noqa: S603 - our own config, fixed arguments
-            [exe, "-c", str(conf)], stdout=log, stderr=log
-        )
+        with (Path(self._dir.name) / "mosquitto.log").open("wb") as log:
+            # the child keeps its own copy of the descriptor; ours is closed at once
+            self._proc = subprocess.Popen(  # noqa: S603 - our own config, fixed arguments
+                [exe, "-c", str(conf)], stdout=log, stderr=log
+            )
         wait_port(self.port)
         return self
 

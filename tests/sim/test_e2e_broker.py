@@ -1,5 +1,11 @@
-"""A short run against the real local Mosquitto: what the simulator says it sent is what a
+"""A short run against a real Mosquitto: what the simulator says it sent is what a
 subscriber receives, per topic kind, and the gun flow completes when someone answers.
+
+The broker is a private one on a spare port with the project's queue settings
+(`device_sim.loadgen.PrivateBroker`): the machine's shared broker keeps Mosquitto's default
+of 1,000 queued messages per client and silently drops QoS 1 messages beyond it when the
+listener falls behind on a loaded machine — a fact about that broker's configuration,
+not about what the simulator sent.
 
 No ingest here: the test plays the platform's part for fill authorization (allow every
 known tag, deny the invented ones) so the whole auth → reply → fill cycle goes over the
@@ -11,35 +17,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
 import msgspec
+import pytest
 
 from device_sim.behaviour import UNKNOWN_PREFIX
 from device_sim.config import SimConfig
+from device_sim.loadgen import PrivateBroker
 from device_sim.runner import run_sim
 from device_sim.world import City
 
-from ..conftest import MQTT_URL
 from .conftest import PREFIX
 
 
-def _client(identifier: str) -> aiomqtt.Client:
-    u = urlsplit(MQTT_URL)
+def _client(url: str, identifier: str) -> aiomqtt.Client:
+    u = urlsplit(url)
     return aiomqtt.Client(u.hostname or "127.0.0.1", u.port or 1883, identifier=identifier,
                           protocol=aiomqtt.ProtocolVersion.V5)
 
 
-async def test_short_run_counts_match(settings: Any, city: City) -> None:
+@pytest.fixture(scope="module")
+def broker_url() -> Iterator[str]:
+    with PrivateBroker() as broker:
+        yield broker.url
+
+
+async def test_short_run_counts_match(settings: Any, city: City, broker_url: str) -> None:
     received: Counter[str] = Counter()
     statuses: set[str] = set()
     ready = asyncio.Event()
     refused = {c.tag for c in (*city.overdue, *city.scrapped)}
 
     async def listen_and_answer() -> None:
-        async with _client(f"{PREFIX}-listener") as c:
+        async with _client(broker_url, f"{PREFIX}-listener") as c:
             await c.subscribe("cyl/v1/#", qos=1)
             ready.set()
             async for msg in c.messages:
@@ -66,7 +80,7 @@ async def test_short_run_counts_match(settings: Any, city: City) -> None:
                     offline_rate=0.005, offline_seconds=1.0, dup_rate=0.02, bad_rate=0.01,
                     illegal_rate=0.5, connections=3, report_every=1)
     lines: list[str] = []
-    result = await run_sim(settings, cfg, city=city, mqtt_url=MQTT_URL, out=lines.append,
+    result = await run_sim(settings, cfg, city=city, mqtt_url=broker_url, out=lines.append,
                            client_prefix=f"{PREFIX}-sim")
     await asyncio.sleep(1.0)  # let the listener drain
     listener.cancel()
@@ -90,6 +104,6 @@ async def test_short_run_counts_match(settings: Any, city: City) -> None:
         assert any("p99" in line for line in lines)  # progress lines
         assert any("summary" in line for line in lines)  # final table
     finally:
-        async with _client(f"{PREFIX}-cleaner") as c:  # clear the retained statuses
+        async with _client(broker_url, f"{PREFIX}-cleaner") as c:  # clear the retained statuses
             for topic in statuses:
                 await c.publish(topic, b"", qos=1, retain=True)
