@@ -20,17 +20,9 @@ from server.keys import SETTINGS
 def setup(app: web.Application) -> None:
     """Mount /big-screen, its data feeds and static files (kiosk sessions are made
     read-only by server.auth for every process, pages or not).
-
-    Also mounts the officer PWA (``dashboard.mobile``) so that /m exists without editing
-    ``dashboard/__init__.py``; the call moves to ``dashboard.setup`` later, and
-    ``dashboard.mobile.setup`` is idempotent so both calling it is harmless.
     """
     app[feeds.FEED_CACHE] = feeds.FeedCache(bs_settings.of(app[SETTINGS]).feed_cache_s)
     app.router.add_get("/big-screen", page.page)
     app.router.add_routes(kiosk.routes())
     app.router.add_routes(feeds.routes())
     app.router.add_static(page.STATIC_URL, page.STATIC_DIR, append_version=False)
-
-    import dashboard.mobile
-
-    dashboard.mobile.setup(app)

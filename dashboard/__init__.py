@@ -18,10 +18,14 @@ def setup(app: web.Application) -> None:
     app.router.add_routes(views.routes())
     app.router.add_routes(data.routes())
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)
-    try:
-        from dashboard import mobile
-    except ModuleNotFoundError as exc:  # the officer PWA ships separately
-        if exc.name != "dashboard.mobile":
-            raise
-        return
-    mobile.setup(app)  # idempotent: big_screen.setup may have mounted /m already
+    app.router.add_get("/reports", _reports)
+    app.router.add_get("/reports/{name}", _reports)
+    from dashboard import mobile
+
+    mobile.setup(app)  # the officer PWA (/m); idempotent
+
+
+async def _reports(request: web.Request) -> web.StreamResponse:
+    """DESIGN §8 names /reports/...: every report is run and downloaded from /exports,
+    next to the archive export, so the report paths lead there."""
+    raise web.HTTPFound("/exports")
