@@ -42,10 +42,10 @@ from server import errors
 from server.auth import Principal
 from server.config import Dates, Settings
 from server.domain.dates import ComplianceStatus, compliance_status
-from server.errors import ApiError, bad_field, bad_query
+from server.errors import ApiError, bad_field, bad_query, not_found
 from server.http import Page, paged, read_json
-from server.keys import SETTINGS
-from server.scope import Sql
+from server.keys import POOL, SETTINGS
+from server.scope import Sql, scope_where
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -150,6 +150,7 @@ def doc_of(handler: Any) -> ApiDoc | None:
 
 
 # ---------------------------------------------------------------- request helpers
+
 
 async def read_body(request: web.Request, schema: type[T]) -> T:
     """The body as *schema*; kept as the API modules' name for `server.http.read_json`."""
@@ -313,6 +314,31 @@ async def fetch_page(
 
 def listing(items: list[Any], page: Page, total: int) -> dict[str, Any]:
     return paged(items, page, total)
+
+
+async def fetch_in_scope(
+    request: web.Request,
+    p: Principal,
+    *,
+    entity: str,
+    alias: str,
+    select: str,
+    row_id: int,
+    what: str,
+) -> asyncpg.Record:
+    """One row of *entity* by id, only if the caller's scope holds it (in SQL).
+
+    Outside the scope is a 404, the same as a row that does not exist: the existence of
+    another company's cylinder, customer or device is not disclosed by a 403.
+    *select* is the ``SELECT … FROM …`` part naming the row ``alias``.
+    """
+    q = Sql(row_id)
+    row = await request.app[POOL].fetchrow(
+        f"{select} WHERE {alias}.id = $1 AND {scope_where(p, entity, alias, q)}", *q.params
+    )
+    if row is None:
+        raise not_found(f"{what} {row_id}")
+    return row
 
 
 def plain(record: Mapping[str, Any], drop: Sequence[str] = ()) -> dict[str, Any]:

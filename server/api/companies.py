@@ -29,6 +29,7 @@ from server.api.common import (
     contains,
     deny_fields,
     envelope,
+    fetch_in_scope,
     fetch_page,
     insert_row,
     jsonable,
@@ -41,7 +42,7 @@ from server.api.common import (
 from server.audit import audit
 from server.auth import require
 from server.domain.statuses import LICENCE_STATUSES, ROLES
-from server.errors import bad_field, not_found
+from server.errors import bad_field
 from server.http import json_response, path_int, q_choice, q_page, q_str
 from server.keys import POOL
 from server.scope import Sql, scope_where
@@ -119,14 +120,15 @@ async def list_companies(request: web.Request) -> web.Response:
 
 async def _visible(request: web.Request, cid: int) -> dict[str, object]:
     p = require(request)
-    q = Sql(cid)
-    row = await request.app[POOL].fetchrow(
-        "SELECT co.* FROM companies co"
-        f" WHERE co.id = $1 AND {scope_where(p, 'companies', 'co', q)}",
-        *q.params,
+    row = await fetch_in_scope(
+        request,
+        p,
+        entity="companies",
+        alias="co",
+        select="SELECT co.* FROM companies co",
+        row_id=cid,
+        what="company",
     )
-    if row is None:
-        raise not_found(f"company {cid}")
     return plain(row)
 
 

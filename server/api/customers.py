@@ -44,6 +44,7 @@ from server.api.common import (
     check_query,
     contains,
     envelope,
+    fetch_in_scope,
     fetch_page,
     insert_row,
     jsonable,
@@ -57,7 +58,7 @@ from server.api.cylinders import company_filter
 from server.audit import audit
 from server.auth import Principal, require
 from server.domain.statuses import CUSTOMER_KINDS
-from server.errors import ApiError, bad_field, bad_query, forbidden, not_found
+from server.errors import ApiError, bad_field, bad_query, forbidden
 from server.http import json_response, path_int, q_choice, q_page, q_str
 from server.keys import EXTRAS, POOL
 from server.scope import Sql, can_read, scope_where
@@ -209,14 +210,15 @@ async def list_customers(request: web.Request) -> web.Response:
 
 
 async def _visible(request: web.Request, p: Principal, cid: int) -> dict[str, Any]:
-    q = Sql(cid)
-    row = await request.app[POOL].fetchrow(
-        "SELECT cu.* FROM customers cu"
-        f" WHERE cu.id = $1 AND {scope_where(p, 'customers', 'cu', q)}",
-        *q.params,
+    row = await fetch_in_scope(
+        request,
+        p,
+        entity="customers",
+        alias="cu",
+        select="SELECT cu.* FROM customers cu",
+        row_id=cid,
+        what="customer",
     )
-    if row is None:
-        raise not_found(f"customer {cid}")
     return plain(row, HIDDEN)
 
 

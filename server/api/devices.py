@@ -25,6 +25,7 @@ from server.api.common import (
     changes,
     check_query,
     envelope,
+    fetch_in_scope,
     fetch_page,
     insert_row,
     jsonable,
@@ -39,7 +40,7 @@ from server.api.cylinders import company_filter
 from server.audit import audit
 from server.auth import Principal, require
 from server.domain.statuses import DEVICE_KINDS
-from server.errors import ApiError, bad_field, forbidden, not_found
+from server.errors import ApiError, bad_field, forbidden
 from server.http import json_response, path_int, q_bool, q_choice, q_page, q_str
 from server.keys import POOL
 from server.scope import Sql, can_read, scope_where
@@ -141,13 +142,15 @@ async def list_devices(request: web.Request) -> web.Response:
 
 
 async def _visible(request: web.Request, p: Principal, did: int) -> dict[str, Any]:
-    q = Sql(did)
-    row = await request.app[POOL].fetchrow(
-        f"SELECT d.* FROM devices d WHERE d.id = $1 AND {scope_where(p, 'devices', 'd', q)}",
-        *q.params,
+    row = await fetch_in_scope(
+        request,
+        p,
+        entity="devices",
+        alias="d",
+        select="SELECT d.* FROM devices d",
+        row_id=did,
+        what="device",
     )
-    if row is None:
-        raise not_found(f"device {did}")
     return plain(row, HIDDEN)
 
 

@@ -33,6 +33,7 @@ from server.api.common import (
     contains,
     deny_fields,
     envelope,
+    fetch_in_scope,
     fetch_page,
     insert_row,
     jsonable,
@@ -47,7 +48,7 @@ from server.api.cylinders import company_filter
 from server.audit import audit
 from server.auth import Principal, require
 from server.domain.statuses import LICENCE_STATUSES, ROLES, SITE_KINDS
-from server.errors import ApiError, bad_field, forbidden, not_found
+from server.errors import ApiError, bad_field, forbidden
 from server.http import json_response, path_int, q_choice, q_page, q_str
 from server.keys import POOL
 from server.scope import Sql, scope_where
@@ -158,15 +159,16 @@ async def list_sites(request: web.Request) -> web.Response:
 
 
 async def _visible(request: web.Request, p: Principal, sid: int) -> dict[str, Any]:
-    q = Sql(sid)
-    row = await request.app[POOL].fetchrow(
-        f"""SELECT s.*, co.name AS company_name
-              FROM sites s LEFT JOIN companies co ON co.id = s.company_id
-            WHERE s.id = $1 AND {scope_where(p, "sites", "s", q)}""",
-        *q.params,
+    row = await fetch_in_scope(
+        request,
+        p,
+        entity="sites",
+        alias="s",
+        row_id=sid,
+        what="site",
+        select="SELECT s.*, co.name AS company_name"
+        " FROM sites s LEFT JOIN companies co ON co.id = s.company_id",
     )
-    if row is None:
-        raise not_found(f"site {sid}")
     return plain(row)
 
 

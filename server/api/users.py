@@ -32,6 +32,7 @@ from server.api.common import (
     changes,
     check_query,
     envelope,
+    fetch_in_scope,
     fetch_page,
     insert_row,
     jsonable,
@@ -44,7 +45,7 @@ from server.api.common import (
 from server.audit import audit
 from server.auth import Principal, require
 from server.domain.statuses import ROLES
-from server.errors import ApiError, bad_field, forbidden, not_found
+from server.errors import ApiError, bad_field, forbidden
 from server.http import json_response, path_int, q_bool, q_choice, q_page, q_str
 from server.keys import POOL, SETTINGS
 from server.passwords import hash_password, verify_password
@@ -179,13 +180,15 @@ async def list_users(request: web.Request) -> web.Response:
 
 
 async def _visible(request: web.Request, p: Principal, uid: int) -> dict[str, Any]:
-    q = Sql(uid)
-    row = await request.app[POOL].fetchrow(
-        f"SELECT {COLUMNS} FROM users u WHERE u.id = $1 AND {scope_where(p, 'users', 'u', q)}",
-        *q.params,
+    row = await fetch_in_scope(
+        request,
+        p,
+        entity="users",
+        alias="u",
+        select=f"SELECT {COLUMNS} FROM users u",
+        row_id=uid,
+        what="user",
     )
-    if row is None:
-        raise not_found(f"user {uid}")
     return _user_json(row)
 
 
