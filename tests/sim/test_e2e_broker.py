@@ -82,7 +82,14 @@ async def test_short_run_counts_match(settings: Any, city: City, broker_url: str
     lines: list[str] = []
     result = await run_sim(settings, cfg, city=city, mqtt_url=broker_url, out=lines.append,
                            client_prefix=f"{PREFIX}-sim")
-    await asyncio.sleep(1.0)  # let the listener drain
+    # let the listener drain: it answers each auth request with an awaited QoS 1 publish,
+    # so on a loaded machine it can trail the simulator by more than a fixed second
+    settled_for, last, deadline = 0.0, -1, asyncio.get_running_loop().time() + 15
+    while settled_for < 1.0 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+        total = sum(received.values())
+        settled_for = settled_for + 0.1 if total == last else 0.0
+        last = total
     listener.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await listener
