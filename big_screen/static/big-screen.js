@@ -22,7 +22,7 @@
 
   var state = window.__bs = {
     loadedAt: Date.now(),
-    ws: { state: 'connecting', opens: 0, closes: 0, frames: 0, lastClose: null },
+    ws: { state: 'connecting', opens: 0, closes: 0, frames: 0, lastClose: null, subscribed: 0 },
     events: { alerts: 0, positions: 0, kpis: 0 },
     charts: { loads: 0, errors: 0, generated_at: null },
     kpis: {},
@@ -523,6 +523,7 @@
       ws.lastRx = Date.now();
       ws.nextId = 1;
       ws.subs = {};
+      state.ws.subscribed = 0;  // confirmed by the server's result, not just sent
       ws.backoff = W.reconnect_min_s;
       subscribe('alerts');
       subscribe('positions');
@@ -562,6 +563,8 @@
         state.events.kpis += 1;
         rows.forEach(applyKpis);
       }
+    } else if (msg.type === 'result' && msg.success === true && ws.subs[msg.id]) {
+      state.ws.subscribed += 1;
     } else if (msg.type === 'result' && msg.success === false) {
       var ch = ws.subs[msg.id];
       if (ch) { delete ws.subs[msg.id]; }

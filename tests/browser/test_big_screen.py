@@ -42,7 +42,7 @@ PANELS = (
 async def wait_live(page: Any, timeout_ms: int = 15_000) -> None:
     await page.wait_for_function(
         "window.__bs && window.__bs.ws.state === 'live' && window.__bs.charts.loads >= 1"
-        " && window.__bs.events.kpis >= 1",
+        " && window.__bs.events.kpis >= 1 && window.__bs.ws.subscribed >= 3",
         timeout=timeout_ms,
     )
 
@@ -193,8 +193,12 @@ async def test_wall_recovers_after_server_restart_without_reload(
         await asyncio.sleep(1.0)
         await server.start()
 
+        # live, and the server has confirmed its three subscriptions (an alert published on
+        # the bus before the alerts subscription exists is, rightly, not delivered)
         await page.wait_for_function(
-            "window.__bs.ws.opens >= 2 && window.__bs.ws.state === 'live'", timeout=20_000
+            "window.__bs.ws.opens >= 2 && window.__bs.ws.state === 'live'"
+            " && window.__bs.ws.subscribed >= 3",
+            timeout=20_000,
         )
         row = alert_row(f"restart-{secrets.token_hex(3)}")
         server.publish("alerts", row, district="410105")
