@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from realtime.bus import Event
 from server.config import Settings
-from server.db.alerts import raise_alert
+from server.db.alerts import alert_event, raise_alert
 from server.domain.supervision import is_device_offline, licence_expiring
 
 __all__ = ["LOCK_KEY", "run_once"]
@@ -76,19 +76,6 @@ async def _mark(conn: asyncpg.Connection, name: str, at: datetime) -> None:
     )
 
 
-def _alert_event(alert: dict[str, Any], company_id: int | None, site_id: int | None) -> Event:
-    return Event(
-        channel="alerts",
-        data=alert,
-        district=alert.get("district"),
-        company_id=company_id,
-        site_id=site_id,
-        lat=alert.get("lat"),
-        lon=alert.get("lon"),
-        key=f"alert:{alert['id']}",
-    )
-
-
 async def _guns_offline(conn: asyncpg.Connection, settings: Settings, now: datetime) -> list[Event]:
     rules = settings.alerts
     rows = await conn.fetch(
@@ -124,7 +111,7 @@ async def _guns_offline(conn: asyncpg.Connection, settings: Settings, now: datet
                 "last_seen_at": r["last_seen_at"].isoformat(),
             },
         )
-        events.append(_alert_event(alert, r["company_id"], r["site_id"]))
+        events.append(alert_event(alert))
         events.append(
             Event(
                 channel="devices",
@@ -188,7 +175,7 @@ async def _valves_offline(
                 "last_seen_at": r["last_seen_at"].isoformat(),
             },
         )
-        events.append(_alert_event(alert, r["owner_company_id"], r["location_site_id"]))
+        events.append(alert_event(alert))
     new_cursor = rows[-1]["last_seen_at"] if len(rows) == VALVE_BATCH else window_end
     await _mark(conn, "valve_offline", new_cursor)
     if events:
@@ -240,5 +227,5 @@ async def _licences(conn: asyncpg.Connection, settings: Settings, now: datetime)
                 "days_left": (r["licence_expiry"] - today).days,
             },
         )
-        events.append(_alert_event(alert, r["company_id"], r["site_id"]))
+        events.append(alert_event(alert))
     return events

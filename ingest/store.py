@@ -54,7 +54,7 @@ from ingest.schemas import (
 )
 from realtime.bus import Event
 from server.config import Settings
-from server.db.alerts import ALERT_KINDS, raise_alert
+from server.db.alerts import ALERT_KINDS, alert_event, raise_alert
 from server.districts import DistrictIndex
 from server.domain.events import SCAN_ACTIONS, EventKind, epcis_for
 from server.domain.filling import FillAssessment, assess_fill, checks_failed, is_repeat_fill
@@ -1354,18 +1354,7 @@ class BatchStore:
                 details=a.details,
                 count=a.count,
             )
-            ctx.live_events.append(
-                self._event(
-                    "alerts",
-                    alert,
-                    district=alert.get("district"),
-                    company_id=a.company_id,
-                    site_id=a.site_id,
-                    lat=a.lat,
-                    lon=a.lon,
-                    key=f"alert:{alert['id']}",
-                )
-            )
+            ctx.live_events.append(alert_event(alert))
         return len(merged)
 
 
