@@ -139,11 +139,11 @@ async def _load_session(request: web.Request, sid: str, via: str) -> Principal |
     app = request.app
     redis = app[REDIS]
     key = SESSION_PREFIX + sid
-    raw = await redis.get(key)
+    # read and slide the TTL in one round trip (every authenticated request does this)
+    raw = await redis.getex(key, ex=app[SETTINGS].auth.session_ttl_s)
     if raw is None:
         return None
     data = orjson.loads(raw)
-    await redis.expire(key, app[SETTINGS].auth.session_ttl_s)
     row = await app[POOL].fetchrow(
         f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", data["user_id"]
     )
