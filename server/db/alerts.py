@@ -92,6 +92,7 @@ _COLUMNS = (
     "cylinder_id, state, count, first_at, last_at, lat, lon, details, acknowledged_at, "
     "acknowledged_by, resolved_at, resolved_by, note"
 )
+_COLUMN_NAMES: Final = tuple(_COLUMNS.split(", "))
 
 
 def alert_json(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -101,7 +102,7 @@ def alert_json(record: Mapping[str, Any]) -> dict[str, Any]:
     (e.g. ``created``) are ignored so a ``RETURNING *, …`` row can be passed as it is.
     """
     out: dict[str, Any] = {}
-    for name in _COLUMNS.split(", "):
+    for name in _COLUMN_NAMES:
         if name not in record:
             continue
         value = record[name]
