@@ -37,8 +37,11 @@ serve:
 sim:
 	cylwatch sim
 
+## ruff, strict typing and the import boundaries of docs/ARCHITECTURE.md
 lint:
 	ruff check .
+	mypy server ingest realtime dashboard big_screen device_sim
+	lint-imports
 typecheck:
 	mypy server ingest realtime dashboard big_screen device_sim
 

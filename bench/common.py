@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import psutil
 
-from server.config import Settings, load_settings
+from server.kernel.settings import Settings, load_settings
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/cylwatch_bench"
 CITY_CYLINDERS = 1_000_000
@@ -104,7 +104,8 @@ async def ensure_trajectories(conn: asyncpg.Connection) -> list[int]:
         raise RuntimeError("the bench database has no cylinders")
     have = await conn.fetchval(
         "SELECT count(*) FROM events WHERE cylinder_id = $1 AND msg_id LIKE $2",
-        busy[-1], TRAJECTORY_PREFIX + "%",
+        busy[-1],
+        TRAJECTORY_PREFIX + "%",
     )
     if have >= BUSY_EVENTS:
         return busy
@@ -128,7 +129,11 @@ async def ensure_trajectories(conn: asyncpg.Connection) -> list[int]:
          WHERE c.id = ANY($2::bigint[])
         ON CONFLICT DO NOTHING
         """,
-        TRAJECTORY_PREFIX, ids, busy, BUSY_EVENTS, OTHER_EVENTS,
+        TRAJECTORY_PREFIX,
+        ids,
+        busy,
+        BUSY_EVENTS,
+        OTHER_EVENTS,
     )
     await conn.execute("ANALYZE events")
     print(f"trajectory events added in {time.perf_counter() - started:.0f} s")
@@ -245,14 +250,15 @@ BENCH_USER = "bench_admin"
 
 async def ensure_bench_user(conn: asyncpg.Connection, settings: Settings) -> str:
     """An admin login of the benchmarks (a fresh password each run); returns the password."""
-    from server.passwords import hash_password
+    from server.kernel.passwords import hash_password
 
     password = secrets.token_urlsafe(16)
     await conn.execute(
         """INSERT INTO users (username, password_hash, role) VALUES ($1, $2, 'admin')
            ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash,
                                                active = true""",
-        BENCH_USER, hash_password(settings.auth, password),
+        BENCH_USER,
+        hash_password(settings.auth, password),
     )
     return password
 

@@ -144,7 +144,9 @@ async def _csv(conn: Any, principal: Any, filters: ExportFilters, path: Path, to
     return Result("csv", total, seconds, cpu, _size(path), mem)
 
 
-async def _xlsx(conn: Any, principal: Any, filters: ExportFilters, path: Path, total: int) -> Result:
+async def _xlsx(
+    conn: Any, principal: Any, filters: ExportFilters, path: Path, total: int
+) -> Result:
     with RssSampler() as mem:
         step = progress_marks(total, mem)
         t0, c0 = time.perf_counter(), time.process_time()
@@ -153,9 +155,7 @@ async def _xlsx(conn: Any, principal: Any, filters: ExportFilters, path: Path, t
     return Result("xlsx", rows, seconds, cpu, _size(path), mem)
 
 
-async def _import_back(
-    conn: Any, settings: Any, principal: Any, path: Path, total: int
-) -> Result:
+async def _import_back(conn: Any, settings: Any, principal: Any, path: Path, total: int) -> Result:
     with RssSampler() as mem:
         step = progress_marks(total, mem)
         t0, c0 = time.perf_counter(), time.process_time()
@@ -171,12 +171,12 @@ async def _import_back(
     kinds = Counter(f"{r.column} {r.value!r}" for r in report.rejected)
     if kinds:
         note += ": " + ", ".join(f"{n:,} × {what}" for what, n in kinds.most_common(3))
-    return Result("import (dry run)", report.total_rows, seconds, cpu, _size(path), mem,
-                  note)
+    return Result("import (dry run)", report.total_rows, seconds, cpu, _size(path), mem, note)
 
 
-async def _csv_cursor(conn: Any, principal: Any, filters: ExportFilters, path: Path, total: int
-                      ) -> Result:
+async def _csv_cursor(
+    conn: Any, principal: Any, filters: ExportFilters, path: Path, total: int
+) -> Result:
     with RssSampler() as mem:
         step = progress_marks(total, mem)
         t0, c0 = time.perf_counter(), time.process_time()
@@ -208,8 +208,15 @@ async def _csv_api(settings: Any, total: int) -> Result:
                 size += len(chunk)
                 step(chunk.count(b"\n"))
             seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return Result("csv via GET /api/v1/cylinders/export", total, seconds, cpu, size, mem,
-                  "client and server in this process")
+    return Result(
+        "csv via GET /api/v1/cylinders/export",
+        total,
+        seconds,
+        cpu,
+        size,
+        mem,
+        "client and server in this process",
+    )
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -234,9 +241,14 @@ async def main(args: argparse.Namespace) -> int:
         for tries in range(1, 4):
             try:
                 r = await measure(conn)
-            except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                    asyncpg.InternalClientError, asyncpg.AdminShutdownError,
-                    asyncpg.CannotConnectNowError, OSError) as exc:
+            except (
+                asyncpg.PostgresConnectionError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,
+                asyncpg.AdminShutdownError,
+                asyncpg.CannotConnectNowError,
+                OSError,
+            ) as exc:
                 print(f"measurement interrupted ({type(exc).__name__}); retrying", flush=True)
                 with contextlib.suppress(Exception):
                     await conn.close()
@@ -259,9 +271,7 @@ async def main(args: argparse.Namespace) -> int:
             if fmt == "csv":
                 await attempt(lambda c: _csv(c, principal, filters, out_dir / "bench.csv", total))
             elif fmt == "xlsx":
-                await attempt(
-                    lambda c: _xlsx(c, principal, filters, out_dir / "bench.xlsx", total)
-                )
+                await attempt(lambda c: _xlsx(c, principal, filters, out_dir / "bench.xlsx", total))
             else:
                 raise SystemExit(f"unknown format {fmt}")
         if args.import_back and "csv" in formats:
@@ -321,12 +331,20 @@ NOTES = """- **Memory is flat.** The resident set at 10 %, 50 % and 100 % of the
 
 
 def section(
-    args: argparse.Namespace, machine: str, after: str, started: dt.datetime,
+    args: argparse.Namespace,
+    machine: str,
+    after: str,
+    started: dt.datetime,
     results: list[Result],
 ) -> str:
     flags = " ".join(
-        f for f, on in (("--compare-cursor", args.compare_cursor),
-                        ("--import-back", args.import_back), ("--api", args.api)) if on
+        f
+        for f, on in (
+            ("--compare-cursor", args.compare_cursor),
+            ("--import-back", args.import_back),
+            ("--api", args.api),
+        )
+        if on
     )
     lines = [
         "## Archive export (and import)",
@@ -373,13 +391,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--formats", default="csv,xlsx", help="comma-separated: csv, xlsx")
     p.add_argument("--compare-cursor", action="store_true", help="also CSV via cursor + csv")
     p.add_argument("--api", action="store_true", help="also CSV through the HTTP endpoint")
-    p.add_argument(
-        "--import-back", action="store_true", help="also import the CSV back (dry run)"
-    )
+    p.add_argument("--import-back", action="store_true", help="also import the CSV back (dry run)")
     p.add_argument("--out-dir", help="where the files go (default: a temp dir, removed)")
     p.add_argument("--keep", action="store_true", help="keep the exported files")
-    p.add_argument("--record", nargs="?", const=str(BENCHMARKS_MD), default=None,
-                   help="write the section into docs/BENCHMARKS.md (or PATH)")
+    p.add_argument(
+        "--record",
+        nargs="?",
+        const=str(BENCHMARKS_MD),
+        default=None,
+        help="write the section into docs/BENCHMARKS.md (or PATH)",
+    )
     return p.parse_args(argv)
 
 

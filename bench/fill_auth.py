@@ -64,8 +64,11 @@ def plan_requests(city: Any, n: int, deny_share: float, seed: int) -> list[tuple
         if rng.random() < deny_share:
             kind = rng.choice(("not_owner", "overdue_inspection", "scrapped", "unknown_tag"))
             if kind == "not_owner":
-                cands = [c for c in rng.sample(city.legal, 20)
-                         if not city.may_fill(c.company_id, company)]
+                cands = [
+                    c
+                    for c in rng.sample(city.legal, 20)
+                    if not city.may_fill(c.company_id, company)
+                ]
                 if cands:
                     out.append((gun.device_id, cands[0].tag, kind))
                     continue
@@ -82,8 +85,9 @@ def plan_requests(city: Any, n: int, deny_share: float, seed: int) -> list[tuple
     return out
 
 
-def run_load(port: int, plan: list[tuple[str, str, str]], rate: float, lost_after: float
-             ) -> tuple[list[float], dict[str, Any], dict[str, float], dict[str, Any]]:
+def run_load(
+    port: int, plan: list[tuple[str, str, str]], rate: float, lost_after: float
+) -> tuple[list[float], dict[str, Any], dict[str, float], dict[str, Any]]:
     """Publish *plan* open-loop at *rate*; returns send times, replies, receive times, stats."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
@@ -113,16 +117,14 @@ def run_load(port: int, plan: list[tuple[str, str, str]], rate: float, lost_afte
     def on_subscribe(*a: Any) -> None:
         ready.set()
 
-    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-auth-sub",
-                      protocol=mqtt.MQTTv5)
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-auth-sub", protocol=mqtt.MQTTv5)
     sub.on_message = on_message
     sub.on_subscribe = on_subscribe
     sub.connect("127.0.0.1", port)
     sub.loop_start()
     sub.subscribe("cyl/v1/gun/+/auth/reply", qos=1)
     ready.wait(10)
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-auth-pub",
-                      protocol=mqtt.MQTTv5)
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-auth-pub", protocol=mqtt.MQTTv5)
     pub.max_inflight_messages_set(1000)
     pub.connect("127.0.0.1", port)
     pub.loop_start()
@@ -145,8 +147,12 @@ def run_load(port: int, plan: list[tuple[str, str, str]], rate: float, lost_afte
     pub.loop_stop()
     sub.disconnect()
     sub.loop_stop()
-    return sent_at, {"ids": ids, "replies": replies}, recv_at, {"late_sends": late,
-                                                               "send_span_s": span}
+    return (
+        sent_at,
+        {"ids": ids, "replies": replies},
+        recv_at,
+        {"late_sends": late, "send_span_s": span},
+    )
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -156,8 +162,9 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--dsn", default=DEFAULT_DSN)
     ap.add_argument("--cylinders", type=int, default=1_000_000, help="seed size if empty")
     ap.add_argument("--rate", type=float, default=500.0, help="requests per second")
@@ -166,8 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--deny-share", type=float, default=0.2)
     ap.add_argument("--lost-after", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--record", nargs="?", const=str(ROOT / "docs" / "BENCHMARKS.md"),
-                    default=None)
+    ap.add_argument("--record", nargs="?", const=str(ROOT / "docs" / "BENCHMARKS.md"), default=None)
     args = ap.parse_args(argv)
     if "127.0.0.1" not in args.dsn and "localhost" not in args.dsn:
         ap.error("benchmarks run only against 127.0.0.1")
@@ -184,8 +190,11 @@ def main(argv: list[str] | None = None) -> int:
         group = bi.WorkerGroup(1, args.dsn, broker.url, f"auth{random.randrange(10**6)}")
         group.start()
         try:
-            print(f"1 ingest worker on {broker.url}; {total:,} requests at {args.rate:.0f}/s "
-                  f"({n_cyl:,} cylinders)", flush=True)
+            print(
+                f"1 ingest worker on {broker.url}; {total:,} requests at {args.rate:.0f}/s "
+                f"({n_cyl:,} cylinders)",
+                flush=True,
+            )
             sent_at, rep, recv_at, load = run_load(broker.port, plan, args.rate, args.lost_after)
         finally:
             metrics = group.finish()
@@ -206,8 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         body = rep["replies"][mid]
         decisions[body.get("decision", "?")] = decisions.get(body.get("decision", "?"), 0) + 1
         exp = plan[i][2]
-        ok = body.get("decision") == "allow" if exp == "allow" else (
-            body.get("decision") == "deny" and exp in (body.get("reasons") or []))
+        ok = (
+            body.get("decision") == "allow"
+            if exp == "allow"
+            else (body.get("decision") == "deny" and exp in (body.get("reasons") or []))
+        )
         wrong += not ok
     counted = len(plan) - skip
     p = {q: percentile(lat, q) for q in (0.5, 0.95, 0.99)}
@@ -269,13 +281,19 @@ async def _load(dsn: str, seed: int) -> Any:
 
     from device_sim.runner import city_today
     from device_sim.world import load_city
-    from server.config import load_settings
+    from server.kernel.settings import load_settings
 
     settings = load_settings(environ={**os.environ, "CYL_DATABASE_URL": dsn})
     conn = await asyncpg.connect(dsn)
     try:
-        return await load_city(conn, today=city_today(settings), legal_cap=100_000,
-                               illegal_cap=5_000, customers_cap=10, seed=seed)
+        return await load_city(
+            conn,
+            today=city_today(settings),
+            legal_cap=100_000,
+            illegal_cap=5_000,
+            customers_cap=10,
+            seed=seed,
+        )
     finally:
         await conn.close()
 

@@ -67,8 +67,8 @@ async def ensure_city(dsn: str, cylinders: int) -> None:
     """Migrate and seed the bench database unless it already holds cylinders."""
     import asyncpg
 
-    from server.config import load_settings
     from server.db.migrate import migrate
+    from server.kernel.settings import load_settings
     from server.seed import seed_city
 
     settings = load_settings(environ={**os.environ, "CYL_DATABASE_URL": dsn})
@@ -108,13 +108,19 @@ async def load_bench_city(dsn: str, seed: int) -> Any:
 
     from device_sim.runner import city_today
     from device_sim.world import load_city
-    from server.config import load_settings
+    from server.kernel.settings import load_settings
 
     settings = load_settings(environ={**os.environ, "CYL_DATABASE_URL": dsn})
     conn = await asyncpg.connect(dsn)
     try:
-        return await load_city(conn, today=city_today(settings), legal_cap=200_000,
-                               illegal_cap=10, customers_cap=500, seed=seed)
+        return await load_city(
+            conn,
+            today=city_today(settings),
+            legal_cap=200_000,
+            illegal_cap=10,
+            customers_cap=500,
+            seed=seed,
+        )
     finally:
         await conn.close()
 
@@ -144,8 +150,9 @@ async def counts(conn: Any) -> dict[str, int]:
 # ---------------------------------------------------------------------- consumers
 
 
-def _worker_child(env: dict[str, str], index: int, mqtt_url: str, ready: Any, stop: Any,
-                  results: Any) -> None:
+def _worker_child(
+    env: dict[str, str], index: int, mqtt_url: str, ready: Any, stop: Any, results: Any
+) -> None:
     """A spawned process running one IngestWorker until *stop* is set."""
     sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
     os.environ.update(env)
@@ -160,8 +167,8 @@ def _worker_child(env: dict[str, str], index: int, mqtt_url: str, ready: Any, st
 async def _worker_async(index: int, mqtt_url: str, ready: Any, stop: Any, results: Any) -> None:
     from ingest.worker import IngestWorker
     from realtime.bus import EventBus
-    from server.config import load_settings
     from server.db.pool import create_pool
+    from server.kernel.settings import load_settings
 
     settings = load_settings()
     pool = await create_pool(settings)
@@ -207,8 +214,11 @@ class WorkerGroup:
         readies = []
         for i in range(self.n):
             ready = ctx.Event()
-            p = ctx.Process(target=_worker_child, args=(self.env(), i, self.mqtt_url, ready,
-                                                       self.stop, self.results), daemon=True)
+            p = ctx.Process(
+                target=_worker_child,
+                args=(self.env(), i, self.mqtt_url, ready, self.stop, self.results),
+                daemon=True,
+            )
             p.start()
             self.procs.append(p)
             readies.append(ready)
@@ -246,8 +256,9 @@ class CeilingSubscriber:
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.properties import Properties
 
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                        protocol=mqtt.MQTTv5)
+        c = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5
+        )
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600
         props.ReceiveMaximum = 65535
@@ -289,9 +300,15 @@ class NodeRed:
         self.mqtt_port, self.dsn = mqtt_port, dsn
         self.ui_port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="cylwatch-nodered-"))
-        (self.dir / "package.json").write_text(json.dumps({
-            "name": "cylwatch-bench-nodered-userdir", "private": True,
-            "dependencies": {"pg": "*"}}))
+        (self.dir / "package.json").write_text(
+            json.dumps(
+                {
+                    "name": "cylwatch-bench-nodered-userdir",
+                    "private": True,
+                    "dependencies": {"pg": "*"},
+                }
+            )
+        )
         (self.dir / "node_modules").symlink_to(NODERED_DIR / "node_modules")
         shutil.copy(NODERED_DIR / "flows.json", self.dir / "flows.json")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -312,14 +329,28 @@ class NodeRed:
         return f"Node-RED {json.loads(pkg.read_text())['version']} on node {node.stdout.strip()}"
 
     def start(self, timeout: float = 60) -> None:
-        env = {**os.environ, "CYL_BENCH_MQTT_PORT": str(self.mqtt_port),
-               "CYL_BENCH_DSN": self.dsn, "CYL_BENCH_NODERED_PORT": str(self.ui_port)}
+        env = {
+            **os.environ,
+            "CYL_BENCH_MQTT_PORT": str(self.mqtt_port),
+            "CYL_BENCH_DSN": self.dsn,
+            "CYL_BENCH_NODERED_PORT": str(self.ui_port),
+        }
         red = NODERED_DIR / "node_modules" / "node-red" / "red.js"
         with self.log.open("ab") as fh:
             self.proc = subprocess.Popen(
-                ["node", str(red), "--settings", str(NODERED_DIR / "settings.js"),
-                 "--userDir", str(self.dir), "flows.json"],
-                stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=self.dir,
+                [
+                    "node",
+                    str(red),
+                    "--settings",
+                    str(NODERED_DIR / "settings.js"),
+                    "--userDir",
+                    str(self.dir),
+                    "flows.json",
+                ],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.dir,
             )
         start = self.log.stat().st_size if self.log.exists() else 0
         deadline = time.monotonic() + timeout
@@ -388,8 +419,11 @@ class Drain:
         return (c1 - c0) / (t1 - t0) if t1 > t0 else None
 
     def lost(self) -> dict[str, int]:
-        return {k: self.sent[k] - self.final.get(k, 0) for k in self.sent
-                if self.sent[k] != self.final.get(k, 0)}
+        return {
+            k: self.sent[k] - self.final.get(k, 0)
+            for k in self.sent
+            if self.sent[k] != self.final.get(k, 0)
+        }
 
 
 async def watch(dsn: str, drain: Drain, bound_s: float) -> None:
@@ -461,8 +495,10 @@ def publish_parallel(port: int, msgs: list[tuple[str, bytes]], procs: int) -> tu
     q = ctx.Queue()
     parts = [msgs[i::procs] for i in range(procs)]
     t0 = time.perf_counter()
-    ps = [ctx.Process(target=_publish_child, args=(port, part, f"bench-pub-{i}", q))
-          for i, part in enumerate(parts)]
+    ps = [
+        ctx.Process(target=_publish_child, args=(port, part, f"bench-pub-{i}", q))
+        for i, part in enumerate(parts)
+    ]
     for p in ps:
         p.start()
     acked = 0
@@ -500,8 +536,10 @@ def run(args: argparse.Namespace) -> int:
         # 1. sessions: ceiling, 1 worker, 2 workers, Node-RED — then all offline
         ceil = CeilingSubscriber(broker.port, len(msgs))
         ceil.create_session()
-        groups = {n: WorkerGroup(n, args.dsn, broker.url, f"{n}w{uuid.uuid4().hex[:4]}")
-                  for n in args.workers}
+        groups = {
+            n: WorkerGroup(n, args.dsn, broker.url, f"{n}w{uuid.uuid4().hex[:4]}")
+            for n in args.workers
+        }
         for g in groups.values():
             g.start()
             g.finish()
@@ -512,18 +550,29 @@ def run(args: argparse.Namespace) -> int:
             nodered.start()
             nodered.stop()
         # 2. publish once; the broker queues a copy per session
-        acked, secs = publish_parallel(broker.port, [(m.topic, m.payload) for m in msgs],
-                                       args.publishers)
-        pub = {"acked": acked, "seconds": secs, "rate": acked / secs,
-               "broker_rss_mb": broker.rss_mb()}
-        print(f"published {acked:,}/{len(msgs):,} QoS 1 in {secs:.1f} s "
-              f"({acked / secs:,.0f} msg/s, {args.publishers} publisher processes)", flush=True)
+        acked, secs = publish_parallel(
+            broker.port, [(m.topic, m.payload) for m in msgs], args.publishers
+        )
+        pub = {
+            "acked": acked,
+            "seconds": secs,
+            "rate": acked / secs,
+            "broker_rss_mb": broker.rss_mb(),
+        }
+        print(
+            f"published {acked:,}/{len(msgs):,} QoS 1 in {secs:.1f} s "
+            f"({acked / secs:,.0f} msg/s, {args.publishers} publisher processes)",
+            flush=True,
+        )
         # 3. the ceiling: a do-nothing subscriber drains its copy
         ceil.drain(args.timeout)
         span = ceil.last - ceil.first
         ceiling = {"count": ceil.count, "rate": ceil.count / span if span > 0 else None}
-        print(f"ceiling: do-nothing subscriber received {ceil.count:,} at "
-              f"{_fmt(ceiling['rate'])} msg/s", flush=True)
+        print(
+            f"ceiling: do-nothing subscriber received {ceil.count:,} at "
+            f"{_fmt(ceiling['rate'])} msg/s",
+            flush=True,
+        )
         # 4. ingest, 1 then 2 workers
         for n, g in groups.items():
             asyncio.run(truncate(args.dsn))
@@ -533,9 +582,12 @@ def run(args: argparse.Namespace) -> int:
             asyncio.run(watch(args.dsn, d, args.timeout))
             d.metrics = g.finish()
             results.append(d)
-            print(f"{d.name}: stored {d.stored:,}/{d.total_sent:,}, sustained "
-                  f"{_fmt(d.rate_sustained())} msg/s, overall {_fmt(d.rate_overall())} msg/s, "
-                  f"lost {d.lost() or 'none'} {d.note}", flush=True)
+            print(
+                f"{d.name}: stored {d.stored:,}/{d.total_sent:,}, sustained "
+                f"{_fmt(d.rate_sustained())} msg/s, overall {_fmt(d.rate_overall())} msg/s, "
+                f"lost {d.lost() or 'none'} {d.note}",
+                flush=True,
+            )
         # 5. Node-RED
         if nodered is not None:
             asyncio.run(truncate(args.dsn))
@@ -550,10 +602,12 @@ def run(args: argparse.Namespace) -> int:
             if d.stored < d.total_sent and not d.note:
                 d.note = f"stopped after {args.nodered_timeout:.0f} s (bound)"
             results.append(d)
-            print(f"{d.name}: stored {d.stored:,}/{d.total_sent:,}, sustained "
-                  f"{_fmt(d.rate_sustained())} msg/s {d.note}", flush=True)
-    report = render(args, info, sent, payload_bytes, pub, ceiling, results, nodered_skip,
-                    BENCH_MIX)
+            print(
+                f"{d.name}: stored {d.stored:,}/{d.total_sent:,}, sustained "
+                f"{_fmt(d.rate_sustained())} msg/s {d.note}",
+                flush=True,
+            )
+    report = render(args, info, sent, payload_bytes, pub, ceiling, results, nodered_skip, BENCH_MIX)
     print()
     print(report)
     if args.record:
@@ -562,9 +616,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def render(args: argparse.Namespace, info: dict[str, str], sent: dict[str, int],
-           payload_bytes: float, pub: dict[str, Any], ceiling: dict[str, Any],
-           results: list[Drain], nodered_skip: str | None, mix: dict[str, float]) -> str:
+def render(
+    args: argparse.Namespace,
+    info: dict[str, str],
+    sent: dict[str, int],
+    payload_bytes: float,
+    pub: dict[str, Any],
+    ceiling: dict[str, Any],
+    results: list[Drain],
+    nodered_skip: str | None,
+    mix: dict[str, float],
+) -> str:
     lines = [
         "## Ingest",
         "",
@@ -575,15 +637,14 @@ def render(args: argparse.Namespace, info: dict[str, str], sent: dict[str, int],
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM, {info['os']}; "
         f"{info['postgresql']}; {info['mosquitto']} (private instance, config in "
         f"device_sim/loadgen.py); Python {info['python']}; load average at start "
-        f"{info['load']}"
-        + (f"; {info['node-red']}" if "node-red" in info else "") + ".",
+        f"{info['load']}" + (f"; {info['node-red']}" if "node-red" in info else "") + ".",
         "",
         f"Messages: {sum(sent.values()):,} QoS 1, mean payload {payload_bytes:.0f} B; mix "
         + ", ".join(f"{k} {v:.0%} ({sent.get(k, 0):,})" for k, v in mix.items())
         + ". Every device id and tag is a seeded one; every msg_id unique. Method: each "
         "consumer's persistent session is filled with the whole backlog while it is "
         "offline, then the consumer drains it; rows are counted in PostgreSQL every "
-        f"{POLL_S} s. \"Sustained\" = rows/s between 10 % and 90 % of the backlog.",
+        f'{POLL_S} s. "Sustained" = rows/s between 10 % and 90 % of the backlog.',
         "",
         f"Publishing (2 paho processes → broker, {len(results) + 1} offline sessions "
         f"queued): {pub.get('rate', 0):,.0f} msg/s acknowledged; broker RSS afterwards "
@@ -614,8 +675,9 @@ def render(args: argparse.Namespace, info: dict[str, str], sent: dict[str, int],
             n = len(d.metrics)
             per_worker = (rate or 0) / n
             ok = per_worker >= TARGET_MSGS and not lost and p99 <= TARGET_BATCH_S
-            target = (f"{'met' if ok else 'MISSED'}: {per_worker:,.0f}/s per worker "
-                      f"vs {TARGET_MSGS:,}")
+            target = (
+                f"{'met' if ok else 'MISSED'}: {per_worker:,.0f}/s per worker vs {TARGET_MSGS:,}"
+            )
             ours[n] = rate
         lines.append(
             f"| {d.name} | {d.stored:,} / {d.total_sent:,} | {_fmt(rate)} | "
@@ -627,8 +689,10 @@ def render(args: argparse.Namespace, info: dict[str, str], sent: dict[str, int],
         nr_rate = nr.rate_sustained()
         for n, r in ours.items():
             if r and nr_rate:
-                lines.append(f"- Ratio, ours ({n} worker{'s' if n > 1 else ''}) ÷ Node-RED: "
-                             f"**{r / nr_rate:.1f}×**.")
+                lines.append(
+                    f"- Ratio, ours ({n} worker{'s' if n > 1 else ''}) ÷ Node-RED: "
+                    f"**{r / nr_rate:.1f}×**."
+                )
         if nr.note:
             lines.append(f"- Node-RED: {nr.note}.")
         lines.append(
@@ -644,17 +708,23 @@ def render(args: argparse.Namespace, info: dict[str, str], sent: dict[str, int],
             rows = sum(m.get("batch_rows", 0) for m in d.metrics)
             batches = sum(m.get("batches", 0) for m in d.metrics)
             dups = sum(m.get("duplicates", 0) for m in d.metrics)
-            lines.append(f"- {d.name}: {batches:,} batches, {rows / max(batches, 1):,.0f} "
-                         f"messages per batch on average, {dups:,} duplicates absorbed.")
+            lines.append(
+                f"- {d.name}: {batches:,} batches, {rows / max(batches, 1):,.0f} "
+                f"messages per batch on average, {dups:,} duplicates absorbed."
+            )
     for n, r in ours.items():
         ceil_rate = ceiling.get("rate")
         if r and ceil_rate:
-            lines.append(f"- {n} worker{'s' if n > 1 else ''}: {r / ceil_rate:.0%} of the "
-                         "broker's delivery ceiling to one do-nothing client.")
-    lines.append("- Batch commit latency is the worker's own `batch_latency` (COPY + state + "
-                 "rules + commit of one batch); under a backlog batches fill to "
-                 "`[ingest] batch_max_rows` at once, so a batch's age at commit is about "
-                 "its commit time.")
+            lines.append(
+                f"- {n} worker{'s' if n > 1 else ''}: {r / ceil_rate:.0%} of the "
+                "broker's delivery ceiling to one do-nothing client."
+            )
+    lines.append(
+        "- Batch commit latency is the worker's own `batch_latency` (COPY + state + "
+        "rules + commit of one batch); under a backlog batches fill to "
+        "`[ingest] batch_max_rows` at once, so a batch's age at commit is about "
+        "its commit time."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -662,8 +732,11 @@ def record(path: Path, section: str, mark: str = MARK) -> None:
     """Replace this bench's section of docs/BENCHMARKS.md (or append it)."""
     start, end = f"<!-- {mark} -->", f"<!-- /{mark} -->"
     block = f"{start}\n{section}{end}\n"
-    text = path.read_text(encoding="utf-8") if path.exists() else (
-        "# Benchmarks\n\nFigures measured by `bench/`, against DESIGN §10's targets.\n\n")
+    text = (
+        path.read_text(encoding="utf-8")
+        if path.exists()
+        else ("# Benchmarks\n\nFigures measured by `bench/`, against DESIGN §10's targets.\n\n")
+    )
     if start in text and end in text:
         head, _, rest = text.partition(start)
         _, _, tail = rest.partition(end)
@@ -674,21 +747,32 @@ def record(path: Path, section: str, mark: str = MARK) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--dsn", default=DEFAULT_DSN, help="bench database (created if missing)")
     p.add_argument("--cylinders", type=int, default=100_000, help="seed size if empty")
     p.add_argument("--messages", type=int, default=200_000, help="backlog size")
-    p.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2],
-                   help="worker counts to measure, comma-separated (default 1,2)")
+    p.add_argument(
+        "--workers",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[1, 2],
+        help="worker counts to measure, comma-separated (default 1,2)",
+    )
     p.add_argument("--publishers", type=int, default=2, help="publisher processes")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--timeout", type=float, default=180, help="bound per consumer, seconds")
-    p.add_argument("--nodered-timeout", type=float, default=120,
-                   help="bound for Node-RED's drain, seconds")
+    p.add_argument(
+        "--nodered-timeout", type=float, default=120, help="bound for Node-RED's drain, seconds"
+    )
     p.add_argument("--no-nodered", dest="nodered", action="store_false")
-    p.add_argument("--record", nargs="?", const=str(ROOT / "docs" / "BENCHMARKS.md"),
-                   default=None, help="write the section into docs/BENCHMARKS.md (or PATH)")
+    p.add_argument(
+        "--record",
+        nargs="?",
+        const=str(ROOT / "docs" / "BENCHMARKS.md"),
+        default=None,
+        help="write the section into docs/BENCHMARKS.md (or PATH)",
+    )
     args = p.parse_args(argv)
     if "127.0.0.1" not in args.dsn and "localhost" not in args.dsn:
         p.error("benchmarks run only against 127.0.0.1")

@@ -74,7 +74,7 @@ async def check_city(dsn: str) -> int:
 async def load_city(dsn: str, seed: int) -> Any:
     from device_sim.runner import city_today
     from device_sim.world import load_city as _load
-    from server.config import load_settings
+    from server.kernel.settings import load_settings
 
     settings = load_settings(environ={**os.environ, "CYL_DATABASE_URL": dsn})
     conn = await _connect(dsn)
@@ -129,8 +129,8 @@ def _worker_child(env: dict[str, str], index: int, ready: Any, stop: Any, result
 async def _worker_async(index: int, ready: Any, stop: Any, results: Any) -> None:
     from ingest.worker import IngestWorker
     from realtime.bus import EventBus
-    from server.config import load_settings
     from server.db.pool import create_pool
+    from server.kernel.settings import load_settings
 
     settings = load_settings()
     pool = await create_pool(settings)

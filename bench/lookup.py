@@ -115,6 +115,7 @@ async def main(args: argparse.Namespace) -> int:
     api_cpu_ms = float("nan")
     if not args.no_api:
         async with bench_client(settings) as (client, headers):
+
             async def get(path: str, params: dict[str, Any]) -> bytes:
                 resp = await client.get(path, params=params, headers=headers)
                 body: bytes = await resp.read()
@@ -151,8 +152,12 @@ async def main(args: argparse.Namespace) -> int:
     if api_lookup:
         measured += [
             ("lookup by tag, `GET /api/v1/cylinders?tag=`", api_lookup, TARGET_LOOKUP_P99_MS),
-            (f"trajectory, `GET /api/v1/cylinders/{{id}}/trajectory` ({traj_rows} events, "
-             "one page)", api_traj, TARGET_TRAJECTORY_MS),
+            (
+                f"trajectory, `GET /api/v1/cylinders/{{id}}/trajectory` ({traj_rows} events, "
+                "one page)",
+                api_traj,
+                TARGET_TRAJECTORY_MS,
+            ),
         ]
     print()
     for name, samples, target in measured:
@@ -258,8 +263,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=500, help="warm-up lookups (not measured)")
     p.add_argument("--random-seed", type=int, default=20261123)
     p.add_argument("--no-api", action="store_true", help="raw SQL only")
-    p.add_argument("--record", nargs="?", const=str(BENCHMARKS_MD), default=None,
-                   help="write the section into docs/BENCHMARKS.md (or PATH)")
+    p.add_argument(
+        "--record",
+        nargs="?",
+        const=str(BENCHMARKS_MD),
+        default=None,
+        help="write the section into docs/BENCHMARKS.md (or PATH)",
+    )
     return p.parse_args(argv)
 
 

@@ -47,8 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from realtime.bridge import bridge_channel, encode  # noqa: E402
-from realtime.bus import Event  # noqa: E402
-from server.config import load_settings  # noqa: E402
+from server.kernel.events import Event  # noqa: E402
+from server.kernel.settings import load_settings  # noqa: E402
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/cylwatch_bench_ws"
 USER = "bench_ws_admin"
@@ -76,14 +76,16 @@ def machine_line() -> str:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return (f"{psutil.cpu_count()} CPU ({model}{mhz}), "
-            f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, Python {platform.python_version()}")
+    return (
+        f"{psutil.cpu_count()} CPU ({model}{mhz}), "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, Python {platform.python_version()}"
+    )
 
 
 async def prepare(settings: Any) -> None:
     from server.db.migrate import migrate
     from server.db.pool import connect
-    from server.passwords import hash_password
+    from server.kernel.passwords import hash_password
 
     await migrate(settings)
     conn = await connect(settings)
@@ -91,7 +93,8 @@ async def prepare(settings: Any) -> None:
         await conn.execute(
             """INSERT INTO users (username, password_hash, role) VALUES ($1, $2, 'admin')
                ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash""",
-            USER, hash_password(settings.auth, PASSWORD),
+            USER,
+            hash_password(settings.auth, PASSWORD),
         )
     finally:
         await conn.close()
@@ -110,10 +113,26 @@ def tile(i: int, tiles: int) -> list[float] | None:
     return [w + col * dx, s + row * dy, w + (col + 1) * dx, s + (row + 1) * dy]
 
 
-async def _clients(url: str, token: str, n: int, duration: float, start_at: float,
-                   tiles: int, offset: int, out: Any) -> None:
-    stats = {"connected": 0, "failed": 0, "frames": 0, "position_frames": 0, "bytes": 0,
-             "alerts": 0, "closed": 0, "close_codes": {}}
+async def _clients(
+    url: str,
+    token: str,
+    n: int,
+    duration: float,
+    start_at: float,
+    tiles: int,
+    offset: int,
+    out: Any,
+) -> None:
+    stats = {
+        "connected": 0,
+        "failed": 0,
+        "frames": 0,
+        "position_frames": 0,
+        "bytes": 0,
+        "alerts": 0,
+        "closed": 0,
+        "close_codes": {},
+    }
     latencies: list[float] = []
     alert_marker = b'"channel":"alerts"'
     connector = aiohttp.TCPConnector(limit=0)
@@ -121,8 +140,9 @@ async def _clients(url: str, token: str, n: int, duration: float, start_at: floa
 
         async def one(i: int) -> None:
             try:
-                ws = await session.ws_connect(f"{url}/ws?token={token}", decode_text=False,
-                                              max_msg_size=0, heartbeat=None)
+                ws = await session.ws_connect(
+                    f"{url}/ws?token={token}", decode_text=False, max_msg_size=0, heartbeat=None
+                )
             except (aiohttp.ClientError, OSError):
                 stats["failed"] += 1
                 return
@@ -175,8 +195,16 @@ async def _clients(url: str, token: str, n: int, duration: float, start_at: floa
     out.put({"stats": stats, "latencies": latencies})
 
 
-def client_proc(url: str, token: str, n: int, duration: float, start_at: float, tiles: int,
-                offset: int, out: Any) -> None:
+def client_proc(
+    url: str,
+    token: str,
+    n: int,
+    duration: float,
+    start_at: float,
+    tiles: int,
+    offset: int,
+    out: Any,
+) -> None:
     import uvloop
 
     uvloop.run(_clients(url, token, n, duration, start_at, tiles, offset, out))
@@ -185,8 +213,9 @@ def client_proc(url: str, token: str, n: int, duration: float, start_at: float, 
 # ------------------------------------------------------------------ the injector
 
 
-async def inject(settings: Any, rate: float, alert_rate: float, objects: int,
-                 duration: float) -> dict[str, int]:
+async def inject(
+    settings: Any, rate: float, alert_rate: float, objects: int, duration: float
+) -> dict[str, int]:
     """PUBLISH like an ingest process: encoded events, pipelined, paced in 10 ms slices."""
     redis = Redis.from_url(settings.services.redis_url)
     channel = bridge_channel(settings)
@@ -206,20 +235,49 @@ async def inject(settings: Any, rate: float, alert_rate: float, objects: int,
             for _ in range(max(0, due)):
                 v = rng.randrange(objects)
                 lat, lon = rng.uniform(s, n), rng.uniform(w, e)
-                data = {"kind": "vehicle", "id": f"V{v:05d}", "lat": lat, "lon": lon,
-                        "ts": int(time.time() * 1000), "speed_kmh": 40.0, "heading": 90.0}
-                pipe.publish(channel, encode(Event("positions", data, district="410105",
-                                                   company_id=1, lat=lat, lon=lon,
-                                                   key=f"vehicle:V{v:05d}"), origin))
+                data = {
+                    "kind": "vehicle",
+                    "id": f"V{v:05d}",
+                    "lat": lat,
+                    "lon": lon,
+                    "ts": int(time.time() * 1000),
+                    "speed_kmh": 40.0,
+                    "heading": 90.0,
+                }
+                pipe.publish(
+                    channel,
+                    encode(
+                        Event(
+                            "positions",
+                            data,
+                            district="410105",
+                            company_id=1,
+                            lat=lat,
+                            lon=lon,
+                            key=f"vehicle:V{v:05d}",
+                        ),
+                        origin,
+                    ),
+                )
                 positions += 1
             while alert_rate and now >= next_alert:
                 alert_id += 1
-                data = {"id": alert_id, "kind": "leak", "severity": "critical",
-                        "subject_type": "cylinder", "subject_id": f"T{alert_id}", "company_id": 1,
-                        "site_id": None, "district": "410105", "state": "open", "count": 1,
-                        "details": {"bench_ts": time.time()}}
-                pipe.publish(channel, encode(Event("alerts", data, district="410105",
-                                                   company_id=1), origin))
+                data = {
+                    "id": alert_id,
+                    "kind": "leak",
+                    "severity": "critical",
+                    "subject_type": "cylinder",
+                    "subject_id": f"T{alert_id}",
+                    "company_id": 1,
+                    "site_id": None,
+                    "district": "410105",
+                    "state": "open",
+                    "count": 1,
+                    "details": {"bench_ts": time.time()},
+                }
+                pipe.publish(
+                    channel, encode(Event("alerts", data, district="410105", company_id=1), origin)
+                )
                 alerts += 1
                 next_alert += 1 / alert_rate
             await pipe.execute()
@@ -238,12 +296,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(log_path: str, port: int, env: dict[str, str]) -> tuple[Any, subprocess.Popen[bytes]]:
+def start_server(
+    log_path: str, port: int, env: dict[str, str]
+) -> tuple[Any, subprocess.Popen[bytes]]:
     log = open(log_path, "wb")  # noqa: SIM115 - the caller closes it
     server = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--no-ingest", "--host", "127.0.0.1",
-         "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--no-ingest",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     return log, server
 
@@ -263,17 +335,23 @@ async def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 async def login(url: str) -> str:
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{url}/api/v1/auth/login", json={"username": USER, "password": PASSWORD}
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{url}/api/v1/auth/login", json={"username": USER, "password": PASSWORD}
+        ) as resp,
+    ):
         body = await resp.json()
         return str(body["token"])
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     channel = f"cylwatch:bench:{secrets.token_hex(4)}"
-    env = {**os.environ, "CYL_DATABASE_URL": args.database_url,
-           "CYL_REALTIME__REDIS_CHANNEL": channel}
+    env = {
+        **os.environ,
+        "CYL_DATABASE_URL": args.database_url,
+        "CYL_REALTIME__REDIS_CHANNEL": channel,
+    }
     settings = load_settings(environ=env)
     await prepare(settings)
     port = free_port()
@@ -285,14 +363,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         token = await login(url)
         ctx = mp.get_context("spawn")
         out = ctx.Queue()
-        per = [args.clients // args.client_procs + (1 if i < args.clients % args.client_procs else 0)
-               for i in range(args.client_procs)]
+        per = [
+            args.clients // args.client_procs + (1 if i < args.clients % args.client_procs else 0)
+            for i in range(args.client_procs)
+        ]
         connect_s = max(5.0, args.clients / 200)
         start_at = time.time() + connect_s
         offset = 0
         for n in per:
-            p = ctx.Process(target=client_proc, args=(url, token, n, args.duration, start_at,
-                                                      args.tiles, offset, out))
+            p = ctx.Process(
+                target=client_proc,
+                args=(url, token, n, args.duration, start_at, args.tiles, offset, out),
+            )
             p.start()
             procs.append(p)
             offset += n
@@ -308,8 +390,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         rss_mb = ps.memory_info().rss / 2**20
         results = []
         for _ in procs:
-            results.append(await asyncio.get_running_loop().run_in_executor(
-                None, out.get, True, args.duration + 60))
+            results.append(
+                await asyncio.get_running_loop().run_in_executor(
+                    None, out.get, True, args.duration + 60
+                )
+            )
     finally:
         for p in procs:
             p.join(10)
@@ -321,8 +406,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
-    stats: dict[str, Any] = {"connected": 0, "failed": 0, "frames": 0, "position_frames": 0,
-                             "bytes": 0, "alerts": 0, "closed": 0, "close_codes": {}}
+    stats: dict[str, Any] = {
+        "connected": 0,
+        "failed": 0,
+        "frames": 0,
+        "position_frames": 0,
+        "bytes": 0,
+        "alerts": 0,
+        "closed": 0,
+        "close_codes": {},
+    }
     latencies: list[float] = []
     for r in results:
         for k, v in r["stats"].items():
@@ -336,21 +429,29 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     expected_alerts = sent["alerts"] * stats["connected"]
     return {
         "machine": machine_line(),
-        "clients": args.clients, "viewport": f"1/{args.tiles**2} of the city" if args.tiles
-        else "whole city", "connected": stats["connected"], "failed": stats["failed"],
+        "clients": args.clients,
+        "viewport": f"1/{args.tiles**2} of the city" if args.tiles else "whole city",
+        "connected": stats["connected"],
+        "failed": stats["failed"],
         "duration_s": round(elapsed, 1),
-        "positions_sent": sent["positions"], "positions_per_s": round(sent["positions"] / elapsed),
+        "positions_sent": sent["positions"],
+        "positions_per_s": round(sent["positions"] / elapsed),
         "objects": args.objects,
         "alerts_sent": sent["alerts"],
-        "alerts_received": stats["alerts"], "alerts_expected": expected_alerts,
-        "alert_latency_ms": {"p50": round(percentile(latencies, 50), 1),
-                             "p99": round(percentile(latencies, 99), 1),
-                             "max": round(max(latencies, default=float("nan")), 1)},
+        "alerts_received": stats["alerts"],
+        "alerts_expected": expected_alerts,
+        "alert_latency_ms": {
+            "p50": round(percentile(latencies, 50), 1),
+            "p99": round(percentile(latencies, 99), 1),
+            "max": round(max(latencies, default=float("nan")), 1),
+        },
         "position_frames_per_client_per_s": round(
-            stats["position_frames"] / connected / args.duration, 2),
+            stats["position_frames"] / connected / args.duration, 2
+        ),
         "frames_per_client": round(stats["frames"] / connected, 1),
         "mb_received": round(stats["bytes"] / 2**20, 1),
-        "closed_by_server": stats["closed"], "close_codes": stats["close_codes"],
+        "closed_by_server": stats["closed"],
+        "close_codes": stats["close_codes"],
         "server_cpu_cores": round(server_cores, 2),
         "server_rss_mb": round(rss_mb, 1),
     }
@@ -364,8 +465,12 @@ def main() -> None:
     ap.add_argument("--objects", type=int, default=5000, help="distinct vehicles moving")
     ap.add_argument("--alert-rate", type=float, default=10, help="alerts per second")
     ap.add_argument("--duration", type=float, default=30)
-    ap.add_argument("--tiles", type=int, default=0,
-                    help="clients view one tile of a TILES×TILES grid over the city (0: all)")
+    ap.add_argument(
+        "--tiles",
+        type=int,
+        default=0,
+        help="clients view one tile of a TILES×TILES grid over the city (0: all)",
+    )
     ap.add_argument("--database-url", default=os.environ.get("CYL_BENCH_WS_DSN", DEFAULT_DSN))
     ap.add_argument("--server-log", default="/tmp/cylwatch-bench-ws-server.log")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON only")

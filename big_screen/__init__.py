@@ -14,12 +14,12 @@ from aiohttp import web
 
 from big_screen import feeds, kiosk, page
 from big_screen import settings as bs_settings
-from server.keys import SETTINGS
+from server.kernel.appkeys import SETTINGS
 
 
 def setup(app: web.Application) -> None:
     """Mount /big-screen, its data feeds and static files (kiosk sessions are made
-    read-only by server.auth for every process, pages or not).
+    read-only by server.kernel.principal for every process, pages or not).
     """
     app[feeds.FEED_CACHE] = feeds.FeedCache(bs_settings.of(app[SETTINGS]).feed_cache_s)
     app.router.add_get("/big-screen", page.page)

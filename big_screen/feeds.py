@@ -3,7 +3,7 @@
 Why these exist beside ``/ws``: charts are aggregates over a day or a month, not streams,
 and a wall needs something on screen the moment it (re)starts — before the first ``kpis``
 frame or the next vehicle position arrives. Every query adds the caller's scope in SQL
-(``server.scope.scope_where``), so a district-scoped wall account counts only its districts.
+(``server.kernel.scope.scope_where``), so a district-scoped wall account counts only its districts.
 
 Why the cache: a city runs several walls (and regulators leave the wall open in tabs); each
 asks every ``chart_refresh_s``. Answers are shared per *scope* (not per user) for
@@ -26,12 +26,12 @@ from aiohttp import web
 from big_screen import settings as bs_settings
 from big_screen.kiosk import WALL_ROLES
 from server.api.common import ComplianceBounds, compliance_case
-from server.auth import Principal, require
-from server.config import Settings
 from server.db.alerts import alert_json
-from server.http import json_response
-from server.keys import POOL, SETTINGS
-from server.scope import Sql, scope_where
+from server.kernel.appkeys import POOL, SETTINGS
+from server.kernel.http import json_response
+from server.kernel.principal import Principal, require
+from server.kernel.scope import Sql, scope_where
+from server.kernel.settings import Settings
 
 FEED_CACHE: web.AppKey[FeedCache] = web.AppKey("big_screen_feed_cache")
 
@@ -95,8 +95,9 @@ def _day_bounds(tz_name: str) -> tuple[dt.date, dt.datetime]:
     return now.date(), start
 
 
-async def _kpis(db: asyncpg.Connection, p: Principal, bounds: ComplianceBounds,
-                day: dt.date, start: dt.datetime) -> dict[str, int]:
+async def _kpis(
+    db: asyncpg.Connection, p: Principal, bounds: ComplianceBounds, day: dt.date, start: dt.datetime
+) -> dict[str, int]:
     q = Sql()
     # one CASE per row (the API's definition of compliance), counted by value: every
     # parameter is used, and the table is read once
@@ -106,31 +107,40 @@ async def _kpis(db: asyncpg.Connection, p: Principal, bounds: ComplianceBounds,
                    count(*) FILTER (WHERE x.st = 'inspection_due') AS inspection_due,
                    count(*) FILTER (WHERE x.st = 'overdue') AS overdue,
                    count(*) FILTER (WHERE x.st = 'scrapped') AS scrapped
-            FROM (SELECT c.status, {compliance_case('c', q, bounds)} AS st
+            FROM (SELECT c.status, {compliance_case("c", q, bounds)} AS st
                   FROM cylinders c WHERE {scope_where(p, "cylinders", "c", q)}) x""",
         *q.params,
     )
     assert row is not None
     out = {k: int(v) for k, v in row.items()}
     q = Sql()
-    out["fills_today"] = int(await db.fetchval(
-        f"""SELECT count(*) FROM fills f
-            WHERE f.ts >= {q.add(start)} AND {scope_where(p, 'fills', 'f', q)}""",
-        *q.params,
-    ) or 0)
+    out["fills_today"] = int(
+        await db.fetchval(
+            f"""SELECT count(*) FROM fills f
+            WHERE f.ts >= {q.add(start)} AND {scope_where(p, "fills", "f", q)}""",
+            *q.params,
+        )
+        or 0
+    )
     q = Sql()
-    out["denials_today"] = int(await db.fetchval(
-        f"""SELECT coalesce(sum(d.count), 0) FROM fill_denials_daily d
+    out["denials_today"] = int(
+        await db.fetchval(
+            f"""SELECT coalesce(sum(d.count), 0) FROM fill_denials_daily d
             JOIN sites s ON s.id = d.station_id
-            WHERE d.day = {q.add(day)} AND {scope_where(p, 'sites', 's', q)}""",
-        *q.params,
-    ) or 0)
+            WHERE d.day = {q.add(day)} AND {scope_where(p, "sites", "s", q)}""",
+            *q.params,
+        )
+        or 0
+    )
     q = Sql()
-    out["open_alerts"] = int(await db.fetchval(
-        f"""SELECT count(*) FROM alerts a
-            WHERE a.state <> 'resolved' AND {scope_where(p, 'alerts', 'a', q)}""",
-        *q.params,
-    ) or 0)
+    out["open_alerts"] = int(
+        await db.fetchval(
+            f"""SELECT count(*) FROM alerts a
+            WHERE a.state <> 'resolved' AND {scope_where(p, "alerts", "a", q)}""",
+            *q.params,
+        )
+        or 0
+    )
     return out
 
 
@@ -147,7 +157,7 @@ async def compute_charts(pool: asyncpg.Pool, p: Principal, settings: Settings) -
         rows = await db.fetch(
             f"""SELECT extract(hour FROM f.ts AT TIME ZONE {q.add(tz_name)})::int AS h,
                        count(*) AS n
-                FROM fills f WHERE f.ts >= {q.add(start)} AND {scope_where(p, 'fills', 'f', q)}
+                FROM fills f WHERE f.ts >= {q.add(start)} AND {scope_where(p, "fills", "f", q)}
                 GROUP BY 1""",
             *q.params,
         )
@@ -161,7 +171,7 @@ async def compute_charts(pool: asyncpg.Pool, p: Principal, settings: Settings) -
             for r in await db.fetch(
                 f"""SELECT d.reason, sum(d.count) AS n FROM fill_denials_daily d
                     JOIN sites s ON s.id = d.station_id
-                    WHERE d.day = {q.add(day)} AND {scope_where(p, 'sites', 's', q)}
+                    WHERE d.day = {q.add(day)} AND {scope_where(p, "sites", "s", q)}
                     GROUP BY d.reason ORDER BY n DESC""",
                 *q.params,
             )
@@ -174,7 +184,7 @@ async def compute_charts(pool: asyncpg.Pool, p: Principal, settings: Settings) -
             for r in await db.fetch(
                 f"""SELECT a.company_id, co.name, sum(a.count) AS n FROM alerts a
                     JOIN companies co ON co.id = a.company_id
-                    WHERE a.last_at >= {q.add(since)} AND {scope_where(p, 'alerts', 'a', q)}
+                    WHERE a.last_at >= {q.add(since)} AND {scope_where(p, "alerts", "a", q)}
                     GROUP BY a.company_id, co.name ORDER BY n DESC, co.name
                     LIMIT {q.add(cfg.ranking_top)}""",
                 *q.params,
@@ -183,16 +193,21 @@ async def compute_charts(pool: asyncpg.Pool, p: Principal, settings: Settings) -
 
         q = Sql()
         by_district = [
-            {"district": r["code"], "name": r["name"], "name_en": r["name_en"],
-             "inspection_due": int(r["due"]), "overdue": int(r["overdue"])}
+            {
+                "district": r["code"],
+                "name": r["name"],
+                "name_en": r["name_en"],
+                "inspection_due": int(r["due"]),
+                "overdue": int(r["overdue"]),
+            }
             for r in await db.fetch(
                 f"""SELECT x.code, d.name, d.name_en,
                            count(*) FILTER (WHERE x.st = 'inspection_due') AS due,
                            count(*) FILTER (WHERE x.st = 'overdue') AS overdue
-                    FROM (SELECT c.district_code AS code, {compliance_case('c', q, bounds)} AS st
+                    FROM (SELECT c.district_code AS code, {compliance_case("c", q, bounds)} AS st
                           FROM cylinders c
                           WHERE c.district_code IS NOT NULL
-                            AND {scope_where(p, 'cylinders', 'c', q)}) x
+                            AND {scope_where(p, "cylinders", "c", q)}) x
                     LEFT JOIN districts d ON d.code = x.code
                     GROUP BY x.code, d.name, d.name_en
                     ORDER BY x.code""",
@@ -232,7 +247,7 @@ async def alerts(request: web.Request) -> web.Response:
         rows = await app[POOL].fetch(
             f"""SELECT a.*, co.name AS company_name FROM alerts a
                 LEFT JOIN companies co ON co.id = a.company_id
-                WHERE a.state <> 'resolved' AND {scope_where(p, 'alerts', 'a', q)}
+                WHERE a.state <> 'resolved' AND {scope_where(p, "alerts", "a", q)}
                 ORDER BY a.last_at DESC LIMIT {q.add(limit)}""",
             *q.params,
         )
@@ -253,8 +268,11 @@ async def districts(request: web.Request) -> web.Response:
         return {
             "type": "FeatureCollection",
             "features": [
-                {"type": "Feature", "geometry": r["boundary"],
-                 "properties": {"code": r["code"], "name": r["name"], "name_en": r["name_en"]}}
+                {
+                    "type": "Feature",
+                    "geometry": r["boundary"],
+                    "properties": {"code": r["code"], "name": r["name"], "name_en": r["name_en"]},
+                }
                 for r in rows
             ],
         }
@@ -276,12 +294,18 @@ async def vehicles(request: web.Request) -> web.Response:
                        coalesce(d.position_at, d.last_seen_at) AS at FROM devices d
                 WHERE d.kind = 'vehicle' AND d.lat IS NOT NULL AND d.lon IS NOT NULL
                   AND coalesce(d.position_at, d.last_seen_at) >= {q.add(since)}
-                  AND {scope_where(p, 'devices', 'd', q)}""",
+                  AND {scope_where(p, "devices", "d", q)}""",
             *q.params,
         )
         return [
-            {"kind": "vehicle", "id": r["device_id"], "lat": r["lat"], "lon": r["lon"],
-             "plate_no": r["plate_no"], "ts": int(r["at"].timestamp() * 1000)}
+            {
+                "kind": "vehicle",
+                "id": r["device_id"],
+                "lat": r["lat"],
+                "lon": r["lon"],
+                "plate_no": r["plate_no"],
+                "ts": int(r["at"].timestamp() * 1000),
+            }
             for r in rows
         ]
 

@@ -34,9 +34,12 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from server import errors
-from server.audit import audit
-from server.auth import (
+from server.kernel import errors
+from server.kernel.appkeys import POOL, REDIS, SETTINGS
+from server.kernel.audit import audit
+from server.kernel.errors import ApiError
+from server.kernel.http import json_response, read_json
+from server.kernel.principal import (
     READ_ONLY_SESSION_PREFIX,
     SESSION_PREFIX,
     USER_COLUMNS,
@@ -44,9 +47,6 @@ from server.auth import (
     create_session,
     require,
 )
-from server.errors import ApiError
-from server.http import json_response, read_json
-from server.keys import POOL, REDIS, SETTINGS
 
 SECRET_NAME = "kiosk_token_key"  # noqa: S105 - the row name, not a secret
 TOKEN_VERSION = "k1"  # noqa: S105 - a format version

@@ -27,8 +27,8 @@ from big_screen import settings as bs_settings
 from big_screen.kiosk import WALL_ROLES, verify_token
 from dashboard.i18n import remember_language, request_language
 from dashboard.maps import LEAFLET_CSS, LEAFLET_JS, tile_spec
-from server.auth import principal_of
-from server.keys import POOL, SETTINGS
+from server.kernel.appkeys import POOL, SETTINGS
+from server.kernel.principal import principal_of
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
@@ -65,7 +65,9 @@ def _json_for_script(data: Any) -> str:
     """JSON safe inside <script type=application/json> (no `</script>` break-out)."""
     return (
         json.dumps(data, ensure_ascii=False)
-        .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
     )
 
 
@@ -86,8 +88,11 @@ def _notice(lang: str, status: int, message_key: str, retry_s: int | None) -> we
     t = strings(lang)
     refresh = f'<meta http-equiv="refresh" content="{retry_s}">' if retry_s else ""
     html = _template("notice.html").substitute(
-        lang=lang, title=_escape(t["error.title"]), message=_escape(t[message_key]),
-        refresh=refresh, css=f"{STATIC_URL}/big-screen.css?v={asset_version()}",
+        lang=lang,
+        title=_escape(t["error.title"]),
+        message=_escape(t[message_key]),
+        refresh=refresh,
+        css=f"{STATIC_URL}/big-screen.css?v={asset_version()}",
     )
     return web.Response(text=html, status=status, content_type="text/html", headers=_HEADERS)
 

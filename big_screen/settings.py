@@ -3,7 +3,7 @@
 Why a module of its own: the wall's numbers (how often charts refresh, how many ticker rows
 and markers it keeps, how long a feed answer is cached) are operating choices a city may
 want to change, so they must not be literals scattered through handlers and scripts. Until
-``server.config`` declares a ``[big_screen]`` section (proposed to the platform owner: the keys
+``server.kernel.settings`` declares a ``[big_screen]`` section (proposed to the platform owner: the keys
 are exactly the fields below), the dataclass defaults apply; once the section exists,
 ``of(settings)`` returns it unchanged.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from server.config import Settings
+from server.kernel.settings import Settings
 
 
 @dataclass(frozen=True)

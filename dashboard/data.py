@@ -5,7 +5,7 @@ bulk shapes no list endpoint gives — counts of full and empty cylinders and op
 site, and up to hundreds of thousands of cylinder positions at customers. Those are
 computed in one SQL statement each, and positions travel as a compact array
 (``[[lat, lon, status_code], …]``, gzip'd), about 25 bytes per cylinder before compression
-instead of a JSON object per row. Every query adds ``server.scope.scope_where`` for the
+instead of a JSON object per row. Every query adds ``server.kernel.scope.scope_where`` for the
 caller, so rows outside the scope are never read.
 """
 
@@ -20,13 +20,13 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from server import errors
 from server.api.common import ComplianceBounds, compliance_case, compliance_where, today
-from server.auth import Principal, principal_of
-from server.errors import ApiError, bad_query, error_response
-from server.http import json_response
-from server.keys import POOL, SETTINGS
-from server.scope import Sql, scope_where
+from server.kernel import errors
+from server.kernel.appkeys import POOL, SETTINGS
+from server.kernel.errors import ApiError, bad_query, error_response
+from server.kernel.http import json_response
+from server.kernel.principal import Principal, principal_of
+from server.kernel.scope import Sql, scope_where
 
 __all__ = [
     "COMPLIANCE_CODES",

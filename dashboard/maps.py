@@ -22,7 +22,7 @@ from jinja2 import Template
 from shapely.geometry import shape
 
 from dashboard.coords import geojson_to_gcj02, wgs84_to_gcj02
-from server.config import MapSettings
+from server.kernel.settings import MapSettings
 
 __all__ = [
     "LEAFLET_CSS",

@@ -34,7 +34,7 @@ from typing import Any
 from aiohttp import web
 
 from dashboard.i18n import remember_language, request_language
-from server.keys import SETTINGS
+from server.kernel.appkeys import SETTINGS
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static" / "m"
@@ -74,7 +74,9 @@ def _escape(text: str) -> str:
 def _json_for_script(data: Any) -> str:
     return (
         json.dumps(data, ensure_ascii=False)
-        .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
     )
 
 
@@ -132,8 +134,12 @@ async def manifest(request: web.Request) -> web.Response:
         "background_color": "#0b1f3a",
         "theme_color": "#0b1f3a",
         "icons": [
-            {"src": f"{STATIC_URL}/icons/icon-{s}.png", "sizes": f"{s}x{s}", "type": "image/png",
-             "purpose": "any maskable"}
+            {
+                "src": f"{STATIC_URL}/icons/icon-{s}.png",
+                "sizes": f"{s}x{s}",
+                "type": "image/png",
+                "purpose": "any maskable",
+            }
             for s in ICON_SIZES
         ],
     }

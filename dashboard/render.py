@@ -21,8 +21,8 @@ from aiohttp import web
 
 from dashboard.i18n import LANGUAGES, remember_language, request_language, strings, translator
 from dashboard.maps import tile_spec
-from server.auth import Principal, principal_of
-from server.keys import SETTINGS
+from server.kernel.appkeys import SETTINGS
+from server.kernel.principal import Principal, principal_of
 
 __all__ = [
     "NAV",
@@ -56,7 +56,7 @@ class NavItem:
 NAV: tuple[NavItem, ...] = (
     NavItem("dashboard", "/", ALL_ROLES),
     NavItem("cylinders", "/cylinders", ALL_ROLES),
-    # inspection agencies may not read fills or alerts (server.scope._DENIED)
+    # inspection agencies may not read fills or alerts (server.kernel.scope._DENIED)
     NavItem("fills", "/fills", tuple(r for r in ALL_ROLES if r != "inspector")),
     NavItem("alerts", "/alerts", tuple(r for r in ALL_ROLES if r != "inspector")),
     NavItem("exports", "/exports", ALL_ROLES),

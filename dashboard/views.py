@@ -23,20 +23,19 @@ from dashboard import data
 from dashboard.i18n import request_language, translator
 from dashboard.maps import build_dashboard_map
 from dashboard.render import allowed, login_redirect, render, render_forbidden
-from server.audit import audit
-from server.auth import (
-    SESSION_PREFIX,
-    Principal,
-    create_session,
-    login_user,
-    principal_of,
-    set_session_cookies,
-)
 from server.domain.filling import FillAssessment
 from server.domain.statuses import ALERT_KINDS, ALERT_STATES, CYLINDER_STATUSES, ROLES
-from server.errors import ApiError
-from server.keys import POOL, REDIS, SETTINGS
-from server.scope import Sql, scope_where
+from server.kernel.appkeys import POOL, SETTINGS
+from server.kernel.errors import ApiError
+from server.kernel.principal import (
+    Principal,
+    login_user,
+    logout_session,
+    principal_of,
+    set_session_cookies,
+    start_session,
+)
+from server.kernel.scope import Sql, scope_where
 
 __all__ = ["routes"]
 
@@ -150,10 +149,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
             status=exc.status,
             next_path=str(form.get("next") or ""),
         )
-    sid, csrf = await create_session(request.app, principal)
-    await audit(
-        request.app[POOL], principal, "auth.login", "user", principal.user_id, remote=request.remote
-    )
+    sid, csrf = await start_session(request, principal)
     resp = web.HTTPFound(location=_safe_next(str(form.get("next") or "/")))
     set_session_cookies(resp, request, sid, csrf)
     resp.del_cookie(LOGIN_CSRF_COOKIE, path="/login")
@@ -162,14 +158,8 @@ async def login_post(request: web.Request) -> web.StreamResponse:
 
 async def logout_post(request: web.Request) -> web.StreamResponse:
     """End the session (the auth middleware has checked the form's CSRF token)."""
-    p = principal_of(request)
-    if p is not None and p.session_id:
-        await request.app[REDIS].delete(SESSION_PREFIX + p.session_id)
-        await audit(request.app[POOL], p, "auth.logout", "user", p.user_id, remote=request.remote)
     resp = web.HTTPFound(location="/login")
-    a = request.app[SETTINGS].auth
-    resp.del_cookie(a.session_cookie, path="/")
-    resp.del_cookie(a.csrf_cookie, path="/")
+    await logout_session(request, resp)
     raise resp
 
 

@@ -91,7 +91,7 @@ class Rules:
 
     @classmethod
     def from_settings(cls, settings: object) -> Rules:
-        """From :class:`server.config.Settings` (typed loosely: only these fields are read)."""
+        """From :class:`server.kernel.settings.Settings` (typed loosely: only these fields are read)."""
         filling = getattr(settings, "filling")  # noqa: B009 - duck-typed on purpose
         alerts = getattr(settings, "alerts")  # noqa: B009
         models = getattr(settings, "models")  # noqa: B009
@@ -269,8 +269,10 @@ class CitySim:
         self.stats.decisions[str(decision)] += 1
         for r in reasons:
             self.stats.reasons[str(r)] += 1
-        ok = (decision == "allow") if auth.expected == "allow" else (
-            decision == "deny" and auth.expected in reasons
+        ok = (
+            (decision == "allow")
+            if auth.expected == "allow"
+            else (decision == "deny" and auth.expected in reasons)
         )
         if not ok:
             self.stats.unexpected += 1
@@ -311,8 +313,11 @@ class CitySim:
     def _route(self, m: Outgoing, now_ms: int, out: list[Outgoing]) -> None:
         """Publish *m* now, or buffer it if its device is (or just went) offline."""
         off = self._offline.get(m.device)
-        if off is None and m.kind != "status" and m.label in ("", "dup") and (
-            self.rng.random() < self.cfg.offline_rate
+        if (
+            off is None
+            and m.kind != "status"
+            and m.label in ("", "dup")
+            and (self.rng.random() < self.cfg.offline_rate)
         ):
             kind, _, dev_id = m.device.partition("/")
             off = _Offline(now_ms + int(self.cfg.offline_seconds * 1000), kind, dev_id)
@@ -324,8 +329,10 @@ class CitySim:
             self.stats.buffered += 1
             return
         out.append(m)
-        if m.msg_id is not None and m.label in ("", "replay") and (
-            self.rng.random() < self.cfg.dup_rate
+        if (
+            m.msg_id is not None
+            and m.label in ("", "replay")
+            and (self.rng.random() < self.cfg.dup_rate)
         ):
             delay = int(self.rng.uniform(0, self.cfg.dup_delay_max_s) * 1000)
             self._schedule(now_ms + delay, m.relabel("dup"))
@@ -369,7 +376,8 @@ class CitySim:
 
     def _auth(self, now_ms: int) -> Outgoing | None:
         idle = [
-            g for g in self.city.guns
+            g
+            for g in self.city.guns
             if g.device_id not in self._busy and f"gun/{g.device_id}" not in self._offline
         ]
         if not idle:
@@ -401,7 +409,8 @@ class CitySim:
         kind = self.rng.choice(ILLEGAL_KINDS)
         if kind == "not_owner":
             others = [
-                c for c in self.rng.sample(self.city.legal, min(50, len(self.city.legal)))
+                c
+                for c in self.rng.sample(self.city.legal, min(50, len(self.city.legal)))
                 if not self.city.may_fill(c.company_id, company)
             ]
             if others:
@@ -437,8 +446,16 @@ class CitySim:
         ts_start = int(allow_ms)
         ts = ts_start + int(self.cfg.fill_seconds * 1000)
         return fill_msg(
-            auth.gun.device_id, self._msg_id(), ts, cyl.tag, net, ts_start=ts_start,
-            operator=auth.operator, tare_kg=cyl.tare_kg, pre_check=pre, post_check=post,
+            auth.gun.device_id,
+            self._msg_id(),
+            ts,
+            cyl.tag,
+            net,
+            ts_start=ts_start,
+            operator=auth.operator,
+            tare_kg=cyl.tare_kg,
+            pre_check=pre,
+            post_check=post,
         )
 
     # ------------------------------------------------------------------ valves
@@ -456,11 +473,16 @@ class CitySim:
             lat += self.rng.gauss(0, 0.00003)
             lon += self.rng.gauss(0, 0.00003)
         return telemetry_msg(
-            cyl.tag, self._msg_id(), now_ms,
-            lat=lat if lon is not None else None, lon=lon if lat is not None else None,
+            cyl.tag,
+            self._msg_id(),
+            now_ms,
+            lat=lat if lon is not None else None,
+            lon=lon if lat is not None else None,
             valve="open" if self.rng.random() < VALVE_OPEN_SHARE else "closed",
-            leak_ppm=leak, temp_c=self.rng.uniform(-5.0, 38.0),
-            battery_pct=self.rng.uniform(15.0, 100.0), rssi=self.rng.uniform(-115.0, -55.0),
+            leak_ppm=leak,
+            temp_c=self.rng.uniform(-5.0, 38.0),
+            battery_pct=self.rng.uniform(15.0, 100.0),
+            rssi=self.rng.uniform(-115.0, -55.0),
         )
 
     # ------------------------------------------------------------------ scans
@@ -476,19 +498,45 @@ class CitySim:
         cust = self.rng.choice(customers)
         action = "deliver" if self.rng.random() < 0.5 else "return"
         lat, lon = (site.lat, site.lon) if site else (cust.lat, cust.lon)
-        return self._scan(hh, now_ms, cyl.tag, action, site=site.code if site else None,
-                          customer=cust.account_no, lat=lat, lon=lon, count=count)
+        return self._scan(
+            hh,
+            now_ms,
+            cyl.tag,
+            action,
+            site=site.code if site else None,
+            customer=cust.account_no,
+            lat=lat,
+            lon=lon,
+            count=count,
+        )
 
     def _scan(
-        self, hh: Device, now_ms: int, tag: str, action: str, *, count: bool = True,
-        site: str | None = None, customer: str | None = None,
-        lat: float | None = None, lon: float | None = None,
+        self,
+        hh: Device,
+        now_ms: int,
+        tag: str,
+        action: str,
+        *,
+        count: bool = True,
+        site: str | None = None,
+        customer: str | None = None,
+        lat: float | None = None,
+        lon: float | None = None,
     ) -> Outgoing:
         if count:
             self.stats.scans[action] += 1
-        return scan_msg(hh.device_id, self._msg_id(), now_ms, tag, action,
-                        operator=f"{hh.device_id}-STAFF", site=site, customer=customer,
-                        lat=lat, lon=lon)
+        return scan_msg(
+            hh.device_id,
+            self._msg_id(),
+            now_ms,
+            tag,
+            action,
+            operator=f"{hh.device_id}-STAFF",
+            site=site,
+            customer=customer,
+            lat=lat,
+            lon=lon,
+        )
 
     # ------------------------------------------------------------------ vehicles
 
@@ -505,8 +553,9 @@ class CitySim:
             veh = self._new_trip(v, handheld, home, start_ms)
             # start somewhere along the trip, so a short run sees arrivals
             offset = int(self.rng.uniform(0, max(1, veh.route.end_ms - start_ms)))
-            veh.route = Route(veh.route.stops, start_ms - offset, veh.route.speed_kmh,
-                              veh.route.dwell_s)
+            veh.route = Route(
+                veh.route.stops, start_ms - offset, veh.route.speed_kmh, veh.route.dwell_s
+            )
             veh.checked_ms = start_ms
             self._vehicles.append(veh)
 
@@ -524,8 +573,11 @@ class CitySim:
         else:
             pool = self.city.customers_of(home.company_id) or self.city.customers
             customers = self.rng.sample(pool, min(self.cfg.stops_per_route, len(pool)))
-            stops = [home_stop, *(Stop(c.lat, c.lon, "customer", c.account_no)
-                                  for c in customers), home_stop]
+            stops = [
+                home_stop,
+                *(Stop(c.lat, c.lon, "customer", c.account_no) for c in customers),
+                home_stop,
+            ]
             trip = "delivery"
             n_cargo = len(customers) * self.cfg.cargo_per_stop
         if len(stops) < 2 or all(s == home_stop for s in stops):
@@ -562,8 +614,9 @@ class CitySim:
                 self._ready.append(self._scan(hh, at_ms, tag, action, site=site, lat=lat, lon=lon))
         elif last:
             for tag in veh.empties:
-                self._ready.append(self._scan(hh, at_ms, tag, "return", site=veh.home.code,
-                                              lat=lat, lon=lon))
+                self._ready.append(
+                    self._scan(hh, at_ms, tag, "return", site=veh.home.code, lat=lat, lon=lon)
+                )
             veh.empties = []
         elif stop.kind == "store":
             for tag in veh.cargo:
@@ -575,8 +628,9 @@ class CitySim:
             drop = veh.cargo[: self.cfg.cargo_per_stop]
             veh.cargo = veh.cargo[self.cfg.cargo_per_stop :]
             for tag in drop:
-                self._ready.append(self._scan(hh, at_ms, tag, "deliver", customer=stop.ref,
-                                              lat=lat, lon=lon))
+                self._ready.append(
+                    self._scan(hh, at_ms, tag, "deliver", customer=stop.ref, lat=lat, lon=lon)
+                )
             own = self.city.cylinders_of(veh.home.company_id)
             if own:
                 veh.empties.append(self.rng.choice(own).tag)
@@ -588,8 +642,14 @@ class CitySim:
         self._next_vehicle += 1
         fix = veh.route.fix_at(now_ms)
         return position_msg(
-            veh.device.device_id, self._msg_id(), now_ms, fix.lat, fix.lon,
-            speed_kmh=fix.speed_kmh, heading=fix.heading, cargo=veh.cargo + veh.empties,
+            veh.device.device_id,
+            self._msg_id(),
+            now_ms,
+            fix.lat,
+            fix.lon,
+            speed_kmh=fix.speed_kmh,
+            heading=fix.heading,
+            cargo=veh.cargo + veh.empties,
         )
 
     # ------------------------------------------------------------------ faults

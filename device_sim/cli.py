@@ -48,52 +48,125 @@ def _mix(text: str) -> dict[str, float]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The simulator's flags (also used by the benchmarks to stay in step)."""
-    p.add_argument("--rate", type=_positive, default=_D.rate,
-                   help="target messages per second, everything included (default %(default)s)")
-    p.add_argument("--duration", type=float, default=_D.duration,
-                   help="seconds to run, 0 = until Ctrl-C (default %(default)s)")
-    p.add_argument("--seed", type=int, default=_D.seed,
-                   help="random seed: same seed and city, same messages (default %(default)s)")
-    p.add_argument("--stations", type=int, default=None,
-                   help="drive only the first N licensed stations and their companies' "
-                        "devices (default: all)")
+    p.add_argument(
+        "--rate",
+        type=_positive,
+        default=_D.rate,
+        help="target messages per second, everything included (default %(default)s)",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=_D.duration,
+        help="seconds to run, 0 = until Ctrl-C (default %(default)s)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=_D.seed,
+        help="random seed: same seed and city, same messages (default %(default)s)",
+    )
+    p.add_argument(
+        "--stations",
+        type=int,
+        default=None,
+        help="drive only the first N licensed stations and their companies' devices (default: all)",
+    )
     mix = ",".join(f"{k}={v}" for k, v in DEFAULT_MIX.items())
-    p.add_argument("--mix", type=_mix, default=None,
-                   help=f"weights of fresh traffic (default {mix}); 'gun' is an auth request, "
-                        "each allowed one is followed by its fill record")
-    p.add_argument("--illegal-rate", type=_rate, default=_D.illegal_rate,
-                   help="share of fill requests that must be refused: another company's "
-                        "cylinder, overdue, scrapped, unknown tag (default %(default)s)")
-    p.add_argument("--overfill-rate", type=_rate, default=_D.overfill_rate,
-                   help="share of fills above the model's max fill (default %(default)s)")
-    p.add_argument("--underfill-rate", type=_rate, default=_D.underfill_rate,
-                   help="share of fills below max - tolerance (default %(default)s)")
-    p.add_argument("--check-fail-rate", type=_rate, default=_D.check_fail_rate,
-                   help="share of fills with a failed pre/post check, sent as aborted "
-                        "(default %(default)s)")
-    p.add_argument("--leak-rate", type=_rate, default=_D.leak_rate,
-                   help="share of valve readings above the leak threshold (default %(default)s)")
-    p.add_argument("--dup-rate", type=_rate, default=_D.dup_rate,
-                   help="share of messages published twice with the same msg_id "
-                        "(default %(default)s)")
-    p.add_argument("--bad-rate", type=_rate, default=_D.bad_rate,
-                   help="share of bad payloads: not JSON, missing field, wrong type, future "
-                        "ts, unknown device (default %(default)s)")
-    p.add_argument("--offline-rate", type=_rate, default=_D.offline_rate,
-                   help="per message, probability its device goes offline first, buffers, "
-                        "and replays with original ts when back (default %(default)s)")
-    p.add_argument("--offline-seconds", type=_positive, default=_D.offline_seconds,
-                   help="how long an outage lasts (default %(default)s)")
-    p.add_argument("--fill-seconds", type=float, default=_D.fill_seconds,
-                   help="time from 'allow' to the fill record (default %(default)s)")
-    p.add_argument("--auth-timeout", type=_positive, default=_D.auth_timeout,
-                   help="a gun gives up on a reply after this many seconds (default %(default)s)")
-    p.add_argument("--vehicle-speed-kmh", type=_positive, default=_D.vehicle_speed_kmh,
-                   help="average vehicle speed, ±30%% per vehicle (default %(default)s)")
-    p.add_argument("--connections", type=int, default=_D.connections,
-                   help="MQTT connections to spread devices over (default %(default)s)")
-    p.add_argument("--report-every", type=float, default=_D.report_every,
-                   help="seconds between progress lines, 0 = none (default %(default)s)")
+    p.add_argument(
+        "--mix",
+        type=_mix,
+        default=None,
+        help=f"weights of fresh traffic (default {mix}); 'gun' is an auth request, "
+        "each allowed one is followed by its fill record",
+    )
+    p.add_argument(
+        "--illegal-rate",
+        type=_rate,
+        default=_D.illegal_rate,
+        help="share of fill requests that must be refused: another company's "
+        "cylinder, overdue, scrapped, unknown tag (default %(default)s)",
+    )
+    p.add_argument(
+        "--overfill-rate",
+        type=_rate,
+        default=_D.overfill_rate,
+        help="share of fills above the model's max fill (default %(default)s)",
+    )
+    p.add_argument(
+        "--underfill-rate",
+        type=_rate,
+        default=_D.underfill_rate,
+        help="share of fills below max - tolerance (default %(default)s)",
+    )
+    p.add_argument(
+        "--check-fail-rate",
+        type=_rate,
+        default=_D.check_fail_rate,
+        help="share of fills with a failed pre/post check, sent as aborted (default %(default)s)",
+    )
+    p.add_argument(
+        "--leak-rate",
+        type=_rate,
+        default=_D.leak_rate,
+        help="share of valve readings above the leak threshold (default %(default)s)",
+    )
+    p.add_argument(
+        "--dup-rate",
+        type=_rate,
+        default=_D.dup_rate,
+        help="share of messages published twice with the same msg_id (default %(default)s)",
+    )
+    p.add_argument(
+        "--bad-rate",
+        type=_rate,
+        default=_D.bad_rate,
+        help="share of bad payloads: not JSON, missing field, wrong type, future "
+        "ts, unknown device (default %(default)s)",
+    )
+    p.add_argument(
+        "--offline-rate",
+        type=_rate,
+        default=_D.offline_rate,
+        help="per message, probability its device goes offline first, buffers, "
+        "and replays with original ts when back (default %(default)s)",
+    )
+    p.add_argument(
+        "--offline-seconds",
+        type=_positive,
+        default=_D.offline_seconds,
+        help="how long an outage lasts (default %(default)s)",
+    )
+    p.add_argument(
+        "--fill-seconds",
+        type=float,
+        default=_D.fill_seconds,
+        help="time from 'allow' to the fill record (default %(default)s)",
+    )
+    p.add_argument(
+        "--auth-timeout",
+        type=_positive,
+        default=_D.auth_timeout,
+        help="a gun gives up on a reply after this many seconds (default %(default)s)",
+    )
+    p.add_argument(
+        "--vehicle-speed-kmh",
+        type=_positive,
+        default=_D.vehicle_speed_kmh,
+        help="average vehicle speed, ±30%% per vehicle (default %(default)s)",
+    )
+    p.add_argument(
+        "--connections",
+        type=int,
+        default=_D.connections,
+        help="MQTT connections to spread devices over (default %(default)s)",
+    )
+    p.add_argument(
+        "--report-every",
+        type=float,
+        default=_D.report_every,
+        help="seconds between progress lines, 0 = none (default %(default)s)",
+    )
     p.add_argument("--mqtt-url", default=None, help="broker (default: the settings' mqtt_url)")
 
 

@@ -120,18 +120,30 @@ def generate_mix(
         if kind == "telemetry":
             c = rng.choice(valves)
             m = telemetry_msg(
-                c.tag, mid, ts, lat=c.lat, lon=c.lon if c.lat is not None else None,
-                valve=rng.choice(("open", "closed")), leak_ppm=rng.uniform(0, 30),
-                temp_c=rng.uniform(0, 35), battery_pct=rng.uniform(20, 100),
+                c.tag,
+                mid,
+                ts,
+                lat=c.lat,
+                lon=c.lon if c.lat is not None else None,
+                valve=rng.choice(("open", "closed")),
+                leak_ppm=rng.uniform(0, 30),
+                temp_c=rng.uniform(0, 35),
+                battery_pct=rng.uniform(20, 100),
                 rssi=rng.uniform(-110, -60),
             )
         elif kind == "position":
             v = rng.choice(city.vehicles)
             home = stations.get(v.site_code or "") or rng.choice(city.stations)
             m = position_msg(
-                v.device_id, mid, ts, home.lat + rng.uniform(-0.03, 0.03),
-                home.lon + rng.uniform(-0.03, 0.03), speed_kmh=rng.uniform(0, 50),
-                heading=rng.uniform(0, 359), cargo=[c.tag for c in rng.sample(valves, 3)], qos=1,
+                v.device_id,
+                mid,
+                ts,
+                home.lat + rng.uniform(-0.03, 0.03),
+                home.lon + rng.uniform(-0.03, 0.03),
+                speed_kmh=rng.uniform(0, 50),
+                heading=rng.uniform(0, 359),
+                cargo=[c.tag for c in rng.sample(valves, 3)],
+                qos=1,
             )
         elif kind == "scan":
             h = rng.choice(city.handhelds)
@@ -146,8 +158,14 @@ def generate_mix(
             own = city.cylinders_of(st.company_id) if st else []
             c = rng.choice(own or valves)
             m = fill_msg(
-                g.device_id, mid, ts, c.tag, rng.uniform(14.0, 14.9),
-                ts_start=ts - 90_000, operator="BENCH-OP", tare_kg=c.tare_kg,
+                g.device_id,
+                mid,
+                ts,
+                c.tag,
+                rng.uniform(14.0, 14.9),
+                ts_start=ts - 90_000,
+                operator="BENCH-OP",
+                tare_kg=c.tare_kg,
                 pre_check=dict.fromkeys(PRE_CHECK_ITEMS, True),
                 post_check=dict.fromkeys(POST_CHECK_ITEMS, True),
             )
@@ -253,8 +271,7 @@ def publish_all(
             acked += 1
         window.release()
 
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                    protocol=mqtt.MQTTv5)
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     # our own window keeps paho's internal queue empty: with a deep queue paho was seen to
     # stop sending after ~65k messages, leaving the rest unacknowledged
     c.max_inflight_messages_set(inflight + 10)

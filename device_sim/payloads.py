@@ -89,8 +89,15 @@ class Outgoing:
 
     def relabel(self, label: str) -> Outgoing:
         return Outgoing(
-            self.topic, self.payload, self.qos, self.kind, self.device, self.msg_id, self.ts,
-            self.retain, label,
+            self.topic,
+            self.payload,
+            self.qos,
+            self.kind,
+            self.device,
+            self.msg_id,
+            self.ts,
+            self.retain,
+            label,
         )
 
 
@@ -110,8 +117,9 @@ def _encode(struct: msgspec.Struct) -> bytes:
 
 def auth_msg(gun_id: str, msg_id: str, ts: int, tag: str, operator: str | None) -> Outgoing:
     body = GunAuth(msg_id=msg_id, ts=ts, tag=tag, operator=operator)
-    return Outgoing(topic_for("gun", gun_id, "auth"), _encode(body), 1, "auth", f"gun/{gun_id}",
-                    msg_id, ts)
+    return Outgoing(
+        topic_for("gun", gun_id, "auth"), _encode(body), 1, "auth", f"gun/{gun_id}", msg_id, ts
+    )
 
 
 def fill_msg(
@@ -142,8 +150,9 @@ def fill_msg(
         pre_check=pre_check,
         post_check=post_check,
     )
-    return Outgoing(topic_for("gun", gun_id, "fill"), _encode(body), 1, "fill", f"gun/{gun_id}",
-                    msg_id, ts)
+    return Outgoing(
+        topic_for("gun", gun_id, "fill"), _encode(body), 1, "fill", f"gun/{gun_id}", msg_id, ts
+    )
 
 
 def telemetry_msg(
@@ -160,12 +169,25 @@ def telemetry_msg(
     rssi: float,
 ) -> Outgoing:
     body = ValveTelemetry(
-        msg_id=msg_id, ts=ts, lat=lat, lon=lon, valve=valve,  # type: ignore[arg-type]
-        leak_ppm=round(leak_ppm, 1), temp_c=round(temp_c, 1),
-        battery_pct=round(battery_pct, 1), rssi=round(rssi, 1),
+        msg_id=msg_id,
+        ts=ts,
+        lat=lat,
+        lon=lon,
+        valve=valve,  # type: ignore[arg-type]
+        leak_ppm=round(leak_ppm, 1),
+        temp_c=round(temp_c, 1),
+        battery_pct=round(battery_pct, 1),
+        rssi=round(rssi, 1),
     )
-    return Outgoing(topic_for("valve", tag, "telemetry"), _encode(body), 1, "telemetry",
-                    f"valve/{tag}", msg_id, ts)
+    return Outgoing(
+        topic_for("valve", tag, "telemetry"),
+        _encode(body),
+        1,
+        "telemetry",
+        f"valve/{tag}",
+        msg_id,
+        ts,
+    )
 
 
 def scan_msg(
@@ -182,11 +204,25 @@ def scan_msg(
     lon: float | None = None,
 ) -> Outgoing:
     body = HandheldScan(
-        msg_id=msg_id, ts=ts, tag=tag, action=action,  # type: ignore[arg-type]
-        operator=operator, site=site, customer=customer, lat=lat, lon=lon,
+        msg_id=msg_id,
+        ts=ts,
+        tag=tag,
+        action=action,  # type: ignore[arg-type]
+        operator=operator,
+        site=site,
+        customer=customer,
+        lat=lat,
+        lon=lon,
     )
-    return Outgoing(topic_for("handheld", device_id, "scan"), _encode(body), 1, "scan",
-                    f"handheld/{device_id}", msg_id, ts)
+    return Outgoing(
+        topic_for("handheld", device_id, "scan"),
+        _encode(body),
+        1,
+        "scan",
+        f"handheld/{device_id}",
+        msg_id,
+        ts,
+    )
 
 
 def position_msg(
@@ -202,18 +238,38 @@ def position_msg(
     qos: int = 0,
 ) -> Outgoing:
     body = VehiclePosition(
-        msg_id=msg_id, ts=ts, lat=round(lat, 6), lon=round(lon, 6),
-        speed_kmh=round(speed_kmh, 1), heading=round(heading, 1), cargo=list(cargo),
+        msg_id=msg_id,
+        ts=ts,
+        lat=round(lat, 6),
+        lon=round(lon, 6),
+        speed_kmh=round(speed_kmh, 1),
+        heading=round(heading, 1),
+        cargo=list(cargo),
     )
-    return Outgoing(topic_for("vehicle", vehicle_id, "position"), _encode(body), qos, "position",
-                    f"vehicle/{vehicle_id}", msg_id, ts)
+    return Outgoing(
+        topic_for("vehicle", vehicle_id, "position"),
+        _encode(body),
+        qos,
+        "position",
+        f"vehicle/{vehicle_id}",
+        msg_id,
+        ts,
+    )
 
 
 def status_msg(device_kind: str, device_id: str, online: bool, ts: int) -> Outgoing:
     """Retained presence; the same payload is a connection's last will."""
     body = DeviceStatus(online=online, ts=ts)
-    return Outgoing(topic_for(device_kind, device_id, "status"), _encode(body), 1, "status",
-                    f"{device_kind}/{device_id}", None, ts, retain=True)
+    return Outgoing(
+        topic_for(device_kind, device_id, "status"),
+        _encode(body),
+        1,
+        "status",
+        f"{device_kind}/{device_id}",
+        None,
+        ts,
+        retain=True,
+    )
 
 
 def bad_msg(kind: str, valid: Outgoing, rng: random.Random, unknown_id: str) -> Outgoing:
@@ -248,5 +304,6 @@ def bad_msg(kind: str, valid: Outgoing, rng: random.Random, unknown_id: str) -> 
         payload = _enc.encode(body)
     else:
         raise ValueError(f"unknown bad-payload kind {kind!r}")
-    return Outgoing(topic, payload, valid.qos, valid.kind, valid.device, None, valid.ts,
-                    False, f"bad:{kind}")
+    return Outgoing(
+        topic, payload, valid.qos, valid.kind, valid.device, None, valid.ts, False, f"bad:{kind}"
+    )

@@ -117,8 +117,13 @@ class Route:
                 lat = a.lat + (b.lat - a.lat) * frac
                 lon = a.lon + (b.lon - a.lon) * frac
                 return Fix(
-                    lat, lon, self.speed_kmh, bearing_deg(a.lat, a.lon, b.lat, b.lon),
-                    leg - 1, False, False,
+                    lat,
+                    lon,
+                    self.speed_kmh,
+                    bearing_deg(a.lat, a.lon, b.lat, b.lon),
+                    leg - 1,
+                    False,
+                    False,
                 )
             if now_ms <= self.depart_ms[leg]:
                 s = self.stops[leg]

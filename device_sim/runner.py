@@ -75,7 +75,7 @@ def city_today(settings: Any) -> dt.date:
 async def load_city_from_db(settings: Any, cfg: SimConfig, dsn: str | None = None) -> City:
     import asyncpg
 
-    from server.services import ServiceUnavailable
+    from server.kernel.services import ServiceUnavailable
 
     url = dsn or settings.services.database_url
     try:
@@ -84,8 +84,13 @@ async def load_city_from_db(settings: Any, cfg: SimConfig, dsn: str | None = Non
         raise ServiceUnavailable("PostgreSQL", url, str(exc) or type(exc).__name__) from None
     try:
         return await load_city(
-            conn, today=city_today(settings), stations=cfg.stations, legal_cap=cfg.legal_cap,
-            illegal_cap=cfg.illegal_cap, customers_cap=cfg.customers_cap, seed=cfg.seed,
+            conn,
+            today=city_today(settings),
+            stations=cfg.stations,
+            legal_cap=cfg.legal_cap,
+            illegal_cap=cfg.illegal_cap,
+            customers_cap=cfg.customers_cap,
+            seed=cfg.seed,
         )
     finally:
         await conn.close()
@@ -115,7 +120,7 @@ async def run_sim(
     client_prefix: str = "cylwatch-sim",
 ) -> SimResult:
     """Run the simulated city for ``cfg.duration`` seconds (or until *stop* is set)."""
-    from server.services import ServiceUnavailable
+    from server.kernel.services import ServiceUnavailable
 
     if city is None:
         city = await load_city_from_db(settings, cfg)
@@ -137,10 +142,16 @@ async def run_sim(
                 w = status_msg(lead[0], lead[1], False, _now_ms())
                 will = aiomqtt.Will(w.topic, w.payload, qos=1, retain=True)
             client = aiomqtt.Client(
-                host, port, username=user, password=password,
+                host,
+                port,
+                username=user,
+                password=password,
                 identifier=f"{client_prefix}-{run_id}-{i}",
-                protocol=aiomqtt.ProtocolVersion.V5, will=will, keepalive=30,
-                max_inflight_messages=MAX_IN_FLIGHT, timeout=settings.services.connect_timeout_s,
+                protocol=aiomqtt.ProtocolVersion.V5,
+                will=will,
+                keepalive=30,
+                max_inflight_messages=MAX_IN_FLIGHT,
+                timeout=settings.services.connect_timeout_s,
             )
             # a simulated city has thousands of QoS 1 publishes in flight by design (the
             # retained statuses at start-up alone); aiomqtt's warning above 10 is noise here

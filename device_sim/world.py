@@ -243,9 +243,7 @@ async def load_city(
         customers_cap,
         str(seed),
     )
-    customers = [
-        Customer(r["account_no"], r["company_id"], r["lat"], r["lon"]) for r in cust_rows
-    ]
+    customers = [Customer(r["account_no"], r["company_id"], r["lat"], r["lon"]) for r in cust_rows]
     legal_rows = await conn.fetch(
         f"""SELECT {_CYL_COLUMNS} {_CYL_FROM}
              WHERE c.owner_company_id = ANY($1::bigint[]) AND c.status = 'in_service'

@@ -2,7 +2,7 @@
 rules that raise alerts (DESIGN §2, §5).
 
 ``setup(app)`` runs one :class:`~ingest.worker.IngestWorker` inside ``cylwatch serve`` on the
-app's pool and bus; ``cylwatch ingest --workers N`` (:mod:`ingest.cli`) runs more in their
+app's pool and bus; ``cylwatch ingest --workers N`` (:mod:`server.cli_ingest`) runs more in their
 own processes. The worker is started from a ``cleanup_ctx`` so that it stops — committing
 and acknowledging what it has received — before the pool it writes with is closed.
 """
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from server.keys import BUS, EXTRAS, POOL, SETTINGS
+from server.kernel.appkeys import BUS, POOL, SETTINGS, add_metrics_source
 
 if TYPE_CHECKING:
     from ingest.worker import IngestWorker
@@ -26,19 +26,17 @@ __all__ = ["INGEST_WORKER", "setup"]
 
 log = logging.getLogger(__name__)
 
-INGEST_WORKER = "ingest_worker"
-"""Key of the running worker in ``app[EXTRAS]`` (its ``metrics`` feed ``/metrics``)."""
+INGEST_WORKER: web.AppKey[IngestWorker] = web.AppKey("ingest_worker")
+"""The process's running worker (its ``metrics`` feed ``/metrics``)."""
 
 
 def setup(app: web.Application) -> None:
-    from server.app import add_metrics_source
-
     app.cleanup_ctx.append(_ingest_ctx)
     add_metrics_source(app, lambda: _render_metrics(app))
 
 
 def _render_metrics(app: web.Application) -> str:
-    worker = app[EXTRAS].get(INGEST_WORKER)
+    worker = app.get(INGEST_WORKER)
     return "" if worker is None else str(worker.metrics.render_prometheus())
 
 
@@ -52,7 +50,7 @@ async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     worker: IngestWorker = IngestWorker(
         settings, app[POOL], app[BUS], client_id=f"{settings.ingest.client_id_prefix}-serve-{index}"
     )
-    app[EXTRAS][INGEST_WORKER] = worker
+    app[INGEST_WORKER] = worker
     task = asyncio.create_task(worker.run(), name="ingest-worker")
     try:
         yield

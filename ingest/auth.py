@@ -25,7 +25,6 @@ from typing import Any, Final
 import asyncpg
 import orjson
 
-from server.config import Settings
 from server.domain.authorization import (
     CylinderFacts,
     FillDecision,
@@ -34,6 +33,7 @@ from server.domain.authorization import (
     gun_code,
 )
 from server.domain.filling import max_fill_kg
+from server.kernel.settings import Settings
 
 __all__ = ["AUTH_SQL", "AuthOutcome", "FillAuthorizer", "reply_topic_for"]
 

@@ -28,10 +28,10 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from realtime.bus import Event
-from server.config import Settings
 from server.db.alerts import alert_event, raise_alert
 from server.domain.supervision import is_device_offline, licence_expiring
+from server.kernel.events import Event
+from server.kernel.settings import Settings
 
 __all__ = ["LOCK_KEY", "run_once"]
 

@@ -52,13 +52,13 @@ from ingest.schemas import (
     ValveTelemetry,
     VehiclePosition,
 )
-from realtime.bus import Event
-from server.config import Settings
 from server.db.alerts import ALERT_KINDS, alert_event, raise_alert
-from server.districts import DistrictIndex
 from server.domain.events import SCAN_ACTIONS, EventKind, epcis_for
 from server.domain.filling import FillAssessment, assess_fill, checks_failed, is_repeat_fill
 from server.domain.supervision import is_leak, is_live, is_overstock, permitted_storage
+from server.kernel.districts import DistrictIndex
+from server.kernel.events import Event
+from server.kernel.settings import Settings
 
 __all__ = ["BatchResult", "BatchStore", "Item"]
 

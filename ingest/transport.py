@@ -41,7 +41,7 @@ from gmqtt.mqtt.handler import MQTTConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from server.services import redact
+from server.kernel.services import redact
 
 __all__ = [
     "TRANSPORTS",

@@ -48,9 +48,9 @@ from ingest.transport import (
     make_transport,
     parse_mqtt_url,
 )
-from realtime.bus import Event, EventBus
-from server.config import Settings
-from server.districts import District, DistrictIndex, load_districts
+from server.kernel.districts import District, DistrictIndex, load_districts
+from server.kernel.events import Bus, Event
+from server.kernel.settings import Settings
 
 __all__ = ["TRANSIENT_DB_ERRORS", "IngestWorker", "subscription_topic"]
 
@@ -103,7 +103,7 @@ class IngestWorker:
         self,
         settings: Settings,
         pool: asyncpg.Pool,
-        bus: EventBus,
+        bus: Bus,
         worker_index: int = 0,
         mqtt_url: str | None = None,
         *,

@@ -28,8 +28,8 @@ async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     from realtime.kpis import KpiService
     from realtime.scope import LiveFilter
     from realtime.snapshot import make_snapshot
-    from server.auth import Principal
-    from server.keys import BUS, POOL, REDIS, SETTINGS
+    from server.kernel.appkeys import BUS, POOL, REDIS, SETTINGS
+    from server.kernel.principal import Principal
 
     settings = app[SETTINGS]
     bus = app[BUS]

@@ -48,9 +48,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from realtime.bus import Event, EventBus
 from realtime.protocol import row_bytes
-from server.config import Settings
+from server.kernel.events import Bus, Event
+from server.kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,17 @@ def new_origin() -> str:
 
 def encode(event: Event, origin: str) -> bytes:
     header = orjson.dumps(
-        [origin, event.channel, event.district, event.company_id, event.site_id,
-         event.lat, event.lon, event.key, event.ts]
+        [
+            origin,
+            event.channel,
+            event.district,
+            event.company_id,
+            event.site_id,
+            event.lat,
+            event.lon,
+            event.key,
+            event.ts,
+        ]
     )
     return header + b"\n" + row_bytes(event)
 
@@ -112,8 +121,9 @@ def _client(url: str, settings: Settings) -> Redis:
 class RedisPublisher:
     """Queues encoded events and PUBLISHes them in pipelined batches from one task."""
 
-    def __init__(self, settings: Settings, *, origin: str | None = None,
-                 redis_url: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, origin: str | None = None, redis_url: str | None = None
+    ) -> None:
         rt = settings.realtime
         self.settings = settings
         self.url = redis_url or settings.services.redis_url
@@ -143,7 +153,7 @@ class RedisPublisher:
         self._queue.append(message)
         self._wake.set()
 
-    def attach(self, bus: EventBus, own: Callable[[Event], bool]) -> None:
+    def attach(self, bus: Bus, own: Callable[[Event], bool]) -> None:
         """Forward every event of *bus* that *own* accepts (this process's events)."""
         self._remove_listener = bus.listen(None, self.publish, own)
 
@@ -192,7 +202,9 @@ class RedisPublisher:
                     self._down_since = time.monotonic()
                     log.warning(
                         "realtime publisher: Redis %s unreachable (%s); live events are dropped "
-                        "until it is back (start it: scripts/services.sh)", self.url, exc,
+                        "until it is back (start it: scripts/services.sh)",
+                        self.url,
+                        exc,
                     )
                 if self._closing:
                     return
@@ -200,14 +212,18 @@ class RedisPublisher:
                 delay = min(delay * 2, rt.bridge_reconnect_max_s)
                 continue
             if self._down_since is not None:
-                log.info("realtime publisher: Redis %s is back after %.1f s (%d event(s) dropped)",
-                         self.url, time.monotonic() - self._down_since, self.dropped)
+                log.info(
+                    "realtime publisher: Redis %s is back after %.1f s (%d event(s) dropped)",
+                    self.url,
+                    time.monotonic() - self._down_since,
+                    self.dropped,
+                )
                 self._down_since = None
             delay = rt.bridge_reconnect_min_s
             self.published += len(batch)
 
 
-async def attach_publisher(bus: EventBus, settings: Settings) -> RedisPublisher:
+async def attach_publisher(bus: Bus, settings: Settings) -> RedisPublisher:
     """For a process with no websocket server (a separate ingest process).
 
     Every event published on *bus* is sent to Redis, where every server process picks it
@@ -222,7 +238,7 @@ async def attach_publisher(bus: EventBus, settings: Settings) -> RedisPublisher:
 class RedisBridge:
     """Both directions for a server process: publish own events, deliver everyone else's."""
 
-    def __init__(self, bus: EventBus, settings: Settings) -> None:
+    def __init__(self, bus: Bus, settings: Settings) -> None:
         self.bus = bus
         self.settings = settings
         self.origin = new_origin()
@@ -240,15 +256,17 @@ class RedisBridge:
     async def start(self) -> None:
         self.publisher.attach(self.bus, self._own)
         self.publisher.start()
-        self._task = asyncio.get_running_loop().create_task(self._subscribe_loop(),
-                                                            name="redis-subscriber")
+        self._task = asyncio.get_running_loop().create_task(
+            self._subscribe_loop(), name="redis-subscriber"
+        )
 
     async def aclose(self) -> None:
         self._stop.set()
         if self._task is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(self._task),
-                                       self.settings.services.connect_timeout_s)
+                await asyncio.wait_for(
+                    asyncio.shield(self._task), self.settings.services.connect_timeout_s
+                )
             except TimeoutError:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
@@ -285,8 +303,11 @@ class RedisBridge:
             try:
                 await pubsub.subscribe(bridge_channel(self.settings))
                 if down_since is not None:
-                    log.info("realtime bridge: subscribed to Redis %s again after %.1f s",
-                             url, time.monotonic() - down_since)
+                    log.info(
+                        "realtime bridge: subscribed to Redis %s again after %.1f s",
+                        url,
+                        time.monotonic() - down_since,
+                    )
                     down_since = None
                 self.connected.set()
                 delay = rt.bridge_reconnect_min_s
@@ -301,7 +322,10 @@ class RedisBridge:
                 log.warning(
                     "realtime bridge: Redis %s lost (%s: %s); live events from other processes "
                     "stop until it is back; retrying in %.1f s",
-                    url, type(exc).__name__, exc, delay,
+                    url,
+                    type(exc).__name__,
+                    exc,
+                    delay,
                 )
                 await self._sleep(delay)
                 delay = min(delay * 2, rt.bridge_reconnect_max_s)

@@ -11,44 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from server.kernel.events import Event, Filter, Listener
 
 log = logging.getLogger(__name__)
 
 # Channels carried live (DESIGN §6). "events" is the cylinder trajectory stream.
 CHANNELS = ("positions", "alerts", "fills", "kpis", "events", "devices")
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One live row with the attributes subscriptions are filtered and scoped by.
-
-    `data` is the row as sent to clients. `district`, `company_id`, `site_id` repeat the
-    scope keys so that filtering never has to look inside `data`. `origin` names the
-    process that published it (the Redis bridge uses it to avoid echoing events back).
-    """
-
-    channel: str
-    data: Mapping[str, Any]
-    district: str | None = None
-    company_id: int | None = None
-    site_id: int | None = None
-    lat: float | None = None
-    lon: float | None = None
-    key: str | None = None
-    """Identity for coalescing (e.g. a vehicle id: the latest position per key wins)."""
-    ts: float = field(default_factory=time.time)
-    origin: str | None = None
-    raw: bytes | None = field(default=None, compare=False, repr=False)
-    """`data` already encoded as JSON, when it is at hand (the Redis bridge sets it for
-    events from other processes), so the websocket hub does not encode it again."""
-
-
-Listener = Callable[[Event], None]
-Filter = Callable[[Event], bool]
 
 
 @dataclass(slots=True)

@@ -39,10 +39,10 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from realtime import protocol as proto
-from realtime.bus import Event, EventBus
 from realtime.scope import LiveFilter, Predicate, Rule, compile_predicate
-from server.auth import Principal
-from server.config import Realtime
+from server.kernel.events import Bus, Event
+from server.kernel.principal import Principal
+from server.kernel.settings import Realtime
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,8 @@ class Connection:
     def _overflow(self) -> None:
         log.warning(
             "websocket %r: %d frames queued and none droppable; closing it (1013)",
-            self, len(self._urgent),
+            self,
+            len(self._urgent),
         )
         self.close_code = proto.CLOSE_TRY_AGAIN_LATER
         self.dropped += len(self._urgent)
@@ -207,7 +208,7 @@ class Group:
         self.subs: list[Subscription] = []
         self._remove_listener: Callable[[], None] | None = None
 
-    def start(self, bus: EventBus) -> None:
+    def start(self, bus: Bus) -> None:
         self._remove_listener = bus.listen(self.channel, self.on_event, self.predicate)
 
     def stop(self) -> None:
@@ -230,8 +231,11 @@ class Group:
         sub.buffering = False
         seen: set[Any] = set()
         if snapshot is not None:
-            sub.conn.send(proto.event_prefix(sub.id, sub.channel, snapshot=True)
-                          + proto.dumps(snapshot) + b"}")
+            sub.conn.send(
+                proto.event_prefix(sub.id, sub.channel, snapshot=True)
+                + proto.dumps(snapshot)
+                + b"}"
+            )
             seen = {ident for row in snapshot if (ident := _identity(row)) is not None}
         for event in buffered:
             if seen and _identity(event.data) in seen:
@@ -290,14 +294,19 @@ class PositionGroup(Group):
             merged[row_key(event)] = event.data
         sub.buffer = []
         sub.buffering = False
-        sub.conn.send(proto.event_prefix(sub.id, sub.channel, snapshot=True)
-                      + proto.dumps(list(merged.values())) + b"}", True, sub.id)
+        sub.conn.send(
+            proto.event_prefix(sub.id, sub.channel, snapshot=True)
+            + proto.dumps(list(merged.values()))
+            + b"}",
+            True,
+            sub.id,
+        )
 
 
 class KpiGroup(Group):
     """No bus listener: the KPI task computes one row per group per tick and sends it."""
 
-    def start(self, bus: EventBus) -> None:
+    def start(self, bus: Bus) -> None:
         return None
 
     def deliver(self, row: Row) -> None:
@@ -322,7 +331,7 @@ SnapshotFn = Callable[[Principal, str, Rule, LiveFilter], Awaitable[list[Row] | 
 class Hub:
     """All websocket subscriptions of this process."""
 
-    def __init__(self, bus: EventBus, settings: Realtime, snapshot: SnapshotFn) -> None:
+    def __init__(self, bus: Bus, settings: Realtime, snapshot: SnapshotFn) -> None:
         self.bus = bus
         self.settings = settings
         self.snapshot = snapshot
@@ -357,7 +366,11 @@ class Hub:
         channel = key.channel
         group = self._group(key)
         sub = Subscription(
-            conn, sub_id, channel, group, proto.event_prefix(sub_id, channel),
+            conn,
+            sub_id,
+            channel,
+            group,
+            proto.event_prefix(sub_id, channel),
             channel in proto.DROPPABLE_CHANNELS,
         )
         group.subs.append(sub)

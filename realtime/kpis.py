@@ -27,16 +27,21 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from realtime.bus import Event
 from realtime.hub import GroupKey, Hub, KpiGroup
 from realtime.scope import NONE, LiveFilter, Rule, compile_predicate, rule_for
-from server.auth import Principal
-from server.config import Settings
+from server.kernel.events import Event
+from server.kernel.principal import Principal
+from server.kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
 CYLINDER_FIELDS: Final = (
-    "registered", "in_service", "scrapped", "overdue", "scrap_due", "inspection_due",
+    "registered",
+    "in_service",
+    "scrapped",
+    "overdue",
+    "scrap_due",
+    "inspection_due",
 )
 # Entities whose scope decides each group of KPIs, in GroupKey.extra order.
 KPI_ENTITIES: Final = ("cylinders", "fills", "events", "alerts")
@@ -86,7 +91,10 @@ class Cells:
 
 def _cell(row: Mapping[str, Any], company: str, site: str | None = None) -> Event:
     return Event(
-        "kpis", dict(row), district=row["district_code"], company_id=row[company],
+        "kpis",
+        dict(row),
+        district=row["district_code"],
+        company_id=row[company],
         site_id=row[site] if site else None,
     )
 

@@ -22,7 +22,7 @@ from typing import Any, Final
 import msgspec
 import orjson
 
-from realtime.bus import Event
+from server.kernel.events import Event
 
 # ------------------------------------------------------------------ error codes
 

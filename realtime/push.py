@@ -40,14 +40,14 @@ from pywebpush import WebPusher
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from realtime.bus import Event, EventBus
 from realtime.scope import rule_for, visible
-from server import errors
-from server.audit import audit
-from server.auth import Principal, require
-from server.config import Settings
-from server.http import json_response, read_json
-from server.keys import POOL, SETTINGS
+from server.kernel import errors
+from server.kernel.appkeys import POOL, SETTINGS
+from server.kernel.audit import audit
+from server.kernel.events import Bus, Event
+from server.kernel.http import json_response, read_json
+from server.kernel.principal import Principal, require
+from server.kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +292,7 @@ def encrypt(
 class PushSender:
     """Bus listener (enqueue only) + one task that pushes new alerts to subscribed users."""
 
-    def __init__(self, pool: asyncpg.Pool, redis: Redis, bus: EventBus, settings: Settings) -> None:
+    def __init__(self, pool: asyncpg.Pool, redis: Redis, bus: Bus, settings: Settings) -> None:
         self.pool = pool
         self.redis = redis
         self.bus = bus

@@ -1,6 +1,6 @@
-"""Role scope and client filters for live rows: the same rules as `server.scope`, in Python.
+"""Role scope and client filters for live rows: the same rules as `server.kernel.scope`, in Python.
 
-REST handlers scope in SQL (`server.scope.scope_where`). Live rows never touch the
+REST handlers scope in SQL (`server.kernel.scope.scope_where`). Live rows never touch the
 database, so each `Event` carries its scope keys (district, company_id, site_id) and this
 module decides with the same table (DESIGN §7, the docstring of `server/scope.py`):
 
@@ -26,9 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from realtime.bus import Event
-from server.auth import Principal
-from server.scope import can_read
+from server.kernel.events import Event
+from server.kernel.principal import Principal
+from server.kernel.scope import can_read
 
 CHANNEL_ENTITY: Final = {
     "alerts": "alerts",
@@ -37,7 +37,7 @@ CHANNEL_ENTITY: Final = {
     "events": "events",
     "devices": "devices",
 }
-"""The `server.scope` entity whose rule a live channel follows."""
+"""The `server.kernel.scope` entity whose rule a live channel follows."""
 
 Kind = Literal["all", "none", "district", "company", "site"]
 Predicate = Callable[[Event], bool]
@@ -56,7 +56,7 @@ NONE: Final = Rule("none")
 
 
 def rule_for(p: Principal, entity: str) -> Rule:
-    """The live twin of `server.scope.scope_where` for one principal and entity."""
+    """The live twin of `server.kernel.scope.scope_where` for one principal and entity."""
     if not can_read(p, entity):
         return NONE
     role = p.role

@@ -1,7 +1,7 @@
 """What a subscription starts with: the current state, read from PostgreSQL in scope.
 
 - ``alerts``: alerts not yet resolved (open or acknowledged), newest first, in the caller's
-  scope (`server.scope.scope_where`) and filter, at most ``snapshot_alerts_max``.
+  scope (`server.kernel.scope.scope_where`) and filter, at most ``snapshot_alerts_max``.
 - ``positions``: every vehicle's latest stored position (``devices.lat/lon``) and, when a
   bbox is given, the cylinders last seen inside it, newest first; together at most
   ``snapshot_positions_max`` rows. Rows have the live shape (``kind, id, lat, lon, ts``).
@@ -23,16 +23,29 @@ import asyncpg
 
 from realtime import protocol as proto
 from realtime.scope import LiveFilter, Rule
-from server.auth import Principal
-from server.config import Realtime
-from server.scope import Sql, scope_where
+from server.kernel.principal import Principal
+from server.kernel.scope import Sql, scope_where
+from server.kernel.settings import Realtime
 
 Row = Mapping[str, Any]
 KpiSnapshot = Callable[[Principal, LiveFilter], Awaitable[list[Row]]]
 
 ALERT_COLUMNS = (
-    "id", "kind", "severity", "subject_type", "subject_id", "company_id", "site_id",
-    "district_code", "cylinder_id", "state", "count", "first_at", "last_at", "lat", "lon",
+    "id",
+    "kind",
+    "severity",
+    "subject_type",
+    "subject_id",
+    "company_id",
+    "site_id",
+    "district_code",
+    "cylinder_id",
+    "state",
+    "count",
+    "first_at",
+    "last_at",
+    "lat",
+    "lon",
     "details",
 )
 
@@ -51,8 +64,14 @@ def alert_row(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _filter_sql(
-    flt: LiveFilter, q: Sql, *, alias: str, district: str | None, company: str,
-    lat: str = "lat", lon: str = "lon",
+    flt: LiveFilter,
+    q: Sql,
+    *,
+    alias: str,
+    district: str | None,
+    company: str,
+    lat: str = "lat",
+    lon: str = "lon",
 ) -> list[str]:
     where: list[str] = []
     if flt.district is not None and district is not None:
@@ -84,8 +103,10 @@ def _vehicle_scope(rule: Rule, q: Sql) -> str:
     if rule.kind == "all":
         return "TRUE"
     if rule.kind == "district":
-        return (f"d.site_id IN (SELECT id FROM sites WHERE district_code = ANY("
-                f"{q.add(sorted(map(str, rule.values)))}))")
+        return (
+            f"d.site_id IN (SELECT id FROM sites WHERE district_code = ANY("
+            f"{q.add(sorted(map(str, rule.values)))}))"
+        )
     if rule.kind == "company":
         return f"d.company_id = ANY({q.add(sorted(int(v) for v in rule.values))})"
     return "FALSE"
@@ -99,16 +120,28 @@ async def positions_snapshot(
     pool: asyncpg.Pool, p: Principal, rule: Rule, flt: LiveFilter, limit: int
 ) -> list[Row]:
     q = Sql()
-    where = ["d.kind = 'vehicle'", "d.active", "d.lat IS NOT NULL", "d.lon IS NOT NULL",
-             _vehicle_scope(rule, q)]
+    where = [
+        "d.kind = 'vehicle'",
+        "d.active",
+        "d.lat IS NOT NULL",
+        "d.lon IS NOT NULL",
+        _vehicle_scope(rule, q),
+    ]
     if flt.district is not None:
         where.append(
             f"d.site_id IN (SELECT id FROM sites WHERE district_code = {q.add(flt.district)})"
         )
     where += _filter_sql(flt, q, alias="d", district=None, company="company_id")
     rows: list[Row] = [
-        {"kind": "vehicle", "id": r["device_id"], "lat": r["lat"], "lon": r["lon"],
-         "ts": _epoch_ms(r["last_seen_at"]), "speed_kmh": None, "heading": None}
+        {
+            "kind": "vehicle",
+            "id": r["device_id"],
+            "lat": r["lat"],
+            "lon": r["lon"],
+            "ts": _epoch_ms(r["last_seen_at"]),
+            "speed_kmh": None,
+            "heading": None,
+        }
         for r in await pool.fetch(
             f"SELECT d.device_id, d.lat, d.lon, d.last_seen_at FROM devices d"
             f" WHERE {' AND '.join(where)} ORDER BY d.last_seen_at DESC NULLS LAST"
@@ -123,8 +156,15 @@ async def positions_snapshot(
     where = ["c.last_seen_at IS NOT NULL", scope_where(p, "cylinders", "c", q)]
     where += _filter_sql(flt, q, alias="c", district="district_code", company="owner_company_id")
     rows += [
-        {"kind": "cylinder", "id": r["tag"], "lat": r["lat"], "lon": r["lon"],
-         "ts": _epoch_ms(r["last_seen_at"]), "speed_kmh": None, "heading": None}
+        {
+            "kind": "cylinder",
+            "id": r["tag"],
+            "lat": r["lat"],
+            "lon": r["lon"],
+            "ts": _epoch_ms(r["last_seen_at"]),
+            "speed_kmh": None,
+            "heading": None,
+        }
         for r in await pool.fetch(
             f"SELECT c.tag, c.lat, c.lon, c.last_seen_at FROM cylinders c"
             f" WHERE {' AND '.join(where)} ORDER BY c.last_seen_at DESC LIMIT {q.add(room)}",

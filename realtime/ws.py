@@ -21,9 +21,9 @@ from realtime import protocol as proto
 from realtime.hub import Connection, GroupKey, Hub
 from realtime.keys import HUB, KPIS
 from realtime.scope import CHANNEL_ENTITY, LiveFilter, rule_for
-from server.auth import principal_of
-from server.keys import POOL, SETTINGS
-from server.scope import can_read
+from server.kernel.appkeys import POOL, SETTINGS
+from server.kernel.principal import principal_of
+from server.kernel.scope import can_read
 
 log = logging.getLogger(__name__)
 
@@ -73,19 +73,31 @@ async def _subscribe(
     channel = cmd.channel
     if channel not in proto.CHANNELS:
         known = ", ".join(proto.CHANNELS)
-        conn.send(proto.error_frame(cmd.id, proto.UNKNOWN_CHANNEL,
-                                    f"no channel {channel!r}; channels: {known}", "channel"))
+        conn.send(
+            proto.error_frame(
+                cmd.id,
+                proto.UNKNOWN_CHANNEL,
+                f"no channel {channel!r}; channels: {known}",
+                "channel",
+            )
+        )
         return
     p = conn.principal
     if channel != proto.KPIS and not can_read(p, CHANNEL_ENTITY[channel]):
-        conn.send(proto.error_frame(cmd.id, proto.FORBIDDEN,
-                                    f"role {p.role} may not read {channel}", "channel"))
+        conn.send(
+            proto.error_frame(
+                cmd.id, proto.FORBIDDEN, f"role {p.role} may not read {channel}", "channel"
+            )
+        )
         return
     if len(conn.subscriptions) >= hub.settings.subscriptions_max:
-        conn.send(proto.error_frame(
-            cmd.id, proto.TOO_MANY_SUBSCRIPTIONS,
-            f"at most {hub.settings.subscriptions_max} subscriptions per connection",
-        ))
+        conn.send(
+            proto.error_frame(
+                cmd.id,
+                proto.TOO_MANY_SUBSCRIPTIONS,
+                f"at most {hub.settings.subscriptions_max} subscriptions per connection",
+            )
+        )
         return
     try:
         flt = await live_filter(request.app[POOL], channel, cmd.filter)
@@ -97,8 +109,11 @@ async def _subscribe(
     else:
         key = GroupKey(channel, rule_for(p, CHANNEL_ENTITY[channel]), flt)
     if not await hub.subscribe(conn, cmd.id, key):
-        conn.send(proto.error_frame(cmd.id, proto.UNAVAILABLE,
-                                    "the current state cannot be read; try again"))
+        conn.send(
+            proto.error_frame(
+                cmd.id, proto.UNAVAILABLE, "the current state cannot be read; try again"
+            )
+        )
 
 
 async def dispatch(request: web.Request, hub: Hub, conn: Connection, raw: str | bytes) -> None:
@@ -107,33 +122,45 @@ async def dispatch(request: web.Request, hub: Hub, conn: Connection, raw: str | 
         envelope = proto.ENVELOPE_DECODER.decode(raw)
     except msgspec.ValidationError as exc:
         field = proto.field_of(exc)
-        conn.send(proto.error_frame(None, proto.INVALID_FORMAT,
-                                    f"{field}: {str(exc).split(' - at ')[0]}", field))
+        conn.send(
+            proto.error_frame(
+                None, proto.INVALID_FORMAT, f"{field}: {str(exc).split(' - at ')[0]}", field
+            )
+        )
         return
     except msgspec.DecodeError as exc:
         conn.send(proto.error_frame(None, proto.INVALID_JSON, f"not valid JSON: {exc}"))
         return
     msg_id = envelope.id
     if msg_id <= conn.last_id:
-        conn.send(proto.error_frame(
-            msg_id, proto.ID_REUSE, f"ids must increase: {msg_id} follows {conn.last_id}", "id"
-        ))
+        conn.send(
+            proto.error_frame(
+                msg_id, proto.ID_REUSE, f"ids must increase: {msg_id} follows {conn.last_id}", "id"
+            )
+        )
         return
     conn.last_id = msg_id
     decoder = proto.COMMAND_DECODERS.get(envelope.type)
     if decoder is None:
         known = ", ".join(proto.COMMAND_TYPES)
-        conn.send(proto.error_frame(
-            msg_id, proto.UNKNOWN_COMMAND, f"unknown command {envelope.type!r}; commands: {known}",
-            "type",
-        ))
+        conn.send(
+            proto.error_frame(
+                msg_id,
+                proto.UNKNOWN_COMMAND,
+                f"unknown command {envelope.type!r}; commands: {known}",
+                "type",
+            )
+        )
         return
     try:
         cmd = decoder.decode(raw)
     except msgspec.ValidationError as exc:
         field = proto.field_of(exc)
-        conn.send(proto.error_frame(msg_id, proto.INVALID_FORMAT,
-                                    f"{field}: {str(exc).split(' - at ')[0]}", field))
+        conn.send(
+            proto.error_frame(
+                msg_id, proto.INVALID_FORMAT, f"{field}: {str(exc).split(' - at ')[0]}", field
+            )
+        )
         return
     if isinstance(cmd, proto.Ping):
         conn.send(proto.pong_frame(msg_id))
@@ -141,8 +168,11 @@ async def dispatch(request: web.Request, hub: Hub, conn: Connection, raw: str | 
         if hub.unsubscribe(conn, cmd.subscription):
             conn.send(proto.result_frame(msg_id))
         else:
-            conn.send(proto.error_frame(msg_id, proto.NOT_FOUND,
-                                        f"no subscription {cmd.subscription}", "subscription"))
+            conn.send(
+                proto.error_frame(
+                    msg_id, proto.NOT_FOUND, f"no subscription {cmd.subscription}", "subscription"
+                )
+            )
     elif isinstance(cmd, proto.Subscribe):
         await _subscribe(request, hub, conn, cmd)
 
@@ -160,8 +190,9 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     principal = principal_of(request)
     if principal is None:
         await ws.send_frame(
-            proto.error_frame(None, proto.UNAUTHORIZED,
-                              "log in first: session cookie or ?token=<login token>"),
+            proto.error_frame(
+                None, proto.UNAUTHORIZED, "log in first: session cookie or ?token=<login token>"
+            ),
             WSMsgType.TEXT,
         )
         await ws.close(code=proto.CLOSE_UNAUTHORIZED, message=b"unauthorized")
@@ -178,8 +209,11 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
             except Exception:
                 ref = secrets.token_hex(6)
                 log.exception("websocket %r: command failed [%s]", conn, ref)
-                conn.send(proto.error_frame(None, proto.INTERNAL_ERROR,
-                                            f"internal error (reference {ref})"))
+                conn.send(
+                    proto.error_frame(
+                        None, proto.INTERNAL_ERROR, f"internal error (reference {ref})"
+                    )
+                )
     finally:
         hub.release(conn)
         await conn.stop_writer()

@@ -9,21 +9,21 @@ themselves with `setup(app)`: the REST API, the websocket hub, the pages, and â€
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from realtime.bus import EventBus
-from server import auth
-from server.config import Settings
 from server.db.migrate import check_current
 from server.db.pool import create_pool
-from server.errors import error_middleware
-from server.http import json_response
-from server.keys import BUS, EXTRAS, POOL, REDIS, SETTINGS
-from server.services import ServiceUnavailable
+from server.kernel import principal
+from server.kernel.appkeys import BUS, METRICS_SOURCES, POOL, REDIS, SETTINGS
+from server.kernel.errors import error_middleware
+from server.kernel.http import json_response
+from server.kernel.services import ServiceUnavailable
+from server.kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +64,6 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         await pool.close()
 
 
-MetricsSource = Callable[[], str]
-METRICS_SOURCES = "metrics_sources"
-"""Key in ``app[EXTRAS]``: features (ingest, realtime) add functions rendering Prometheus text."""
-
-
-def add_metrics_source(app: web.Application, source: MetricsSource) -> None:
-    """Let a feature contribute to ``/metrics`` without the server importing it."""
-    app[EXTRAS].setdefault(METRICS_SOURCES, []).append(source)
-
-
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format: the bus's own counters and every registered source.
 
@@ -82,7 +72,7 @@ async def metrics(request: web.Request) -> web.Response:
     """
     remote = request.remote or ""
     if not (remote.startswith("127.") or remote == "::1"):
-        auth.require(request, "admin")
+        principal.require(request, "admin")
     bus = request.app[BUS]
     lines = [
         "# HELP cylwatch_bus_published_total Events published on this process's bus.",
@@ -96,7 +86,7 @@ async def metrics(request: web.Request) -> web.Response:
         f"cylwatch_bus_listeners {bus.listener_count()}",
     ]
     text = "\n".join(lines) + "\n"
-    for source in request.app[EXTRAS].get(METRICS_SOURCES, []):
+    for source in request.app[METRICS_SOURCES]:
         text += source()
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
@@ -126,16 +116,15 @@ def create_app(
     settings: Settings, *, with_ingest: bool = False, with_pages: bool = True
 ) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, auth.auth_middleware],
+        middlewares=[error_middleware, principal.auth_middleware],
         client_max_size=settings.http.max_upload_mb * 1024 * 1024,
     )
     app[SETTINGS] = settings
     app[BUS] = EventBus()
-    app[EXTRAS] = {}
+    app[METRICS_SOURCES] = []
     app.cleanup_ctx.append(_services_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_routes(auth.routes())
 
     from server import api
 

@@ -78,13 +78,13 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from server.audit import audit
-from server.auth import Principal
-from server.config import Settings
 from server.domain.dates import derive_next_inspection, derive_scrap_date
 from server.domain.events import EventKind, epcis_for
 from server.domain.statuses import IMPORT_STATUSES, IN_SERVICE, SCRAPPED
-from server.scope import Sql, scope_where
+from server.kernel.audit import audit
+from server.kernel.principal import Principal
+from server.kernel.scope import Sql, scope_where
+from server.kernel.settings import Settings
 
 __all__ = [
     "ARCHIVE_COLUMNS",
@@ -162,9 +162,7 @@ _EXCEL_FIRST_REAL_SERIAL: Final = 61
 """Excel's 1900 date system counts a 29 Feb 1900 that never was; serials from 61
 (1900-03-01) on map to `_EXCEL_EPOCH + serial` days, smaller ones are no cylinder's date."""
 
-_DATE_RE: Final = re.compile(
-    r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[ T]00:00(?::00(?:\.0+)?)?)?$"
-)
+_DATE_RE: Final = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[ T]00:00(?::00(?:\.0+)?)?)?$")
 _HUNDREDTH: Final = Decimal("0.01")
 _ZIP_MAGIC: Final = b"PK\x03\x04"
 _OLE_MAGIC: Final = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -552,13 +550,40 @@ class _Context:
 
 
 _STAGE_COLUMNS: Final = (
-    "line", "tag", "stamp", "barcode", "owner_company_id", "owner_district", "spec", "medium",
-    "manufacturer", "manufacture_date", "tare_kg", "volume_l", "last_inspection_date",
-    "next_inspection_date", "scrap_date", "status",
+    "line",
+    "tag",
+    "stamp",
+    "barcode",
+    "owner_company_id",
+    "owner_district",
+    "spec",
+    "medium",
+    "manufacturer",
+    "manufacture_date",
+    "tare_kg",
+    "volume_l",
+    "last_inspection_date",
+    "next_inspection_date",
+    "scrap_date",
+    "status",
 )
 _Staged = tuple[
-    int, str, str | None, str | None, int, str | None, str, str, str | None, dt.date,
-    Decimal | None, Decimal | None, dt.date | None, dt.date, dt.date, str,
+    int,
+    str,
+    str | None,
+    str | None,
+    int,
+    str | None,
+    str,
+    str,
+    str | None,
+    dt.date,
+    Decimal | None,
+    Decimal | None,
+    dt.date | None,
+    dt.date,
+    dt.date,
+    str,
 ]
 
 
@@ -653,8 +678,22 @@ def _validate_row(line: int, cells: list[Cell], src: ArchiveSource, ctx: _Contex
         raise _Bad("status", status_raw, f"status must be one of {', '.join(IMPORT_STATUSES)}")
 
     return (
-        line, tag, stamp, barcode, company.id, company.district_code, spec, medium, manufacturer,
-        manufacture, tare, volume, last, next_insp, scrap, status,
+        line,
+        tag,
+        stamp,
+        barcode,
+        company.id,
+        company.district_code,
+        spec,
+        medium,
+        manufacturer,
+        manufacture,
+        tare,
+        volume,
+        last,
+        next_insp,
+        scrap,
+        status,
     )
 
 
@@ -699,8 +738,19 @@ SELECT s.line, s.tag, s.barcode, s.status,
 """
 
 _UPDATED_COLUMNS: Final = (
-    "stamp", "barcode", "owner_company_id", "spec", "medium", "manufacturer", "manufacture_date",
-    "tare_kg", "volume_l", "last_inspection_date", "next_inspection_date", "scrap_date", "status",
+    "stamp",
+    "barcode",
+    "owner_company_id",
+    "spec",
+    "medium",
+    "manufacturer",
+    "manufacture_date",
+    "tare_kg",
+    "volume_l",
+    "last_inspection_date",
+    "next_inspection_date",
+    "scrap_date",
+    "status",
 )
 
 _UPSERT_SQL: Final = f"""
@@ -775,7 +825,9 @@ def _next_chunk(
                 other_tag, other_line = seen_barcodes[barcode]
                 report.rejected.append(
                     RejectedRow(
-                        line, "barcode", barcode,
+                        line,
+                        "barcode",
+                        barcode,
                         f"barcode {barcode} is also given to tag {other_tag} on line {other_line}",
                     )
                 )
@@ -804,9 +856,7 @@ async def _store_chunk(
     site_id = principal.site_id if principal.role == "inspector" else None
     async with conn.transaction():
         await conn.execute("TRUNCATE cyl_import_stage")
-        await conn.copy_records_to_table(
-            "cyl_import_stage", records=staged, columns=_STAGE_COLUMNS
-        )
+        await conn.copy_records_to_table("cyl_import_stage", records=staged, columns=_STAGE_COLUMNS)
         await conn.execute("ANALYZE cyl_import_stage")
         problems = await conn.fetch(_CHECK_SQL, ctx.only_company, SCRAPPED)
         await conn.execute(
@@ -826,8 +876,12 @@ async def _store_chunk(
             " ON CONFLICT DO NOTHING"
         )
         args = (
-            site_id, EventKind.register.value, register.biz_step, register.disposition,
-            principal.username, details,
+            site_id,
+            EventKind.register.value,
+            register.biz_step,
+            register.disposition,
+            principal.username,
+            details,
         )
         if report.dry_run:
             try:
@@ -853,16 +907,22 @@ def _db_rejection(p: asyncpg.Record) -> RejectedRow:
         return RejectedRow(line, "tag", tag, "tag belongs to another company")
     if p["unscrap"]:
         return RejectedRow(
-            line, "status", p["status"],
+            line,
+            "status",
+            p["status"],
             "the cylinder is scrapped; a scrapped cylinder (and its tag) never returns to use",
         )
     if p["barcode_dup_line"] is not None:
         return RejectedRow(
-            line, "barcode", barcode,
+            line,
+            "barcode",
+            barcode,
             f"barcode {barcode} is also given to another tag on line {p['barcode_dup_line']}",
         )
     return RejectedRow(
-        line, "barcode", barcode,
+        line,
+        "barcode",
+        barcode,
         f"barcode {barcode} already belongs to cylinder {p['barcode_owner']}",
     )
 
@@ -916,9 +976,7 @@ async def import_archive(
             )
     report.rejected.sort(key=lambda r: r.line)
     if not dry_run:
-        await audit(
-            conn, principal, "cylinder.import", "cylinder", None, report.summary(), remote
-        )
+        await audit(conn, principal, "cylinder.import", "cylinder", None, report.summary(), remote)
     return report
 
 
@@ -1065,7 +1123,7 @@ _STYLES_XML: Final = (
     '<fonts count="1"><font><sz val="11"/><name val="Calibri"/><family val="2"/></font></fonts>'
     '<fills count="2"><fill><patternFill patternType="none"/></fill>'
     '<fill><patternFill patternType="gray125"/></fill></fills>'
-    "<borders count=\"1\"><border><left/><right/><top/><bottom/><diagonal/></border></borders>"
+    '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
     '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
     '<cellXfs count="2"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
     '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
@@ -1306,7 +1364,8 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("file", help="the CSV or XLSX file")
     p.add_argument(
-        "--as-company", metavar="CODE",
+        "--as-company",
+        metavar="CODE",
         help="act as that company's administrator: only its own cylinders may be touched",
     )
     p.add_argument("--dry-run", action="store_true", help="check everything, store nothing")
@@ -1359,7 +1418,12 @@ async def cmd_import_cylinders(args: argparse.Namespace, settings: Settings) -> 
         bar = _progress_bar(src.total_hint, f"import {path.name}")
         try:
             report = await import_archive(
-                conn, src, settings, principal, filename=path.name, dry_run=args.dry_run,
+                conn,
+                src,
+                settings,
+                principal,
+                filename=path.name,
+                dry_run=args.dry_run,
                 progress=bar.update,
             )
         except ArchiveFileError as exc:
@@ -1433,7 +1497,11 @@ async def cmd_export_cylinders(args: argparse.Namespace, settings: Settings) -> 
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
         await audit(
-            conn, principal, "cylinder.export", "cylinder", None,
+            conn,
+            principal,
+            "cylinder.export",
+            "cylinder",
+            None,
             {"format": fmt, "rows": rows, "file": out.name, **asdict(filters)},
         )
     finally:

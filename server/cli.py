@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from server.commands import ServeInline, serve_inline
-from server.config import ConfigError, Settings, load_settings
-from server.services import ServiceUnavailable
+from server.kernel.services import ServiceUnavailable
+from server.kernel.settings import ConfigError, Settings, load_settings
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int | None]]
 
@@ -27,7 +27,7 @@ COMMAND_MODULES: Sequence[str] = (
     "server.commands",
     "server.seed",
     "server.archive_io",
-    "ingest.cli",
+    "server.cli_ingest",
     "device_sim.cli",
 )
 

@@ -15,12 +15,12 @@ from typing import Any
 
 from aiohttp import web
 
-from server.auth import ROLES
-from server.config import Settings, load_settings
 from server.db.migrate import migrate
 from server.db.pool import connect
-from server.passwords import hash_password
-from server.services import redact
+from server.kernel.passwords import hash_password
+from server.kernel.principal import ROLES
+from server.kernel.services import redact
+from server.kernel.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ async def _preflight(settings: Settings) -> None:
     finally:
         await conn.close()
     if pending:
-        from server.services import ServiceUnavailable
+        from server.kernel.services import ServiceUnavailable
 
         raise ServiceUnavailable(
             "PostgreSQL",

@@ -45,10 +45,8 @@ import asyncpg
 import orjson
 from tqdm import tqdm
 
-from server.config import Settings
 from server.db.migrate import migrate
 from server.db.pool import connect
-from server.districts import District, load_districts
 from server.domain.dates import (
     add_years,
     compliance_status,
@@ -57,7 +55,9 @@ from server.domain.dates import (
 )
 from server.domain.events import EventKind, epcis_for
 from server.domain.filling import assess_fill
-from server.passwords import hash_password
+from server.kernel.districts import District, load_districts
+from server.kernel.passwords import hash_password
+from server.kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -58,7 +58,7 @@ def test_db_name() -> str:
 
 @pytest.fixture(scope="session")
 def settings(test_db_name: str) -> Iterator[Any]:
-    from server.config import load_settings
+    from server.kernel.settings import load_settings
 
     base = urlsplit(ADMIN_DSN)
     dsn = base._replace(path=f"/{test_db_name}").geturl()
@@ -138,7 +138,7 @@ ROLE_USERS = {
 @pytest.fixture(scope="session")
 async def world(pool: asyncpg.Pool, settings: Any) -> World:
     """Company A (金水区) and company B (二七区), each with a station, a customer, cylinders."""
-    from server.passwords import hash_password
+    from server.kernel.passwords import hash_password
 
     today = dt.date.today()
     w = World([], {}, {}, {}, {}, {}, {}, today)

@@ -65,7 +65,7 @@ async def test_logout_ends_the_session(client: Any) -> None:
 
 
 async def test_repeated_failures_are_rate_limited(client: Any, app: Any) -> None:
-    from server.keys import SETTINGS
+    from server.kernel.appkeys import SETTINGS
 
     limit = app[SETTINGS].auth.login_max_failures
     for _ in range(limit):
@@ -78,8 +78,8 @@ async def test_repeated_failures_are_rate_limited(client: Any, app: Any) -> None
     )
     assert r.status == 429
     assert r.headers.get("Retry-After")
-    from server.auth import FAIL_PREFIX
-    from server.keys import REDIS
+    from server.kernel.appkeys import REDIS
+    from server.kernel.principal import FAIL_PREFIX
 
     await app[REDIS].delete(FAIL_PREFIX + "t_inspector")
 

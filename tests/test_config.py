@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import ConfigError, load_settings, settings_doc
+from server.kernel.settings import ConfigError, load_settings, settings_doc
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "CONFIG.md"
 

@@ -34,7 +34,7 @@ async def test_healthz_reports_services(client: Any) -> None:
 
 
 async def test_metrics_are_prometheus_text_with_registered_sources(client: Any, app: Any) -> None:
-    from server.app import add_metrics_source
+    from server.kernel.appkeys import add_metrics_source
 
     add_metrics_source(app, lambda: "cylwatch_test_source 1\n")
     r = await client.get("/metrics")
@@ -46,7 +46,7 @@ async def test_metrics_are_prometheus_text_with_registered_sources(client: Any, 
 
 async def test_database_gone_mid_request_is_503_not_500(client: Any, app: Any) -> None:
     """A PostgreSQL restart under a request: retry later, not an internal error."""
-    from server.keys import POOL
+    from server.kernel.appkeys import POOL
     from tests.conftest import login
 
     headers = await login(client, "t_admin")

@@ -20,8 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
-from server.auth import principal_of
-from server.keys import SETTINGS
+from server.kernel.appkeys import SETTINGS
+from server.kernel.principal import principal_of
 
 __all__ = [
     "LANGUAGES",

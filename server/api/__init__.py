@@ -8,6 +8,7 @@ import importlib
 from aiohttp import web
 
 API_MODULES = (
+    "server.api.auth",
     "server.api.cylinders",
     "server.api.companies",
     "server.api.sites",
@@ -25,5 +26,8 @@ API_MODULES = (
 
 
 def setup(app: web.Application) -> None:
+    from server.api import customers
+
+    customers.setup(app)
     for name in API_MODULES:
         app.router.add_routes(importlib.import_module(name).routes())

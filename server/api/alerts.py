@@ -22,7 +22,6 @@ from typing import Any, Literal
 import msgspec
 from aiohttp import web
 
-from server import errors
 from server.api.common import (
     API,
     Note,
@@ -36,14 +35,15 @@ from server.api.common import (
 )
 from server.api.cylinders import company_filter
 from server.api.fills import time_range
-from server.audit import audit
-from server.auth import Principal, require
 from server.db.alerts import InvalidTransition, alert_event, alert_json, transition_alert
 from server.domain.statuses import ALERT_KINDS, ALERT_STATES
-from server.errors import ApiError, forbidden, not_found
-from server.http import json_response, path_int, q_choice, q_page
-from server.keys import BUS, POOL
-from server.scope import Sql, can_read, scope_where
+from server.kernel import errors
+from server.kernel.appkeys import BUS, POOL
+from server.kernel.audit import audit
+from server.kernel.errors import ApiError, forbidden, not_found
+from server.kernel.http import json_response, path_int, q_choice, q_page
+from server.kernel.principal import Principal, require
+from server.kernel.scope import Sql, can_read, scope_where
 
 READ_ROLES = ("admin", "regulator", "officer", "company_admin", "station_operator")
 ACK_ROLES = ("admin", "regulator", "officer", "company_admin")

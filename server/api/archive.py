@@ -28,7 +28,6 @@ from typing import IO, Final
 
 from aiohttp import BodyPartReader, web
 
-from server import errors
 from server.api.common import API, Param, api_doc, check_query, q_district, today
 from server.archive_io import (
     CSV_MIME,
@@ -42,12 +41,13 @@ from server.archive_io import (
     open_archive,
     write_xlsx,
 )
-from server.audit import audit
-from server.auth import ROLES, require
 from server.domain.statuses import CYLINDER_STATUSES
-from server.errors import ApiError
-from server.http import json_response, q_bool, q_choice, q_str
-from server.keys import POOL, SETTINGS
+from server.kernel import errors
+from server.kernel.appkeys import POOL, SETTINGS
+from server.kernel.audit import audit
+from server.kernel.errors import ApiError
+from server.kernel.http import json_response, q_bool, q_choice, q_str
+from server.kernel.principal import ROLES, require
 
 log = logging.getLogger(__name__)
 
@@ -163,12 +163,19 @@ async def import_cylinders(request: web.Request) -> web.StreamResponse:
         try:
             async with request.app[POOL].acquire() as conn:
                 report = await import_archive(
-                    conn, src, settings, p, filename=filename, dry_run=dry_run,
+                    conn,
+                    src,
+                    settings,
+                    p,
+                    filename=filename,
+                    dry_run=dry_run,
                     remote=request.remote,
                 )
         except ArchiveFileError as exc:
             raise ApiError(
-                400, errors.INVALID_FILE, exc.message,
+                400,
+                errors.INVALID_FILE,
+                exc.message,
                 {"stored_before_line": None if dry_run else exc.stored_before_line},
             ) from None
         finally:
@@ -177,11 +184,17 @@ async def import_cylinders(request: web.Request) -> web.StreamResponse:
         with contextlib.suppress(OSError):
             os.unlink(path)
     if as_csv:
-        headers = {f"X-Import-{k.replace('_', '-').title()}": str(v) for k, v in (
-            ("total_rows", report.total_rows), ("inserted", report.inserted),
-            ("updated", report.updated), ("unchanged", report.unchanged),
-            ("rejected", len(report.rejected)), ("dry_run", str(dry_run).lower()),
-        )}
+        headers = {
+            f"X-Import-{k.replace('_', '-').title()}": str(v)
+            for k, v in (
+                ("total_rows", report.total_rows),
+                ("inserted", report.inserted),
+                ("updated", report.updated),
+                ("unchanged", report.unchanged),
+                ("rejected", len(report.rejected)),
+                ("dry_run", str(dry_run).lower()),
+            )
+        }
         return web.Response(
             body=report.rejected_csv().encode("utf-8-sig"),
             content_type=CSV_MIME,
@@ -230,8 +243,9 @@ async def export_cylinders(request: web.Request) -> web.StreamResponse:
         )
         resp.enable_chunked_encoding()
         lines = 0
-        async with pool.acquire() as conn, conn.transaction(
-            readonly=True, isolation="repeatable_read"
+        async with (
+            pool.acquire() as conn,
+            conn.transaction(readonly=True, isolation="repeatable_read"),
         ):
             chunks = export_csv_chunks(conn, p, filters)
             try:
@@ -278,7 +292,11 @@ async def _audit_export(request: web.Request, fmt: str, rows: int, filters: Expo
     audit log (who, how many rows, which filters); written before the response completes so
     that a client seeing the end of the file can find the audit row."""
     await audit(
-        request.app[POOL], require(request), "cylinder.export", "cylinder", None,
+        request.app[POOL],
+        require(request),
+        "cylinder.export",
+        "cylinder",
+        None,
         {"format": fmt, "rows": rows, **{k: v for k, v in asdict(filters).items() if v}},
         request.remote,
     )

@@ -9,7 +9,7 @@ What lives here:
 
 - `api_doc`: per-handler metadata (summary, tags, roles, query parameters, body Struct)
   read by `server.api.openapi` when it walks the app's routes;
-- `read_body`: `server.http.read_json` plus a field name for unknown/oversized fields;
+- `read_body`: `server.kernel.http.read_json` plus a field name for unknown/oversized fields;
 - PATCH helpers (`changes`), constraint-violation mapping (`db_errors` → 409/400 naming the
   field), paging with a cheap total (`fetch_page`);
 - compliance status in SQL (`compliance_case`, `compliance_where`) with the thresholds of
@@ -38,14 +38,14 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from server import errors
-from server.auth import Principal
-from server.config import Dates, Settings
 from server.domain.dates import ComplianceStatus, compliance_status
-from server.errors import ApiError, bad_field, bad_query, not_found
-from server.http import Page, paged, read_json
-from server.keys import POOL, SETTINGS
-from server.scope import Sql, scope_where
+from server.kernel import errors
+from server.kernel.appkeys import POOL, SETTINGS
+from server.kernel.errors import ApiError, bad_field, bad_query, not_found
+from server.kernel.http import Page, paged, read_json
+from server.kernel.principal import Principal
+from server.kernel.scope import Sql, scope_where
+from server.kernel.settings import Dates, Settings
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -153,7 +153,7 @@ def doc_of(handler: Any) -> ApiDoc | None:
 
 
 async def read_body(request: web.Request, schema: type[T]) -> T:
-    """The body as *schema*; kept as the API modules' name for `server.http.read_json`."""
+    """The body as *schema*; kept as the API modules' name for `server.kernel.http.read_json`."""
     return await read_json(request, schema)
 
 

@@ -39,13 +39,13 @@ from server.api.common import (
     require_some,
     update_row,
 )
-from server.audit import audit
-from server.auth import require
 from server.domain.statuses import LICENCE_STATUSES, ROLES
-from server.errors import bad_field
-from server.http import json_response, path_int, q_choice, q_page, q_str
-from server.keys import POOL
-from server.scope import Sql, scope_where
+from server.kernel.appkeys import POOL
+from server.kernel.audit import audit
+from server.kernel.errors import bad_field
+from server.kernel.http import json_response, path_int, q_choice, q_page, q_str
+from server.kernel.principal import require
+from server.kernel.scope import Sql, scope_where
 
 CONTACT_FIELDS = frozenset({"contact_name", "contact_phone", "address"})
 ALL_FIELDS = CONTACT_FIELDS | {

@@ -20,6 +20,7 @@ import hmac
 import os
 import re
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -55,13 +56,13 @@ from server.api.common import (
     update_row,
 )
 from server.api.cylinders import company_filter
-from server.audit import audit
-from server.auth import Principal, require
 from server.domain.statuses import CUSTOMER_KINDS
-from server.errors import ApiError, bad_field, bad_query, forbidden
-from server.http import json_response, path_int, q_choice, q_page, q_str
-from server.keys import EXTRAS, POOL
-from server.scope import Sql, can_read, scope_where
+from server.kernel.appkeys import POOL
+from server.kernel.audit import audit
+from server.kernel.errors import ApiError, bad_field, bad_query, forbidden
+from server.kernel.http import json_response, path_int, q_choice, q_page, q_str
+from server.kernel.principal import Principal, require
+from server.kernel.scope import Sql, can_read, scope_where
 
 READ_ROLES = ("admin", "regulator", "officer", "company_admin", "station_operator")
 WRITE_ROLES = ("admin", "company_admin")
@@ -84,11 +85,25 @@ def mask_id_number(number: str) -> str:
     return f"{number[:6]}{'*' * 8}{number[-4:]}"
 
 
+@dataclass
+class IdHashKeyCache:
+    """The install's ID-number HMAC key, read once per process."""
+
+    key: bytes | None = None
+
+
+ID_HASH_KEY: web.AppKey[IdHashKeyCache] = web.AppKey("id_hash_key", IdHashKeyCache)
+
+
+def setup(app: web.Application) -> None:
+    app[ID_HASH_KEY] = IdHashKeyCache()
+
+
 async def id_hash_key(app: web.Application, pool: asyncpg.Pool) -> bytes:
     """The HMAC key: CYL_ID_HASH_KEY, else the install's own (created once, race-free)."""
-    cached = app[EXTRAS].get("id_hash_key")
-    if isinstance(cached, bytes):
-        return cached
+    cache = app[ID_HASH_KEY]
+    if cache.key is not None:
+        return cache.key
     env = os.environ.get(ID_KEY_ENV)
     if env:
         key = env.encode()
@@ -101,7 +116,7 @@ async def id_hash_key(app: web.Application, pool: asyncpg.Pool) -> bytes:
         key = bytes(
             await pool.fetchval("SELECT value FROM install_secrets WHERE name = 'id_hash_key'")
         )
-    app[EXTRAS]["id_hash_key"] = key
+    cache.key = key
     return key
 
 

@@ -28,7 +28,6 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from server import errors
 from server.api.common import (
     API,
     COMPLIANCE_VALUES,
@@ -58,16 +57,17 @@ from server.api.common import (
     require_some,
     today,
 )
-from server.audit import audit
-from server.auth import Principal, require
-from server.config import Settings
 from server.domain.dates import derive_next_inspection, derive_scrap_date
 from server.domain.events import EventKind, epcis_for
 from server.domain.statuses import CYLINDER_STATUSES, INSPECTION_RESULTS, ROLES, SCRAPPED
-from server.errors import ApiError, bad_field, not_found
-from server.http import json_response, path_int, q_choice, q_page, q_str
-from server.keys import POOL, SETTINGS
-from server.scope import Sql, can_read, scope_where
+from server.kernel import errors
+from server.kernel.appkeys import POOL, SETTINGS
+from server.kernel.audit import audit
+from server.kernel.errors import ApiError, bad_field, not_found
+from server.kernel.http import json_response, path_int, q_choice, q_page, q_str
+from server.kernel.principal import Principal, require
+from server.kernel.scope import Sql, can_read, scope_where
+from server.kernel.settings import Settings
 
 ValveType = Literal["ordinary", "smart"]
 

@@ -24,12 +24,12 @@ from server.api.common import (
 )
 from server.api.cylinders import EVENT_COLUMNS, EVENT_FROM, company_filter
 from server.api.fills import time_range
-from server.auth import require
 from server.domain.events import EventKind
 from server.domain.statuses import ROLES
-from server.http import json_response, q_choice, q_page, q_str
-from server.keys import POOL
-from server.scope import Sql, scope_where
+from server.kernel.appkeys import POOL
+from server.kernel.http import json_response, q_choice, q_page, q_str
+from server.kernel.principal import require
+from server.kernel.scope import Sql, scope_where
 
 EVENT_KINDS = tuple(dict.fromkeys(k.value for k in EventKind))
 QUERY = (

@@ -20,13 +20,13 @@ from server.api.common import (
     q_id,
 )
 from server.api.cylinders import company_filter
-from server.auth import require
 from server.domain.filling import FillAssessment
 from server.domain.statuses import FILL_RESULTS
-from server.errors import bad_query, forbidden
-from server.http import json_response, q_choice, q_datetime, q_page, q_str
-from server.keys import POOL
-from server.scope import Sql, can_read, scope_where
+from server.kernel.appkeys import POOL
+from server.kernel.errors import bad_query, forbidden
+from server.kernel.http import json_response, q_choice, q_datetime, q_page, q_str
+from server.kernel.principal import require
+from server.kernel.scope import Sql, can_read, scope_where
 
 READ_ROLES = ("admin", "regulator", "officer", "company_admin", "station_operator")
 ASSESSMENTS = tuple(a.value for a in FillAssessment)

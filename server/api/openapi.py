@@ -18,8 +18,8 @@ import msgspec
 from aiohttp import web
 
 from server.api.common import API, ApiDoc, api_doc, doc_of
-from server.errors import ERROR_CODES
-from server.http import json_response
+from server.kernel.errors import ERROR_CODES
+from server.kernel.http import json_response
 
 _PARAM_RE = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 _TYPES: dict[str, dict[str, Any]] = {

@@ -22,7 +22,6 @@ from typing import Annotated, Any
 import msgspec
 from aiohttp import web
 
-from server import errors
 from server.api.common import (
     API,
     Code,
@@ -37,14 +36,15 @@ from server.api.common import (
     today,
 )
 from server.api.fills import time_range
-from server.audit import audit
-from server.auth import Principal, principal_of, require
-from server.config import CONFIG_DIR
 from server.domain.dates import compliance_status, public_label
-from server.errors import ApiError, bad_field, not_found
-from server.http import json_response, q_choice, q_page
-from server.keys import POOL, REDIS, SETTINGS
-from server.scope import Sql
+from server.kernel import errors
+from server.kernel.appkeys import POOL, REDIS, SETTINGS
+from server.kernel.audit import audit
+from server.kernel.errors import ApiError, bad_field, not_found
+from server.kernel.http import json_response, q_choice, q_page
+from server.kernel.principal import Principal, principal_of, require
+from server.kernel.scope import Sql
+from server.kernel.settings import CONFIG_DIR
 
 WINDOW_S = 60  # the limit is per minute (settings.public.rate_limit_per_min)
 RATE_PREFIX = "cylwatch:public:rate:"

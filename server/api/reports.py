@@ -44,12 +44,12 @@ from server.api.common import (
     today,
 )
 from server.api.cylinders import company_filter
-from server.auth import Principal, require
 from server.domain.statuses import ROLES
-from server.errors import bad_query
-from server.http import json_response, q_date, q_page
-from server.keys import POOL, SETTINGS
-from server.scope import Sql, scope_where
+from server.kernel.appkeys import POOL, SETTINGS
+from server.kernel.errors import bad_query
+from server.kernel.http import json_response, q_date, q_page
+from server.kernel.principal import Principal, require
+from server.kernel.scope import Sql, scope_where
 
 CYL_REPORT_ROLES = ("admin", "regulator", "officer", "company_admin", "inspector")
 ACTIVITY_ROLES = ("admin", "regulator", "officer", "company_admin")

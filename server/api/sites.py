@@ -45,13 +45,13 @@ from server.api.common import (
     update_row,
 )
 from server.api.cylinders import company_filter
-from server.audit import audit
-from server.auth import Principal, require
 from server.domain.statuses import LICENCE_STATUSES, ROLES, SITE_KINDS
-from server.errors import ApiError, bad_field, forbidden
-from server.http import json_response, path_int, q_choice, q_page, q_str
-from server.keys import POOL
-from server.scope import Sql, scope_where
+from server.kernel.appkeys import POOL
+from server.kernel.audit import audit
+from server.kernel.errors import ApiError, bad_field, forbidden
+from server.kernel.http import json_response, path_int, q_choice, q_page, q_str
+from server.kernel.principal import Principal, require
+from server.kernel.scope import Sql, scope_where
 
 REGULATED = frozenset({"licence_no", "licence_expiry", "licence_status", "permitted_full_storage"})
 COMPANY_FIELDS = frozenset(

@@ -8,7 +8,7 @@
   password (the password only with the current one, so a stolen session alone cannot
   take the account over).
 
-Passwords are argon2id-hashed with the cost from settings (`server.passwords`); the hash
+Passwords are argon2id-hashed with the cost from settings (`server.kernel.passwords`); the hash
 is never returned. Deactivating an account ends its sessions at their next use (the
 session loader checks `active`).
 """
@@ -42,14 +42,14 @@ from server.api.common import (
     require_some,
     update_row,
 )
-from server.audit import audit
-from server.auth import Principal, require
 from server.domain.statuses import ROLES
-from server.errors import ApiError, bad_field, forbidden
-from server.http import json_response, path_int, q_bool, q_choice, q_page, q_str
-from server.keys import POOL, SETTINGS
-from server.passwords import hash_password, verify_password
-from server.scope import Sql, scope_where
+from server.kernel.appkeys import POOL, SETTINGS
+from server.kernel.audit import audit
+from server.kernel.errors import ApiError, bad_field, forbidden
+from server.kernel.http import json_response, path_int, q_bool, q_choice, q_page, q_str
+from server.kernel.passwords import hash_password, verify_password
+from server.kernel.principal import Principal, require
+from server.kernel.scope import Sql, scope_where
 
 Username = Annotated[str, msgspec.Meta(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9._@\-]+$")]
 Password = Annotated[str, msgspec.Meta(max_length=1000)]

@@ -20,7 +20,7 @@ from typing import Any, Final, Literal
 
 import asyncpg
 
-from realtime.bus import Event
+from server.kernel.events import Event
 
 __all__ = [
     "ALERT_KINDS",

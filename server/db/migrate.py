@@ -17,9 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from server.config import Settings
 from server.db.pool import connect
-from server.services import ServiceUnavailable
+from server.kernel.services import ServiceUnavailable
+from server.kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"

@@ -7,8 +7,8 @@ from typing import Any
 import asyncpg
 import orjson
 
-from server.config import Settings
-from server.services import ServiceUnavailable
+from server.kernel.services import ServiceUnavailable
+from server.kernel.settings import Settings
 
 Pool = asyncpg.Pool
 

@@ -21,7 +21,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
-from server.config import GunCodes
+from server.kernel.settings import GunCodes
 
 from .dates import is_inspection_overdue, is_scrapped
 from .statuses import IN_SERVICE, SCRAPPED, VALID_LICENCE

@@ -4,7 +4,7 @@ Why these rules: TSG 23-2021 气瓶安全技术规程 forbids filling a cylinder
 periodic inspection or its service life; GB/T 8334-2022 sets the periodic inspection of LPG
 steel cylinders (every 4 years by default) and GB 5842 the design service life (8 years,
 absolute limit 12 years after an inspection extension). DESIGN §4 defines the compliance
-status and its precedence. Every number is read from :class:`server.config.Dates`; a city
+status and its precedence. Every number is read from :class:`server.kernel.settings.Dates`; a city
 changes a rule by configuration, never by editing this module.
 
 All functions are pure: a date (``today``) goes in, a decision comes out.
@@ -18,7 +18,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
-from server.config import Dates
+from server.kernel.settings import Dates
 
 from .statuses import SCRAPPED
 

@@ -10,7 +10,7 @@
 - Checks: the local traceability standards (e.g. DB4114/T 185-2023) require a recorded
   pre-fill (充装前检查) and post-fill (充装后检查) check; any failed item aborts the fill.
 
-Every number comes from :class:`server.config.Filling` and the model table.
+Every number comes from :class:`server.kernel.settings.Filling` and the model table.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
-from server.config import CylinderModel, Filling
+from server.kernel.settings import CylinderModel, Filling
 
 from .dates import require_aware
 

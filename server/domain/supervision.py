@@ -5,7 +5,7 @@ standards forbid or find suspicious: licences running out, full cylinders hoarde
 a site's permitted storage (重瓶超量存放), devices that stop reporting while the station
 is open, and gas leaks at a customer's valve. Ingest evaluates these on live data; late
 (buffered) data must not fire live-only rules for the past (DESIGN §5), hence
-:func:`is_live`. Every number comes from :class:`server.config.Alerts`.
+:func:`is_live`. Every number comes from :class:`server.kernel.settings.Alerts`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from server.config import Alerts
+from server.kernel.settings import Alerts
 
 from .dates import require_aware
 

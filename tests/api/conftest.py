@@ -86,7 +86,7 @@ def make_cylinder(client: Any, world: World) -> Any:
 async def _reset_public_rate_limit(client: Any) -> None:
     """The public rate limit counts per address; tests all come from 127.0.0.1."""
     from server.api.public import RATE_PREFIX
-    from server.keys import REDIS
+    from server.kernel.appkeys import REDIS
 
     redis = client.server.app[REDIS]
     keys = [k async for k in redis.scan_iter(match=RATE_PREFIX + "*")]

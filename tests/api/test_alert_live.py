@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from realtime.bus import Event
 from server.db.alerts import raise_alert
-from server.keys import BUS
+from server.kernel.appkeys import BUS
+from server.kernel.events import Event
 from tests.conftest import World, login
 
 
@@ -29,7 +29,9 @@ async def test_ack_and_resolve_are_published_on_the_bus(
     seen: list[Event] = []
     app[BUS].listen("alerts", seen.append)
     headers = await login(client, "t_officer")
-    r = await client.post(f"/api/v1/alerts/{alert['id']}/ack", json={"note": "on my way"}, headers=headers)
+    r = await client.post(
+        f"/api/v1/alerts/{alert['id']}/ack", json={"note": "on my way"}, headers=headers
+    )
     assert r.status == 200, await r.text()
     r = await client.post(f"/api/v1/alerts/{alert['id']}/resolve", json={}, headers=headers)
     assert r.status == 200, await r.text()

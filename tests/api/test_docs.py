@@ -1,5 +1,5 @@
 """Everything is documented: every mounted /api/v1 route is in the OpenAPI document with
-its method and in docs/API.md; every error code of server.errors is in docs/API.md."""
+its method and in docs/API.md; every error code of server.kernel.errors is in docs/API.md."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from server.errors import ERROR_CODES
+from server.kernel.errors import ERROR_CODES
 from tests.api.conftest import call
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "API.md"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from server.errors import ERROR_CODES
+from server.kernel.errors import ERROR_CODES
 from tests.api.conftest import call
 from tests.conftest import World
 
@@ -373,7 +373,20 @@ async def test_anonymous_and_forbidden_share_the_shape(client: Any) -> None:
         assert payload["error"]["code"] in ("unauthorized", "forbidden")
 
 
-WEIRD = ("'", "9" * 30, "-1", "0", "2024-13-45", "雪", "%", "a_b", "true", "\U0010ffff", " ", "x" * 199)
+WEIRD = (
+    "'",
+    "9" * 30,
+    "-1",
+    "0",
+    "2024-13-45",
+    "雪",
+    "%",
+    "a_b",
+    "true",
+    "\U0010ffff",
+    " ",
+    "x" * 199,
+)
 
 
 async def test_no_query_value_makes_a_500(client: Any, world: World) -> None:
@@ -389,7 +402,9 @@ async def test_no_query_value_makes_a_500(client: Any, world: World) -> None:
             if param["in"] != "query":
                 continue
             for value in WEIRD:
-                got, body = await call(client, "GET", path, "t_admin", params={param["name"]: value})
+                got, body = await call(
+                    client, "GET", path, "t_admin", params={param["name"]: value}
+                )
                 assert got < 500, (path, param["name"], value, body)
                 checked += 1
     assert checked > 300

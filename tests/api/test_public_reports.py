@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from server.keys import SETTINGS
+from server.kernel.appkeys import SETTINGS
 from tests.api.conftest import Fresh, call, unique
 from tests.conftest import World
 

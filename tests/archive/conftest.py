@@ -21,8 +21,8 @@ import asyncpg
 import pytest
 
 from server.archive_io import ARCHIVE_COLUMNS, ImportReport, import_archive, open_archive
-from server.auth import Principal
-from server.config import Settings
+from server.kernel.principal import Principal
+from server.kernel.settings import Settings
 from tests.conftest import World
 
 
@@ -80,7 +80,9 @@ async def arc(pool: asyncpg.Pool, world: World, settings: Settings) -> Arc:
             ids[key] = await conn.fetchval(
                 "INSERT INTO companies (code, name, district_code) VALUES ($1, $2, $3)"
                 " RETURNING id",
-                f"ARC{key}-{suffix}", f"档案测试{key}公司", district,
+                f"ARC{key}-{suffix}",
+                f"档案测试{key}公司",
+                district,
             )
     admin = Principal(user_id=world.users["t_admin"], username="t_admin", role="admin")
     return Arc(
@@ -92,7 +94,9 @@ async def arc(pool: asyncpg.Pool, world: World, settings: Settings) -> Arc:
         admin_a=Principal(user_id=0, username="arc_a", role="company_admin", company_id=ids["A"]),
         admin_b=Principal(user_id=0, username="arc_b", role="company_admin", company_id=ids["B"]),
         inspector=Principal(
-            user_id=world.users["t_inspector"], username="t_inspector", role="inspector",
+            user_id=world.users["t_inspector"],
+            username="t_inspector",
+            role="inspector",
             site_id=world.sites["INS-1"],
         ),
         today=city_today(settings),
@@ -146,7 +150,9 @@ async def new_company(pool: asyncpg.Pool, district: str = "410105") -> tuple[str
     code = f"ARCX-{secrets.token_hex(4).upper()}"
     cid = await pool.fetchval(
         "INSERT INTO companies (code, name, district_code) VALUES ($1, $2, $3) RETURNING id",
-        code, f"导出测试{code}", district,
+        code,
+        f"导出测试{code}",
+        district,
     )
     return code, int(cid)
 
@@ -162,12 +168,12 @@ async def archive_client(aiohttp_client: Any, settings: Settings, world: World) 
 
     from aiohttp import web
 
-    from server import auth
-    from server.api import archive
+    from server.api import archive, auth
     from server.app import connect_redis
     from server.db.pool import create_pool
-    from server.errors import error_middleware
-    from server.keys import POOL, REDIS, SETTINGS
+    from server.kernel import principal
+    from server.kernel.appkeys import POOL, REDIS, SETTINGS
+    from server.kernel.errors import error_middleware
 
     async def services(app: web.Application) -> AsyncIterator[None]:
         app[POOL] = await create_pool(settings)
@@ -177,7 +183,7 @@ async def archive_client(aiohttp_client: Any, settings: Settings, world: World) 
         await app[POOL].close()
 
     app = web.Application(
-        middlewares=[error_middleware, auth.auth_middleware],
+        middlewares=[error_middleware, principal.auth_middleware],
         client_max_size=settings.http.max_upload_mb * 1024 * 1024,
     )
     app[SETTINGS] = settings

@@ -37,8 +37,9 @@ async def test_multipart_upload_as_company_admin(
 ) -> None:
     rows = [company_a_row(arc), company_a_row(arc), company_a_row(arc, tag="TAG-B-OK")]
     form = aiohttp.FormData()
-    form.add_field("file", csv_bytes(rows, encoding="gbk"), filename="档案.csv",
-                   content_type="text/csv")
+    form.add_field(
+        "file", csv_bytes(rows, encoding="gbk"), filename="档案.csv", content_type="text/csv"
+    )
     headers = await auth(archive_client, "t_company_a")
     resp = await archive_client.post(URL, data=form, headers=headers)
     assert resp.status == 200, await resp.text()
@@ -47,12 +48,16 @@ async def test_multipart_upload_as_company_admin(
     assert body["encoding"] == "gb18030"
     assert body["rejected_rows"] == [
         {
-            "line": 4, "column": "tag", "value": "TAG-B-OK",
+            "line": 4,
+            "column": "tag",
+            "value": "TAG-B-OK",
             "reason": "tag belongs to another company",
         }
     ]
-    owner = await pool.fetchval("SELECT c.code FROM cylinders y JOIN companies c"
-                                " ON c.id = y.owner_company_id WHERE y.tag = 'TAG-B-OK'")
+    owner = await pool.fetchval(
+        "SELECT c.code FROM cylinders y JOIN companies c"
+        " ON c.id = y.owner_company_id WHERE y.tag = 'TAG-B-OK'"
+    )
     assert owner == "TEST-B"
 
 
@@ -61,8 +66,9 @@ async def test_raw_csv_dry_run_and_csv_report(
 ) -> None:
     rows = [company_a_row(arc), company_a_row(arc, spec="NOPE")]
     headers = {**await auth(archive_client, "t_admin"), "Content-Type": "text/csv"}
-    resp = await archive_client.post(URL + "?dry_run=true&filename=a.csv", data=csv_bytes(rows),
-                             headers=headers)
+    resp = await archive_client.post(
+        URL + "?dry_run=true&filename=a.csv", data=csv_bytes(rows), headers=headers
+    )
     assert resp.status == 200, await resp.text()
     body = await resp.json()
     assert (body["dry_run"], body["inserted"], body["rejected"]) == (True, 1, 1)
@@ -126,8 +132,9 @@ async def test_import_roles(archive_client: Any) -> None:
 
 
 async def test_export_csv_is_scoped_and_streamed(archive_client: Any) -> None:
-    resp = await archive_client.get("/api/v1/cylinders/export?format=csv",
-                            headers=await auth(archive_client, "t_company_a"))
+    resp = await archive_client.get(
+        "/api/v1/cylinders/export?format=csv", headers=await auth(archive_client, "t_company_a")
+    )
     assert resp.status == 200, await resp.text()
     assert resp.headers["Content-Type"].startswith("text/csv")
     assert 'attachment; filename="cylinders-' in resp.headers["Content-Disposition"]
@@ -151,10 +158,18 @@ async def test_export_xlsx_and_filters(archive_client: Any, pool: asyncpg.Pool) 
         "SELECT details FROM audit_log WHERE action = 'cylinder.export' ORDER BY id DESC LIMIT 1"
     )
     assert audit is not None
-    assert audit["details"] == {"format": "xlsx", "rows": 1, "company": "TEST-B",
-                                "status": "scrapped"}
-    for query, field in (("format=pdf", "format"), ("status=gone", "status"),
-                         ("district=abc", "district"), ("colour=red", "colour")):
+    assert audit["details"] == {
+        "format": "xlsx",
+        "rows": 1,
+        "company": "TEST-B",
+        "status": "scrapped",
+    }
+    for query, field in (
+        ("format=pdf", "format"),
+        ("status=gone", "status"),
+        ("district=abc", "district"),
+        ("colour=red", "colour"),
+    ):
         resp = await archive_client.get(f"/api/v1/cylinders/export?{query}", headers=headers)
         assert resp.status == 400, query
         err = (await resp.json())["error"]

@@ -14,7 +14,7 @@ import python_calamine
 
 from server.archive_io import CSV_BOM
 from server.cli import main
-from server.config import Settings
+from server.kernel.settings import Settings
 from tests.archive.conftest import Arc, csv_bytes, write_file
 
 

@@ -22,8 +22,8 @@ from server.archive_io import (
     export_csv_chunks,
     write_xlsx,
 )
-from server.auth import Principal
-from server.config import Settings
+from server.kernel.principal import Principal
+from server.kernel.settings import Settings
 from tests.archive.conftest import Arc, csv_bytes, new_company, run_import, write_file
 from tests.conftest import World
 
@@ -38,7 +38,7 @@ async def export_csv(pool: asyncpg.Pool, principal: Principal, filters: ExportFi
 
 def csv_rows(data: bytes) -> list[dict[str, str]]:
     assert data.startswith(CSV_BOM)
-    reader = csv.DictReader(io.StringIO(data[len(CSV_BOM):].decode()))
+    reader = csv.DictReader(io.StringIO(data[len(CSV_BOM) :].decode()))
     assert tuple(reader.fieldnames or ()) == ARCHIVE_COLUMNS
     return list(reader)
 
@@ -128,7 +128,9 @@ async def test_xlsx_continues_on_another_sheet_past_the_row_limit(
 
 async def test_export_is_scoped_by_role(pool: asyncpg.Pool, world: World) -> None:
     company_a = Principal(
-        user_id=world.users["t_company_a"], username="t_company_a", role="company_admin",
+        user_id=world.users["t_company_a"],
+        username="t_company_a",
+        role="company_admin",
         company_id=world.companies["A"],
     )
     tags = {r["tag"] for r in csv_rows(await export_csv(pool, company_a, ExportFilters()))}
@@ -138,8 +140,10 @@ async def test_export_is_scoped_by_role(pool: asyncpg.Pool, world: World) -> Non
     other = await export_csv(pool, company_a, ExportFilters(company="TEST-B"))
     assert csv_rows(other) == []
     regulator = Principal(
-        user_id=world.users["t_regulator_jinshui"], username="t_regulator_jinshui",
-        role="regulator", districts=("410103",),
+        user_id=world.users["t_regulator_jinshui"],
+        username="t_regulator_jinshui",
+        role="regulator",
+        districts=("410103",),
     )
     tags = {r["tag"] for r in csv_rows(await export_csv(pool, regulator, ExportFilters()))}
     assert "TAG-B-OK" in tags and "TAG-A-OK" not in tags

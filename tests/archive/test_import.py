@@ -14,8 +14,8 @@ import xlsxwriter
 
 from server import archive_io
 from server.archive_io import ARCHIVE_COLUMNS, ArchiveFileError, open_archive
-from server.config import Settings
 from server.domain.dates import derive_next_inspection, derive_scrap_date
+from server.kernel.settings import Settings
 from tests.archive.conftest import Arc, csv_bytes, reasons, run_import, write_file
 from tests.conftest import World
 
@@ -48,7 +48,10 @@ async def test_omitted_values_are_derived(
     made = dt.date(arc.today.year - 3, 2, 28)
     insp = dt.date(arc.today.year - 1, 6, 1)
     r1: dict[str, Any] = {
-        "tag": arc.tag(), "owner_code": arc.code_a, "spec": "ysp12", "manufacture_date": made
+        "tag": arc.tag(),
+        "owner_code": arc.code_a,
+        "spec": "ysp12",
+        "manufacture_date": made,
     }
     r2 = {**r1, "tag": arc.tag(), "last_inspection_date": insp.isoformat()}
     cols = ("tag", "owner_code", "spec", "manufacture_date", "last_inspection_date")
@@ -190,7 +193,9 @@ async def test_idempotent_upsert(
         path.name,
     )
     assert [(a["details"]["inserted"], a["details"]["updated"]) for a in audits][:3] == [
-        (0, 3), (0, 0), (5, 0)
+        (0, 3),
+        (0, 0),
+        (5, 0),
     ]
 
 
@@ -294,9 +299,7 @@ async def test_header_is_matched_loosely_and_unknown_columns_ignored(
         (b"tag,owner_code,spec,manufacture_date\n\x81", "not text in UTF-8 or GBK"),
     ],
 )
-def test_unreadable_files_are_refused_whole(
-    tmp_path: Path, data: bytes, message: str
-) -> None:
+def test_unreadable_files_are_refused_whole(tmp_path: Path, data: bytes, message: str) -> None:
     path = write_file(tmp_path, data, "bad.bin")
     with pytest.raises(ArchiveFileError) as exc:
         open_archive(path).close()
@@ -349,15 +352,79 @@ async def test_xlsx_import(
     made = dt.date(arc.today.year - 2, 3, 15)
     numeric_tag = int(arc.prefix[3:], 16) * 1000 + (1 if date_cells else 2)
     rows: list[list[Any]] = [list(ARCHIVE_COLUMNS)]
-    rows.append([arc.tag(), "S1", None, arc.code_a, "YSP35.5", "LPG", "厂", made, 15.5, 35.5,
-                 None, None, None, "in_service"])
-    rows.append([numeric_tag, None, None, arc.code_a, "YSP12", None, None, made, 7, None,
-                 None, made.replace(year=made.year + 4), made.replace(year=made.year + 8), None])
+    rows.append(
+        [
+            arc.tag(),
+            "S1",
+            None,
+            arc.code_a,
+            "YSP35.5",
+            "LPG",
+            "厂",
+            made,
+            15.5,
+            35.5,
+            None,
+            None,
+            None,
+            "in_service",
+        ]
+    )
+    rows.append(
+        [
+            numeric_tag,
+            None,
+            None,
+            arc.code_a,
+            "YSP12",
+            None,
+            None,
+            made,
+            7,
+            None,
+            None,
+            made.replace(year=made.year + 4),
+            made.replace(year=made.year + 8),
+            None,
+        ]
+    )
     # an Excel serial typed as a number in a date column (43831 = 2020-01-01)
-    rows.append([arc.tag(), None, None, arc.code_a, "YSP12", None, None, 43831, None, None,
-                 None, None, None, None])
-    rows.append([arc.tag(), None, None, arc.code_a, "YSP12", None, None, "2020/13/01", None,
-                 None, None, None, None, None])
+    rows.append(
+        [
+            arc.tag(),
+            None,
+            None,
+            arc.code_a,
+            "YSP12",
+            None,
+            None,
+            43831,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ]
+    )
+    rows.append(
+        [
+            arc.tag(),
+            None,
+            None,
+            arc.code_a,
+            "YSP12",
+            None,
+            None,
+            "2020/13/01",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ]
+    )
     path = tmp_path / "archive.xlsx"
     _xlsx(path, rows, date_cells)
     report = await run_import(pool, settings, path, arc.admin)

@@ -88,8 +88,8 @@ class LiveServer:
         await self.start()
 
     def publish(self, channel: str, data: dict[str, Any], **scope: Any) -> None:
-        from realtime.bus import Event
-        from server.keys import BUS
+        from server.kernel.appkeys import BUS
+        from server.kernel.events import Event
 
         assert self.app is not None
         self.app[BUS].publish(Event(channel=channel, data=data, **scope))
@@ -98,7 +98,7 @@ class LiveServer:
 @pytest.fixture
 async def wall_user(pool: Any, world: Any, settings: Any) -> AsyncIterator[int]:
     """A dedicated city-wide regulator account for kiosk walls."""
-    from server.passwords import hash_password
+    from server.kernel.passwords import hash_password
 
     row_id = await pool.fetchval(
         """INSERT INTO users (username, password_hash, role, display_name)

@@ -48,8 +48,8 @@ class Live:
 
     def publish(self, channel: str, data: dict[str, Any], **scope: Any) -> None:
         """Publish a live event on the app's bus, exactly as an ingest worker does."""
-        from realtime.bus import Event
-        from server.keys import BUS
+        from server.kernel.appkeys import BUS
+        from server.kernel.events import Event
 
         self.app[BUS].publish(Event(channel=channel, data=data, **scope))
 

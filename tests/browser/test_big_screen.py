@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from big_screen import kiosk
-from server.auth import SESSION_PREFIX
-from server.keys import REDIS
+from server.kernel.appkeys import REDIS
+from server.kernel.principal import SESSION_PREFIX
 from tests.big_screen.live import LiveServer, free_port, live_settings, wall_data, wall_user
 from tests.browser.conftest import ARTIFACTS, Live, OpenSession
 

@@ -94,7 +94,7 @@ class Env:
 
     def with_mqtt(self, url: str, **ingest: Any) -> Any:
         """These settings with another broker URL (and [ingest] overrides)."""
-        from server.config import load_settings
+        from server.kernel.settings import load_settings
 
         env = dict(self.env)
         env["CYL_MQTT_URL"] = url
@@ -217,9 +217,9 @@ async def _drop_database(name: str) -> None:
 async def env() -> AsyncIterator[Env]:
     """A migrated scratch database with the world seeded, a private broker (the machine's
     one carries other engineers' traffic), and settings pointing at both."""
-    from server.config import load_settings
     from server.db.migrate import migrate
     from server.db.pool import create_pool
+    from server.kernel.settings import load_settings
 
     token = secrets.token_hex(3)
     name = f"cylwatch_ingest_{os.getpid()}_{token}"

@@ -16,7 +16,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ingest.metrics import render_prometheus
-from realtime.bus import Event, EventBus
+from realtime.bus import EventBus
+from server.kernel.events import Event
 from tests.ingest.conftest import (
     INSIDE,
     INSIDE_2,
@@ -735,19 +736,19 @@ async def test_setup_runs_a_worker_inside_the_web_app(env: Env) -> None:
     from aiohttp import web
 
     import ingest
-    from server.keys import BUS, EXTRAS, POOL, SETTINGS
+    from server.kernel.appkeys import BUS, METRICS_SOURCES, POOL, SETTINGS
 
     app = web.Application()
     # its own group: the module's other worker must not take its share of the messages
     app[SETTINGS] = env.with_mqtt(env.mqtt_url, shared_group=f"serve{env.token}")
     app[POOL] = env.pool
     app[BUS] = EventBus()
-    app[EXTRAS] = {}
+    app[METRICS_SOURCES] = []
     ingest.setup(app)
     runner = web.AppRunner(app)
     await runner.setup()
     try:
-        worker = app[EXTRAS][ingest.INGEST_WORKER]
+        worker = app[ingest.INGEST_WORKER]
         await asyncio.wait_for(worker.ready.wait(), 15)
         assert "-serve-" in worker.client_id
         msg = {"msg_id": mid(), "ts": now_ms(), "lat": INSIDE[0], "lon": INSIDE[1]}

@@ -89,7 +89,7 @@ async def test_kill_9_of_a_worker_process_loses_nothing(
     environ = {**env.env, "PYTHONPATH": str(ROOT), "CYL_INGEST__TRANSPORT": transport}
     with log.open("wb") as out:
         sup = subprocess.Popen(  # noqa: ASYNC220 - returns at once; psutil needs the pid
-            [sys.executable, "-m", "ingest.cli", "ingest", "--workers", "1"],
+            [sys.executable, "-m", "server.cli", "ingest", "--workers", "1"],
             cwd=ROOT,
             env=environ,
             stdout=out,

@@ -21,12 +21,12 @@ import asyncpg
 import pytest
 from shapely.geometry import Point, shape
 
-from server.config import Settings, load_settings
 from server.db.migrate import migrate
 from server.db.pool import connect
-from server.districts import load_districts
 from server.domain.dates import ComplianceStatus, compliance_status
-from server.passwords import verify_password
+from server.kernel.districts import load_districts
+from server.kernel.passwords import verify_password
+from server.kernel.settings import Settings, load_settings
 from server.seed import DEMO_USERS, AlreadySeeded, SeedSummary, add_commands, seed_city
 
 ADMIN_DSN = os.environ.get("CYL_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")

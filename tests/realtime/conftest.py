@@ -54,12 +54,16 @@ async def make_client(aiohttp_client: Any, database: str, world: Any) -> MakeCli
 
 
 @pytest.fixture
-async def rt_client(make_client: MakeClient, rt_settings: Any) -> TestClient[web.Request, web.Application]:
+async def rt_client(
+    make_client: MakeClient, rt_settings: Any
+) -> TestClient[web.Request, web.Application]:
     return await make_client(rt_settings)
 
 
 async def token_for(client: Any, username: str) -> str:
-    resp = await client.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
+    resp = await client.post(
+        "/api/v1/auth/login", json={"username": username, "password": PASSWORD}
+    )
     assert resp.status == 200, await resp.text()
     # the login also set a session cookie; the next login on this client would then need CSRF
     client.session.cookie_jar.clear()
@@ -99,15 +103,20 @@ class WS:
             return
         raise AssertionError(f"unexpected frame: {msg.data!r}")
 
-    async def subscribe(self, channel: str, flt: dict[str, Any] | None = None,
-                        snapshot: bool = True) -> int:
+    async def subscribe(
+        self, channel: str, flt: dict[str, Any] | None = None, snapshot: bool = True
+    ) -> int:
         msg: dict[str, Any] = {"type": "subscribe", "channel": channel}
         if flt is not None:
             msg["filter"] = flt
         sub = await self.send(**msg)
         result = await self.recv()
-        assert result == {"id": sub, "type": "result", "success": True,
-                          "result": {"subscription": sub, "channel": channel}}, result
+        assert result == {
+            "id": sub,
+            "type": "result",
+            "success": True,
+            "result": {"subscription": sub, "channel": channel},
+        }, result
         if snapshot:
             snap = await self.recv()
             assert snap["id"] == sub and snap.get("snapshot") is True, snap

@@ -18,9 +18,10 @@ import pytest
 from redis.asyncio import Redis
 
 from realtime.bridge import RedisBridge, attach_publisher, bridge_channel, decode, encode
-from realtime.bus import Event, EventBus
+from realtime.bus import EventBus
 from realtime.keys import BRIDGE
-from server.keys import BUS
+from server.kernel.appkeys import BUS
+from server.kernel.events import Event
 from tests.conftest import PASSWORD
 from tests.realtime.conftest import WS, realtime_settings, token_for
 from tests.realtime.test_protocol import fill_event
@@ -30,10 +31,21 @@ START_TIMEOUT_S = 30.0
 
 
 def test_wire_format_round_trip() -> None:
-    event = Event("alerts", {"id": 7, "note": "line\nbreak", "kind": "leak"}, district="410105",
-                  company_id=3, site_id=4, lat=34.8, lon=113.6, key="alert:7", ts=12.5)
+    event = Event(
+        "alerts",
+        {"id": 7, "note": "line\nbreak", "kind": "leak"},
+        district="410105",
+        company_id=3,
+        site_id=4,
+        lat=34.8,
+        lon=113.6,
+        key="alert:7",
+        ts=12.5,
+    )
     back = decode(encode(event, "proc-1"))
-    assert back == Event("alerts", event.data, "410105", 3, 4, 34.8, 113.6, "alert:7", 12.5, "proc-1")
+    assert back == Event(
+        "alerts", event.data, "410105", 3, 4, 34.8, 113.6, "alert:7", 12.5, "proc-1"
+    )
     assert back.raw == b'{"id":7,"note":"line\\nbreak","kind":"leak"}'
     with pytest.raises(ValueError):
         decode(b"no separator")
@@ -48,8 +60,9 @@ async def _wait_subscribers(redis: Redis, channel: str, n: int) -> None:
     raise AssertionError(f"{n} subscriber(s) never appeared on {channel}")
 
 
-async def test_two_apps_deliver_each_others_events_once(make_client: Any, settings: Any,
-                                                        world: Any) -> None:
+async def test_two_apps_deliver_each_others_events_once(
+    make_client: Any, settings: Any, world: Any
+) -> None:
     shared = realtime_settings(settings)
     one = await make_client(shared)
     two = await make_client(shared)
@@ -85,28 +98,45 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def two_servers(settings: Any, database: str, world: Any,
-                tmp_path: Path) -> Iterator[tuple[list[int], Any]]:
+def two_servers(
+    settings: Any, database: str, world: Any, tmp_path: Path
+) -> Iterator[tuple[list[int], Any]]:
     """Two real `cylwatch serve --no-ingest` processes on one private Redis channel."""
     shared = realtime_settings(settings)
     env = dict(os.environ)
-    env.update({
-        "CYL_DATABASE_URL": shared.services.database_url,
-        "CYL_REDIS_URL": shared.services.redis_url,
-        "CYL_REALTIME__REDIS_CHANNEL": shared.realtime.redis_channel,
-        "PYTHONPATH": str(ROOT),
-    })
+    env.update(
+        {
+            "CYL_DATABASE_URL": shared.services.database_url,
+            "CYL_REDIS_URL": shared.services.redis_url,
+            "CYL_REALTIME__REDIS_CHANNEL": shared.realtime.redis_channel,
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     ports = [_free_port(), _free_port()]
     procs = []
     logs = []
     for port in ports:
         log = (tmp_path / f"serve-{port}.log").open("wb")
         logs.append(log)
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--no-ingest", "--host", "127.0.0.1",
-             "--port", str(port)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "server.cli",
+                    "serve",
+                    "--no-ingest",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
     try:
         yield ports, shared
     finally:
@@ -159,8 +189,10 @@ async def test_cross_process_delivery_from_a_separate_ingest_publisher(
         await redis.aclose()
     sockets = []
     for port, user in zip(ports, ("t_company_a", "t_admin"), strict=True):
-        async with http.post(f"http://127.0.0.1:{port}/api/v1/auth/login",
-                             json={"username": user, "password": PASSWORD}) as resp:
+        async with http.post(
+            f"http://127.0.0.1:{port}/api/v1/auth/login",
+            json={"username": user, "password": PASSWORD},
+        ) as resp:
             token = (await resp.json())["token"]
         ws = WS(await http.ws_connect(f"http://127.0.0.1:{port}/ws?token={token}"))
         await ws.subscribe("fills", snapshot=False)
@@ -200,8 +232,9 @@ async def test_subscriber_reconnects_after_redis_drops_it(settings: Any, caplog:
         await asyncio.wait_for(bridge.connected.wait(), START_TIMEOUT_S)
         # CLIENT KILL the bridge's pubsub connection, as a Redis restart would
         clients = await redis.client_list()
-        victims = [c for c in clients if "subscribe" in c.get("cmd", "")
-                   or c.get("sub", "0") != "0"]
+        victims = [
+            c for c in clients if "subscribe" in c.get("cmd", "") or c.get("sub", "0") != "0"
+        ]
         assert victims
         for c in victims:
             await redis.client_kill_filter(_id=c["id"])

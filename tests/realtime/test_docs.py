@@ -12,8 +12,12 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "WEBSOCKET.md"
 
 def test_every_protocol_constant_is_documented() -> None:
     text = DOC.read_text(encoding="utf-8")
-    names = [*protocol.COMMAND_TYPES, *protocol.SERVER_TYPES, *protocol.CHANNELS,
-             *protocol.ERROR_CODES]
+    names = [
+        *protocol.COMMAND_TYPES,
+        *protocol.SERVER_TYPES,
+        *protocol.CHANNELS,
+        *protocol.ERROR_CODES,
+    ]
     missing = [name for name in names if f"`{name}`" not in text]
     assert not missing, f"not documented in {DOC.name}: {missing}"
     missing_close = [code for code in protocol.CLOSE_CODES if f"`{code}`" not in text]
@@ -23,10 +27,24 @@ def test_every_protocol_constant_is_documented() -> None:
 def test_error_codes_are_unique_constants() -> None:
     assert len(set(protocol.ERROR_CODES)) == len(protocol.ERROR_CODES)
     module_codes = {
-        value for name, value in vars(protocol).items()
-        if name.isupper() and isinstance(value, str) and name not in (
-            "SUBSCRIBE", "UNSUBSCRIBE", "PING", "RESULT", "EVENT", "PONG", "POSITIONS", "ALERTS",
-            "FILLS", "KPIS", "EVENTS", "DEVICES",
+        value
+        for name, value in vars(protocol).items()
+        if name.isupper()
+        and isinstance(value, str)
+        and name
+        not in (
+            "SUBSCRIBE",
+            "UNSUBSCRIBE",
+            "PING",
+            "RESULT",
+            "EVENT",
+            "PONG",
+            "POSITIONS",
+            "ALERTS",
+            "FILLS",
+            "KPIS",
+            "EVENTS",
+            "DEVICES",
         )
     }
     assert module_codes == set(protocol.ERROR_CODES)

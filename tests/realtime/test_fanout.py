@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType
 
-from realtime.bus import Event
 from realtime.keys import HUB
-from server.keys import BUS
+from server.kernel.appkeys import BUS
+from server.kernel.events import Event
 from tests.realtime.conftest import WS, realtime_settings, token_for
 from tests.realtime.test_protocol import fill_event
 
@@ -22,22 +22,63 @@ DISTRICT = {"A": "410105", "B": "410103"}
 
 
 def alert_event(world: Any, company: str, alert_id: int, **data: Any) -> Event:
-    row = {"id": alert_id, "kind": "overfill", "severity": "critical", "subject_type": "cylinder",
-           "subject_id": f"TAG-{company}-OK", "company_id": world.companies[company],
-           "site_id": world.sites[f"STA-{company}1"], "district": DISTRICT[company],
-           "cylinder_id": None, "state": "open", "count": 1, "first_at": "2026-01-01T00:00:00+00:00",
-           "last_at": "2026-01-01T00:00:00+00:00", "lat": 34.8, "lon": 113.65, "details": {},
-           **data}
-    return Event("alerts", row, district=DISTRICT[company], company_id=world.companies[company],
-                 site_id=world.sites[f"STA-{company}1"], lat=row["lat"], lon=row["lon"])
+    row = {
+        "id": alert_id,
+        "kind": "overfill",
+        "severity": "critical",
+        "subject_type": "cylinder",
+        "subject_id": f"TAG-{company}-OK",
+        "company_id": world.companies[company],
+        "site_id": world.sites[f"STA-{company}1"],
+        "district": DISTRICT[company],
+        "cylinder_id": None,
+        "state": "open",
+        "count": 1,
+        "first_at": "2026-01-01T00:00:00+00:00",
+        "last_at": "2026-01-01T00:00:00+00:00",
+        "lat": 34.8,
+        "lon": 113.65,
+        "details": {},
+        **data,
+    }
+    return Event(
+        "alerts",
+        row,
+        district=DISTRICT[company],
+        company_id=world.companies[company],
+        site_id=world.sites[f"STA-{company}1"],
+        lat=row["lat"],
+        lon=row["lon"],
+    )
 
 
-def position(vehicle: str, lat: float, lon: float, *, company_id: int | None = None,
-             district: str | None = None, ts: int = 0) -> Event:
-    data = {"kind": "vehicle", "id": vehicle, "lat": lat, "lon": lon, "ts": ts,
-            "speed_kmh": 30.0, "heading": 90.0}
-    return Event("positions", data, district=district, company_id=company_id, lat=lat, lon=lon,
-                 key=f"vehicle:{vehicle}")
+def position(
+    vehicle: str,
+    lat: float,
+    lon: float,
+    *,
+    company_id: int | None = None,
+    district: str | None = None,
+    ts: int = 0,
+) -> Event:
+    data = {
+        "kind": "vehicle",
+        "id": vehicle,
+        "lat": lat,
+        "lon": lon,
+        "ts": ts,
+        "speed_kmh": 30.0,
+        "heading": 90.0,
+    }
+    return Event(
+        "positions",
+        data,
+        district=district,
+        company_id=company_id,
+        lat=lat,
+        lon=lon,
+        key=f"vehicle:{vehicle}",
+    )
 
 
 @pytest.fixture
@@ -45,14 +86,22 @@ async def db_alerts(pool: Any, world: Any) -> AsyncIterator[dict[str, int]]:
     """One open alert for company A, one for B, one resolved for A (removed afterwards)."""
     now = dt.datetime.now(dt.UTC)
     ids: dict[str, int] = {}
-    for name, company, state in (("A", "A", "open"), ("B", "B", "open"), ("A-resolved", "A", "resolved")):
+    for name, company, state in (
+        ("A", "A", "open"),
+        ("B", "B", "open"),
+        ("A-resolved", "A", "resolved"),
+    ):
         ids[name] = await pool.fetchval(
             """INSERT INTO alerts (kind, severity, subject_type, subject_id, company_id, site_id,
                                    district_code, state, first_at, last_at, lat, lon)
                VALUES ('leak', 'critical', 'cylinder', $1, $2, $3, $4, $5, $6, $6, 34.8, 113.65)
                RETURNING id""",
-            f"RT-{name}-{now.timestamp()}", world.companies[company], world.sites[f"STA-{company}1"],
-            DISTRICT[company], state, now,
+            f"RT-{name}-{now.timestamp()}",
+            world.companies[company],
+            world.sites[f"STA-{company}1"],
+            DISTRICT[company],
+            state,
+            now,
         )
     yield ids
     await pool.execute("DELETE FROM alerts WHERE id = ANY($1::bigint[])", list(ids.values()))
@@ -78,8 +127,14 @@ async def test_live_rows_are_scoped_per_role(connect: Any, rt_client: Any, world
     """A company admin never receives another company's row, even with no filter."""
     bus = rt_client.app[BUS]
     subs: dict[str, WS] = {}
-    for user in ("t_admin", "t_company_a", "t_company_b", "t_officer", "t_operator_a",
-                 "t_regulator_jinshui"):
+    for user in (
+        "t_admin",
+        "t_company_a",
+        "t_company_b",
+        "t_officer",
+        "t_operator_a",
+        "t_regulator_jinshui",
+    ):
         ws = await connect(user)
         await ws.subscribe("alerts")
         await ws.subscribe("fills", snapshot=False)
@@ -101,8 +156,10 @@ async def test_live_rows_are_scoped_per_role(connect: Any, rt_client: Any, world
         for _ in range(len(expected[user])):
             frame = await ws.recv()
             assert frame["type"] == "event"
-            got |= {row.get("id") if frame["channel"] == "alerts" else row["tag"]
-                    for row in frame["data"]}
+            got |= {
+                row.get("id") if frame["channel"] == "alerts" else row["tag"]
+                for row in frame["data"]
+            }
         assert got == expected[user], user
         await ws.silent(0.2)
 
@@ -173,8 +230,9 @@ async def test_positions_are_coalesced_latest_wins(connect: Any, rt_client: Any)
     assert loop.time() - t0 >= window * 0.8
 
 
-async def test_snapshot_without_gap(connect: Any, rt_client: Any, world: Any,
-                                    db_alerts: dict[str, int]) -> None:
+async def test_snapshot_without_gap(
+    connect: Any, rt_client: Any, world: Any, db_alerts: dict[str, int]
+) -> None:
     """An alert published while the snapshot is read arrives after it, once; a live
     update of a snapshot row the snapshot already has is not repeated."""
     hub = rt_client.app[HUB]
@@ -185,8 +243,15 @@ async def test_snapshot_without_gap(connect: Any, rt_client: Any, world: Any,
         bus.publish(alert_event(world, "A", 900021))  # during the snapshot query
         rows = await real_snapshot(*args)
         same = next(r for r in rows if r["id"] == db_alerts["A"])
-        bus.publish(Event("alerts", dict(same), district=same["district"],
-                          company_id=same["company_id"], site_id=same["site_id"]))
+        bus.publish(
+            Event(
+                "alerts",
+                dict(same),
+                district=same["district"],
+                company_id=same["company_id"],
+                site_id=same["site_id"],
+            )
+        )
         bus.publish(alert_event(world, "A", 900022))
         return rows
 
@@ -217,8 +282,16 @@ async def test_positions_snapshot_merges_newer_live_rows(
 
         async def snapshot(*args: Any) -> Any:
             rows = await real_snapshot(*args)
-            bus.publish(position("RT-TRUCK-1", 34.81, 113.66, company_id=world.companies["A"],
-                                 district="410105", ts=42))
+            bus.publish(
+                position(
+                    "RT-TRUCK-1",
+                    34.81,
+                    113.66,
+                    company_id=world.companies["A"],
+                    district="410105",
+                    ts=42,
+                )
+            )
             return rows
 
         hub.snapshot = snapshot
@@ -227,8 +300,17 @@ async def test_positions_snapshot_merges_newer_live_rows(
         assert (await mine.recv())["success"] is True
         snap = await mine.recv()
         rows = [r for r in snap["data"] if r["id"] == "RT-TRUCK-1"]
-        assert rows == [{"kind": "vehicle", "id": "RT-TRUCK-1", "lat": 34.81, "lon": 113.66,
-                         "ts": 42, "speed_kmh": 30.0, "heading": 90.0}]
+        assert rows == [
+            {
+                "kind": "vehicle",
+                "id": "RT-TRUCK-1",
+                "lat": 34.81,
+                "lon": 113.66,
+                "ts": 42,
+                "speed_kmh": 30.0,
+                "heading": 90.0,
+            }
+        ]
         hub.snapshot = real_snapshot
         other = await connect("t_company_b")
         await other.send(type="subscribe", channel="positions")

@@ -15,23 +15,32 @@ async def expected_counts(pool: Any, settings: Any, company_id: int | None) -> d
     """The same figures the slow way: compliance_status() on every row."""
     rows = await pool.fetch(
         "SELECT status, next_inspection_date, scrap_date FROM cylinders"
-        " WHERE $1::bigint IS NULL OR owner_company_id = $1", company_id)
+        " WHERE $1::bigint IS NULL OR owner_company_id = $1",
+        company_id,
+    )
     from realtime.kpis import local_midnight
 
     today = local_midnight(settings.alerts.timezone).date()
     out = {"registered": len(rows), "in_service": sum(r["status"] == "in_service" for r in rows)}
-    for status in (ComplianceStatus.SCRAPPED, ComplianceStatus.OVERDUE,
-                   ComplianceStatus.SCRAP_DUE, ComplianceStatus.INSPECTION_DUE):
+    for status in (
+        ComplianceStatus.SCRAPPED,
+        ComplianceStatus.OVERDUE,
+        ComplianceStatus.SCRAP_DUE,
+        ComplianceStatus.INSPECTION_DUE,
+    ):
         out[status.value] = sum(
-            compliance_status(r["status"], r["next_inspection_date"], r["scrap_date"], today,
-                              settings.dates) == status
+            compliance_status(
+                r["status"], r["next_inspection_date"], r["scrap_date"], today, settings.dates
+            )
+            == status
             for r in rows
         )
     return out
 
 
-async def test_kpis_snapshot_scope_and_ticks(make_client: Any, settings: Any, pool: Any,
-                                             world: Any, connect: Any) -> None:
+async def test_kpis_snapshot_scope_and_ticks(
+    make_client: Any, settings: Any, pool: Any, world: Any, connect: Any
+) -> None:
     fast = realtime_settings(settings, kpi_interval_s=0.3)
     client = await make_client(fast)
     admin = await connect("t_admin", client)

@@ -7,17 +7,28 @@ from typing import Any
 
 from aiohttp import WSMsgType
 
-from realtime.bus import Event
-from server.keys import BUS
+from server.kernel.appkeys import BUS
+from server.kernel.events import Event
 
 
 def fill_event(world: Any, company: str = "A", **data: Any) -> Event:
     district = "410105" if company == "A" else "410103"
-    row = {"tag": f"TAG-{company}-OK", "company_id": world.companies[company], "district": district,
-           "station_id": world.sites[f"STA-{company}1"], "net_kg": 14.5, "result": "completed",
-           **data}
-    return Event("fills", row, district=district, company_id=world.companies[company],
-                 site_id=world.sites[f"STA-{company}1"])
+    row = {
+        "tag": f"TAG-{company}-OK",
+        "company_id": world.companies[company],
+        "district": district,
+        "station_id": world.sites[f"STA-{company}1"],
+        "net_kg": 14.5,
+        "result": "completed",
+        **data,
+    }
+    return Event(
+        "fills",
+        row,
+        district=district,
+        company_id=world.companies[company],
+        site_id=world.sites[f"STA-{company}1"],
+    )
 
 
 async def test_anonymous_gets_unauthorized_then_4401(rt_client: Any) -> None:
@@ -54,12 +65,16 @@ async def test_bad_input_keeps_the_connection_open(connect: Any) -> None:
     ws = await connect("t_admin")
     await ws.ws.send_str("{not json")
     err = await ws.recv()
-    assert err == {"id": None, "type": "result", "success": False,
-                   "error": {"code": "invalid_json", "message": err["error"]["message"]}}
+    assert err == {
+        "id": None,
+        "type": "result",
+        "success": False,
+        "error": {"code": "invalid_json", "message": err["error"]["message"]},
+    }
     await ws.ws.send_str('{"type": "ping"}')  # no id
     err = await ws.recv()
     assert err["error"]["code"] == "invalid_format" and err["error"]["field"] == "id"
-    await ws.ws.send_str('[1, 2]')
+    await ws.ws.send_str("[1, 2]")
     assert (await ws.recv())["error"]["code"] == "invalid_format"
     await ws.send(id=1, type="frobnicate")
     err = await ws.recv()

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from realtime.keys import PUSH
-from server.keys import BUS
+from server.kernel.appkeys import BUS
 from tests.realtime.conftest import token_for
 from tests.realtime.test_fanout import alert_event
 
@@ -37,22 +37,31 @@ class Browser:
     def __init__(self) -> None:
         self.private_key = ec.generate_private_key(ec.SECP256R1())
         self.auth = secrets.token_bytes(16)
-        self.p256dh = b64(self.private_key.public_key().public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint))
+        self.p256dh = b64(
+            self.private_key.public_key().public_bytes(
+                serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+            )
+        )
 
     def subscription(self, endpoint: str) -> dict[str, Any]:
-        return {"endpoint": endpoint, "expirationTime": None,
-                "keys": {"p256dh": self.p256dh, "auth": b64(self.auth)}}
+        return {
+            "endpoint": endpoint,
+            "expirationTime": None,
+            "keys": {"p256dh": self.p256dh, "auth": b64(self.auth)},
+        }
 
     def decrypt(self, body: bytes) -> dict[str, Any]:
-        plain = http_ece.decrypt(body, private_key=self.private_key, auth_secret=self.auth,
-                                 version="aes128gcm")
+        plain = http_ece.decrypt(
+            body, private_key=self.private_key, auth_secret=self.auth, version="aes128gcm"
+        )
         out: dict[str, Any] = json.loads(plain)
         return out
 
 
 @pytest.fixture
-async def push_service() -> AsyncIterator[tuple[TestServer, list[tuple[str, dict[str, str], bytes]]]]:
+async def push_service() -> AsyncIterator[
+    tuple[TestServer, list[tuple[str, dict[str, str], bytes]]]
+]:
     """A push service: /push/ok/* stores the message (201), /push/gone/* answers 410."""
     received: list[tuple[str, dict[str, str], bytes]] = []
 
@@ -80,17 +89,21 @@ async def test_subscription_validation(rt_client: Any) -> None:
     officer = {"Authorization": f"Bearer {await token_for(rt_client, 't_officer')}"}
     company = {"Authorization": f"Bearer {await token_for(rt_client, 't_company_a')}"}
     good = Browser().subscription("https://push.example.invalid/x")
-    assert (await rt_client.post("/api/v1/push/subscriptions", json=good, headers=company)).status == 403
+    assert (
+        await rt_client.post("/api/v1/push/subscriptions", json=good, headers=company)
+    ).status == 403
     bad_keys = {**good, "keys": {"p256dh": "AAAA", "auth": "AAAA"}}
     resp = await rt_client.post("/api/v1/push/subscriptions", json=bad_keys, headers=officer)
     assert resp.status == 400 and (await resp.json())["error"]["details"]["field"] == "keys.p256dh"
-    resp = await rt_client.post("/api/v1/push/subscriptions",
-                                json={**good, "endpoint": "ftp://x/y"}, headers=officer)
+    resp = await rt_client.post(
+        "/api/v1/push/subscriptions", json={**good, "endpoint": "ftp://x/y"}, headers=officer
+    )
     assert resp.status == 400
     resp = await rt_client.post("/api/v1/push/subscriptions", json=good, headers=officer)
     assert resp.status == 201
-    resp = await rt_client.delete("/api/v1/push/subscriptions",
-                                  json={"endpoint": good["endpoint"]}, headers=officer)
+    resp = await rt_client.delete(
+        "/api/v1/push/subscriptions", json={"endpoint": good["endpoint"]}, headers=officer
+    )
     assert (await resp.json()) == {"deleted": 1}
 
 
@@ -104,12 +117,15 @@ async def test_new_alert_is_pushed_encrypted_to_users_in_scope(
     officer = {"Authorization": f"Bearer {await token_for(rt_client, 't_officer')}"}
     regulator = {"Authorization": f"Bearer {await token_for(rt_client, 't_regulator')}"}
     try:
-        for headers, sub in ((officer, officer_browser.subscription(officer_endpoint)),
-                             (regulator, regulator_browser.subscription(gone_endpoint))):
+        for headers, sub in (
+            (officer, officer_browser.subscription(officer_endpoint)),
+            (regulator, regulator_browser.subscription(gone_endpoint)),
+        ):
             resp = await rt_client.post("/api/v1/push/subscriptions", json=sub, headers=headers)
             assert resp.status == 201, await resp.text()
-        public_key = (await (await rt_client.get("/api/v1/push/vapid-public-key",
-                                                 headers=officer)).json())["public_key"]
+        public_key = (
+            await (await rt_client.get("/api/v1/push/vapid-public-key", headers=officer)).json()
+        )["public_key"]
         bus = rt_client.app[BUS]
         sender = rt_client.app[PUSH]
         alert_id = 10**9 + secrets.randbelow(10**9)  # dedupe keys live in Redis: a fresh id
@@ -131,8 +147,12 @@ async def test_new_alert_is_pushed_encrypted_to_users_in_scope(
 
         # the city-wide regulator's push service said 410: that subscription is gone
         assert len(received) == 2
-        assert await pool.fetchval("SELECT count(*) FROM push_subscriptions WHERE endpoint = $1",
-                                   gone_endpoint) == 0
+        assert (
+            await pool.fetchval(
+                "SELECT count(*) FROM push_subscriptions WHERE endpoint = $1", gone_endpoint
+            )
+            == 0
+        )
 
         # a count bump, a repeat of the same alert and an alert out of the officer's
         # district push nothing to the officer
@@ -143,8 +163,10 @@ async def test_new_alert_is_pushed_encrypted_to_users_in_scope(
         await sender.wait_idle()
         assert received == []
     finally:
-        await pool.execute("DELETE FROM push_subscriptions WHERE endpoint = ANY($1::text[])",
-                           [officer_endpoint, gone_endpoint])
+        await pool.execute(
+            "DELETE FROM push_subscriptions WHERE endpoint = ANY($1::text[])",
+            [officer_endpoint, gone_endpoint],
+        )
 
 
 async def test_a_subscription_with_unusable_keys_does_not_silence_the_others(
@@ -157,8 +179,11 @@ async def test_a_subscription_with_unusable_keys_does_not_silence_the_others(
     good_endpoint = str(server.make_url(f"/push/ok/{secrets.token_hex(4)}"))
     bad_endpoint = str(server.make_url(f"/push/ok/{secrets.token_hex(4)}"))
     officer = {"Authorization": f"Bearer {await token_for(rt_client, 't_officer')}"}
-    junk = {"endpoint": bad_endpoint, "expirationTime": None,
-            "keys": {"p256dh": b64(b"\x04" + b"\x01" * 64), "auth": b64(secrets.token_bytes(16))}}
+    junk = {
+        "endpoint": bad_endpoint,
+        "expirationTime": None,
+        "keys": {"p256dh": b64(b"\x04" + b"\x01" * 64), "auth": b64(secrets.token_bytes(16))},
+    }
     try:
         for sub in (junk, good.subscription(good_endpoint)):
             resp = await rt_client.post("/api/v1/push/subscriptions", json=sub, headers=officer)
@@ -173,9 +198,14 @@ async def test_a_subscription_with_unusable_keys_does_not_silence_the_others(
         assert good_path in paths
         body = next(b for path, _h, b in received if path == good_path)
         assert good.decrypt(body)["alert"]["id"] == alert_id
-        assert await pool.fetchval(
-            "SELECT count(*) FROM push_subscriptions WHERE endpoint = $1", bad_endpoint
-        ) == 0
+        assert (
+            await pool.fetchval(
+                "SELECT count(*) FROM push_subscriptions WHERE endpoint = $1", bad_endpoint
+            )
+            == 0
+        )
     finally:
-        await pool.execute("DELETE FROM push_subscriptions WHERE endpoint = ANY($1::text[])",
-                           [good_endpoint, bad_endpoint])
+        await pool.execute(
+            "DELETE FROM push_subscriptions WHERE endpoint = ANY($1::text[])",
+            [good_endpoint, bad_endpoint],
+        )

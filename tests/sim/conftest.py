@@ -36,23 +36,47 @@ def make_city(prefix: str = PREFIX, cylinders_per_company: int = 60) -> City:
             for i in range(1, 21)
         ]
         legal += [
-            Cylinder(f"{prefix}-T{co}-{i:04d}", co, "YSP35.5" if i % 5 else "YSP12",
-                     15.5 if i % 5 else 6.0, "in_service", today + dt.timedelta(days=400),
-                     today + dt.timedelta(days=2000), True, lat, lon)
+            Cylinder(
+                f"{prefix}-T{co}-{i:04d}",
+                co,
+                "YSP35.5" if i % 5 else "YSP12",
+                15.5 if i % 5 else 6.0,
+                "in_service",
+                today + dt.timedelta(days=400),
+                today + dt.timedelta(days=2000),
+                True,
+                lat,
+                lon,
+            )
             for i in range(cylinders_per_company)
         ]
     overdue = [
-        Cylinder(f"{prefix}-OVD-{i}", 1, "YSP35.5", 15.5, "in_service",
-                 today - dt.timedelta(days=3), today + dt.timedelta(days=900))
+        Cylinder(
+            f"{prefix}-OVD-{i}",
+            1,
+            "YSP35.5",
+            15.5,
+            "in_service",
+            today - dt.timedelta(days=3),
+            today + dt.timedelta(days=900),
+        )
         for i in range(5)
     ]
     scrapped = [
-        Cylinder(f"{prefix}-SCR-{i}", 2, "YSP35.5", 15.5, "scrapped",
-                 today + dt.timedelta(days=100), today + dt.timedelta(days=900))
+        Cylinder(
+            f"{prefix}-SCR-{i}",
+            2,
+            "YSP35.5",
+            15.5,
+            "scrapped",
+            today + dt.timedelta(days=100),
+            today + dt.timedelta(days=900),
+        )
         for i in range(5)
     ]
-    return City(stations, stores, guns, hhs, vehicles, customers, legal, overdue, scrapped,
-                today=today)
+    return City(
+        stations, stores, guns, hhs, vehicles, customers, legal, overdue, scrapped, today=today
+    )
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ from device_sim.world import City
 T0 = 1_780_000_000_000
 
 
-def _run(sim: CitySim, rate: float, seconds: float, tick_ms: int = 20,
-         reply: str | None = None) -> list[Outgoing]:
+def _run(
+    sim: CitySim, rate: float, seconds: float, tick_ms: int = 20, reply: str | None = None
+) -> list[Outgoing]:
     """Drive *sim* like the runner's pacer does, optionally answering every auth."""
     out: list[Outgoing] = []
     sent = 0
@@ -31,11 +32,20 @@ def _run(sim: CitySim, rate: float, seconds: float, tick_ms: int = 20,
             for m in batch:
                 if m.kind == "auth" and m.label == "":
                     tag = msgspec.json.decode(m.payload)["tag"]
-                    decision = "deny" if reply == "deny" or tag.startswith(UNKNOWN_PREFIX) \
-                        else "allow"
-                    sim.on_reply(now + 3, msgspec.json.encode(
-                        {"msg_id": m.msg_id, "decision": decision,
-                         "reasons": [] if decision == "allow" else ["unknown_tag"], "ts": now}))
+                    decision = (
+                        "deny" if reply == "deny" or tag.startswith(UNKNOWN_PREFIX) else "allow"
+                    )
+                    sim.on_reply(
+                        now + 3,
+                        msgspec.json.encode(
+                            {
+                                "msg_id": m.msg_id,
+                                "decision": decision,
+                                "reasons": [] if decision == "allow" else ["unknown_tag"],
+                                "ts": now,
+                            }
+                        ),
+                    )
     return out
 
 
@@ -60,8 +70,9 @@ def test_same_seed_same_messages(city: City, rules: Rules) -> None:
 
 
 def test_fault_shares_follow_flags(city: City, rules: Rules) -> None:
-    cfg = SimConfig(seed=2, dup_rate=0.05, bad_rate=0.03, offline_rate=0.0,
-                    mix=parse_mix("telemetry=1"))
+    cfg = SimConfig(
+        seed=2, dup_rate=0.05, bad_rate=0.03, offline_rate=0.0, mix=parse_mix("telemetry=1")
+    )
     sim = CitySim(city, cfg, rules, start_ms=T0)
     msgs = _run(sim, rate=1000, seconds=20)
     labels = Counter(m.label.split(":")[0] for m in msgs)
@@ -77,8 +88,9 @@ def test_fault_shares_follow_flags(city: City, rules: Rules) -> None:
 
 
 def test_mix_weights(city: City, rules: Rules) -> None:
-    cfg = SimConfig(seed=4, dup_rate=0, bad_rate=0, offline_rate=0,
-                    mix=parse_mix("telemetry=0.5,position=0.5"))
+    cfg = SimConfig(
+        seed=4, dup_rate=0, bad_rate=0, offline_rate=0, mix=parse_mix("telemetry=0.5,position=0.5")
+    )
     msgs = _run(CitySim(city, cfg, rules, start_ms=T0), rate=1000, seconds=10)
     kinds = Counter(m.kind for m in msgs if m.kind in ("telemetry", "position"))
     assert kinds["telemetry"] / sum(kinds.values()) == pytest.approx(0.5, abs=0.03)
@@ -87,8 +99,17 @@ def test_mix_weights(city: City, rules: Rules) -> None:
 
 
 def test_gun_flow_fill_only_after_allow(city: City, rules: Rules) -> None:
-    cfg = SimConfig(seed=9, mix=parse_mix("gun=1"), illegal_rate=0.0, dup_rate=0, bad_rate=0,
-                    offline_rate=0, fill_seconds=1.0, overfill_rate=0.2, underfill_rate=0.2)
+    cfg = SimConfig(
+        seed=9,
+        mix=parse_mix("gun=1"),
+        illegal_rate=0.0,
+        dup_rate=0,
+        bad_rate=0,
+        offline_rate=0,
+        fill_seconds=1.0,
+        overfill_rate=0.2,
+        underfill_rate=0.2,
+    )
     sim = CitySim(city, cfg, rules, start_ms=T0)
     msgs = _run(sim, rate=50, seconds=30, reply="allow")
     auths = {m.msg_id: _body(m) for m in msgs if m.kind == "auth"}
@@ -113,14 +134,19 @@ def test_gun_flow_fill_only_after_allow(city: City, rules: Rules) -> None:
 
 
 def test_no_fill_after_deny_and_illegal_attempts(city: City, rules: Rules) -> None:
-    cfg = SimConfig(seed=10, mix=parse_mix("gun=1"), illegal_rate=1.0, dup_rate=0,
-                    bad_rate=0, offline_rate=0)
+    cfg = SimConfig(
+        seed=10, mix=parse_mix("gun=1"), illegal_rate=1.0, dup_rate=0, bad_rate=0, offline_rate=0
+    )
     sim = CitySim(city, cfg, rules, start_ms=T0)
     msgs = _run(sim, rate=50, seconds=10, reply="deny")
     assert not [m for m in msgs if m.kind == "fill"]
     kinds = {k for k in sim.stats.labels if k.startswith("illegal:")}
-    assert kinds == {"illegal:not_owner", "illegal:overdue_inspection", "illegal:scrapped",
-                     "illegal:unknown_tag"}
+    assert kinds == {
+        "illegal:not_owner",
+        "illegal:overdue_inspection",
+        "illegal:scrapped",
+        "illegal:unknown_tag",
+    }
     tags = {_body(m)["tag"] for m in msgs if m.kind == "auth"}
     assert tags & {c.tag for c in city.overdue}
     assert tags & {c.tag for c in city.scrapped}
@@ -128,8 +154,9 @@ def test_no_fill_after_deny_and_illegal_attempts(city: City, rules: Rules) -> No
 
 
 def test_expected_decisions_are_checked(city: City, rules: Rules) -> None:
-    cfg = SimConfig(seed=10, mix=parse_mix("gun=1"), illegal_rate=0.5, dup_rate=0,
-                    bad_rate=0, offline_rate=0)
+    cfg = SimConfig(
+        seed=10, mix=parse_mix("gun=1"), illegal_rate=0.5, dup_rate=0, bad_rate=0, offline_rate=0
+    )
     sim = CitySim(city, cfg, rules, start_ms=T0)
     _run(sim, rate=50, seconds=5, reply="allow")  # allows unknown... no: denies unknown only
     # illegal not_owner/overdue/scrapped were allowed by this fake platform: flagged
@@ -138,8 +165,9 @@ def test_expected_decisions_are_checked(city: City, rules: Rules) -> None:
 
 
 def test_auth_without_reply_is_lost_and_frees_the_gun(city: City, rules: Rules) -> None:
-    cfg = SimConfig(seed=1, mix=parse_mix("gun=1"), auth_timeout=1.0, offline_rate=0,
-                    bad_rate=0, dup_rate=0)
+    cfg = SimConfig(
+        seed=1, mix=parse_mix("gun=1"), auth_timeout=1.0, offline_rate=0, bad_rate=0, dup_rate=0
+    )
     sim = CitySim(city, cfg, rules, start_ms=T0)
     msgs = _run(sim, rate=20, seconds=5)
     assert sim.stats.auth_lost > 0
@@ -147,12 +175,17 @@ def test_auth_without_reply_is_lost_and_frees_the_gun(city: City, rules: Rules) 
 
 
 def test_offline_buffers_and_replays_with_original_ts(city: City, rules: Rules) -> None:
-    cfg = SimConfig(seed=6, offline_rate=0.02, offline_seconds=2.0, dup_rate=0, bad_rate=0,
-                    mix=parse_mix("position=1"))
+    cfg = SimConfig(
+        seed=6,
+        offline_rate=0.02,
+        offline_seconds=2.0,
+        dup_rate=0,
+        bad_rate=0,
+        mix=parse_mix("position=1"),
+    )
     sim = CitySim(city, cfg, rules, start_ms=T0)
     msgs = _run(sim, rate=100, seconds=10)
-    statuses = [(m.device, _body(m)["online"], i) for i, m in enumerate(msgs)
-                if m.kind == "status"]
+    statuses = [(m.device, _body(m)["online"], i) for i, m in enumerate(msgs) if m.kind == "status"]
     assert sim.stats.offline_events > 0
     replays = [(i, m) for i, m in enumerate(msgs) if m.label == "replay"]
     assert replays
@@ -162,22 +195,30 @@ def test_offline_buffers_and_replays_with_original_ts(city: City, rules: Rules) 
         assert back
         sent_at = T0 + 20 * 1  # earliest possible
         assert int(_body(m)["ts"]) >= sent_at
-        later = [x for x in msgs[i + 1:] if x.device == m.device and x.label == ""]
+        later = [x for x in msgs[i + 1 :] if x.device == m.device and x.label == ""]
         if later:
             assert int(_body(m)["ts"]) <= int(_body(later[0])["ts"])
     # nothing of an offline device goes out between its offline and online statuses
     for dev, online, j in statuses:
         if online is False:
             k = next((jj for d, o, jj in statuses if d == dev and o and jj > j), len(msgs))
-            assert not [x for x in msgs[j + 1:k] if x.device == dev and x.kind != "status"]
+            assert not [x for x in msgs[j + 1 : k] if x.device == dev and x.kind != "status"]
     for m in msgs:
         if m.kind == "status":
             assert m.retain and m.qos == 1
 
 
 def test_vehicles_scan_along_their_trips(city: City, rules: Rules) -> None:
-    cfg = SimConfig(seed=8, mix=parse_mix("position=1"), dup_rate=0, bad_rate=0,
-                    offline_rate=0, dwell_s=5, vehicle_speed_kmh=60, transfer_share=0.5)
+    cfg = SimConfig(
+        seed=8,
+        mix=parse_mix("position=1"),
+        dup_rate=0,
+        bad_rate=0,
+        offline_rate=0,
+        dwell_s=5,
+        vehicle_speed_kmh=60,
+        transfer_share=0.5,
+    )
     sim = CitySim(city, cfg, rules, start_ms=T0)
     msgs = _run(sim, rate=50, seconds=600, tick_ms=200)
     actions = Counter(str(_body(m)["action"]) for m in msgs if m.kind == "scan")

@@ -36,8 +36,12 @@ from .conftest import PREFIX
 
 def _client(url: str, identifier: str) -> aiomqtt.Client:
     u = urlsplit(url)
-    return aiomqtt.Client(u.hostname or "127.0.0.1", u.port or 1883, identifier=identifier,
-                          protocol=aiomqtt.ProtocolVersion.V5)
+    return aiomqtt.Client(
+        u.hostname or "127.0.0.1",
+        u.port or 1883,
+        identifier=identifier,
+        protocol=aiomqtt.ProtocolVersion.V5,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,19 +73,39 @@ async def test_short_run_counts_match(settings: Any, city: City, broker_url: str
                     assert isinstance(msg.payload, bytes)
                     body = msgspec.json.decode(msg.payload)
                     unknown = body["tag"].startswith(UNKNOWN_PREFIX) or body["tag"] in refused
-                    reply = {"msg_id": body["msg_id"], "ts": body["ts"],
-                             "decision": "deny" if unknown else "allow",
-                             "reasons": ["unknown_tag"] if unknown else []}
+                    reply = {
+                        "msg_id": body["msg_id"],
+                        "ts": body["ts"],
+                        "decision": "deny" if unknown else "allow",
+                        "reasons": ["unknown_tag"] if unknown else [],
+                    }
                     await c.publish(f"{topic}/reply", msgspec.json.encode(reply), qos=1)
 
     listener = asyncio.create_task(listen_and_answer())
     await asyncio.wait_for(ready.wait(), 10)
-    cfg = SimConfig(rate=300, duration=4, seed=21, fill_seconds=0.3, auth_timeout=2,
-                    offline_rate=0.005, offline_seconds=1.0, dup_rate=0.02, bad_rate=0.01,
-                    illegal_rate=0.5, connections=3, report_every=1)
+    cfg = SimConfig(
+        rate=300,
+        duration=4,
+        seed=21,
+        fill_seconds=0.3,
+        auth_timeout=2,
+        offline_rate=0.005,
+        offline_seconds=1.0,
+        dup_rate=0.02,
+        bad_rate=0.01,
+        illegal_rate=0.5,
+        connections=3,
+        report_every=1,
+    )
     lines: list[str] = []
-    result = await run_sim(settings, cfg, city=city, mqtt_url=broker_url, out=lines.append,
-                           client_prefix=f"{PREFIX}-sim")
+    result = await run_sim(
+        settings,
+        cfg,
+        city=city,
+        mqtt_url=broker_url,
+        out=lines.append,
+        client_prefix=f"{PREFIX}-sim",
+    )
     # let the listener drain: it answers each auth request with an awaited QoS 1 publish,
     # so on a loaded machine it can trail the simulator by more than a fixed second
     settled_for, last, deadline = 0.0, -1, asyncio.get_running_loop().time() + 15

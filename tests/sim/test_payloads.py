@@ -39,17 +39,58 @@ def test_each_builder_validates() -> None:
     msgs = [
         auth_msg("G1", "m1", NOW_MS, "T1", "op"),
         auth_msg("G1", "m1b", NOW_MS, "T1", None),
-        fill_msg("G1", "m2", NOW_MS, "T1", 14.6, ts_start=NOW_MS - 60_000, operator="op",
-                 tare_kg=15.5, pre_check={"a": True}, post_check={"b": False}),
-        fill_msg("G1", "m2b", NOW_MS, "T1", 14.6, ts_start=None, operator=None, tare_kg=None,
-                 pre_check={}, post_check={}),
-        telemetry_msg("T1", "m3", NOW_MS, lat=34.7, lon=113.6, valve="open", leak_ppm=3.0,
-                      temp_c=20.0, battery_pct=88.0, rssi=-80.0),
-        telemetry_msg("T1", "m3b", NOW_MS, lat=None, lon=None, valve="closed", leak_ppm=0.0,
-                      temp_c=-5.0, battery_pct=15.0, rssi=-115.0),
+        fill_msg(
+            "G1",
+            "m2",
+            NOW_MS,
+            "T1",
+            14.6,
+            ts_start=NOW_MS - 60_000,
+            operator="op",
+            tare_kg=15.5,
+            pre_check={"a": True},
+            post_check={"b": False},
+        ),
+        fill_msg(
+            "G1",
+            "m2b",
+            NOW_MS,
+            "T1",
+            14.6,
+            ts_start=None,
+            operator=None,
+            tare_kg=None,
+            pre_check={},
+            post_check={},
+        ),
+        telemetry_msg(
+            "T1",
+            "m3",
+            NOW_MS,
+            lat=34.7,
+            lon=113.6,
+            valve="open",
+            leak_ppm=3.0,
+            temp_c=20.0,
+            battery_pct=88.0,
+            rssi=-80.0,
+        ),
+        telemetry_msg(
+            "T1",
+            "m3b",
+            NOW_MS,
+            lat=None,
+            lon=None,
+            valve="closed",
+            leak_ppm=0.0,
+            temp_c=-5.0,
+            battery_pct=15.0,
+            rssi=-115.0,
+        ),
         scan_msg("H1", "m4", NOW_MS, "T1", "deliver", customer="C1", lat=34.7, lon=113.6),
-        position_msg("V1", "m5", NOW_MS, 34.7, 113.6, speed_kmh=30.0, heading=359.9,
-                     cargo=["T1", "T2"]),
+        position_msg(
+            "V1", "m5", NOW_MS, 34.7, 113.6, speed_kmh=30.0, heading=359.9, cargo=["T1", "T2"]
+        ),
         status_msg("gun", "G1", False, NOW_MS),
     ]
     for action in ("dispatch", "deliver", "return", "transfer", "receive"):
@@ -66,9 +107,18 @@ def test_each_builder_validates() -> None:
 
 
 def test_everything_a_sim_produces_validates(city: City, rules: Rules) -> None:
-    cfg = SimConfig(seed=3, illegal_rate=0.3, overfill_rate=0.2, underfill_rate=0.2,
-                    check_fail_rate=0.2, leak_rate=0.2, dup_rate=0.1, bad_rate=0.0,
-                    offline_rate=0.0, fill_seconds=0.5)
+    cfg = SimConfig(
+        seed=3,
+        illegal_rate=0.3,
+        overfill_rate=0.2,
+        underfill_rate=0.2,
+        check_fail_rate=0.2,
+        leak_rate=0.2,
+        dup_rate=0.1,
+        bad_rate=0.0,
+        offline_rate=0.0,
+        fill_seconds=0.5,
+    )
     sim = CitySim(city, cfg, rules, start_ms=NOW_MS)
     seen: set[str] = set()
     t = NOW_MS
@@ -78,8 +128,12 @@ def test_everything_a_sim_produces_validates(city: City, rules: Rules) -> None:
             assert isinstance(out, Parsed), (m.topic, m.payload, out)
             seen.add(m.kind)
             if m.kind == "auth":
-                sim.on_reply(t + 5, msgspec.json.encode(
-                    {"msg_id": m.msg_id, "decision": "allow", "reasons": [], "ts": t}))
+                sim.on_reply(
+                    t + 5,
+                    msgspec.json.encode(
+                        {"msg_id": m.msg_id, "decision": "allow", "reasons": [], "ts": t}
+                    ),
+                )
         t += 100
     assert seen >= {"auth", "fill", "telemetry", "scan", "position", "status"}
 
@@ -88,11 +142,31 @@ def test_everything_a_sim_produces_validates(city: City, rules: Rules) -> None:
 def test_bad_payloads_are_refused(kind: str, city: City) -> None:
     rng = random.Random(1)
     valids = [
-        telemetry_msg("T1", "m3", NOW_MS, lat=34.7, lon=113.6, valve="open", leak_ppm=3.0,
-                      temp_c=20.0, battery_pct=88.0, rssi=-80.0),
+        telemetry_msg(
+            "T1",
+            "m3",
+            NOW_MS,
+            lat=34.7,
+            lon=113.6,
+            valve="open",
+            leak_ppm=3.0,
+            temp_c=20.0,
+            battery_pct=88.0,
+            rssi=-80.0,
+        ),
         scan_msg("H1", "m4", NOW_MS, "T1", "deliver", customer="C1"),
-        fill_msg("G1", "m2", NOW_MS, "T1", 14.6, ts_start=None, operator="op", tare_kg=15.5,
-                 pre_check={}, post_check={}),
+        fill_msg(
+            "G1",
+            "m2",
+            NOW_MS,
+            "T1",
+            14.6,
+            ts_start=None,
+            operator="op",
+            tare_kg=15.5,
+            pre_check={},
+            post_check={},
+        ),
         auth_msg("G1", "m1", NOW_MS, "T1", "op"),
     ]
     for valid in valids:

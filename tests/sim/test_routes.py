@@ -11,10 +11,12 @@ coord = st.tuples(st.floats(34.5, 35.0), st.floats(113.3, 114.0))
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(coord, min_size=2, max_size=6), st.floats(5, 80), st.floats(0, 120),
-       st.floats(0, 1.2))
-def test_position_stays_on_its_leg(points: list[tuple[float, float]], speed: float,
-                                   dwell: float, frac: float) -> None:
+@given(
+    st.lists(coord, min_size=2, max_size=6), st.floats(5, 80), st.floats(0, 120), st.floats(0, 1.2)
+)
+def test_position_stays_on_its_leg(
+    points: list[tuple[float, float]], speed: float, dwell: float, frac: float
+) -> None:
     stops = [Stop(lat, lon, "customer", str(i)) for i, (lat, lon) in enumerate(points)]
     r = Route(stops, 1_000_000, speed, dwell)
     t = int(r.start_ms + frac * (r.end_ms - r.start_ms))
@@ -35,8 +37,11 @@ def test_position_stays_on_its_leg(points: list[tuple[float, float]], speed: flo
 
 
 def test_timing_follows_speed_and_dwell() -> None:
-    a, b, c = Stop(34.7, 113.6, "station", "S"), Stop(34.7, 113.7, "customer", "C"), \
-        Stop(34.8, 113.7, "store", "T")
+    a, b, c = (
+        Stop(34.7, 113.6, "station", "S"),
+        Stop(34.7, 113.7, "customer", "C"),
+        Stop(34.8, 113.7, "store", "T"),
+    )
     r = Route([a, b, c], 0, 36.0, 30.0)  # 36 km/h = 10 m/s
     leg1 = haversine_m(a.lat, a.lon, b.lat, b.lon)
     assert abs(r.arrive_ms[1] - leg1 / 10 * 1000) <= 1

@@ -20,12 +20,17 @@ async def test_load_city_from_world(pool: asyncpg.Pool, world: Any) -> None:
             await conn.execute(
                 """INSERT INTO devices (device_id, kind, company_id, site_id) VALUES
                    ('SIMDB-HH-A', 'handheld', $1, $2), ('SIMDB-VEH-A', 'vehicle', $1, $2)""",
-                a, sta_a)
+                a,
+                sta_a,
+            )
             await conn.execute(
                 """INSERT INTO customers (company_id, account_no, name, lat, lon)
-                   VALUES ($1, 'SIMDB-C1', 'x', 34.81, 113.66)""", a)
-            city = await load_city(conn, today=world.today, legal_cap=100, illegal_cap=100,
-                                   customers_cap=100, seed=1)
+                   VALUES ($1, 'SIMDB-C1', 'x', 34.81, 113.66)""",
+                a,
+            )
+            city = await load_city(
+                conn, today=world.today, legal_cap=100, illegal_cap=100, customers_cap=100, seed=1
+            )
             codes = {s.code for s in city.stations}
             assert {"STA-A1", "STA-B1"} <= codes
             assert {"GUN-STA-A1", "GUN-STA-B1"} <= {g.device_id for g in city.guns}
@@ -41,8 +46,15 @@ async def test_load_city_from_world(pool: asyncpg.Pool, world: Any) -> None:
             assert not city.may_fill(b, a)
             ok = next(c for c in city.legal if c.tag == "TAG-A-OK")
             assert ok.lat is not None  # located at its station
-            one = await load_city(conn, today=world.today, stations=1, legal_cap=100,
-                                  illegal_cap=100, customers_cap=100, seed=1)
+            one = await load_city(
+                conn,
+                today=world.today,
+                stations=1,
+                legal_cap=100,
+                illegal_cap=100,
+                customers_cap=100,
+                seed=1,
+            )
             assert len(one.stations) == 1
         finally:
             await tr.rollback()

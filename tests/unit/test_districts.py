@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.districts import District, DistrictIndex, district_of, load_districts
+from server.kernel.districts import District, DistrictIndex, district_of, load_districts
 
 REAL_CODES = {"410102", "410103", "410104", "410105", "410106", "410108"}
 

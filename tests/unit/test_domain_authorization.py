@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from server.config import GunCodes, load_settings
 from server.domain import (
     CYLINDER_STATUSES,
     GUN_CODE_SEVERITY,
@@ -25,6 +24,7 @@ from server.domain import (
     gun_code,
     most_severe,
 )
+from server.kernel.settings import GunCodes, load_settings
 
 SETTINGS = load_settings(environ={})
 CODES = SETTINGS.gun_codes

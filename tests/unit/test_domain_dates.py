@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from server.config import Dates, load_settings
 from server.domain import (
     ComplianceStatus,
     add_years,
@@ -22,6 +21,7 @@ from server.domain import (
     is_scrapped,
     public_label,
 )
+from server.kernel.settings import Dates, load_settings
 
 SETTINGS = load_settings(environ={})
 RULES = SETTINGS.dates

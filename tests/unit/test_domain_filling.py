@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from server.config import CylinderModel, load_settings
 from server.domain import FillAssessment, assess_fill, checks_failed, is_repeat_fill, max_fill_kg
+from server.kernel.settings import CylinderModel, load_settings
 
 SETTINGS = load_settings(environ={})
 MODELS = SETTINGS.models

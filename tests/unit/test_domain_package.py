@@ -7,7 +7,6 @@ import dataclasses
 from pathlib import Path
 
 import server.domain as domain
-from server.config import Alerts, GunCodes
 from server.domain import (
     CUSTOMER_KINDS,
     CYLINDER_STATUSES,
@@ -20,6 +19,7 @@ from server.domain import (
     SITE_KINDS,
     Reason,
 )
+from server.kernel.settings import Alerts, GunCodes
 
 DOMAIN_DIR = Path(domain.__file__).resolve().parent
 

@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from server.config import load_settings
 from server.domain import (
     DEVICE_KINDS,
     NO_STORAGE_LIMIT,
@@ -22,6 +21,7 @@ from server.domain import (
     licence_expiring,
     permitted_storage,
 )
+from server.kernel.settings import load_settings
 
 SETTINGS = load_settings(environ={})
 RULES = SETTINGS.alerts

@@ -14,9 +14,9 @@ import msgspec
 import orjson
 from aiohttp import web
 
-from server import errors
-from server.errors import ApiError, bad_query
-from server.keys import SETTINGS
+from server.kernel import errors
+from server.kernel.appkeys import SETTINGS
+from server.kernel.errors import ApiError, bad_query
 
 T = TypeVar("T")
 _PATH_RE = re.compile(r"at `\$(?P<path>[^`]*)`")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import asyncpg
 
 if TYPE_CHECKING:
-    from server.auth import Principal
+    from server.kernel.principal import Principal
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.auth import Principal
+from server.kernel.principal import Principal
 
 ENTITIES = (
     "cylinders",

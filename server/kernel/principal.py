@@ -18,20 +18,18 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import msgspec
 import orjson
 from aiohttp import web
 
-from server import errors
-from server.audit import audit
-from server.errors import ApiError
-from server.http import json_response, read_json
-from server.keys import POOL, REDIS, SETTINGS
-from server.passwords import hash_password, needs_rehash, verify_password
+from server.kernel import errors
+from server.kernel.appkeys import POOL, REDIS, SETTINGS
+from server.kernel.audit import audit
+from server.kernel.errors import ApiError
+from server.kernel.passwords import hash_password, needs_rehash, verify_password
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +98,7 @@ def require(request: web.Request, *roles: str) -> Principal:
     return p
 
 
-def _hash_key(key: str) -> str:
+def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -158,7 +156,7 @@ async def _load_api_key(request: web.Request, key: str) -> Principal | None:
         f"""UPDATE api_keys k SET last_used_at = now() FROM users u
             WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.id = k.user_id
             RETURNING {", ".join("u." + c.strip() for c in USER_COLUMNS.split(","))}""",
-        _hash_key(key),
+        hash_api_key(key),
     )
     if row is None or not row["active"]:
         return None
@@ -252,11 +250,6 @@ def set_session_cookies(
 # ------------------------------------------------------------------ login / logout
 
 
-class LoginBody(msgspec.Struct, forbid_unknown_fields=True):
-    username: str
-    password: str
-
-
 async def login_user(request: web.Request, username: str, password: str) -> Principal:
     """Check a password (argon2), with a per-username failure limit. Raises ApiError."""
     app = request.app
@@ -294,67 +287,26 @@ async def login_user(request: web.Request, username: str, password: str) -> Prin
     return _principal_from_row(row, "session")
 
 
-async def login(request: web.Request) -> web.Response:
-    body = await read_json(request, LoginBody)
-    principal = await login_user(request, body.username, body.password)
+async def start_session(request: web.Request, principal: Principal) -> tuple[str, str]:
+    """After a successful login: a new session, the login audited.
+
+    The API's login and the pages' login form both end here, so both audit alike; the
+    caller puts the cookies on its response (`set_session_cookies`) and the API also hands
+    the id out as a bearer token. Returns (session id, csrf token).
+    """
     sid, csrf = await create_session(request.app, principal)
     await audit(
         request.app[POOL], principal, "auth.login", "user", principal.user_id, remote=request.remote
     )
-    resp = json_response({"token": sid, "csrf_token": csrf, "user": principal.public_dict()})
-    set_session_cookies(resp, request, sid, csrf)
-    return resp
+    return sid, csrf
 
 
-async def logout(request: web.Request) -> web.Response:
+async def logout_session(request: web.Request, response: web.StreamResponse) -> None:
+    """End the caller's session (if any), audit it, and clear its cookies on `response`."""
     p = principal_of(request)
     if p is not None and p.session_id:
         await request.app[REDIS].delete(SESSION_PREFIX + p.session_id)
-    resp = json_response({"ok": True})
+        await audit(request.app[POOL], p, "auth.logout", "user", p.user_id, remote=request.remote)
     a = request.app[SETTINGS].auth
-    resp.del_cookie(a.session_cookie, path="/")
-    resp.del_cookie(a.csrf_cookie, path="/")
-    return resp
-
-
-async def me(request: web.Request) -> web.Response:
-    p = require(request)
-    return json_response({"user": p.public_dict(), "csrf_token": p.csrf})
-
-
-class ApiKeyBody(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-
-
-async def create_api_key(request: web.Request) -> web.Response:
-    """An enterprise data-interface key for the caller (shown once, stored hashed)."""
-    p = require(request, "admin", "company_admin", "inspector")
-    body = await read_json(request, ApiKeyBody)
-    name = body.name.strip()
-    if not name or len(name) > 100:
-        raise errors.bad_field("name", "1 to 100 characters")
-    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
-    row = await request.app[POOL].fetchrow(
-        "INSERT INTO api_keys (user_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4)"
-        " RETURNING id, created_at",
-        p.user_id,
-        name,
-        key[:10],
-        _hash_key(key),
-    )
-    assert row is not None
-    await audit(
-        request.app[POOL], p, "api_key.create", "api_key", row["id"], {"name": name}, request.remote
-    )
-    return json_response(
-        {"id": row["id"], "name": name, "key": key, "created_at": row["created_at"]}, 201
-    )
-
-
-def routes() -> Iterable[web.RouteDef]:
-    return [
-        web.post("/api/v1/auth/login", login),
-        web.post("/api/v1/auth/logout", logout),
-        web.get("/api/v1/auth/me", me),
-        web.post("/api/v1/auth/api-keys", create_api_key),
-    ]
+    response.del_cookie(a.session_cookie, path="/")
+    response.del_cookie(a.csrf_cookie, path="/")

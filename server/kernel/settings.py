@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 DEFAULT_FILE = CONFIG_DIR / "default.toml"
 ENV_PREFIX = "CYL_"
 SHORT_ENV = {

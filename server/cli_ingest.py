@@ -18,14 +18,13 @@ import multiprocessing.process
 import signal
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from server.config import Settings, load_settings
-from server.services import ServiceUnavailable, redact
+from server.kernel.services import ServiceUnavailable, redact
+from server.kernel.settings import Settings, load_settings
 
-__all__ = ["add_commands", "main"]
+__all__ = ["add_commands"]
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +138,8 @@ async def _start_bridge(settings: Settings, bus: Any) -> Any:
     Returns an async closer or None. A worker without Redis still stores everything; only
     live views in other processes miss its events (the bridge itself retries Redis).
     """
-    try:
-        from realtime.bridge import attach_publisher
-    except ImportError:  # pragma: no cover - realtime is part of the platform
-        log.warning("realtime.bridge not available: live events of this worker stay local")
-        return None
+    from realtime.bridge import attach_publisher
+
     publisher = await attach_publisher(bus, settings)
     return publisher.aclose
 
@@ -333,34 +329,3 @@ async def cmd_mosquitto_config(args: argparse.Namespace, settings: Settings) -> 
             f" CYL_MQTT_URL as mqtt://{ingest_user}:<password>@host:port"
         )
     return 0
-
-
-# ---------------------------------------------------------------------- standalone
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ingest.cli ingest ...`` without the rest of the platform's commands."""
-    from server.cli import run_command
-
-    parser = argparse.ArgumentParser(prog="cylwatch")
-    parser.add_argument("--config")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    add_commands(sub)
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        return run_command(args.func, args, load_settings(args.config))
-    except ServiceUnavailable as exc:
-        print(f"cylwatch: {exc}", file=sys.stderr)
-        return 3
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

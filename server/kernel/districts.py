@@ -28,7 +28,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shapely.strtree import STRtree
 
-from server.config import CONFIG_DIR
+from server.kernel.settings import CONFIG_DIR
 
 __all__ = [
     "DEFAULT_DISTRICTS_FILE",

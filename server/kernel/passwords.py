@@ -7,7 +7,7 @@ from functools import lru_cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from server.config import Auth
+from server.kernel.settings import Auth
 
 
 @lru_cache(maxsize=4)
