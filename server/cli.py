@@ -28,6 +28,7 @@ COMMAND_MODULES: Sequence[str] = (
     "server.seed",
     "server.archive_io",
     "server.cli_ingest",
+    "server.cli_audit",
     "device_sim.cli",
 )
 
