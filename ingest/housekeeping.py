@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from ingest.live import device_event
 from server.db.alerts import alert_event, raise_alert
 from server.domain.supervision import is_device_offline, licence_expiring
 from server.kernel.events import Event
@@ -113,20 +114,14 @@ async def _guns_offline(conn: asyncpg.Connection, settings: Settings, now: datet
         )
         events.append(alert_event(alert))
         events.append(
-            Event(
-                channel="devices",
-                data={
-                    "device_id": r["device_id"],
-                    "kind": "gun",
-                    "online": False,
-                    "last_seen_at": r["last_seen_at"].isoformat(),
-                    "site_id": r["site_id"],
-                    "company_id": r["company_id"],
-                },
-                district=r["district_code"],
-                company_id=r["company_id"],
+            device_event(
+                device_id=r["device_id"],
+                kind="gun",
+                online=False,
+                last_seen_at=r["last_seen_at"],
                 site_id=r["site_id"],
-                key=f"device:{r['device_id']}",
+                company_id=r["company_id"],
+                district=r["district_code"],
             )
         )
     log.info("periodic rules: %d gun(s) offline", len(silent))

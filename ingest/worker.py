@@ -39,7 +39,8 @@ from ingest import housekeeping
 from ingest.auth import FillAuthorizer, reply_topic_for
 from ingest.metrics import Metrics
 from ingest.schemas import GunAuth, Ignored, MessageKind, Parsed, Rejected, parse
-from ingest.store import YIELD_EVERY, BatchResult, BatchStore, Item
+from ingest.store.batch import YIELD_EVERY, BatchResult, BatchStore
+from ingest.store.context import Item
 from ingest.transport import (
     TRANSPORTS,
     Incoming,
@@ -493,8 +494,6 @@ class IngestWorker:
     async def _poison(self, entry: tuple[Item, _Slot, float], exc: Exception) -> None:
         """A message that passed validation but cannot be stored: dead-letter it."""
         item = entry[0]
-        store = self._store
-        assert store is not None
         reason = f"storage failed: {type(exc).__name__}: {str(exc)[:300]}"
         log.error(
             "ingest %s: dead-lettering a message on %s: %s",

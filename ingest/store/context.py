@@ -1,0 +1,164 @@
+"""What one batch knows and what it has decided so far.
+
+:class:`Item` is a received message on its way to the database. :class:`Territory` is the
+worker's fixed configuration for the rules (settings, the city's districts, the alert
+timezone). :class:`BatchContext` holds the registry rows looked up once for the batch
+(:mod:`ingest.store.lookups`) and accumulates what the rules of each message kind decide —
+cylinder state changes, device presence, refused fills per station, pending alerts and live
+events — until :mod:`ingest.store.live_state` and :mod:`ingest.store.alerts` write them.
+
+Late data (a device that buffered while offline) is handled here once for every kind: a
+cylinder's state changes only if the change is not older than the state it would replace
+(``cylinders.state_at``), and "last seen" only moves forward.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from ingest.auth import AuthOutcome
+from ingest.schemas import Parsed
+from server.domain.supervision import is_live
+from server.kernel.districts import DistrictIndex
+from server.kernel.events import Event
+from server.kernel.settings import Settings
+
+__all__ = ["BatchContext", "Item", "PendingAlert", "Territory"]
+
+
+@dataclass(slots=True)
+class Item:
+    """One received message on its way to the database."""
+
+    topic: str
+    payload: bytes
+    received_at: datetime
+    parsed: Parsed | None = None
+    reject: str | None = None
+    auth: AuthOutcome | None = None
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Territory:
+    """The city the rules apply to: settings, district boundaries and the local day."""
+
+    settings: Settings
+    districts: DistrictIndex
+    known_districts: frozenset[str]
+    """District codes present in the ``districts`` table (usable as foreign keys)."""
+    zone: ZoneInfo
+    """``[alerts] timezone``: refused fills are counted per station per local day."""
+    live_lag: timedelta
+    """``[ingest] live_lag_s``: older messages are late data, not news."""
+
+    @classmethod
+    def of(
+        cls, settings: Settings, districts: DistrictIndex, known_districts: frozenset[str]
+    ) -> Territory:
+        return cls(
+            settings,
+            districts,
+            known_districts,
+            ZoneInfo(settings.alerts.timezone),
+            timedelta(seconds=settings.ingest.live_lag_s),
+        )
+
+    def district_at(self, lat: float | None, lon: float | None) -> tuple[bool, str | None]:
+        """(inside the city?, district code usable as a foreign key)."""
+        if lat is None or lon is None:
+            return True, None
+        code = self.districts.lookup(lat, lon)
+        if code is None:
+            return False, None
+        return True, code if code in self.known_districts else None
+
+    def fk_district(self, code: str | None) -> str | None:
+        """*code* if the ``districts`` table has it, else None (a foreign key must hold)."""
+        return code if code in self.known_districts else None
+
+    def is_live(self, ts: datetime, now: datetime) -> bool:
+        return is_live(ts, now, self.live_lag)
+
+    def local_day(self, ts: datetime) -> date:
+        return ts.astimezone(self.zone).date()
+
+
+@dataclass(slots=True)
+class PendingAlert:
+    """An alert a rule decided to raise; merged per (kind, subject) before it is written."""
+
+    kind: str
+    subject_id: str
+    at: datetime
+    subject_type: str | None = None
+    company_id: int | None = None
+    site_id: int | None = None
+    district_code: str | None = None
+    cylinder_id: int | None = None
+    lat: float | None = None
+    lon: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    count: int = 1
+
+
+@dataclass(slots=True)
+class BatchContext:
+    """Lookups and accumulators of one batch."""
+
+    territory: Territory
+    devices: dict[str, asyncpg.Record]
+    cylinders: dict[str, dict[str, Any]]
+    """Locked cylinder rows by tag, as mutable dicts: the rules change them in place."""
+    sites_by_code: dict[str, asyncpg.Record]
+    sites_by_id: dict[int, asyncpg.Record]
+    customers: dict[tuple[int, str], asyncpg.Record]
+    cyl_by_id: dict[int, dict[str, Any]] = field(default_factory=dict)
+    dirty_cylinders: set[int] = field(default_factory=set)
+    dev_seen: dict[int, datetime] = field(default_factory=dict)
+    dev_status: dict[int, tuple[datetime, bool]] = field(default_factory=dict)
+    dev_position: dict[int, tuple[datetime, float, float]] = field(default_factory=dict)
+    touched_sites: set[int] = field(default_factory=set)
+    """Sites whose stock of full cylinders may have grown (the overstock rule looks)."""
+    alerts: list[PendingAlert] = field(default_factory=list)
+    denials: defaultdict[tuple[int, date, str], int] = field(
+        default_factory=lambda: defaultdict(int)
+    )
+    """Refused fills per (station, local day, reason): ``fill_denials_daily``."""
+    live_events: list[Event] = field(default_factory=list)
+
+    def device_seen(self, dev_pk: int, ts: datetime) -> None:
+        prev = self.dev_seen.get(dev_pk)
+        if prev is None or ts > prev:
+            self.dev_seen[dev_pk] = ts
+
+    def set_state(self, cyl: dict[str, Any], ts: datetime, **changes: Any) -> bool:
+        """Apply a state change unless a newer one is already recorded (late data)."""
+        if cyl["state_at"] is not None and ts < cyl["state_at"]:
+            return False
+        cyl.update(changes)
+        cyl["state_at"] = ts
+        self.dirty_cylinders.add(cyl["id"])
+        return True
+
+    def see_cylinder(self, cyl: dict[str, Any], ts: datetime) -> bool:
+        """Record that the cylinder was seen at *ts*; False if it was seen later already."""
+        if cyl["last_seen_at"] is not None and ts < cyl["last_seen_at"]:
+            return False
+        cyl["last_seen_at"] = ts
+        self.dirty_cylinders.add(cyl["id"])
+        return True
+
+    def move_cylinder(
+        self, cyl: dict[str, Any], lat: float, lon: float, district: str | None
+    ) -> None:
+        """Where a cylinder seen just now is (call after :meth:`see_cylinder` said yes)."""
+        cyl["lat"], cyl["lon"] = lat, lon
+        if district is not None:
+            cyl["district_code"] = district
