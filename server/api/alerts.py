@@ -30,25 +30,24 @@ from server.api.common import (
     check_query,
     envelope,
     fetch_page,
-    q_district,
     read_body,
 )
 from server.api.cylinders import company_filter
 from server.api.fills import time_range
 from server.db.alerts import InvalidTransition, alert_event, alert_json, transition_alert
-from server.domain.statuses import ALERT_KINDS, ALERT_STATES
+from server.domain.statuses import ALERT_KINDS, ALERT_STATES, SEVERITIES
 from server.kernel import errors
 from server.kernel.appkeys import BUS, POOL
 from server.kernel.audit import audit
 from server.kernel.errors import ApiError, forbidden, not_found
-from server.kernel.http import json_response, path_int, q_choice, q_page
+from server.kernel.http import json_response, path_int, q_choice, q_district, q_page
 from server.kernel.principal import Principal, require
 from server.kernel.scope import Sql, can_read, scope_where
 
 READ_ROLES = ("admin", "regulator", "officer", "company_admin", "station_operator")
 ACK_ROLES = ("admin", "regulator", "officer", "company_admin")
 RESOLVE_ROLES = ("admin", "regulator", "officer")
-SEVERITIES = ("info", "warning", "critical")
+KINDS = tuple(ALERT_KINDS)
 COLUMNS = """a.*, co.name AS company_name, s.code AS site_code, s.name AS site_name"""
 FROM = """alerts a LEFT JOIN companies co ON co.id = a.company_id
     LEFT JOIN sites s ON s.id = a.site_id"""
@@ -63,7 +62,7 @@ def _json(row: Mapping[str, Any]) -> dict[str, Any]:
 
 QUERY = (
     Param("state", enum=ALERT_STATES),
-    Param("kind", enum=ALERT_KINDS),
+    Param("kind", enum=KINDS),
     Param("severity", enum=SEVERITIES),
     Param("district", description="6-digit district code"),
     Param("company", description="company code or id"),
@@ -80,7 +79,7 @@ async def list_alerts(request: web.Request) -> web.Response:
     page = q_page(request)
     q = Sql()
     where = [scope_where(p, "alerts", "a", q)]
-    for name, choices in (("state", ALERT_STATES), ("kind", ALERT_KINDS), ("severity", SEVERITIES)):
+    for name, choices in (("state", ALERT_STATES), ("kind", KINDS), ("severity", SEVERITIES)):
         value = q_choice(request, name, choices)
         if value:
             where.append(f"a.{name} = {q.add(value)}")

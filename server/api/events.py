@@ -19,15 +19,13 @@ from server.api.common import (
     envelope,
     fetch_page,
     plain,
-    q_district,
-    q_id,
 )
 from server.api.cylinders import EVENT_COLUMNS, EVENT_FROM, company_filter
 from server.api.fills import time_range
 from server.domain.events import EventKind
 from server.domain.statuses import ROLES
 from server.kernel.appkeys import POOL
-from server.kernel.http import json_response, q_choice, q_page, q_str
+from server.kernel.http import json_response, q_choice, q_district, q_id, q_page, q_str
 from server.kernel.principal import require
 from server.kernel.scope import Sql, scope_where
 

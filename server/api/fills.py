@@ -16,15 +16,13 @@ from server.api.common import (
     envelope,
     fetch_page,
     plain,
-    q_district,
-    q_id,
 )
 from server.api.cylinders import company_filter
 from server.domain.filling import FillAssessment
 from server.domain.statuses import FILL_RESULTS
 from server.kernel.appkeys import POOL
 from server.kernel.errors import bad_query, forbidden
-from server.kernel.http import json_response, q_choice, q_datetime, q_page, q_str
+from server.kernel.http import json_response, q_choice, q_datetime, q_district, q_id, q_page, q_str
 from server.kernel.principal import require
 from server.kernel.scope import Sql, can_read, scope_where
 

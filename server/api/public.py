@@ -31,7 +31,6 @@ from server.api.common import (
     envelope,
     fetch_page,
     plain,
-    q_district,
     read_body,
     today,
 )
@@ -41,7 +40,7 @@ from server.kernel import errors
 from server.kernel.appkeys import POOL, REDIS, SETTINGS
 from server.kernel.audit import audit
 from server.kernel.errors import ApiError, bad_field, not_found
-from server.kernel.http import json_response, q_choice, q_page
+from server.kernel.http import json_response, q_choice, q_district, q_page
 from server.kernel.principal import Principal, principal_of, require
 from server.kernel.scope import Sql
 from server.kernel.settings import CONFIG_DIR

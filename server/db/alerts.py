@@ -7,69 +7,31 @@ ingest workers because it is the database's: the partial unique index
 ``alerts_open_dedupe (kind, subject_type, subject_id) WHERE state <> 'resolved'`` and an
 ``INSERT … ON CONFLICT … DO UPDATE`` against it. Ingest raises alerts; the REST API
 acknowledges and resolves them through :func:`transition_alert`; both render rows with
-:func:`alert_json` so the websocket, the REST API and push notifications agree.
+:func:`alert_json` so the websocket, the REST API and push notifications agree. The kinds,
+their severities and subjects are the domain's table (``server.domain.statuses.ALERT_KINDS``,
+re-exported here for the callers that raise alerts).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date, datetime
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
 import asyncpg
 
+from server.domain.statuses import ALERT_KINDS, CHANNEL_ALERTS
 from server.kernel.events import Event
 
 __all__ = [
     "ALERT_KINDS",
-    "AlertKind",
     "InvalidTransition",
     "alert_json",
     "raise_alert",
     "severity_of",
     "transition_alert",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class AlertKind:
-    """One kind of alert: how grave it is and what it is about."""
-
-    severity: Literal["info", "warning", "critical"]
-    subject_type: str
-    """What ``subject_id`` names: ``cylinder`` (its tag), ``site`` (site code), ``device``
-    (device id), ``company`` (company code)."""
-    live_only: bool
-    """Describes a present condition, so it is not raised from late (buffered) data."""
-    why: str
-
-
-ALERT_KINDS: Final[Mapping[str, AlertKind]] = MappingProxyType(
-    {
-        # TSG 23-2021 refusals: the gun held, but a station trying is itself a finding.
-        "fill_denied": AlertKind("warning", "cylinder", False, "a gun was refused a fill"),
-        # An overfilled cylinder must not leave the station (liquid expansion can burst it).
-        "overfill": AlertKind("critical", "cylinder", False, "net mass above the model's maximum"),
-        # Consumer protection, not a safety block (DOMAIN.md).
-        "underfill": AlertKind("warning", "cylinder", False, "net mass below maximum − tolerance"),
-        # Tag cloning or filling off the books.
-        "repeat_fill": AlertKind("warning", "cylinder", False, "filled again without a return"),
-        # A tag the archive does not know: an unregistered (black-market) cylinder.
-        "unknown_tag": AlertKind("warning", "cylinder", False, "a tag no cylinder carries"),
-        # 重瓶超量存放: a fire load above the site's storage licence.
-        "overstock": AlertKind("critical", "site", True, "full cylinders above permitted storage"),
-        # A leaking valve at a customer is the emergency the platform exists for.
-        "leak": AlertKind("critical", "cylinder", False, "valve gas sensor at or above threshold"),
-        # A gun that cannot reach the platform cannot be stopped from filling.
-        "device_offline": AlertKind("warning", "device", True, "device silent or went offline"),
-        # 区域外流: the event happened, late or not, so it is raised from late data too.
-        "out_of_region": AlertKind("warning", "cylinder", False, "seen outside the city"),
-        "licence_expiring": AlertKind("info", "site", False, "filling licence close to expiry"),
-    }
-)
-"""Every alert kind the platform raises, with its severity: the one table to change."""
 
 
 def severity_of(kind: str) -> str:
@@ -124,7 +86,7 @@ def alert_event(alert: Mapping[str, Any]) -> Event:
     wall and officer's phone shows the same state without a reload.
     """
     return Event(
-        channel="alerts",
+        channel=CHANNEL_ALERTS,
         data=alert,
         district=alert.get("district"),
         company_id=alert.get("company_id"),

@@ -16,6 +16,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
+from .statuses import SCAN_ACTION_NAMES
+
 __all__ = [
     "DISPOSITION_EXPIRED",
     "FILLING_BIZ_STEP",
@@ -123,12 +125,7 @@ def epcis_for(kind: EventKind, *, conformant: bool = True, arriving: bool = Fals
 
 
 SCAN_ACTIONS: Final[Mapping[str, EventKind]] = MappingProxyType(
-    {
-        "dispatch": EventKind.dispatch,
-        "deliver": EventKind.deliver,
-        "return": EventKind.return_,
-        "transfer": EventKind.transfer,
-        "receive": EventKind.receive,
-    }
+    {action: EventKind(action) for action in SCAN_ACTION_NAMES}
 )
-"""Handheld scan ``action`` (DESIGN §5) → the trajectory event it records."""
+"""Handheld scan ``action`` → the trajectory event it records: each action is recorded as
+the event of the same name (``return`` as :attr:`EventKind.return_`)."""

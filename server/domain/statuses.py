@@ -1,13 +1,21 @@
-"""The closed vocabularies of the domain, in one place.
+"""The closed vocabularies of the platform, in one place (docs/ARCHITECTURE.md §4).
 
-These tuples mirror the CHECK constraints of the base migration and the contracts of
-DESIGN §4/§5/§7/§9, so that validation in the API, the importer, ingest and the device
-simulator all agree on the same words. Order is meaningful only where noted.
+Every word a record, a payload, a filter or a live channel may carry is defined here once
+— statuses, kinds, roles, scan actions, alert kinds and severities, fill check items, live
+channels — and every other module imports it: the REST API validates with these tuples,
+ingest decodes payloads with the ``Literal`` types, the archive importer, the seed and the
+device simulator write the same words, and the pages label them. They mirror the CHECK
+constraints of the migrations and the contracts of docs/API.md, docs/WEBSOCKET.md and the
+MQTT payloads of docs/ARCHITECTURE.md. Order is meaningful only where noted.
 """
 
 from __future__ import annotations
 
-from typing import Final
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final, Literal, get_args
 
 CYLINDER_STATUSES: Final[tuple[str, ...]] = (
     "in_service",
@@ -77,22 +85,122 @@ FILL_RESULTS: Final[tuple[str, ...]] = ("completed", "aborted")
 INSPECTION_RESULTS: Final[tuple[str, ...]] = ("pass", "fail", "scrap")
 """Outcome of a periodic inspection (GB/T 8334-2022 评定)."""
 
-SCAN_ACTION_NAMES: Final[tuple[str, ...]] = ("dispatch", "deliver", "return", "transfer", "receive")
-"""``action`` of a handheld scan (DESIGN §5)."""
+ScanAction = Literal["dispatch", "deliver", "return", "transfer", "receive"]
+"""``action`` of a handheld scan (the ``scan`` payload); ingest decodes it with this type."""
 
-ALERT_KINDS: Final[tuple[str, ...]] = (
-    "fill_denied",
-    "overfill",
-    "underfill",
-    "repeat_fill",
-    "unknown_tag",
-    "overstock",
-    "leak",
-    "device_offline",
-    "out_of_region",
-    "licence_expiring",
+SCAN_ACTION_NAMES: Final[tuple[str, ...]] = get_args(ScanAction)
+"""The scan actions as a tuple, in the payload contract's order."""
+
+PRE_CHECK_ITEMS: Final[tuple[str, ...]] = (
+    "markings_colour",
+    "residual_pressure",
+    "valve_accessories_intact",
+    "no_visible_damage",
+    "inspection_in_date",
+    "own_cylinder",
 )
-"""Alert kinds of DESIGN §4."""
+"""Pre-fill check items (充装前检查, DOMAIN.md "Filling checks"), the keys of a fill's
+``pre_check``: markings and colour, residual pressure present, valve and accessories
+intact, no visible damage, inspection in date, own cylinder."""
+
+POST_CHECK_ITEMS: Final[tuple[str, ...]] = (
+    "net_weight_in_range",
+    "no_leak_at_valve",
+    "seals_intact",
+    "filling_label_attached",
+)
+"""Post-fill check items (充装后检查, DOMAIN.md "Filling checks"), the keys of a fill's
+``post_check``: net weight in range, no leak at the valve, seals intact, label attached."""
+
+Severity = Literal["info", "warning", "critical"]
+"""How grave an alert is; the CHECK constraint of ``alerts.severity``."""
+
+SEVERITIES: Final[tuple[str, ...]] = get_args(Severity)
+"""Alert severities from the least to the most grave (a page listing the gravest first
+reverses it)."""
+
+SubjectType = Literal["cylinder", "site", "device", "company"]
+"""What an alert's ``subject_id`` names: a cylinder (its tag), a site (its code), a device
+(its device id) or a company (its code)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertKind:
+    """One kind of alert: how grave it is and what it is about."""
+
+    severity: Severity
+    subject_type: SubjectType
+    live_only: bool
+    """Describes a present condition, so it is not raised from late (buffered) data."""
+    why: str
+
+
+ALERT_KINDS: Final[Mapping[str, AlertKind]] = MappingProxyType(
+    {
+        # TSG 23-2021 refusals: the gun held, but a station trying is itself a finding.
+        "fill_denied": AlertKind("warning", "cylinder", False, "a gun was refused a fill"),
+        # An overfilled cylinder must not leave the station (liquid expansion can burst it).
+        "overfill": AlertKind("critical", "cylinder", False, "net mass above the model's maximum"),
+        # Consumer protection, not a safety block (DOMAIN.md).
+        "underfill": AlertKind("warning", "cylinder", False, "net mass below maximum − tolerance"),
+        # Tag cloning or filling off the books.
+        "repeat_fill": AlertKind("warning", "cylinder", False, "filled again without a return"),
+        # A tag the archive does not know: an unregistered (black-market) cylinder.
+        "unknown_tag": AlertKind("warning", "cylinder", False, "a tag no cylinder carries"),
+        # 重瓶超量存放: a fire load above the site's storage licence.
+        "overstock": AlertKind("critical", "site", True, "full cylinders above permitted storage"),
+        # A leaking valve at a customer is the emergency the platform exists for.
+        "leak": AlertKind("critical", "cylinder", False, "valve gas sensor at or above threshold"),
+        # A gun that cannot reach the platform cannot be stopped from filling.
+        "device_offline": AlertKind("warning", "device", True, "device silent or went offline"),
+        # 区域外流: the event happened, late or not, so it is raised from late data too.
+        "out_of_region": AlertKind("warning", "cylinder", False, "seen outside the city"),
+        "licence_expiring": AlertKind("info", "site", False, "filling licence close to expiry"),
+    }
+)
+"""Every alert kind the platform raises (docs/ARCHITECTURE.md §4), with its severity and
+subject: the one table to change. Iterating it gives the kind names in a stable order.
+
+The circulation checks of DOMAIN.md (``circulation_violation``, ``suspected_illegal_fill``,
+``foreign_cylinder``, ``cloned_tag``) are not here because no rule raises them yet; a kind
+joins this table together with the rule that raises it, so that no filter offers an alert
+that can never fire."""
 
 ALERT_STATES: Final[tuple[str, ...]] = ("open", "acknowledged", "resolved")
 """Alert life cycle of DESIGN §4, in the only order it may advance."""
+
+# ------------------------------------------------------------------ live channels
+
+CHANNEL_POSITIONS: Final = "positions"
+"""Vehicle and valve positions; coalesced (the latest position per object wins)."""
+CHANNEL_ALERTS: Final = "alerts"
+CHANNEL_FILLS: Final = "fills"
+CHANNEL_KPIS: Final = "kpis"
+CHANNEL_EVENTS: Final = "events"
+"""The cylinder trajectory stream (every recorded event)."""
+CHANNEL_DEVICES: Final = "devices"
+"""Devices going online and offline."""
+
+LIVE_CHANNELS: Final[tuple[str, ...]] = (
+    CHANNEL_POSITIONS,
+    CHANNEL_ALERTS,
+    CHANNEL_FILLS,
+    CHANNEL_KPIS,
+    CHANNEL_EVENTS,
+    CHANNEL_DEVICES,
+)
+"""The channels live events are published on and a websocket may subscribe to
+(docs/WEBSOCKET.md "Channels")."""
+
+# ------------------------------------------------------------------ district codes
+
+_DISTRICT_CODE: Final = re.compile(r"[0-9]{6}")
+
+
+def is_district_code(value: str) -> bool:
+    """A county-level administrative division code (GB/T 2260): exactly six digits.
+
+    Regulators are scoped by these codes and every record carries one; a filter with any
+    other shape can match nothing, so the API refuses it rather than answering empty.
+    """
+    return _DISTRICT_CODE.fullmatch(value) is not None

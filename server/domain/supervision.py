@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 from typing import Final
-from zoneinfo import ZoneInfo
 
 from server.kernel.settings import Alerts
 
 from .dates import require_aware
+from .localtime import city_zone
 
 __all__ = [
     "NO_STORAGE_LIMIT",
@@ -96,13 +96,9 @@ def is_overstock(full_count: int, permitted: int) -> bool:
     return permitted != NO_STORAGE_LIMIT and full_count > permitted
 
 
-def _zone(rules: Alerts) -> ZoneInfo:
-    return ZoneInfo(rules.timezone)
-
-
 def _local(dt: datetime, rules: Alerts) -> datetime:
     """*dt* as wall time in the city's zone; a naive *dt* is taken as already local."""
-    zone = _zone(rules)
+    zone = city_zone(rules)
     return dt.replace(tzinfo=zone) if dt.tzinfo is None else dt.astimezone(zone)
 
 

@@ -8,12 +8,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import msgspec
 import orjson
 from aiohttp import web
 
+from server.domain.statuses import is_district_code
 from server.kernel import errors
 from server.kernel.appkeys import SETTINGS
 from server.kernel.errors import ApiError, bad_query
@@ -47,14 +48,20 @@ def json_response(
     )
 
 
-def field_from_msgspec(message: str) -> str:
-    """`Expected int, got str - at $.net_kg` → `net_kg` (`$[0].x` → `[0].x`)."""
+def field_from_msgspec(message: str, whole: str = "body") -> str:
+    """The field a msgspec validation message is about, for the error's ``field``.
+
+    `Expected int, got str - at $.net_kg` → `net_kg` (`$[0].x` → `[0].x`); a missing or
+    unknown field is named after its parent (`filter.bbox`). A message about the document
+    itself names *whole*: ``body`` for a REST request, ``message`` for a websocket frame
+    (docs/API.md and docs/WEBSOCKET.md "Error codes").
+    """
     m = _PATH_RE.search(message)
     path = m.group("path").lstrip(".") if m else ""
     named = _MISSING_RE.search(message) or _UNKNOWN_RE.search(message)
     if named:
         path = f"{path}.{named.group('name')}" if path else named.group("name")
-    return path or "body"
+    return path or whole
 
 
 async def read_json(request: web.Request, schema: type[T]) -> T:
@@ -130,6 +137,36 @@ def q_int(
     return value
 
 
+ID_MAX: Final = 2**63 - 1
+"""Largest id a query or a path may name: every id column is a PostgreSQL ``bigint``
+(``bigserial`` keys and the references to them), so anything larger names nothing and is
+refused before it reaches the database (where it would be an out-of-range error)."""
+
+
+def q_id(request: web.Request, name: str) -> int | None:
+    """An id query parameter: a whole number from 1 to :data:`ID_MAX`."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_query(name, f"expected a positive integer id, got {raw!r}") from None
+    if value < 1 or value > ID_MAX:
+        raise bad_query(name, "out of range")
+    return value
+
+
+def q_district(request: web.Request, name: str = "district") -> str | None:
+    """A district filter: an administrative division code (:func:`is_district_code`)."""
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    if not is_district_code(raw):
+        raise bad_query(name, "expected a 6-digit administrative division code")
+    return raw
+
+
 def q_date(request: web.Request, name: str) -> dt.date | None:
     raw = request.query.get(name)
     if not raw:
@@ -197,12 +234,13 @@ def paged(items: list[Any], page: Page, total: int) -> dict[str, Any]:
 
 
 def path_int(request: web.Request, name: str = "id") -> int:
+    """An id in the path, 1 to :data:`ID_MAX`; anything else names no resource (404)."""
     raw = request.match_info.get(name, "")
     try:
         value = int(raw)
     except ValueError:
         raise ApiError(404, errors.NOT_FOUND, f"no such resource: {request.path}") from None
-    if value <= 0 or value > 2**62:
+    if value <= 0 or value > ID_MAX:
         raise ApiError(404, errors.NOT_FOUND, f"no such resource: {request.path}")
     return value
 
