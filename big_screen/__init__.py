@@ -13,7 +13,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from big_screen import feeds, kiosk, page
-from big_screen import settings as bs_settings
 from server.kernel.appkeys import SETTINGS
 
 
@@ -21,7 +20,7 @@ def setup(app: web.Application) -> None:
     """Mount /big-screen, its data feeds and static files (kiosk sessions are made
     read-only by server.kernel.principal for every process, pages or not).
     """
-    app[feeds.FEED_CACHE] = feeds.FeedCache(bs_settings.of(app[SETTINGS]).feed_cache_s)
+    app[feeds.FEED_CACHE] = feeds.FeedCache(app[SETTINGS].big_screen.feed_cache_s)
     app.router.add_get("/big-screen", page.page)
     app.router.add_routes(kiosk.routes())
     app.router.add_routes(feeds.routes())

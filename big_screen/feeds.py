@@ -23,10 +23,9 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from aiohttp import web
 
-from big_screen import settings as bs_settings
 from big_screen.kiosk import WALL_ROLES
-from server.api.common import ComplianceBounds, compliance_case
 from server.db.alerts import alert_json
+from server.db.compliance import ComplianceBounds, compliance_case
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.http import json_response
 from server.kernel.principal import Principal, require
@@ -146,7 +145,7 @@ async def _kpis(
 
 async def compute_charts(pool: asyncpg.Pool, p: Principal, settings: Settings) -> dict[str, Any]:
     """Every aggregate the wall draws, in one answer (one round of queries per period)."""
-    cfg = bs_settings.of(settings)
+    cfg = settings.big_screen
     tz_name = settings.alerts.timezone
     day, start = _day_bounds(tz_name)
     bounds = ComplianceBounds.of(day, settings.dates)
@@ -240,7 +239,7 @@ async def alerts(request: web.Request) -> web.Response:
     """GET /big-screen/data/alerts: the latest unresolved alerts (ticker and markers at start)."""
     p = _wall_principal(request)
     app = request.app
-    limit = bs_settings.of(app[SETTINGS]).alerts_snapshot
+    limit = app[SETTINGS].big_screen.alerts_snapshot
 
     async def compute() -> list[dict[str, Any]]:
         q = Sql()
@@ -284,7 +283,7 @@ async def vehicles(request: web.Request) -> web.Response:
     """GET /big-screen/data/vehicles: vehicles with a recent position (the map at start)."""
     p = _wall_principal(request)
     app = request.app
-    minutes = bs_settings.of(app[SETTINGS]).vehicles_snapshot_min
+    minutes = app[SETTINGS].big_screen.vehicles_snapshot_min
 
     async def compute() -> list[dict[str, Any]]:
         q = Sql()

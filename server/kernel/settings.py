@@ -1,20 +1,25 @@
 """Platform settings: `config/default.toml`, an optional override file, then `CYL_*` variables.
 
 Every number the platform acts on comes from here so that a city can change a rule by
-configuration, not by a code change. Sections map one-to-one onto frozen dataclasses; a
-key in the TOML that no dataclass declares is an error at start-up (a typo in a safety
-threshold must not be silently ignored).
+configuration, not by a code change (docs/CONFIG.md). Each section is a frozen msgspec
+Struct that refuses keys it does not declare, checks types, and checks ranges with
+``Meta`` constraints: a typo in a safety threshold, a negative batch size or a port out
+of range stops start-up with one line naming the key, instead of being silently ignored
+or failing later, far from its cause.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, get_type_hints
+from typing import Annotated, Any, Literal, get_args, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+from msgspec import Meta
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 DEFAULT_FILE = CONFIG_DIR / "default.toml"
@@ -24,166 +29,240 @@ SHORT_ENV = {
     "CYL_REDIS_URL": ("services", "redis_url"),
     "CYL_MQTT_URL": ("services", "mqtt_url"),
 }
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+# Value domains shared by many keys (the names say what a value may be).
+Count = Annotated[int, Meta(ge=1)]
+"""At least one: a size, a limit, a period in whole units."""
+NonNegative = Annotated[int, Meta(ge=0)]
+"""Zero allowed: a margin in days, a snapshot that may be empty."""
+Seconds = Annotated[float, Meta(gt=0)]
+"""A strictly positive duration (a zero timeout or period would spin or never wait)."""
+NonNegativeFloat = Annotated[float, Meta(ge=0)]
+"""A tolerance or a cache period that may be zero, never negative."""
+Name = Annotated[str, Meta(min_length=1)]
+"""A URL, a cookie, a channel, a code: never empty."""
+Port = Annotated[int, Meta(ge=1, le=65535)]
+MqttUint16 = Annotated[int, Meta(ge=1, le=65535)]
+"""MQTT v5 Receive Maximum is a two-byte integer greater than zero."""
+MqttUint32 = Annotated[int, Meta(ge=0, le=4_294_967_295)]
+"""MQTT v5 Session Expiry Interval is a four-byte integer."""
+ShareName = Annotated[str, Meta(pattern=r"^[^/+#]+$")]
+"""An MQTT shared subscription group: non-empty, no ``/``, ``+`` or ``#``."""
+VapidSubject = Annotated[str, Meta(pattern=r"^(mailto:|https://)")]
+"""RFC 8292: the VAPID ``sub`` claim is a ``mailto:`` or ``https:`` URI."""
 
 
 class ConfigError(ValueError):
-    """A setting is missing, unknown or of the wrong type."""
+    """A setting is missing, unknown, of the wrong type or out of range."""
 
 
-@dataclass(frozen=True)
-class Services:
-    database_url: str
-    redis_url: str
-    mqtt_url: str
-    db_pool_min: int
-    db_pool_max: int
-    connect_timeout_s: float
+class Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One ``[section]`` of the TOML: immutable, and unknown keys are refused.
+
+    A ``__post_init__`` check that spans keys raises ``ValueError("key: what is wrong")``
+    so that the message names the key like msgspec's own checks do.
+    """
 
 
-@dataclass(frozen=True)
-class Http:
-    host: str
-    port: int
-    base_url: str
-    default_language: str
-    max_upload_mb: int
-    page_size_default: int
-    page_size_max: int
+def _ordered(section: Section, low: str, high: str) -> None:
+    """Refuse a lower bound above its upper bound (e.g. a backoff minimum above its maximum)."""
+    lo, hi = getattr(section, low), getattr(section, high)
+    if lo > hi:
+        raise ValueError(f"{low}: {lo} is above {high} ({hi})")
 
 
-@dataclass(frozen=True)
-class Auth:
-    session_ttl_s: int
-    session_cookie: str
-    csrf_cookie: str
+class Services(Section, frozen=True):
+    database_url: Name
+    redis_url: Name
+    mqtt_url: Name
+    db_pool_min: NonNegative
+    db_pool_max: Count
+    connect_timeout_s: Seconds
+
+    def __post_init__(self) -> None:
+        _ordered(self, "db_pool_min", "db_pool_max")
+
+
+class Http(Section, frozen=True):
+    host: Name
+    port: Port
+    base_url: Name
+    default_language: Name
+    max_upload_mb: Count
+    page_size_default: Count
+    page_size_max: Count
+
+    def __post_init__(self) -> None:
+        _ordered(self, "page_size_default", "page_size_max")
+
+
+class Auth(Section, frozen=True):
+    session_ttl_s: Count
+    session_cookie: Name
+    csrf_cookie: Name
     secure_cookies: bool
-    login_max_failures: int
-    login_failure_window_s: int
-    min_password_length: int
-    argon2_time_cost: int
-    argon2_memory_kib: int
-    argon2_parallelism: int
+    login_max_failures: Count
+    login_failure_window_s: Count
+    min_password_length: Count
+    argon2_time_cost: Count
+    argon2_memory_kib: Count
+    argon2_parallelism: Count
+
+    def __post_init__(self) -> None:
+        # RFC 9106 §3.1: memory is at least 8 KiB per lane, else every hash call fails
+        if self.argon2_memory_kib < 8 * self.argon2_parallelism:
+            raise ValueError(
+                f"argon2_memory_kib: {self.argon2_memory_kib} is below 8 ×"
+                f" argon2_parallelism ({self.argon2_parallelism})"
+            )
 
 
-@dataclass(frozen=True)
-class Dates:
-    inspection_interval_years: int
-    design_life_years: int
-    absolute_scrap_age_years: int
-    inspection_due_days: int
-    scrap_due_days: int
-    records_retention_years: int
+class Dates(Section, frozen=True):
+    inspection_interval_years: Count
+    design_life_years: Count
+    absolute_scrap_age_years: Count
+    inspection_due_days: NonNegative
+    scrap_due_days: NonNegative
 
 
-@dataclass(frozen=True)
-class Filling:
-    overfill_tolerance_kg: float
-    underfill_tolerance_kg: float
-    repeat_fill_window_h: int
-    auth_reply_timeout_ms: int
+class Filling(Section, frozen=True):
+    overfill_tolerance_kg: NonNegativeFloat
+    underfill_tolerance_kg: NonNegativeFloat
+    repeat_fill_window_h: Count
 
 
-@dataclass(frozen=True)
-class CylinderModel:
-    spec: str
-    volume_l: float
-    max_fill_kg: float
+class CylinderModel(Section, frozen=True):
+    spec: Name
+    volume_l: Annotated[float, Meta(gt=0)]
+    max_fill_kg: Annotated[float, Meta(gt=0)]
 
 
-@dataclass(frozen=True)
-class GunCodes:
-    allow: str
-    unknown_tag: str
-    not_in_service: str
-    overdue_inspection: str
-    scrapped: str
-    station_not_licensed: str
-    unknown_station: str
-    not_owner: str
+class GunCodes(Section, frozen=True):
+    allow: Name
+    unknown_tag: Name
+    not_in_service: Name
+    overdue_inspection: Name
+    scrapped: Name
+    station_not_licensed: Name
+    unknown_station: Name
+    not_owner: Name
 
 
-@dataclass(frozen=True)
-class Alerts:
-    licence_expiring_days: int
-    default_storage_store: int
-    default_storage_filling_station: int
-    default_storage_warehouse: int
-    leak_ppm_threshold: float
-    gun_offline_min: int
-    valve_offline_h: int
-    opening_hour_start: int
-    opening_hour_end: int
-    timezone: str
+class Alerts(Section, frozen=True):
+    licence_expiring_days: NonNegative
+    default_storage_store: NonNegative
+    default_storage_filling_station: NonNegative
+    default_storage_warehouse: NonNegative
+    leak_ppm_threshold: Annotated[float, Meta(gt=0)]
+    gun_offline_min: Count
+    valve_offline_h: Count
+    opening_hour_start: Annotated[int, Meta(ge=0, le=23)]
+    opening_hour_end: Annotated[int, Meta(ge=0, le=24)]
+    timezone: Name
+
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone: {self.timezone!r} is not an IANA time zone") from None
 
 
-@dataclass(frozen=True)
-class Ingest:
-    batch_max_rows: int
-    batch_max_ms: int
-    max_future_skew_h: int
-    receive_maximum: int
-    session_expiry_s: int
-    client_id_prefix: str
-    shared_group: str
-    reconnect_min_s: float
-    reconnect_max_s: float
-    live_lag_s: int
-    housekeeping_interval_s: float
-    dead_letter_max_bytes: int
-    transport: str
-    auth_connections: int
+class Ingest(Section, frozen=True):
+    batch_max_rows: Count
+    batch_max_ms: Count
+    max_future_skew_h: NonNegative
+    receive_maximum: MqttUint16
+    session_expiry_s: MqttUint32
+    client_id_prefix: Name
+    shared_group: ShareName
+    reconnect_min_s: Seconds
+    reconnect_max_s: Seconds
+    live_lag_s: Count
+    housekeeping_interval_s: Seconds
+    dead_letter_max_bytes: Count
+    transport: Literal["aiomqtt", "gmqtt"]
+    auth_connections: Count
+
+    def __post_init__(self) -> None:
+        _ordered(self, "reconnect_min_s", "reconnect_max_s")
 
 
-@dataclass(frozen=True)
-class Realtime:
-    redis_channel: str
-    position_coalesce_ms: int
-    client_queue_max: int
-    kpi_interval_s: float
-    ws_heartbeat_s: float
-    ws_close_timeout_s: float
-    ws_max_message_bytes: int
-    subscriptions_max: int
-    snapshot_alerts_max: int
-    snapshot_positions_max: int
-    bridge_queue_max: int
-    bridge_reconnect_min_s: float
-    bridge_reconnect_max_s: float
-    push_subject: str
-    push_ttl_s: int
-    push_timeout_s: float
+class Realtime(Section, frozen=True):
+    redis_channel: Name
+    position_coalesce_ms: NonNegative
+    client_queue_max: Count
+    kpi_interval_s: Seconds
+    ws_heartbeat_s: Seconds
+    ws_close_timeout_s: Seconds
+    ws_max_message_bytes: Count
+    subscriptions_max: Count
+    snapshot_alerts_max: NonNegative
+    snapshot_positions_max: NonNegative
+    bridge_queue_max: Count
+    bridge_reconnect_min_s: Seconds
+    bridge_reconnect_max_s: Seconds
+    push_subject: VapidSubject
+    push_ttl_s: NonNegative
+    push_timeout_s: Seconds
     push_allow_http: bool
-    push_dedupe_ttl_s: int
+    push_dedupe_ttl_s: Count
+
+    def __post_init__(self) -> None:
+        _ordered(self, "bridge_reconnect_min_s", "bridge_reconnect_max_s")
 
 
-@dataclass(frozen=True)
-class Public:
-    rate_limit_per_min: int
-    complaint_max_chars: int
+class Public(Section, frozen=True):
+    rate_limit_per_min: Count
+    complaint_max_chars: Count
 
 
-@dataclass(frozen=True)
-class MapSettings:
-    tiles: str
+class MapSettings(Section, frozen=True):
+    tiles: Literal["none", "osm", "tianditu", "amap"]
     tianditu_key: str
-    center_lat: float
-    center_lon: float
-    zoom: int
+    center_lat: Annotated[float, Meta(ge=-90, le=90)]
+    center_lon: Annotated[float, Meta(ge=-180, le=180)]
+    zoom: Annotated[int, Meta(ge=0, le=19)]
 
 
-@dataclass(frozen=True)
-class Seed:
-    cylinders: int
-    companies: int
-    filling_stations: int
-    stores: int
-    customers: int
-    vehicles: int
+class Seed(Section, frozen=True):
+    cylinders: Count
+    companies: Count
+    filling_stations: Count
+    stores: Count
+    customers: Count
+    vehicles: Count
     random_seed: int
 
 
-@dataclass(frozen=True)
-class Settings:
+class BigScreen(Section, frozen=True):
+    """The command-centre wall (docs/CONFIG.md "[big_screen]")."""
+
+    feed_cache_s: NonNegativeFloat
+    chart_refresh_s: Seconds
+    ticker_max: Count
+    alert_markers_max: Count
+    alert_marker_ttl_s: Seconds
+    vehicles_max: Count
+    vehicle_stale_s: Seconds
+    ranking_days: Count
+    ranking_top: Count
+    alerts_snapshot: NonNegative
+    vehicles_snapshot_min: Count
+    reconnect_min_s: Seconds
+    reconnect_max_s: Seconds
+    ping_s: Seconds
+
+    def __post_init__(self) -> None:
+        _ordered(self, "reconnect_min_s", "reconnect_max_s")
+
+
+class Storage(Section, frozen=True):
+    timescaledb: Literal["auto", "off"]
+
+
+class Settings(msgspec.Struct, frozen=True):
     services: Services
     http: Http
     auth: Auth
@@ -196,14 +275,16 @@ class Settings:
     public: Public
     map: MapSettings
     seed: Seed
-    models: Mapping[str, CylinderModel] = field(default_factory=dict)
+    big_screen: BigScreen
+    storage: Storage
+    models: Mapping[str, CylinderModel]
     """Cylinder models keyed by their spec code (e.g. ``"YSP35.5"``)."""
 
     def model(self, spec: str) -> CylinderModel | None:
         return self.models.get(spec)
 
 
-_SECTIONS: dict[str, type[Any]] = {
+_SECTIONS: dict[str, type[Section]] = {
     "services": Services,
     "http": Http,
     "auth": Auth,
@@ -216,53 +297,61 @@ _SECTIONS: dict[str, type[Any]] = {
     "public": Public,
     "map": MapSettings,
     "seed": Seed,
+    "big_screen": BigScreen,
+    "storage": Storage,
 }
+_MODELS = "models"
 
-T = TypeVar("T")
-
-
-def _coerce(value: Any, typ: Any, where: str) -> Any:
-    """Convert a TOML value or an environment string to the declared type."""
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
-    if typ is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
-    if typ is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-    if typ is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    raise ConfigError(f"{where}: unsupported type {typ!r}")  # pragma: no cover
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true/false", "str": "a string"}
+_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 
 
-def _build(cls: type[T], data: Mapping[str, Any], section: str) -> T:
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = set(data) - names
-    if unknown:
-        raise ConfigError(f"[{section}] unknown key(s): {', '.join(sorted(unknown))}")
-    missing = names - set(data)
-    if missing:
-        raise ConfigError(f"[{section}] missing key(s): {', '.join(sorted(missing))}")
-    values = {k: _coerce(data[k], hints[k], f"[{section}] {k}") for k in names}
-    return cls(**values)
+def _lookup(raw: Any, path: str) -> Any:
+    """The raw value at a msgspec error path such as ``.YSP12.max_fill_kg`` (or ``...``)."""
+    for part in filter(None, path.split(".")):
+        if not isinstance(raw, Mapping) or part not in raw:
+            return ...
+        raw = raw[part]
+    return raw
+
+
+def _allowed(typ: Any, path: str) -> str:
+    """``must be one of a, b`` for a Literal *typ*, or the Literal key at *path* of a section."""
+    if isinstance(typ, type) and issubclass(typ, Section):
+        key = path.removeprefix(".")
+        typ = next((f.type for f in msgspec.structs.fields(typ) if f.name == key), None)
+    if get_origin(typ) is Literal:
+        return "must be one of " + ", ".join(map(str, get_args(typ)))
+    return "is not an allowed value"
+
+
+def _problem(exc: msgspec.ValidationError, where: str, raw: Any, typ: Any) -> ConfigError:
+    """One line naming ``section.key`` and what is wrong, from a msgspec validation error."""
+    text = str(exc)
+    match = _AT.search(text)
+    path = match["path"] if match else ""
+    text = text[: match.start()] if match else text
+    if not match and (m := re.fullmatch(r"(\w+): (.+)", text)):
+        return ConfigError(f"{where}.{m[1]}: {m[2]}")  # a __post_init__ check (see Section)
+    if m := re.fullmatch(r"Object contains unknown field `(.+)`", text):
+        return ConfigError(f"{where}{path}: unknown key {m[1]!r}")
+    if m := re.fullmatch(r"Object missing required field `(.+)`", text):
+        return ConfigError(f"{where}{path}: missing key {m[1]!r}")
+    if text.startswith("Invalid enum value"):
+        text = _allowed(typ, path)
+    text = re.sub(r", got `\w+`$", "", text)
+    text = re.sub(r"Expected `(\w+)`", lambda m: "expected " + _TYPE_WORDS.get(m[1], m[1]), text)
+    value = _lookup(raw, path)
+    got = f", got {value!r}" if path and value is not ... else ""
+    return ConfigError(f"{where}{path}: {text[:1].lower()}{text[1:].replace('`', '')}{got}")
+
+
+def _convert(raw: Any, typ: Any, where: str) -> Any:
+    """*raw* (TOML values, environment values already typed) as *typ*, strictly."""
+    try:
+        return msgspec.convert(raw, typ)
+    except msgspec.ValidationError as exc:
+        raise _problem(exc, where, raw, typ) from None
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> None:
@@ -273,18 +362,42 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> None:
             base[key] = value
 
 
+def _field_type(section: str, key: str) -> Any:
+    for f in msgspec.structs.fields(_SECTIONS[section]):
+        if f.name == key:
+            return f.type
+    return None
+
+
+def _from_env(name: str, text: str, section: str, key: str) -> Any:
+    """An environment string as the key's declared type (its range is checked here too)."""
+    typ = _field_type(section, key)
+    if typ is None:
+        raise ConfigError(f"{name}: no key {section}.{key}")
+    base = get_args(typ)[0] if get_origin(typ) is Annotated else typ
+    value: Any = text
+    if base is bool and text.lower() in _TRUE | _FALSE:
+        value = text.lower() in _TRUE
+    try:
+        return msgspec.convert(value, typ, strict=False)
+    except msgspec.ValidationError as exc:
+        problem = _problem(exc, f"{section}.{key}", {}, typ)
+        raise ConfigError(f"{name}: {problem}, got {text!r}") from None
+
+
 def _env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
-    for name, value in environ.items():
+    """Apply ``CYL_<SECTION>__<KEY>`` and the short service names. Any variable with the
+    ``__`` separator is a setting, so a misspelt section is refused like a misspelt key."""
+    for name, text in environ.items():
         if name in SHORT_ENV:
             section, key = SHORT_ENV[name]
-            raw.setdefault(section, {})[key] = value
         elif name.startswith(ENV_PREFIX) and "__" in name:
             section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
             if section not in _SECTIONS:
-                continue  # other CYL_ variables (e.g. CYL_CONFIG) are not settings
-            if key not in raw.get(section, {}):
-                raise ConfigError(f"{name}: [{section}] has no key {key!r}")
-            raw[section][key] = value
+                raise ConfigError(f"{name}: no settings section [{section}]")
+        else:
+            continue  # other CYL_ variables (e.g. CYL_CONFIG) are not settings
+        raw.setdefault(section, {})[key] = _from_env(name, text, section, key)
 
 
 def load_settings(
@@ -303,18 +416,19 @@ def load_settings(
             raise ConfigError(f"cannot read config file {override}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {override} is not valid TOML: {exc}") from None
-    _env_overrides(raw, env)
-    sections = {name: _build(cls, raw.get(name, {}), name) for name, cls in _SECTIONS.items()}
-    models: dict[str, CylinderModel] = {}
-    for key, model in raw.get("models", {}).items():
-        m = _build(CylinderModel, model, f"models.{key}")
-        models[m.spec] = m
-    extra = set(raw) - set(_SECTIONS) - {"models"}
+    extra = set(raw) - set(_SECTIONS) - {_MODELS}
     if extra:
         raise ConfigError(f"unknown section(s): {', '.join(sorted(extra))}")
-    return Settings(models=models, **sections)
+    _env_overrides(raw, env)
+    sections = {name: _convert(raw.get(name, {}), cls, name) for name, cls in _SECTIONS.items()}
+    tables = _convert(raw.get(_MODELS, {}), dict[str, dict[str, Any]], _MODELS)
+    models = [_convert(t, CylinderModel, f"{_MODELS}.{name}") for name, t in tables.items()]
+    return Settings(models={m.spec: m for m in models}, **sections)
 
 
 def settings_doc() -> dict[str, list[str]]:
-    """Every section and its keys, for the test that proves each setting is documented."""
-    return {name: [f.name for f in dataclasses.fields(cls)] for name, cls in _SECTIONS.items()}
+    """Every section and its keys (``models.*`` for the per-model tables), for the tests
+    that prove each setting is documented in docs/CONFIG.md and read by the product."""
+    doc = {name: [f.name for f in msgspec.structs.fields(cls)] for name, cls in _SECTIONS.items()}
+    doc[f"{_MODELS}.*"] = [f.name for f in msgspec.structs.fields(CylinderModel)]
+    return doc

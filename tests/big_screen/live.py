@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import secrets
 import socket
@@ -21,6 +20,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from aiohttp import web
 
@@ -38,10 +38,10 @@ def free_port() -> int:
 
 def live_settings(settings: Any) -> Any:
     """The session settings with a private Redis channel for this server."""
-    rt = dataclasses.replace(
+    rt = msgspec.structs.replace(
         settings.realtime, redis_channel=f"cylwatch:test:{secrets.token_hex(6)}"
     )
-    return dataclasses.replace(settings, realtime=rt)
+    return msgspec.structs.replace(settings, realtime=rt)
 
 
 class LiveServer:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 import pytest
 from aiohttp import web
 
@@ -68,10 +69,10 @@ async def live_server(
 ) -> AsyncIterator[Live]:
     from server.app import create_app
 
-    rt = dataclasses.replace(
+    rt = msgspec.structs.replace(
         settings.realtime, redis_channel=f"cylwatch:test:{secrets.token_hex(6)}"
     )
-    app = create_app(dataclasses.replace(settings, realtime=rt), with_pages=True)
+    app = create_app(msgspec.structs.replace(settings, realtime=rt), with_pages=True)
     runner = web.AppRunner(app, shutdown_timeout=0.5)
     await runner.setup()
     port = _free_port()

@@ -3,10 +3,10 @@ security headers, and the dashboard map's assets (no CDN, tiles as configured)."
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any
 
+import msgspec
 import pytest
 
 from tests.conftest import PASSWORD, ROLE_USERS
@@ -184,10 +184,10 @@ async def test_only_the_tile_layer_is_remote(
 ) -> None:
     from server.app import create_app
 
-    m = dataclasses.replace(
+    m = msgspec.structs.replace(
         settings.map, tiles=tiles, tianditu_key="k123" if tiles == "tianditu" else ""
     )
-    client = await aiohttp_client(create_app(dataclasses.replace(settings, map=m)))
+    client = await aiohttp_client(create_app(msgspec.structs.replace(settings, map=m)))
     await cookie_login(client, "t_admin")
     resp = await client.get("/")
     body = await resp.text()
@@ -209,8 +209,8 @@ async def test_amap_draws_boundaries_in_gcj02(
     from dashboard.coords import wgs84_to_gcj02
     from server.app import create_app
 
-    m = dataclasses.replace(settings.map, tiles="amap")
-    client = await aiohttp_client(create_app(dataclasses.replace(settings, map=m)))
+    m = msgspec.structs.replace(settings.map, tiles="amap")
+    client = await aiohttp_client(create_app(msgspec.structs.replace(settings, map=m)))
     await cookie_login(client, "t_admin")
     body = await (await client.get("/")).text()
     lat, lon = wgs84_to_gcj02(34.75, 113.6)  # a corner of the world's 金水区 square
@@ -223,8 +223,8 @@ async def test_tianditu_without_key_falls_back_to_offline(
 ) -> None:
     from server.app import create_app
 
-    m = dataclasses.replace(settings.map, tiles="tianditu", tianditu_key="")
-    client = await aiohttp_client(create_app(dataclasses.replace(settings, map=m)))
+    m = msgspec.structs.replace(settings.map, tiles="tianditu", tianditu_key="")
+    client = await aiohttp_client(create_app(msgspec.structs.replace(settings, map=m)))
     await cookie_login(client, "t_admin")
     body = await (await client.get("/")).text()
     assert "tianditu" not in body and "https://" not in body

@@ -6,11 +6,11 @@ its own: tests running side by side (or other suites on the machine) never cross
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from aiohttp import WSMsgType, web
@@ -23,13 +23,13 @@ RECV_TIMEOUT_S = 3.0
 
 def realtime_settings(settings: Any, **overrides: Any) -> Any:
     """*settings* with a private Redis channel, http push endpoints allowed, *overrides*."""
-    rt = dataclasses.replace(
+    rt = msgspec.structs.replace(
         settings.realtime,
         redis_channel=f"cylwatch:test:{secrets.token_hex(6)}",
         push_allow_http=True,
         **overrides,
     )
-    return dataclasses.replace(settings, realtime=rt)
+    return msgspec.structs.replace(settings, realtime=rt)
 
 
 @pytest.fixture

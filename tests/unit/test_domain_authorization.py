@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 from datetime import date, timedelta
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import settings as hsettings
@@ -363,7 +364,7 @@ def test_gun_code_follows_config_field_of_same_name(reason: Reason) -> None:
 
 
 def test_every_reason_has_a_gun_code_field() -> None:
-    fields = {f.name for f in dataclasses.fields(GunCodes)}
+    fields = {f.name for f in msgspec.structs.fields(GunCodes)}
     assert {r.value for r in Reason} | {"allow"} == fields
 
 
@@ -411,7 +412,7 @@ def test_gun_code_is_first_present_in_severity(present: set[Reason]) -> None:
 
 
 def test_changed_gun_codes_change_the_code() -> None:
-    vendor = dataclasses.replace(CODES, allow="OK", not_owner="99", scrapped="X5")
+    vendor = msgspec.structs.replace(CODES, allow="OK", not_owner="99", scrapped="X5")
     assert gun_code(FillDecision.of([]), vendor) == "OK"
     assert gun_code(FillDecision.of([Reason.NOT_OWNER]), vendor) == "99"
     assert gun_code(FillDecision.of([Reason.SCRAPPED, Reason.NOT_OWNER]), vendor) == "X5"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from datetime import date, timedelta
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import settings as hsettings
@@ -105,7 +105,7 @@ def test_derive_next_inspection(manufactured: date, last: date | None, expected:
 
 
 def test_derive_next_inspection_leap_day_to_common_year() -> None:
-    three = dataclasses.replace(RULES, inspection_interval_years=3)
+    three = msgspec.structs.replace(RULES, inspection_interval_years=3)
     assert derive_next_inspection(date(2024, 2, 29), None, three) == date(2027, 2, 28)
     assert derive_next_inspection(date(2020, 1, 1), date(2024, 2, 29), three) == date(2027, 2, 28)
 
@@ -116,7 +116,7 @@ def test_derive_next_inspection_rejects_inspection_before_manufacture() -> None:
 
 
 def test_changed_interval_changes_next_inspection() -> None:
-    five = dataclasses.replace(RULES, inspection_interval_years=5)
+    five = msgspec.structs.replace(RULES, inspection_interval_years=5)
     assert derive_next_inspection(date(2021, 5, 10), None, RULES) == date(2025, 5, 10)
     assert derive_next_inspection(date(2021, 5, 10), None, five) == date(2026, 5, 10)
 
@@ -147,9 +147,9 @@ def test_derive_scrap_date(manufactured: date, extended: date | None, expected: 
 
 def test_derive_scrap_date_leap_manufacture_common_cap_year() -> None:
     # 2024-02-29 + 13 y: 2037 is not leap, so the cap is 28 February
-    thirteen = dataclasses.replace(RULES, absolute_scrap_age_years=13)
+    thirteen = msgspec.structs.replace(RULES, absolute_scrap_age_years=13)
     assert derive_scrap_date(date(2024, 2, 29), thirteen, date(2040, 1, 1)) == date(2037, 2, 28)
-    seven = dataclasses.replace(RULES, design_life_years=7)
+    seven = msgspec.structs.replace(RULES, design_life_years=7)
     assert derive_scrap_date(date(2024, 2, 29), seven) == date(2031, 2, 28)
 
 
@@ -159,20 +159,20 @@ def test_derive_scrap_date_rejects_date_before_manufacture() -> None:
 
 
 def test_changed_design_life_changes_scrap_date() -> None:
-    ten = dataclasses.replace(RULES, design_life_years=10)
+    ten = msgspec.structs.replace(RULES, design_life_years=10)
     assert derive_scrap_date(date(2021, 6, 15), RULES) == date(2029, 6, 15)
     assert derive_scrap_date(date(2021, 6, 15), ten) == date(2031, 6, 15)
 
 
 def test_changed_absolute_age_changes_cap() -> None:
-    ten = dataclasses.replace(RULES, absolute_scrap_age_years=10)
+    ten = msgspec.structs.replace(RULES, absolute_scrap_age_years=10)
     extended = date(2032, 6, 15)
     assert derive_scrap_date(date(2021, 6, 15), RULES, extended) == extended
     assert derive_scrap_date(date(2021, 6, 15), ten, extended) == date(2031, 6, 15)
 
 
 def test_cap_applies_even_to_a_design_life_above_it() -> None:
-    odd = dataclasses.replace(RULES, design_life_years=15)
+    odd = msgspec.structs.replace(RULES, design_life_years=15)
     assert derive_scrap_date(date(2021, 6, 15), odd) == date(2033, 6, 15)
 
 
@@ -338,16 +338,16 @@ def test_enum_order_is_precedence() -> None:
 def test_changed_inspection_due_days_changes_status() -> None:
     nxt = TODAY + timedelta(days=40)
     assert status_of(nxt, FAR) is ComplianceStatus.OK
-    wider = dataclasses.replace(RULES, inspection_due_days=45)
+    wider = msgspec.structs.replace(RULES, inspection_due_days=45)
     assert status_of(nxt, FAR, rules=wider) is ComplianceStatus.INSPECTION_DUE
 
 
 def test_changed_scrap_due_days_changes_status() -> None:
     scrap = TODAY + timedelta(days=100)
     assert status_of(FAR, scrap) is ComplianceStatus.OK
-    wider = dataclasses.replace(RULES, scrap_due_days=120)
+    wider = msgspec.structs.replace(RULES, scrap_due_days=120)
     assert status_of(FAR, scrap, rules=wider) is ComplianceStatus.SCRAP_DUE
-    narrower = dataclasses.replace(RULES, scrap_due_days=0)
+    narrower = msgspec.structs.replace(RULES, scrap_due_days=0)
     assert status_of(FAR, TODAY + D, rules=narrower) is ComplianceStatus.OK
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import settings as hsettings
@@ -104,25 +104,25 @@ def test_assessment_values() -> None:
 
 def test_changed_overfill_tolerance_changes_assessment() -> None:
     # 14.9 + 0.1 is 15.000000000000002 in binary floats; the edge must still be exact
-    loose = dataclasses.replace(RULES, overfill_tolerance_kg=0.1)
+    loose = msgspec.structs.replace(RULES, overfill_tolerance_kg=0.1)
     assert assess_fill("YSP35.5", 15.0, MODELS, RULES) is FillAssessment.OVERFILL
     assert assess_fill("YSP35.5", 15.0, MODELS, loose) is FillAssessment.OK
     assert assess_fill("YSP35.5", 15.01, MODELS, loose) is FillAssessment.OVERFILL
 
 
 def test_changed_underfill_tolerance_changes_assessment() -> None:
-    loose = dataclasses.replace(RULES, underfill_tolerance_kg=1.0)
+    loose = msgspec.structs.replace(RULES, underfill_tolerance_kg=1.0)
     assert assess_fill("YSP35.5", 14.0, MODELS, RULES) is FillAssessment.UNDERFILL
     assert assess_fill("YSP35.5", 13.9, MODELS, loose) is FillAssessment.OK
     assert assess_fill("YSP35.5", 13.89, MODELS, loose) is FillAssessment.UNDERFILL
-    tight = dataclasses.replace(RULES, underfill_tolerance_kg=0.1)
+    tight = msgspec.structs.replace(RULES, underfill_tolerance_kg=0.1)
     assert assess_fill("YSP35.5", 14.8, MODELS, tight) is FillAssessment.OK
     assert assess_fill("YSP35.5", 14.79, MODELS, tight) is FillAssessment.UNDERFILL
 
 
 def test_changed_model_table_changes_assessment() -> None:
     models = dict(MODELS)
-    models["YSP35.5"] = dataclasses.replace(MODELS["YSP35.5"], max_fill_kg=15.0)
+    models["YSP35.5"] = msgspec.structs.replace(MODELS["YSP35.5"], max_fill_kg=15.0)
     assert assess_fill("YSP35.5", 14.95, MODELS, RULES) is FillAssessment.OVERFILL
     assert assess_fill("YSP35.5", 14.95, models, RULES) is FillAssessment.OK
     assert max_fill_kg("YSP35.5", models) == 15.0
@@ -205,9 +205,9 @@ def test_naive_datetimes_are_rejected() -> None:
 def test_changed_window_changes_repeat() -> None:
     previous = NOW - 30 * H
     assert not is_repeat_fill(previous, None, NOW, RULES)
-    wider = dataclasses.replace(RULES, repeat_fill_window_h=48)
+    wider = msgspec.structs.replace(RULES, repeat_fill_window_h=48)
     assert is_repeat_fill(previous, None, NOW, wider)
-    narrow = dataclasses.replace(RULES, repeat_fill_window_h=1)
+    narrow = msgspec.structs.replace(RULES, repeat_fill_window_h=1)
     assert not is_repeat_fill(NOW - 2 * H, None, NOW, narrow)
 
 

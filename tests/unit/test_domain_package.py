@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ast
-import dataclasses
 from pathlib import Path
+
+import msgspec
 
 import server.domain as domain
 from server.domain import (
@@ -56,11 +57,15 @@ def test_statuses_partition() -> None:
 
 
 def test_reasons_match_gun_code_settings() -> None:
-    assert {r.value for r in Reason} == {f.name for f in dataclasses.fields(GunCodes)} - {"allow"}
+    assert {r.value for r in Reason} == {f.name for f in msgspec.structs.fields(GunCodes)} - {
+        "allow"
+    }
 
 
 def test_every_site_kind_has_storage_rule() -> None:
-    storage_fields = {f.name for f in dataclasses.fields(Alerts) if f.name.startswith("default_")}
+    storage_fields = {
+        f.name for f in msgspec.structs.fields(Alerts) if f.name.startswith("default_")
+    }
     assert storage_fields == {
         f"default_storage_{k}" for k in SITE_KINDS if k != "inspection_agency"
     }

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 
 from server.domain import (
@@ -78,7 +78,7 @@ def test_licence_expiring_none() -> None:
 def test_changed_licence_window_changes_decision() -> None:
     expiry = TODAY + timedelta(days=45)
     assert not licence_expiring(expiry, TODAY, RULES)
-    assert licence_expiring(expiry, TODAY, dataclasses.replace(RULES, licence_expiring_days=60))
+    assert licence_expiring(expiry, TODAY, msgspec.structs.replace(RULES, licence_expiring_days=60))
 
 
 # ------------------------------------------------------------------ storage
@@ -116,11 +116,11 @@ def test_permitted_storage_errors() -> None:
 
 
 def test_changed_default_storage_changes_decision() -> None:
-    more = dataclasses.replace(RULES, default_storage_store=150, default_storage_warehouse=10)
+    more = msgspec.structs.replace(RULES, default_storage_store=150, default_storage_warehouse=10)
     assert is_overstock(120, permitted_storage("store", None, RULES))
     assert not is_overstock(120, permitted_storage("store", None, more))
     assert is_overstock(11, permitted_storage("warehouse", None, more))
-    fewer = dataclasses.replace(RULES, default_storage_filling_station=500)
+    fewer = msgspec.structs.replace(RULES, default_storage_filling_station=500)
     assert not is_overstock(600, permitted_storage("filling_station", None, RULES))
     assert is_overstock(600, permitted_storage("filling_station", None, fewer))
 
@@ -182,17 +182,17 @@ def test_naive_datetime_is_local_wall_time() -> None:
 def test_changed_timezone_changes_opening_hours() -> None:
     seven_utc = datetime(2025, 6, 15, 7, 0, tzinfo=UTC)  # 15:00 in Shanghai
     twenty_two_utc = datetime(2025, 6, 15, 22, 0, tzinfo=UTC)  # 06:00 in Shanghai
-    in_utc = dataclasses.replace(RULES, timezone="UTC")
+    in_utc = msgspec.structs.replace(RULES, timezone="UTC")
     assert in_opening_hours(seven_utc, in_utc)
     assert not in_opening_hours(twenty_two_utc, in_utc)
     assert not in_opening_hours(twenty_two_utc, RULES)
-    urumqi = dataclasses.replace(RULES, timezone="Asia/Urumqi")  # UTC+6
+    urumqi = msgspec.structs.replace(RULES, timezone="Asia/Urumqi")  # UTC+6
     assert not in_opening_hours(datetime(2025, 6, 15, 0, 30, tzinfo=UTC), urumqi)  # 06:30
     assert in_opening_hours(datetime(2025, 6, 15, 0, 30, tzinfo=UTC), RULES)  # 08:30
 
 
 def test_changed_hours_change_opening() -> None:
-    later = dataclasses.replace(RULES, opening_hour_start=8, opening_hour_end=20)
+    later = msgspec.structs.replace(RULES, opening_hour_start=8, opening_hour_end=20)
     assert in_opening_hours(cst(7, 30), RULES)
     assert not in_opening_hours(cst(7, 30), later)
     assert in_opening_hours(cst(20, 30), RULES)
@@ -200,7 +200,7 @@ def test_changed_hours_change_opening() -> None:
 
 
 def test_opening_hours_wrapping_midnight() -> None:
-    night = dataclasses.replace(RULES, opening_hour_start=22, opening_hour_end=6)
+    night = msgspec.structs.replace(RULES, opening_hour_start=22, opening_hour_end=6)
     assert in_opening_hours(cst(22), night)
     assert in_opening_hours(cst(23, 59), night)
     assert in_opening_hours(cst(0), night)
@@ -211,8 +211,8 @@ def test_opening_hours_wrapping_midnight() -> None:
 
 
 def test_round_the_clock() -> None:
-    always = dataclasses.replace(RULES, opening_hour_start=0, opening_hour_end=0)
-    full = dataclasses.replace(RULES, opening_hour_start=0, opening_hour_end=24)
+    always = msgspec.structs.replace(RULES, opening_hour_start=0, opening_hour_end=0)
+    full = msgspec.structs.replace(RULES, opening_hour_start=0, opening_hour_end=24)
     for hour in range(24):
         assert in_opening_hours(cst(hour), always)
         assert in_opening_hours(cst(hour), full)
@@ -259,7 +259,7 @@ def test_gun_offline_in_utc() -> None:
 
 
 def test_gun_offline_overnight_opening() -> None:
-    night = dataclasses.replace(RULES, opening_hour_start=22, opening_hour_end=6)
+    night = msgspec.structs.replace(RULES, opening_hour_start=22, opening_hour_end=6)
     now = cst(2, day=16)  # the period began at 22:00 on the 15th
     assert is_device_offline("gun", cst(21, day=15), now, night)
     assert not is_device_offline("gun", cst(1, 55, day=16), now, night)
@@ -269,7 +269,7 @@ def test_gun_offline_overnight_opening() -> None:
 
 
 def test_gun_offline_round_the_clock() -> None:
-    always = dataclasses.replace(RULES, opening_hour_start=0, opening_hour_end=0)
+    always = msgspec.structs.replace(RULES, opening_hour_start=0, opening_hour_end=0)
     assert is_device_offline("gun", cst(2, 50), cst(3), always)
     assert not is_device_offline("gun", cst(2, 51), cst(3), always)
 
@@ -305,13 +305,13 @@ def test_device_offline_errors() -> None:
 def test_changed_offline_settings_change_decision() -> None:
     now = cst(10)
     assert is_device_offline("gun", now - 15 * MIN, now, RULES)
-    slow = dataclasses.replace(RULES, gun_offline_min=30)
+    slow = msgspec.structs.replace(RULES, gun_offline_min=30)
     assert not is_device_offline("gun", now - 15 * MIN, now, slow)
     assert is_device_offline("valve", now - timedelta(hours=30), now, RULES)
-    patient = dataclasses.replace(RULES, valve_offline_h=48)
+    patient = msgspec.structs.replace(RULES, valve_offline_h=48)
     assert not is_device_offline("valve", now - timedelta(hours=30), now, patient)
     # opening hours moved: 06:30 becomes working time
-    early = dataclasses.replace(RULES, opening_hour_start=6)
+    early = msgspec.structs.replace(RULES, opening_hour_start=6)
     assert not is_device_offline("gun", cst(5), cst(6, 30), RULES)
     assert is_device_offline("gun", cst(5), cst(6, 30), early)
 
@@ -335,8 +335,8 @@ def test_is_leak(ppm: float | None, leak: bool) -> None:
 
 def test_changed_leak_threshold_changes_decision() -> None:
     assert is_leak(1500.0, RULES)
-    assert not is_leak(1500.0, dataclasses.replace(RULES, leak_ppm_threshold=2000.0))
-    assert is_leak(600.0, dataclasses.replace(RULES, leak_ppm_threshold=500.0))
+    assert not is_leak(1500.0, msgspec.structs.replace(RULES, leak_ppm_threshold=2000.0))
+    assert is_leak(600.0, msgspec.structs.replace(RULES, leak_ppm_threshold=500.0))
 
 
 def test_is_live() -> None:
