@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import asyncpg
 
-__all__ = ["TABLES", "TableSpec", "copy_plain", "insert_dedupe"]
+__all__ = ["DEAD_LETTER_COLUMNS", "TABLES", "Key", "TableSpec", "copy_plain", "insert_dedupe"]
 
 
 @dataclass(frozen=True, slots=True)

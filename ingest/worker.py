@@ -24,13 +24,12 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -520,16 +519,6 @@ class IngestWorker:
                 continue
             for event in events:
                 self.bus.publish(event)
-
-    # ------------------------------------------------------------------ introspection
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            **self.metrics.snapshot(),
-            "pending": len(self._pending),
-            "unacked": len(self._acks),
-            "pid": os.getpid(),
-        }
 
 
 def _brief(exc: BaseException) -> str:

@@ -14,8 +14,8 @@ from pathlib import Path
 import aiomqtt
 import orjson
 
-from server.cli_ingest import cmd_mosquitto_config
 from ingest.credentials import acl_lines, mosquitto_hash, verify_mosquitto_hash
+from server.cli_ingest import cmd_mosquitto_config
 from tests.ingest.conftest import Env, Mosquitto, mid, now_ms
 
 
