@@ -18,9 +18,6 @@ from server.kernel.events import Event, Filter, Listener
 
 log = logging.getLogger(__name__)
 
-# Channels carried live (DESIGN §6). "events" is the cylinder trajectory stream.
-CHANNELS = ("positions", "alerts", "fills", "kpis", "events", "devices")
-
 
 @dataclass(slots=True)
 class _Subscription:
