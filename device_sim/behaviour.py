@@ -47,11 +47,11 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from server.domain.statuses import POST_CHECK_ITEMS, PRE_CHECK_ITEMS
+
 from .config import KINDS, SimConfig
 from .payloads import (
     BAD_KINDS,
-    POST_CHECK_ITEMS,
-    PRE_CHECK_ITEMS,
     Outgoing,
     auth_msg,
     bad_msg,

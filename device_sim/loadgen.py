@@ -33,9 +33,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
+from server.domain.statuses import POST_CHECK_ITEMS, PRE_CHECK_ITEMS, SCAN_ACTION_NAMES
+
 from .payloads import (
-    POST_CHECK_ITEMS,
-    PRE_CHECK_ITEMS,
     fill_msg,
     new_msg_id,
     position_msg,
@@ -64,8 +64,6 @@ BENCH_MIX: Final[dict[str, float]] = {
 """Share of each kind in the ingest benchmark: valves dominate a real city's traffic,
 vehicles report while driving, scans and fills are the rarer business events (and the
 most expensive to store: they move cylinder state and evaluate rules)."""
-
-SCAN_ACTIONS: Final = ("dispatch", "deliver", "return", "transfer", "receive")
 
 BROKER_CONF: Final = """\
 # written by device_sim.loadgen for a benchmark; loopback only
@@ -148,7 +146,7 @@ def generate_mix(
         elif kind == "scan":
             h = rng.choice(city.handhelds)
             c = rng.choice(city.cylinders_of(h.company_id or 0) or valves)
-            action = rng.choice(SCAN_ACTIONS)
+            action = rng.choice(SCAN_ACTION_NAMES)
             customers = city.customers_of(h.company_id or 0)
             cust = rng.choice(customers).account_no if customers and action == "deliver" else None
             m = scan_msg(h.device_id, mid, ts, c.tag, action, site=h.site_code, customer=cust)

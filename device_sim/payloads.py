@@ -30,8 +30,6 @@ from ingest.schemas import (
 __all__ = [
     "BAD_KINDS",
     "FUTURE_SKEW_MS",
-    "POST_CHECK_ITEMS",
-    "PRE_CHECK_ITEMS",
     "Outgoing",
     "auth_msg",
     "bad_msg",
@@ -43,23 +41,6 @@ __all__ = [
     "telemetry_msg",
     "topic_for",
 ]
-
-PRE_CHECK_ITEMS: Final = (
-    "markings_colour",
-    "residual_pressure",
-    "valve_accessories_intact",
-    "no_visible_damage",
-    "inspection_in_date",
-    "own_cylinder",
-)
-"""DOMAIN.md "Filling checks", pre-fill (充装前检查)."""
-POST_CHECK_ITEMS: Final = (
-    "net_weight_in_range",
-    "no_leak_at_valve",
-    "seals_intact",
-    "filling_label_attached",
-)
-"""DOMAIN.md "Filling checks", post-fill (充装后检查)."""
 
 BAD_KINDS: Final = ("not_json", "missing_field", "wrong_type", "future_ts", "unknown_device")
 

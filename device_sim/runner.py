@@ -26,9 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
-from zoneinfo import ZoneInfo
 
 import aiomqtt
+
+from server.domain.localtime import city_date
 
 from .behaviour import CitySim, Rules, SimStats
 from .config import SimConfig
@@ -69,7 +70,7 @@ def _broker(url: str) -> tuple[str, int, str | None, str | None]:
 
 def city_today(settings: Any) -> dt.date:
     """Today in the city's time zone (dates of cylinders are local dates)."""
-    return dt.datetime.now(ZoneInfo(settings.alerts.timezone)).date()
+    return city_date(dt.datetime.now(dt.UTC), settings.alerts)
 
 
 async def load_city_from_db(settings: Any, cfg: SimConfig, dsn: str | None = None) -> City:
