@@ -20,6 +20,8 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
+from server.domain.statuses import DEVICE_KINDS, FillResult, ScanAction
+
 __all__ = [
     "DEVICE_KINDS",
     "MAX_NET_KG",
@@ -92,7 +94,7 @@ class GunFill(msgspec.Struct, kw_only=True):
     operator: Text | None = None
     tare_kg: Weight | None = None
     gross_kg: Weight | None = None
-    result: Literal["completed", "aborted"] = "completed"
+    result: FillResult = "completed"
     pre_check: Checks | None = None
     post_check: Checks | None = None
 
@@ -117,7 +119,7 @@ class HandheldScan(msgspec.Struct, kw_only=True):
     msg_id: Id
     ts: TsMs
     tag: Tag
-    action: Literal["dispatch", "deliver", "return", "transfer", "receive"]
+    action: ScanAction
     operator: Text | None = None
     site: Id | None = None
     customer: Id | None = None
@@ -152,8 +154,6 @@ class MessageKind(enum.StrEnum):
     POSITION = "position"
     STATUS = "status"
 
-
-DEVICE_KINDS: Final = ("gun", "valve", "handheld", "vehicle")
 
 _ROUTES: Final[dict[tuple[str, str], MessageKind]] = {
     ("gun", "auth"): MessageKind.AUTH,

@@ -79,8 +79,10 @@ LICENCE_STATUSES: Final[tuple[str, ...]] = ("valid", "suspended", "revoked")
 
 VALID_LICENCE: Final = "valid"
 
-FILL_RESULTS: Final[tuple[str, ...]] = ("completed", "aborted")
-"""``result`` of a gun's fill message (DESIGN §5)."""
+FillResult = Literal["completed", "aborted"]
+"""``result`` of a gun's fill message; ingest decodes it with this type."""
+
+FILL_RESULTS: Final[tuple[str, ...]] = get_args(FillResult)
 
 INSPECTION_RESULTS: Final[tuple[str, ...]] = ("pass", "fail", "scrap")
 """Outcome of a periodic inspection (GB/T 8334-2022 评定)."""
