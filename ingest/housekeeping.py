@@ -24,12 +24,12 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Final
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from ingest.live import device_event
 from server.db.alerts import alert_event, raise_alert
+from server.domain.localtime import city_date
 from server.domain.supervision import is_device_offline, licence_expiring
 from server.kernel.events import Event
 from server.kernel.settings import Settings
@@ -180,7 +180,7 @@ async def _valves_offline(
 
 async def _licences(conn: asyncpg.Connection, settings: Settings, now: datetime) -> list[Event]:
     rules = settings.alerts
-    today = now.astimezone(ZoneInfo(rules.timezone)).date()
+    today = city_date(now, rules)
     rows = await conn.fetch(
         """SELECT 'company' AS subject_type, code, id AS company_id, NULL::bigint AS site_id,
                   district_code, licence_no, licence_expiry

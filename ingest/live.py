@@ -18,6 +18,12 @@ from datetime import datetime
 from typing import Any, Final, Literal
 
 from server.domain.events import EventKind, epcis_for
+from server.domain.statuses import (
+    CHANNEL_DEVICES,
+    CHANNEL_EVENTS,
+    CHANNEL_FILLS,
+    CHANNEL_POSITIONS,
+)
 from server.kernel.events import Event
 
 __all__ = ["device_event", "fill_event", "position_event", "trajectory_event"]
@@ -37,7 +43,7 @@ def device_event(
 ) -> Event:
     """``devices``: a device's presence changed (online ↔ offline)."""
     return Event(
-        channel="devices",
+        channel=CHANNEL_DEVICES,
         data={
             "device_id": device_id,
             "kind": kind,
@@ -68,7 +74,7 @@ def fill_event(
 ) -> Event:
     """``fills``: a filling station's gun recorded a fill (completed or aborted)."""
     return Event(
-        channel="fills",
+        channel=CHANNEL_FILLS,
         data={
             "ts": ts.isoformat(),
             "tag": tag,
@@ -108,7 +114,7 @@ def trajectory_event(
     but is no trajectory event of its own, hence no EPCIS mapping)."""
     mapping = epcis_for(EventKind(kind)) if kind in _EVENT_KINDS else None
     return Event(
-        channel="events",
+        channel=CHANNEL_EVENTS,
         data={
             "ts": ts.isoformat(),
             "kind": kind,
@@ -148,7 +154,7 @@ def position_event(
 ) -> Event:
     """``positions``: where a vehicle or a cylinder now is (coalesced per object: the key)."""
     return Event(
-        channel="positions",
+        channel=CHANNEL_POSITIONS,
         data={
             "kind": kind,
             "id": ident,

@@ -30,7 +30,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -48,6 +47,7 @@ from ingest.transport import (
     make_transport,
     parse_mqtt_url,
 )
+from server.domain.localtime import city_date
 from server.kernel.districts import District, DistrictIndex, load_districts
 from server.kernel.events import Bus, Event
 from server.kernel.settings import Settings
@@ -127,7 +127,6 @@ class IngestWorker:
             )
         self._transport_factory = transport_factory or self._default_transport
         self._store: BatchStore | None = None
-        self._zone = ZoneInfo(settings.alerts.timezone)
         self._skew = timedelta(hours=settings.ingest.max_future_skew_h)
         self._transport: Transport | None = None
         self._generation = 0
@@ -330,7 +329,11 @@ class IngestWorker:
                 now = datetime.now(UTC)
                 try:
                     outcome = await self.authorizer.decide(
-                        parsed.device_id, body.tag, now.astimezone(self._zone).date(), now, started
+                        parsed.device_id,
+                        body.tag,
+                        city_date(now, self.settings.alerts),
+                        now,
+                        started,
                     )
                     break
                 except TRANSIENT_DB_ERRORS as exc:

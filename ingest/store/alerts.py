@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncpg
 
 from ingest.store.context import BatchContext, PendingAlert
-from server.db.alerts import ALERT_KINDS, alert_event, raise_alert
+from server.db.alerts import alert_event, raise_alert
+from server.domain.statuses import ALERT_KINDS
 
 __all__ = ["raise_alerts"]
 

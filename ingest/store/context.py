@@ -1,8 +1,8 @@
 """What one batch knows and what it has decided so far.
 
 :class:`Item` is a received message on its way to the database. :class:`Territory` is the
-worker's fixed configuration for the rules (settings, the city's districts, the alert
-timezone). :class:`BatchContext` holds the registry rows looked up once for the batch
+worker's fixed configuration for the rules (settings, the city's districts, its calendar
+day). :class:`BatchContext` holds the registry rows looked up once for the batch
 (:mod:`ingest.store.lookups`) and accumulates what the rules of each message kind decide —
 cylinder state changes, device presence, refused fills per station, pending alerts and live
 events — until :mod:`ingest.store.live_state` and :mod:`ingest.store.alerts` write them.
@@ -18,12 +18,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from ingest.auth import AuthOutcome
 from ingest.schemas import Parsed
+from server.domain.localtime import city_date
 from server.domain.supervision import is_live
 from server.kernel.districts import DistrictIndex
 from server.kernel.events import Event
@@ -47,14 +47,12 @@ class Item:
 
 @dataclass(frozen=True, slots=True)
 class Territory:
-    """The city the rules apply to: settings, district boundaries and the local day."""
+    """The city the rules apply to: settings, district boundaries, its calendar day."""
 
     settings: Settings
     districts: DistrictIndex
     known_districts: frozenset[str]
     """District codes present in the ``districts`` table (usable as foreign keys)."""
-    zone: ZoneInfo
-    """``[alerts] timezone``: refused fills are counted per station per local day."""
     live_lag: timedelta
     """``[ingest] live_lag_s``: older messages are late data, not news."""
 
@@ -66,7 +64,6 @@ class Territory:
             settings,
             districts,
             known_districts,
-            ZoneInfo(settings.alerts.timezone),
             timedelta(seconds=settings.ingest.live_lag_s),
         )
 
@@ -87,7 +84,8 @@ class Territory:
         return is_live(ts, now, self.live_lag)
 
     def local_day(self, ts: datetime) -> date:
-        return ts.astimezone(self.zone).date()
+        """The city's calendar day of *ts* (``[alerts] timezone``)."""
+        return city_date(ts, self.settings.alerts)
 
 
 @dataclass(slots=True)
