@@ -42,6 +42,7 @@ lint:
 	ruff check .
 	mypy server ingest realtime dashboard big_screen device_sim
 	lint-imports
+	deptry .
 typecheck:
 	mypy server ingest realtime dashboard big_screen device_sim
 
