@@ -17,8 +17,8 @@ from aiohttp import web
 
 from server.db.migrate import migrate
 from server.db.pool import connect
+from server.domain.statuses import ROLES
 from server.kernel.passwords import hash_password
-from server.kernel.principal import ROLES
 from server.kernel.services import redact
 from server.kernel.settings import Settings, load_settings
 

@@ -41,13 +41,13 @@ from server.archive_io import (
     open_archive,
     write_xlsx,
 )
-from server.domain.statuses import CYLINDER_STATUSES
+from server.domain.statuses import CYLINDER_STATUSES, ROLES
 from server.kernel import errors
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.audit import audit
 from server.kernel.errors import ApiError
 from server.kernel.http import json_response, q_bool, q_choice, q_str
-from server.kernel.principal import ROLES, require
+from server.kernel.principal import require
 
 log = logging.getLogger(__name__)
 
