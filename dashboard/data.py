@@ -20,9 +20,15 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from server.api.common import ComplianceBounds, compliance_case, compliance_where, today
+from server.db.compliance import (
+    COMPLIANCE_VALUES,
+    ComplianceBounds,
+    compliance_case,
+    compliance_where,
+)
 from server.kernel import errors
 from server.kernel.appkeys import POOL, SETTINGS
+from server.kernel.clock import city_today
 from server.kernel.errors import ApiError, bad_query, error_response
 from server.kernel.http import json_response
 from server.kernel.principal import Principal, principal_of
@@ -36,8 +42,10 @@ __all__ = [
     "routes",
 ]
 
-COMPLIANCE_CODES: tuple[str, ...] = ("ok", "inspection_due", "scrap_due", "overdue", "scrapped")
-"""Position ``i`` of this tuple is status code ``i`` in the compact cylinder array."""
+COMPLIANCE_CODES: tuple[str, ...] = tuple(reversed(COMPLIANCE_VALUES))
+"""Position ``i`` of this tuple is status code ``i`` in the compact cylinder array: the
+domain's precedence reversed, least severe first (``ok`` … ``scrapped``). The map's colours
+(``STATUS_COLORS`` in static/js/dashboard.js) are listed in this order."""
 
 _DISTRICT_RE = re.compile(r"^[0-9]{6}$")
 
@@ -96,7 +104,7 @@ class MapFilter:
 
 def _bounds(request: web.Request) -> ComplianceBounds:
     settings = request.app[SETTINGS]
-    return ComplianceBounds.of(today(settings), settings.dates)
+    return ComplianceBounds.of(city_today(settings), settings.dates)
 
 
 async def sites(request: web.Request) -> web.Response:

@@ -9,9 +9,10 @@ same predicates as live rows (`realtime.scope`), so a company admin's tiles and 
 rows can never disagree, and 1,000 screens in 30 scopes cost four queries per tick, not
 30 or 1,000.
 
-Compliance follows DESIGN §4 and `server.domain.dates.compliance_status` exactly (the
-thresholds come from ``settings.dates``): scrapped > overdue > scrap_due > inspection_due.
-Days and "today" are the city's (``[alerts] timezone``).
+Compliance is counted with the one SQL builder, ``server.db.compliance`` (a CASE generated
+from the domain's precedence, thresholds from ``[dates]``), so these tiles, the REST lists
+and the wall count the same cylinders the same way. Days and "today" are the city's
+(``[alerts] timezone``).
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ import asyncpg
 
 from realtime.hub import GroupKey, Hub, KpiGroup
 from realtime.scope import NONE, LiveFilter, Rule, compile_predicate, rule_for
+from server.db.compliance import COMPLIANCE_VALUES, ComplianceBounds, compliance_case
+from server.domain.statuses import IN_SERVICE
 from server.kernel.events import Event
 from server.kernel.principal import Principal
+from server.kernel.scope import Sql
 from server.kernel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,21 +50,31 @@ CYLINDER_FIELDS: Final = (
 # Entities whose scope decides each group of KPIs, in GroupKey.extra order.
 KPI_ENTITIES: Final = ("cylinders", "fills", "events", "alerts")
 
-_SCRAPPED = "(status = 'scrapped' OR scrap_date <= $1)"
-CYLINDERS_SQL: Final = f"""
+
+def cylinders_sql(bounds: ComplianceBounds) -> tuple[str, list[Any]]:
+    """Cylinders by (district, owner company): registered, in service, and by compliance.
+
+    One CASE per row, counted by value (the table is read once). Each compliance status
+    named in :data:`CYLINDER_FIELDS` is a column; ``ok`` is what remains.
+    """
+    q = Sql()
+    case = compliance_case("", q, bounds)
+    by_status = ",\n       ".join(
+        f"count(*) FILTER (WHERE st = '{s}') AS {s}"
+        for s in COMPLIANCE_VALUES
+        if s in CYLINDER_FIELDS
+    )
+    sql = f"""
 SELECT district_code, owner_company_id,
        count(*) AS registered,
-       count(*) FILTER (WHERE status = 'in_service') AS in_service,
-       count(*) FILTER (WHERE {_SCRAPPED}) AS scrapped,
-       count(*) FILTER (WHERE NOT {_SCRAPPED} AND next_inspection_date < $1) AS overdue,
-       count(*) FILTER (WHERE NOT {_SCRAPPED} AND next_inspection_date >= $1
-                          AND scrap_date <= $1 + $2::int) AS scrap_due,
-       count(*) FILTER (WHERE NOT {_SCRAPPED} AND next_inspection_date >= $1
-                          AND scrap_date > $1 + $2::int
-                          AND next_inspection_date <= $1 + $3::int) AS inspection_due
-  FROM cylinders
+       count(*) FILTER (WHERE status = '{IN_SERVICE}') AS in_service,
+       {by_status}
+  FROM (SELECT district_code, owner_company_id, status, {case} AS st FROM cylinders) c
  GROUP BY district_code, owner_company_id
 """
+    return sql, q.params
+
+
 FILLS_SQL: Final = """
 SELECT district_code, company_id, station_id AS site_id, count(*) AS n
   FROM fills WHERE ts >= $1 GROUP BY 1, 2, 3
@@ -108,10 +122,9 @@ def local_midnight(timezone: str, now: dt.datetime | None = None) -> dt.datetime
 async def read_cells(pool: asyncpg.Pool, settings: Settings) -> Cells:
     started = time.perf_counter()
     midnight = local_midnight(settings.alerts.timezone)
-    today = midnight.date()
-    d = settings.dates
+    cyl_sql, cyl_params = cylinders_sql(ComplianceBounds.of(midnight.date(), settings.dates))
     async with pool.acquire() as conn:
-        cyl = await conn.fetch(CYLINDERS_SQL, today, d.scrap_due_days, d.inspection_due_days)
+        cyl = await conn.fetch(cyl_sql, *cyl_params)
         fills = await conn.fetch(FILLS_SQL, midnight)
         denials = await conn.fetch(DENIALS_SQL, midnight)
         alerts = await conn.fetch(ALERTS_SQL)
