@@ -370,7 +370,8 @@ def _field_type(section: str, key: str) -> Any:
 
 
 def _from_env(name: str, text: str, section: str, key: str) -> Any:
-    """An environment string as the key's declared type (its range is checked here too)."""
+    """An environment string as the key's declared type (its range is checked here too).
+    Booleans accept true/false, 1/0, yes/no, on/off; arrays are comma-separated."""
     typ = _field_type(section, key)
     if typ is None:
         raise ConfigError(f"{name}: no key {section}.{key}")
@@ -378,6 +379,8 @@ def _from_env(name: str, text: str, section: str, key: str) -> Any:
     value: Any = text
     if base is bool and text.lower() in _TRUE | _FALSE:
         value = text.lower() in _TRUE
+    elif get_origin(base) in (list, tuple, frozenset):  # a TOML array: comma-separated text
+        value = [item.strip() for item in text.split(",") if item.strip()]
     try:
         return msgspec.convert(value, typ, strict=False)
     except msgspec.ValidationError as exc:
