@@ -23,23 +23,24 @@ from server.db.migrate import migrate, server_preloads_timescaledb
 from server.kernel.settings import ConfigError
 from tests.storage.databases import with_storage
 
-MAJOR = 15  # the server version CI and the README install
-PG_BIN = Path(f"/usr/lib/postgresql/{MAJOR}/bin")
+PG_ROOT = Path("/usr/lib/postgresql")  # one bin/ per installed major version (Debian)
 SERVER_USER = "postgres"  # initdb refuses to run as root; the packaged server's account
 
 
-def _sharedir() -> Path | None:
-    pg_config = PG_BIN / "pg_config"
-    if not pg_config.exists():
-        return None
-    out = subprocess.run([pg_config, "--sharedir"], capture_output=True, text=True, check=True)
-    return Path(out.stdout.strip())
+def _with_timescaledb() -> Path | None:
+    """The newest installed PostgreSQL whose extension directory holds timescaledb."""
+    versions = sorted(PG_ROOT.glob("*/bin/pg_config"), key=lambda c: c.parts[-3].zfill(4))
+    for pg_config in reversed(versions):
+        out = subprocess.run([pg_config, "--sharedir"], capture_output=True, text=True, check=True)
+        if (Path(out.stdout.strip()) / "extension" / "timescaledb.control").exists():
+            return pg_config.parent
+    return None
 
 
-SHAREDIR = _sharedir()
-if SHAREDIR is None or not (SHAREDIR / "extension" / "timescaledb.control").exists():
+PG_BIN = _with_timescaledb()
+if PG_BIN is None:
     pytest.skip(
-        f"the timescaledb extension is not installed for PostgreSQL {MAJOR}"
+        f"the timescaledb extension is not installed for any PostgreSQL under {PG_ROOT}"
         " (no timescaledb.control): there is no installed-but-not-preloaded case to test",
         allow_module_level=True,
     )
@@ -59,7 +60,9 @@ class Cluster:
     directory: Path
     port: int
 
-    def _run(self, *args: str) -> None:
+    def run(self, *args: str) -> None:
+        """One of the server's programs, as the server's account when the tests run as root."""
+        assert PG_BIN is not None
         command = [str(PG_BIN / args[0]), *args[1:]]
         if os.geteuid() == 0:
             command = ["runuser", "-u", SERVER_USER, "--", *command]
@@ -72,7 +75,7 @@ class Cluster:
         )
         if preload:
             options += " -c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off"
-        self._run(
+        self.run(
             "pg_ctl",
             "-D",
             str(self.directory / "data"),
@@ -85,7 +88,10 @@ class Cluster:
         )
 
     def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.directory / "data"), "-m", "fast", "-w", "stop")
+        self.run("pg_ctl", "-D", str(self.directory / "data"), "-m", "fast", "-w", "stop")
+
+    def running(self) -> bool:
+        return (self.directory / "data" / "postmaster.pid").exists()
 
     def dsn(self, database: str, user: str = "postgres") -> str:
         return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
@@ -99,7 +105,7 @@ def cluster() -> Iterator[Cluster]:
         os.chown(directory, account.pw_uid, account.pw_gid)
     c = Cluster(directory, _spare_port())
     try:
-        c._run(
+        c.run(
             "initdb",
             "-D",
             str(directory / "data"),
@@ -112,11 +118,10 @@ def cluster() -> Iterator[Cluster]:
             "UTF8",
         )
         c.start(preload=False)
-        try:
-            yield c
-        finally:
-            c.stop()
+        yield c
     finally:
+        if c.running():
+            c.stop()
         shutil.rmtree(directory, ignore_errors=True)
 
 
