@@ -1,9 +1,9 @@
 """Export benchmark (DESIGN §10): 1,000,000 cylinder rows as CSV ≤ 10 s and as XLSX ≤ 60 s,
 with flat memory.
 
-What is measured is the code the CLI and the API run (`server.archive_io`): the CSV from
+What is measured is the code the CLI and the API run (`server.archive`): the CSV from
 PostgreSQL's `COPY … TO STDOUT` through `export_csv_chunks` into a file, the XLSX from a
-server-side cursor through xlsxwriter (constant_memory) into a file. For each: wall time,
+server-side cursor through the streaming writer of `server.kernel.tabular` into a file. For each: wall time,
 rows/s, file size, and this process's resident memory — baseline, peak, and samples at
 10 %, 50 % and 100 % of the rows, which is what "flat" means in numbers. PostgreSQL's own
 backend memory is a separate process and not included.
@@ -55,7 +55,7 @@ from bench.common import (
     redacted,
     run,
 )
-from server.archive_io import (
+from server.archive import (
     ExportFilters,
     cli_principal,
     count_export,
@@ -306,7 +306,7 @@ NOTES = """- **Memory is flat.** The resident set at 10 %, 50 % and 100 % of the
 - **CSV comes from PostgreSQL** (`COPY (SELECT …) TO STDOUT`, streamed through a bounded
   queue): the "cursor + csv module" row is the alternative that was not chosen — the same
   file built in Python from a server-side cursor costs several times the CPU of this process.
-- **XLSX is written by `_XlsxWriter`, not xlsxwriter.** Measured on this machine,
+- **XLSX is written by `server.kernel.tabular.XlsxWriter`, not xlsxwriter.** Measured on this machine,
   xlsxwriter's `write_string`/`write_number` (constant_memory) cost 6.7 s of CPU per
   100,000 rows of the archive's 14 columns — 67 s per million rows for the cells alone,
   over the 60 s target before any database work; one string per row into a deflated ZIP

@@ -26,7 +26,7 @@ Command = Callable[[argparse.Namespace, Settings], Awaitable[int | None]]
 COMMAND_MODULES: Sequence[str] = (
     "server.commands",
     "server.seed",
-    "server.archive_io",
+    "server.archive",
     "server.cli_ingest",
     "server.cli_audit",
     "device_sim.cli",

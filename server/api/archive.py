@@ -1,7 +1,7 @@
 """Archive import/export over HTTP (DESIGN §9): `POST /api/v1/cylinders/import` and
 `GET /api/v1/cylinders/export`.
 
-The work is `server.archive_io`'s; this module only moves bytes: an upload goes to a
+The work is `server.archive`'s; this module only moves bytes: an upload goes to a
 temporary file first (calamine needs a seekable file, and the CSV encoding is decided over
 the whole file before a row is stored), an export streams out as it is produced. Every
 problem with the file itself is a 400 `invalid_file` naming it; a problem with rows is in
@@ -29,10 +29,8 @@ from typing import IO, Final
 from aiohttp import BodyPartReader, web
 
 from server.api.common import API, Param, api_doc, check_query, q_district, today
-from server.archive_io import (
-    CSV_MIME,
+from server.archive import (
     IMPORT_ROLES,
-    XLSX_MIME,
     ArchiveFileError,
     ExportFilters,
     export_csv_chunks,
@@ -48,6 +46,7 @@ from server.kernel.audit import audit
 from server.kernel.errors import ApiError
 from server.kernel.http import json_response, q_bool, q_choice, q_str
 from server.kernel.principal import require
+from server.kernel.tabular import CSV_MIME, XLSX_MIME, send_file
 
 log = logging.getLogger(__name__)
 
@@ -268,19 +267,9 @@ async def export_cylinders(request: web.Request) -> web.StreamResponse:
             async with pool.acquire() as conn:
                 rows = await write_xlsx(conn, p, filters, path)
             await _audit_export(request, fmt, rows, filters)
-            resp = web.StreamResponse(
-                headers={"Content-Type": XLSX_MIME, "Content-Disposition": disposition}
+            return await send_file(
+                request, path, {"Content-Type": XLSX_MIME, "Content-Disposition": disposition}
             )
-            resp.content_length = await asyncio.to_thread(os.path.getsize, path)
-            await resp.prepare(request)
-            try:
-                with open(path, "rb") as fh:  # noqa: ASYNC230 - reads go to a thread
-                    while chunk := await asyncio.to_thread(fh.read, _CHUNK * 16):
-                        await resp.write(chunk)
-            except ConnectionResetError:
-                log.info("export: client went away during the XLSX download")
-                return resp
-            await resp.write_eof()
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(path)

@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from server.archive_io import ARCHIVE_COLUMNS, ImportReport, import_archive, open_archive
+from server.archive import ARCHIVE_COLUMNS, ImportReport, import_archive, open_archive
 from server.kernel.principal import Principal
 from server.kernel.settings import Settings
 from tests.conftest import World
@@ -71,7 +71,7 @@ class Arc:
 
 @pytest.fixture(scope="session")
 async def arc(pool: asyncpg.Pool, world: World, settings: Settings) -> Arc:
-    from server.archive_io import city_today
+    from server.archive import city_today
 
     suffix = secrets.token_hex(3).upper()
     ids: dict[str, int] = {}

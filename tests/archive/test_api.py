@@ -12,7 +12,8 @@ import asyncpg
 import python_calamine
 import xlsxwriter
 
-from server.archive_io import ARCHIVE_COLUMNS, CSV_BOM, XLSX_MIME
+from server.archive import ARCHIVE_COLUMNS
+from server.kernel.tabular import CSV_BOM, XLSX_MIME
 from tests.archive.conftest import Arc, csv_bytes
 from tests.conftest import login
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import python_calamine
 
-from server.archive_io import CSV_BOM
 from server.cli import main
 from server.kernel.settings import Settings
+from server.kernel.tabular import CSV_BOM
 from tests.archive.conftest import Arc, csv_bytes, write_file
 
 

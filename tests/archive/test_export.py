@@ -14,16 +14,16 @@ import asyncpg
 import pytest
 import python_calamine
 
-from server import archive_io
-from server.archive_io import (
+from server.archive import (
     ARCHIVE_COLUMNS,
-    CSV_BOM,
     ExportFilters,
     export_csv_chunks,
     write_xlsx,
 )
+from server.kernel import tabular
 from server.kernel.principal import Principal
 from server.kernel.settings import Settings
+from server.kernel.tabular import CSV_BOM
 from tests.archive.conftest import Arc, csv_bytes, new_company, run_import, write_file
 from tests.conftest import World
 
@@ -96,8 +96,8 @@ async def test_xlsx_round_trip_is_unchanged_with_real_date_cells(
 
 
 def test_xml_text_escapes_what_xml_cannot_hold() -> None:
-    assert archive_io._xml_text("厂 A1") == "厂 A1"
-    assert archive_io._xml_text("a&b<c>\r\x01") == "a&amp;b&lt;c&gt;&#13;_x0001_"
+    assert tabular.xml_text("厂 A1") == "厂 A1"
+    assert tabular.xml_text("a&b<c>\r\x01") == "a&amp;b&lt;c&gt;&#13;_x0001_"
 
 
 async def test_xlsx_continues_on_another_sheet_past_the_row_limit(
@@ -108,7 +108,7 @@ async def test_xlsx_continues_on_another_sheet_past_the_row_limit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     code, rows = await _seed_company(pool, settings, arc, tmp_path)
-    monkeypatch.setattr(archive_io, "XLSX_MAX_ROWS", 3)  # header + 2 rows per sheet
+    monkeypatch.setattr(tabular, "XLSX_MAX_ROWS", 3)  # header + 2 rows per sheet
     path = tmp_path / "export.xlsx"
     async with pool.acquire() as conn:
         await write_xlsx(conn, arc.admin, ExportFilters(company=code), path)

@@ -12,8 +12,7 @@ import asyncpg
 import pytest
 import xlsxwriter
 
-from server import archive_io
-from server.archive_io import ARCHIVE_COLUMNS, ArchiveFileError, open_archive
+from server.archive import ARCHIVE_COLUMNS, ArchiveFileError, importer, open_archive, validation
 from server.domain.dates import derive_next_inspection, derive_scrap_date
 from server.kernel.settings import Settings
 from tests.archive.conftest import Arc, csv_bytes, reasons, run_import, write_file
@@ -146,7 +145,7 @@ async def test_duplicates_across_chunks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The first good line wins even when the repeat is thousands of rows later."""
-    monkeypatch.setattr(archive_io, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 3)
     rows = [arc.row() for _ in range(8)]
     rows.append(arc.row(tag=rows[0]["tag"], barcode="OTHER-" + arc.prefix))  # line 10
     rows.append(arc.row(barcode=rows[1]["barcode"]))  # line 11
@@ -444,11 +443,11 @@ async def test_xlsx_import(
 
 
 def test_excel_serials_and_date_strings() -> None:
-    date = archive_io._date
+    date = validation._date
     assert date("d", 43831.75) == dt.date(2020, 1, 1)
     assert date("d", dt.datetime(2020, 1, 2, 13, 0)) == dt.date(2020, 1, 2)
     assert date("d", "2020-1-3") == dt.date(2020, 1, 3)
     assert date("d", "2020/01/04 00:00:00") == dt.date(2020, 1, 4)
     for bad in ("2020-01-05 12:00", "05.01.2020", "20200105", 12):
-        with pytest.raises(archive_io._Bad):
+        with pytest.raises(validation.BadValue):
             date("d", bad)

@@ -1,0 +1,325 @@
+"""Checking one archive row (DESIGN §9): each cell on its own, then the row as a record.
+
+A bad row is reported with its line, column and reason — one reason per row, the first
+failing column in archive order — while the good rows of the file are stored. What this
+module decides needs no database; checks that do (a tag repeated across chunks, a barcode
+carried by another cylinder, a tag of another company, a scrapped cylinder) are the
+importer's, in SQL over the staged rows. The file is the record: an empty
+`next_inspection_date` / `scrap_date` is derived by the domain rules (DOMAIN.md "Dates"),
+an empty `volume_l` comes from the model and an empty `status` is `in_service`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Final
+
+from server.archive.interface import (
+    DEFAULT_MEDIUM,
+    NUMERIC_MAX,
+    TAG_MAX_LEN,
+    TEXT_MAX_LEN,
+    Cell,
+)
+from server.archive.reader import ArchiveSource
+from server.db.bulk import Staging
+from server.domain.dates import derive_next_inspection, derive_scrap_date
+from server.domain.statuses import IMPORT_STATUSES, IN_SERVICE
+from server.kernel.settings import Settings
+from server.kernel.tabular import EXCEL_EPOCH, restore
+
+_EXCEL_FIRST_REAL_SERIAL: Final = 61
+"""Excel's 1900 date system counts a 29 Feb 1900 that never was; serials from 61
+(1900-03-01) on map to `EXCEL_EPOCH + serial` days, smaller ones are no cylinder's date."""
+_DATE_RE: Final = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[ T]00:00(?::00(?:\.0+)?)?)?$")
+_HUNDREDTH: Final = Decimal("0.01")
+
+
+class BadValue(Exception):
+    """A cell's value is wrong: raised inside row validation, becomes a RejectedRow."""
+
+    def __init__(self, column: str, value: Cell, reason: str) -> None:
+        super().__init__(reason)
+        self.column, self.value, self.reason = column, value, reason
+
+
+def show(value: Cell) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _text(value: Cell) -> str | None:
+    """A cell as text; numbers typed into Excel (tags, barcodes) lose their `.0`, and the
+    quote an export puts before a formula-like text (`server.kernel.tabular.neutralise`)
+    is taken off again, so an exported archive imports unchanged."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(value).upper()
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    text = restore(str(value).strip())
+    return text or None
+
+
+def _code(column: str, value: Cell, *, required: bool) -> str | None:
+    text = _text(value)
+    if text is None:
+        if required:
+            raise BadValue(column, value, f"{column} is required")
+        return None
+    if len(text) > TAG_MAX_LEN:
+        raise BadValue(column, value, f"{column} is longer than {TAG_MAX_LEN} characters")
+    if any(ch.isspace() for ch in text):
+        raise BadValue(column, value, f"{column} must not contain spaces")
+    return text
+
+
+def _free_text(column: str, value: Cell) -> str | None:
+    text = _text(value)
+    if text is not None and len(text) > TEXT_MAX_LEN:
+        raise BadValue(column, value, f"{column} is longer than {TEXT_MAX_LEN} characters")
+    return text
+
+
+def _date(column: str, value: Cell, *, required: bool = False) -> dt.date | None:
+    """YYYY-MM-DD text (also YYYY/M/D, and a midnight time), or an Excel date cell/serial."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value) or value < _EXCEL_FIRST_REAL_SERIAL:
+            raise BadValue(column, value, f"{column}: {show(value)} is not a date")
+        try:
+            return EXCEL_EPOCH + dt.timedelta(days=int(value))
+        except OverflowError:
+            raise BadValue(column, value, f"{column}: {show(value)} is not a date") from None
+    text = _text(value)
+    if text is None:
+        if required:
+            raise BadValue(column, value, f"{column} is required")
+        return None
+    m = _DATE_RE.match(text)
+    if m is None:
+        raise BadValue(column, value, f"{column}: expected a date YYYY-MM-DD, got {text!r}")
+    try:
+        return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        raise BadValue(column, value, f"{column}: {text!r} is not a calendar date") from None
+
+
+def _number(column: str, value: Cell) -> Decimal | None:
+    """A positive amount fitting numeric(7, 2), rounded half-up to hundredths."""
+    if value is None:
+        return None
+    if isinstance(value, bool | dt.date | dt.time | dt.timedelta):
+        raise BadValue(column, value, f"{column}: expected a number, got {show(value)!r}")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise BadValue(column, value, f"{column}: expected a number, got {value!r}")
+        number = Decimal(repr(value))
+    elif isinstance(value, int):
+        number = Decimal(value)
+    else:
+        text = str(value).strip()
+        if not text:
+            return None
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            raise BadValue(column, value, f"{column}: expected a number, got {text!r}") from None
+        if not number.is_finite():
+            raise BadValue(column, value, f"{column}: expected a number, got {text!r}")
+    if number <= 0:
+        raise BadValue(column, value, f"{column} must be positive")
+    if number > NUMERIC_MAX:
+        raise BadValue(column, value, f"{column} is larger than {NUMERIC_MAX}")
+    number = number.quantize(_HUNDREDTH, rounding=ROUND_HALF_UP)
+    if number <= 0:
+        raise BadValue(column, value, f"{column} is too small (rounds to 0.00)")
+    return number
+
+
+@dataclass(frozen=True)
+class OwnerCompany:
+    id: int
+    district_code: str | None
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    companies: dict[str, OwnerCompany]
+    only_company: int | None
+    """A company administrator's company: rows for any other owner are refused."""
+    today: dt.date
+    specs: dict[str, str]
+    """Model code, case-folded → the configured spelling."""
+
+
+STAGE: Final = Staging(
+    "cyl_import_stage",
+    (
+        ("line", "integer NOT NULL"),
+        ("tag", "text NOT NULL"),
+        ("stamp", "text"),
+        ("barcode", "text"),
+        ("owner_company_id", "bigint NOT NULL"),
+        ("owner_district", "text"),
+        ("spec", "text NOT NULL"),
+        ("medium", "text NOT NULL"),
+        ("manufacturer", "text"),
+        ("manufacture_date", "date NOT NULL"),
+        ("tare_kg", "numeric"),
+        ("volume_l", "numeric"),
+        ("last_inspection_date", "date"),
+        ("next_inspection_date", "date NOT NULL"),
+        ("scrap_date", "date NOT NULL"),
+        ("status", "text NOT NULL"),
+    ),
+    per_transaction=False,
+)
+"""The staging table of an import: a `Staged` record per row, in this column order. It
+lives as long as the (pooled) connection and is emptied per chunk (`server.db.bulk`)."""
+Staged = tuple[
+    int,
+    str,
+    str | None,
+    str | None,
+    int,
+    str | None,
+    str,
+    str,
+    str | None,
+    dt.date,
+    Decimal | None,
+    Decimal | None,
+    dt.date | None,
+    dt.date,
+    dt.date,
+    str,
+]
+
+
+def validate_row(line: int, cells: list[Cell], src: ArchiveSource, ctx: Context) -> Staged:
+    """Check one row and give the record to stage; raise `BadValue` naming the first bad column."""
+    cols = src.columns
+
+    def get(name: str) -> Cell:
+        i = cols.get(name)
+        if i is None or i >= len(cells):
+            return None
+        value = cells[i]
+        return None if value == "" else value
+
+    for i in range(src.width, len(cells)):
+        if _text(cells[i]) is not None:
+            raise BadValue("", cells[i], f"row has a value in column {i + 1}, beyond the header")
+
+    tag = _code("tag", get("tag"), required=True)
+    assert tag is not None
+    stamp = _code("stamp", get("stamp"), required=False)
+    barcode = _code("barcode", get("barcode"), required=False)
+
+    owner_raw = get("owner_code")
+    owner_code = _code("owner_code", owner_raw, required=True)
+    assert owner_code is not None
+    company = ctx.companies.get(owner_code)
+    if company is None:
+        raise BadValue(
+            "owner_code", owner_raw, f"owner_code {owner_code!r} is not a registered company"
+        )
+    if ctx.only_company is not None and company.id != ctx.only_company:
+        raise BadValue("owner_code", owner_raw, f"owner_code {owner_code!r} is not your company")
+
+    spec_raw = get("spec")
+    spec_text = _text(spec_raw)
+    if spec_text is None:
+        raise BadValue("spec", spec_raw, "spec is required")
+    spec = ctx.specs.get(spec_text.casefold())
+    if spec is None:
+        known_specs = ", ".join(sorted(ctx.settings.models))
+        raise BadValue(
+            "spec", spec_raw, f"spec {spec_text!r} is not a configured model ({known_specs})"
+        )
+
+    medium = _free_text("medium", get("medium")) or DEFAULT_MEDIUM
+    manufacturer = _free_text("manufacturer", get("manufacturer"))
+
+    mfg_raw = get("manufacture_date")
+    manufacture = _date("manufacture_date", mfg_raw, required=True)
+    assert manufacture is not None
+    if manufacture > ctx.today:
+        raise BadValue("manufacture_date", mfg_raw, "manufacture_date is in the future")
+
+    tare = _number("tare_kg", get("tare_kg"))
+    volume = _number("volume_l", get("volume_l"))
+    if volume is None:
+        model = ctx.settings.models[spec]
+        volume = Decimal(repr(model.volume_l)).quantize(_HUNDREDTH)
+
+    last_raw = get("last_inspection_date")
+    last = _date("last_inspection_date", last_raw)
+    if last is not None and last > ctx.today:
+        raise BadValue("last_inspection_date", last_raw, "last_inspection_date is in the future")
+
+    next_raw = get("next_inspection_date")
+    next_insp = _date("next_inspection_date", next_raw)
+    try:
+        derived_next = derive_next_inspection(manufacture, last, ctx.settings.dates)
+    except ValueError:
+        raise BadValue(
+            "last_inspection_date", last_raw, "last_inspection_date is before manufacture_date"
+        ) from None
+    if next_insp is None:
+        next_insp = derived_next
+    elif next_insp < manufacture:
+        raise BadValue(
+            "next_inspection_date", next_raw, "next_inspection_date is before manufacture_date"
+        )
+
+    scrap_raw = get("scrap_date")
+    scrap = _date("scrap_date", scrap_raw)
+    if scrap is None:
+        scrap = derive_scrap_date(manufacture, ctx.settings.dates)
+    elif scrap < manufacture:
+        raise BadValue("scrap_date", scrap_raw, "scrap_date is before manufacture_date")
+
+    status_raw = get("status")
+    status_text = _text(status_raw)
+    status = IN_SERVICE if status_text is None else status_text.lower()
+    if status not in IMPORT_STATUSES:
+        raise BadValue("status", status_raw, f"status must be one of {', '.join(IMPORT_STATUSES)}")
+
+    return (
+        line,
+        tag,
+        stamp,
+        barcode,
+        company.id,
+        company.district_code,
+        spec,
+        medium,
+        manufacturer,
+        manufacture,
+        tare,
+        volume,
+        last,
+        next_insp,
+        scrap,
+        status,
+    )
