@@ -2,6 +2,12 @@
 
 The session database is created, migrated, and dropped at the end. `world` inserts a small
 city with two companies and a user of every role, which API and scope tests build on.
+
+Tests say what they need (docs/ARCHITECTURE.md §12): every test in ``tests/unit`` (and any
+test marked ``no_services``) is pure and runs with no service up; every other test is
+marked ``services``. Only when the collected tests include one that needs the services are
+they checked, once, before any test runs: a service that is down ends the run with one line
+naming it and the command that starts it, instead of 300 connection errors.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import secrets
 import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,30 +32,79 @@ MQTT_URL = os.environ.get("CYL_MQTT_URL", "mqtt://127.0.0.1:1883")
 PASSWORD = "correct-horse-42"
 
 
-def _reachable(url: str, default_port: int) -> bool:
+SERVICES = (
+    ("PostgreSQL", ADMIN_DSN, 5432),
+    ("Redis", REDIS_URL, 6379),
+    ("Mosquitto", MQTT_URL, 1883),
+)
+"""What the tests outside ``tests/unit`` talk to: name, URL, the protocol's default port."""
+START_SERVICES = "bash scripts/services.sh"
+SERVICES_DOWN_EXIT = 3
+"""Exit status of a run stopped because a service it needs is down."""
+UNIT_DIR = Path(__file__).resolve().parent / "unit"
+
+
+def _address(url: str, default_port: int) -> tuple[str, int]:
     parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def _reachable(url: str, default_port: int) -> bool:
     try:
-        with socket.create_connection(
-            (parts.hostname or "127.0.0.1", parts.port or default_port), 2
-        ):
+        with socket.create_connection(_address(url, default_port), 2):
             return True
     except OSError:
         return False
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Tests need the real services; say which is down instead of failing 300 times."""
-    down = [
-        name
-        for name, url, port in (
-            ("PostgreSQL", ADMIN_DSN, 5432),
-            ("Redis", REDIS_URL, 6379),
-            ("Mosquitto", MQTT_URL, 1883),
-        )
-        if not _reachable(url, port)
-    ]
+def services_down() -> list[str]:
+    """``"PostgreSQL at 127.0.0.1:5432"`` for each service that refuses a connection."""
+    down = []
+    for name, url, port in SERVICES:
+        if not _reachable(url, port):
+            host, real_port = _address(url, port)
+            down.append(f"{name} at {host}:{real_port}")
+    return down
+
+
+def needs_services(item: pytest.Item) -> bool:
+    """A test needs the services unless it is in ``tests/unit`` or marked ``no_services``."""
+    if item.get_closest_marker("no_services") is not None:
+        return False
+    return UNIT_DIR not in item.path.parents
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "services: needs PostgreSQL, Redis and Mosquitto (set by tests/conftest.py)"
+    )
+    config.addinivalue_line(
+        "markers", "no_services: pure, runs with no service up (as every test in tests/unit)"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that need the services (first, so ``-m "not services"`` selects)."""
+    for item in items:
+        if needs_services(item):
+            item.add_marker(pytest.mark.services)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Check the services once, and only if a selected test needs them."""
+    if session.config.option.collectonly:
+        return
+    needing = sum(1 for item in session.items if needs_services(item))
+    if not needing:
+        return
+    down = services_down()
     if down:
-        pytest.exit(f"services down: {', '.join(down)} — run .ci/run or start them", returncode=3)
+        pytest.exit(
+            f"services down: {', '.join(down)} — {needing} selected tests need them; start them"
+            f" with `{START_SERVICES}` (the pure tests run without: pytest tests/unit)",
+            returncode=SERVICES_DOWN_EXIT,
+        )
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import PASSWORD
+from tests.tools import missing
 
 CHROMIUM = os.environ.get("CYL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -89,7 +90,7 @@ async def browser() -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"Chromium not installed at {CHROMIUM}: apt-get install chromium")
+        missing(f"Chromium at {CHROMIUM}", "apt-get install chromium")
     async with async_playwright() as pw:
         b = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
