@@ -2,7 +2,7 @@
 
 One rule, one place: the REST API (a PATCH of the archive, an
 inspection result), the archive importer and the database itself (a trigger of migration
-``0040_status_transitions``) all refuse the same moves, for the same reasons:
+``0060_status_transitions``) all refuse the same moves, for the same reasons:
 
 - a scrapped cylinder never returns to use: TSG 23-2021 takes a cylinder out of use for good
   at its scrap age or a failed assessment, and the local traceability standards
@@ -38,6 +38,7 @@ __all__ = [
     "Rule",
     "TransitionRefused",
     "apply_inspection",
+    "check_settable",
     "check_transition",
     "statuses_for",
 ]
@@ -75,9 +76,12 @@ class Rule(StrEnum):
 
 
 class TransitionRefused(Exception):
-    """A status change the rules forbid; ``rule`` says which, ``message`` says why."""
+    """A status change the rules forbid; ``rule`` says which, ``message`` says why.
 
-    def __init__(self, rule: Rule, old_status: str, new_status: str, message: str) -> None:
+    ``old_status`` is None when the status was refused before the record was read
+    (:func:`check_settable`)."""
+
+    def __init__(self, rule: Rule, old_status: str | None, new_status: str, message: str) -> None:
         super().__init__(message)
         self.rule = rule
         self.old_status = old_status
@@ -99,6 +103,19 @@ def statuses_for(role: str) -> frozenset[str]:
     return STATUS_BY_ROLE.get(role, frozenset())
 
 
+def check_settable(new_status: str, role: str) -> None:
+    """Refuse a status *role* never sets, whatever the record holds (:attr:`Rule.ROLE_MAY_NOT_SET`).
+
+    Checked before the record is read, so that a request a role may never make is refused
+    as such, whether or not the cylinder is in the caller's scope.
+    """
+    if new_status not in statuses_for(role):
+        allowed = ", ".join(sorted(statuses_for(role))) or "none"
+        raise TransitionRefused(
+            Rule.ROLE_MAY_NOT_SET, None, new_status, f"must be one of {allowed}"
+        )
+
+
 def check_transition(old_status: str, new_status: str, role: str | None) -> None:
     """Refuse a move from *old_status* to *new_status* by *role* with :class:`TransitionRefused`.
 
@@ -106,11 +123,8 @@ def check_transition(old_status: str, new_status: str, role: str | None) -> None
     (docs/API.md "Cylinders", import) — which is bound by the life cycle alone, not by the
     per-role lists. Keeping a status is always allowed, a final one included.
     """
-    if role is not None and new_status not in statuses_for(role):
-        allowed = ", ".join(sorted(statuses_for(role))) or "none"
-        raise TransitionRefused(
-            Rule.ROLE_MAY_NOT_SET, old_status, new_status, f"must be one of {allowed}"
-        )
+    if role is not None:
+        check_settable(new_status, role)
     if new_status == old_status:
         return
     if (
