@@ -7,8 +7,11 @@
   the row checks wins, later lines are rejected naming it — silently letting a later line
   win would hide a data error), a barcode repeated in the file or already carried by
   *another* cylinder, a tag owned by another company (company administrators only ever
-  touch their own cylinders), and a scrapped cylinder being put back into use (a tag is
-  never reused after scrapping).
+  touch their own cylinders), and a status change the life cycle forbids — a scrapped
+  cylinder put back into use (a tag is never reused after scrapping). The query returns
+  every row whose status changes and the domain judges the move
+  (`server.domain.transitions.check_transition`, the rule the API and the database
+  trigger apply too).
 - Then one `INSERT … ON CONFLICT (tag) DO UPDATE … WHERE … IS DISTINCT FROM …` per chunk:
   importing the same file twice changes nothing and reports every row as unchanged.
   The file is the record: an empty optional cell clears that field.
@@ -45,7 +48,7 @@ from server.archive.validation import (
     validate_row,
 )
 from server.domain.events import EventKind, epcis_for
-from server.domain.statuses import SCRAPPED
+from server.domain.transitions import TransitionRefused, check_transition
 from server.kernel.audit import audit
 from server.kernel.principal import Principal
 from server.kernel.settings import Settings
@@ -66,7 +69,7 @@ SELECT s.line, s.tag, s.barcode, s.status,
        t.line AS dup_line,
        (c.owner_company_id IS NOT NULL AND $1::bigint IS NOT NULL
         AND c.owner_company_id <> $1::bigint) AS other_company,
-       (c.status = $2 AND s.status <> $2) AS unscrap,
+       c.status AS old_status,
        b.line AS barcode_dup_line,
        o.tag AS barcode_owner
   FROM cyl_import_stage s
@@ -77,7 +80,7 @@ SELECT s.line, s.tag, s.barcode, s.status,
  WHERE t.tag IS NOT NULL
     OR (c.owner_company_id IS NOT NULL AND $1::bigint IS NOT NULL
         AND c.owner_company_id <> $1::bigint)
-    OR (c.status = $2 AND s.status <> $2)
+    OR c.status <> s.status
     OR b.barcode IS NOT NULL
     OR o.id IS NOT NULL
 """
@@ -203,17 +206,17 @@ async def _store_chunk(
         await STAGE.clear(conn)
         await STAGE.load(conn, staged)
         await conn.execute("ANALYZE cyl_import_stage")
-        problems = await conn.fetch(_CHECK_SQL, ctx.only_company, SCRAPPED)
+        checked = await conn.fetch(_CHECK_SQL, ctx.only_company)
         await conn.execute(
             "INSERT INTO cyl_import_seen_tag (tag, line) SELECT tag, line FROM cyl_import_stage"
             " ON CONFLICT DO NOTHING"
         )
+        problems = [r for p in checked if (r := _db_rejection(p)) is not None]
         if problems:
-            for p in problems:
-                report.rejected.append(_db_rejection(p))
+            report.rejected += problems
             await conn.execute(
                 "DELETE FROM cyl_import_stage WHERE line = ANY($1::int[])",
-                [p["line"] for p in problems],
+                [r.line for r in problems],
             )
         await conn.execute(
             "INSERT INTO cyl_import_seen_barcode (barcode, tag, line)"
@@ -244,19 +247,23 @@ async def _store_chunk(
     report.unchanged += len(staged) - len(problems) - inserted - updated
 
 
-def _db_rejection(p: asyncpg.Record) -> RejectedRow:
+def _db_rejection(p: asyncpg.Record) -> RejectedRow | None:
+    """Why a row the check query returned is refused, or None: a row whose status changes
+    is returned so that the domain judges the move, and the domain may allow it."""
     line, tag, barcode = p["line"], p["tag"], p["barcode"]
     if p["dup_line"] is not None:
         return RejectedRow(line, "tag", tag, f"tag {tag} repeats line {p['dup_line']} of this file")
     if p["other_company"]:
         return RejectedRow(line, "tag", tag, "tag belongs to another company")
-    if p["unscrap"]:
-        return RejectedRow(
-            line,
-            "status",
-            p["status"],
-            "the cylinder is scrapped; a scrapped cylinder (and its tag) never returns to use",
-        )
+    if p["old_status"] is not None:
+        try:
+            # role None: the import acts for another system of record, bound by the life
+            # cycle alone (server.domain.transitions)
+            check_transition(p["old_status"], p["status"], None)
+        except TransitionRefused as refused:
+            return RejectedRow(
+                line, "status", p["status"], f"the cylinder is {p['old_status']}; {refused.message}"
+            )
     if p["barcode_dup_line"] is not None:
         return RejectedRow(
             line,
@@ -264,12 +271,14 @@ def _db_rejection(p: asyncpg.Record) -> RejectedRow:
             barcode,
             f"barcode {barcode} is also given to another tag on line {p['barcode_dup_line']}",
         )
-    return RejectedRow(
-        line,
-        "barcode",
-        barcode,
-        f"barcode {barcode} already belongs to cylinder {p['barcode_owner']}",
-    )
+    if p["barcode_owner"] is not None:
+        return RejectedRow(
+            line,
+            "barcode",
+            barcode,
+            f"barcode {barcode} already belongs to cylinder {p['barcode_owner']}",
+        )
+    return None
 
 
 async def import_archive(

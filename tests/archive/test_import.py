@@ -246,6 +246,20 @@ async def test_scrapped_cylinder_is_not_put_back_in_use(
     assert rec is not None and rec["status"] == "scrapped"
 
 
+async def test_status_changes_the_life_cycle_allows_are_stored(
+    pool: asyncpg.Pool, settings: Settings, arc: Arc, tmp_path: Path
+) -> None:
+    r = arc.row(status="suspended")
+    await run_import(pool, settings, write_file(tmp_path, csv_bytes([r])), arc.admin)
+    for status in ("in_service", "scrapped"):
+        again = {**r, "status": status}
+        path = write_file(tmp_path, csv_bytes([again]))
+        report = await run_import(pool, settings, path, arc.admin)
+        assert (report.updated, report.rejected) == (1, [])
+        rec = await fetch(pool, r["tag"])
+        assert rec is not None and rec["status"] == status
+
+
 async def test_inspector_import_records_the_registering_agency(
     pool: asyncpg.Pool, settings: Settings, arc: Arc, world: World, tmp_path: Path
 ) -> None:
