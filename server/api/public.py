@@ -36,6 +36,7 @@ from server.api.common import (
 )
 from server.api.fills import time_range
 from server.domain.dates import compliance_status, public_label
+from server.domain.statuses import COMPLAINT_STATES
 from server.kernel import errors
 from server.kernel.appkeys import POOL, REDIS, SETTINGS
 from server.kernel.audit import audit
@@ -237,7 +238,7 @@ def _complaint_scope(p: Principal, q: Sql) -> str:
 
 
 COMPLAINT_QUERY = (
-    Param("state", enum=["new", "handled"]),
+    Param("state", enum=COMPLAINT_STATES),
     Param("district", description="6-digit district code"),
     Param("from", "date-time", "filed at or after"),
     Param("to", "date-time", "filed before"),
@@ -258,7 +259,7 @@ async def list_complaints(request: web.Request) -> web.Response:
     page = q_page(request)
     q = Sql()
     where = [_complaint_scope(p, q)]
-    state = q_choice(request, "state", ["new", "handled"])
+    state = q_choice(request, "state", COMPLAINT_STATES)
     if state:
         where.append(f"k.state = {q.add(state)}")
     district = q_district(request)

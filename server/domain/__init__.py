@@ -42,6 +42,7 @@ from .localtime import city_date, city_zone
 from .statuses import (
     ALERT_KINDS,
     ALERT_STATES,
+    COMPLAINT_STATES,
     CUSTOMER_KINDS,
     CYLINDER_STATUSES,
     DEVICE_KINDS,
@@ -81,6 +82,7 @@ from .supervision import (
 __all__ = [
     "ALERT_KINDS",
     "ALERT_STATES",
+    "COMPLAINT_STATES",
     "CUSTOMER_KINDS",
     "CYLINDER_STATUSES",
     "DEVICE_KINDS",

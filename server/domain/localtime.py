@@ -25,7 +25,7 @@ __all__ = ["city_date", "city_zone"]
 @functools.cache
 def _zone_named(key: str) -> ZoneInfo:
     # ZoneInfo keeps only a few zones in its own strong cache; this one never evicts the
-    # city's, and an unknown key raises here every time rather than being cached.
+    # city's (the settings have already refused a key that names no zone).
     return ZoneInfo(key)
 
 

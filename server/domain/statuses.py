@@ -171,6 +171,9 @@ that can never fire."""
 ALERT_STATES: Final[tuple[str, ...]] = ("open", "acknowledged", "resolved")
 """Alert life cycle of DESIGN §4, in the only order it may advance."""
 
+COMPLAINT_STATES: Final[tuple[str, ...]] = ("new", "handled")
+"""A public complaint (举报) as the regulator works it: received, then handled."""
+
 # ------------------------------------------------------------------ live channels
 
 CHANNEL_POSITIONS: Final = "positions"

@@ -6,19 +6,28 @@ import ast
 from pathlib import Path
 
 import msgspec
+import pytest
 
 import server.domain as domain
 from server.domain import (
+    ALERT_KINDS,
     CUSTOMER_KINDS,
     CYLINDER_STATUSES,
     DEVICE_KINDS,
+    FILL_RESULTS,
     IMPORT_STATUSES,
     IN_SERVICE,
+    LIVE_CHANNELS,
     NOT_IN_SERVICE_STATUSES,
+    POST_CHECK_ITEMS,
+    PRE_CHECK_ITEMS,
     ROLES,
+    SCAN_ACTION_NAMES,
     SCRAPPED,
+    SEVERITIES,
     SITE_KINDS,
     Reason,
+    is_district_code,
 )
 from server.kernel.settings import Alerts, GunCodes
 
@@ -48,6 +57,62 @@ def test_vocabularies() -> None:
         "station_operator",
         "inspector",
     )
+
+
+def test_payload_and_alert_vocabularies() -> None:
+    assert SCAN_ACTION_NAMES == ("dispatch", "deliver", "return", "transfer", "receive")
+    assert FILL_RESULTS == ("completed", "aborted")
+    # least to most grave: the alerts.severity CHECK, and the order pages reverse
+    assert SEVERITIES == ("info", "warning", "critical")
+    assert LIVE_CHANNELS == ("positions", "alerts", "fills", "kpis", "events", "devices")
+
+
+def test_alert_kinds_are_the_design_list_with_a_severity_and_subject() -> None:
+    # docs/ARCHITECTURE.md §4; the circulation checks join when their rules do
+    assert tuple(ALERT_KINDS) == (
+        "fill_denied",
+        "overfill",
+        "underfill",
+        "repeat_fill",
+        "unknown_tag",
+        "overstock",
+        "leak",
+        "device_offline",
+        "out_of_region",
+        "licence_expiring",
+    )
+    for kind in ALERT_KINDS.values():
+        assert kind.severity in SEVERITIES
+        assert kind.subject_type in ("cylinder", "site", "device", "company")
+        assert kind.why
+    # present conditions only: a late (buffered) message must not raise them for the past
+    assert {k for k, v in ALERT_KINDS.items() if v.live_only} == {"overstock", "device_offline"}
+
+
+def test_fill_check_items_follow_domain_md() -> None:
+    """DOMAIN.md "Filling checks": six pre-fill items, four post-fill items, no overlap."""
+    assert len(PRE_CHECK_ITEMS) == len(set(PRE_CHECK_ITEMS)) == 6
+    assert len(POST_CHECK_ITEMS) == len(set(POST_CHECK_ITEMS)) == 4
+    assert not set(PRE_CHECK_ITEMS) & set(POST_CHECK_ITEMS)
+    assert "own_cylinder" in PRE_CHECK_ITEMS
+    assert "no_leak_at_valve" in POST_CHECK_ITEMS
+
+
+@pytest.mark.parametrize(
+    ("code", "valid"),
+    [
+        ("410105", True),
+        ("000000", True),
+        ("41010", False),
+        ("4101050", False),
+        ("41010a", False),
+        ("", False),
+        ("410105\n", False),
+        ("４１０１０５", False),  # full-width digits are not a code
+    ],
+)
+def test_district_codes_are_six_ascii_digits(code: str, valid: bool) -> None:
+    assert is_district_code(code) is valid
 
 
 def test_statuses_partition() -> None:
