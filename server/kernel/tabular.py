@@ -384,9 +384,8 @@ async def stream_table(
     """Serve *rows* as `filename.csv` (streamed as rows arrive) or `filename.xlsx`.
 
     Values are shown plainly (`_plain`). Neither holds the whole table in memory: CSV goes
-    out every CSV_FLUSH_ROWS rows; XLSX
-    rows are written in batches off the event loop into a temporary file, which is sent
-    when complete.
+    out every CSV_FLUSH_ROWS rows; XLSX rows are written in batches off the event loop into
+    a temporary file, which is sent when complete.
     """
     if fmt == "csv":
         resp = web.StreamResponse(
