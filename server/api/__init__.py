@@ -18,6 +18,7 @@ API_MODULES = (
     "server.api.fills",
     "server.api.alerts",
     "server.api.events",
+    "server.api.epcis",
     "server.api.public",
     "server.api.archive",
     "server.api.reports",

@@ -187,6 +187,10 @@ def q_datetime(request: web.Request, name: str) -> dt.datetime | None:
         raise bad_query(name, f"expected an ISO 8601 time, got {raw!r}") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
+    try:  # the database compares in UTC: 0001-01-01T00:00+14:00 would be year 0, a 500
+        value.astimezone(dt.UTC)
+    except OverflowError:
+        raise bad_query(name, "out of range") from None
     return value
 
 

@@ -217,6 +217,9 @@ CASES: dict[str, Case] = {
         lambda w: {"note": "已整改"},
     ),
     "events.list": Case("GET", "/api/v1/events", (200, 200, 200, 200, 200, 200, 200, 200, 401)),
+    "epcis.events": Case(
+        "GET", "/api/v1/epcis/events", (200, 200, 200, 200, 200, 200, 200, 200, 401)
+    ),
     "dead_letters.list": Case(
         "GET", "/api/v1/dead-letters", (200, 403, 403, 403, 403, 403, 403, 403, 401)
     ),
