@@ -2,7 +2,7 @@
 
 Each report is a SQL aggregate with the caller's scope in its WHERE clause (DESIGN §7):
 a company admin's report counts its own rows, a district regulator's its districts. CSV
-and XLSX stream (`server.api.common.stream_table`), so a city-wide list never sits in
+and XLSX stream (`server.kernel.tabular.stream_table`), so a city-wide list never sits in
 memory. Days are the city's calendar days (settings.alerts.timezone), not UTC's.
 
 - compliance-summary: cylinders by compliance status, per district and per company;
@@ -40,7 +40,6 @@ from server.api.common import (
     plain,
     q_district,
     q_format,
-    stream_table,
     today,
 )
 from server.api.cylinders import company_filter
@@ -50,6 +49,7 @@ from server.kernel.errors import bad_query
 from server.kernel.http import json_response, q_date, q_page
 from server.kernel.principal import Principal, require
 from server.kernel.scope import Sql, scope_where
+from server.kernel.tabular import stream_table
 
 CYL_REPORT_ROLES = ("admin", "regulator", "officer", "company_admin", "inspector")
 ACTIVITY_ROLES = ("admin", "regulator", "officer", "company_admin")
