@@ -32,8 +32,8 @@ from server.api.common import (
     fetch_page,
     read_body,
 )
-from server.api.cylinders import company_filter
 from server.api.fills import time_range
+from server.api.params import company_filter
 from server.db.alerts import InvalidTransition, alert_event, alert_json, transition_alert
 from server.domain.statuses import ALERT_KINDS, ALERT_STATES, SEVERITIES
 from server.kernel import errors

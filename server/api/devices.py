@@ -36,7 +36,7 @@ from server.api.common import (
     require_some,
     update_row,
 )
-from server.api.cylinders import company_filter
+from server.api.params import company_filter
 from server.domain.statuses import DEVICE_KINDS
 from server.kernel.appkeys import POOL
 from server.kernel.audit import audit

@@ -20,8 +20,9 @@ from server.api.common import (
     fetch_page,
     plain,
 )
-from server.api.cylinders import EVENT_COLUMNS, EVENT_FROM, company_filter
+from server.api.cylinders import EVENT_COLUMNS, EVENT_FROM
 from server.api.fills import time_range
+from server.api.params import company_filter
 from server.domain.events import EventKind
 from server.domain.statuses import ROLES
 from server.kernel.appkeys import POOL

@@ -17,7 +17,7 @@ from server.api.common import (
     fetch_page,
     plain,
 )
-from server.api.cylinders import company_filter
+from server.api.params import company_filter
 from server.domain.filling import FillAssessment
 from server.domain.statuses import FILL_RESULTS
 from server.kernel.appkeys import POOL

@@ -42,7 +42,7 @@ from server.api.common import (
     q_format,
     today,
 )
-from server.api.cylinders import company_filter
+from server.api.params import company_filter
 from server.domain.statuses import ROLES
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.errors import bad_query

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from server.api.common import today
 from server.domain.dates import add_years, compliance_status
+from server.kernel.clock import city_today
 from tests.api.conftest import Fresh, call, cylinder_body, unique
 from tests.conftest import World
 
@@ -122,7 +122,7 @@ async def test_compliance_in_sql_agrees_with_the_domain(
     client: Any, world: World, fresh: Fresh, settings: Any
 ) -> None:
     """Cylinders on every boundary of DESIGN §4; the SQL filter and the domain must agree."""
-    day = today(settings)
+    day = city_today(settings)
     r = settings.dates
     d = dt.timedelta
     made = day - d(days=3000)
