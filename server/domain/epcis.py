@@ -5,7 +5,7 @@ export") streams rows straight from the database; turning one row into its Objec
 a rule of the domain — which CBV step and disposition, which action, what identifies the
 cylinder, the place and the event — and is tested here without any running service. The
 step and disposition come from `server.domain.events.epcis_for`, the one mapping table
-(DOMAIN.md "Trajectory events and their EPCIS 2.0 mapping").
+(the table of docs/API.md "EPCIS 2.0 export").
 
 Identifiers (stable: the same event exports with the same ids every time):
 
@@ -60,7 +60,7 @@ FILL_AUTHORIZED: Final = "fill_authorized"
 as an inspection found conformant (the counterpart of ``fill_refused``)."""
 
 _DESTROYING: Final = EpcisMapping("destroying", "destroyed")
-"""The second step of a scrap (DOMAIN.md: decommissioning → destroying): TSG 23-2021 has a
+"""The second step of a scrap (decommissioning, then destroying): TSG 23-2021 has a
 scrapped cylinder made unusable, so no scrapped cylinder returns to use."""
 
 _LEAVES_THE_SITE: Final = frozenset({"in_transit", "retail_sold", "stolen"})
