@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import time
 import zlib
@@ -29,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 
-from server.domain.localtime import city_date
+from server.kernel.clock import city_today
 
 from .behaviour import CitySim, Rules, SimStats
 from .config import SimConfig
@@ -66,11 +65,6 @@ def _broker(url: str) -> tuple[str, int, str | None, str | None]:
         unquote(p.username) if p.username else None,
         unquote(p.password) if p.password else None,
     )
-
-
-def city_today(settings: Any) -> dt.date:
-    """Today in the city's time zone (dates of cylinders are local dates)."""
-    return city_date(dt.datetime.now(dt.UTC), settings.alerts)
 
 
 async def load_city_from_db(settings: Any, cfg: SimConfig, dsn: str | None = None) -> City:

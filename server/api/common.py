@@ -8,10 +8,8 @@ its own concern, which is where to read and change it:
 - ``server.api.fields``: typed body fields (limits checked before any SQL);
 - ``server.api.doc``: the base path and per-handler OpenAPI metadata (``api_doc``);
 - ``server.api.params``: body, query parameters, PATCH fields, role-limited fields;
-- ``server.api.db_errors``: constraint violations as 409/400 naming the field;
 - ``server.api.rows``: scoped reads, pages with a cheap total, generic writes, JSON rows,
   rows through a server-side cursor;
-- ``server.kernel.tabular``: every CSV/XLSX file the platform serves (``stream_table``);
 - ``server.db.compliance``: compliance status in SQL, generated from the domain;
 - ``server.kernel.http``: the id and district query parameters (``q_id``, ``q_district``);
 - ``server.kernel.clock``: the city's calendar day (``today``).
@@ -19,17 +17,14 @@ its own concern, which is where to read and change it:
 
 from __future__ import annotations
 
-from server.api.db_errors import db_errors
 from server.api.doc import API, ApiDoc, Param, api_doc, doc_of
 from server.api.fields import (
     UNSET,
     Code,
-    Count,
     District,
     Id,
     Lat,
     Lon,
-    Measure,
     Name,
     Note,
     Phone,
@@ -61,11 +56,9 @@ from server.db.compliance import (
     COMPLIANCE_VALUES,
     ComplianceBounds,
     compliance_case,
-    compliance_where,
 )
 from server.kernel.clock import city_today as today
 from server.kernel.http import q_district, q_id
-from server.kernel.tabular import stream_table
 
 __all__ = [
     "API",
@@ -74,12 +67,10 @@ __all__ = [
     "ApiDoc",
     "Code",
     "ComplianceBounds",
-    "Count",
     "District",
     "Id",
     "Lat",
     "Lon",
-    "Measure",
     "Name",
     "Note",
     "Param",
@@ -91,9 +82,7 @@ __all__ = [
     "changes",
     "check_query",
     "compliance_case",
-    "compliance_where",
     "contains",
-    "db_errors",
     "deny_fields",
     "doc_of",
     "envelope",
@@ -109,7 +98,6 @@ __all__ = [
     "q_id",
     "read_body",
     "require_some",
-    "stream_table",
     "today",
     "update_row",
 ]

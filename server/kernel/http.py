@@ -247,7 +247,3 @@ def path_int(request: web.Request, name: str = "id") -> int:
     if value <= 0 or value > ID_MAX:
         raise ApiError(404, errors.NOT_FOUND, f"no such resource: {request.path}")
     return value
-
-
-def record_dict(record: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(record.items())
