@@ -22,6 +22,8 @@ from server.kernel import principal
 from server.kernel.appkeys import BUS, METRICS_SOURCES, POOL, REDIS, SETTINGS
 from server.kernel.errors import error_middleware
 from server.kernel.http import json_response
+from server.kernel.limits import body_limit_middleware
+from server.kernel.proxies import client_address_middleware
 from server.kernel.services import ServiceUnavailable
 from server.kernel.settings import Settings
 
@@ -116,7 +118,12 @@ def create_app(
     settings: Settings, *, with_ingest: bool = False, with_pages: bool = True
 ) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, principal.auth_middleware],
+        middlewares=[
+            error_middleware,
+            client_address_middleware,
+            body_limit_middleware,
+            principal.auth_middleware,
+        ],
         client_max_size=settings.http.max_upload_mb * 1024 * 1024,
     )
     app[SETTINGS] = settings

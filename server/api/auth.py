@@ -16,6 +16,7 @@ from server.kernel import errors
 from server.kernel.appkeys import POOL
 from server.kernel.audit import audit
 from server.kernel.http import json_response, read_json
+from server.kernel.limits import body_limit
 from server.kernel.principal import (
     API_KEY_PREFIX,
     hash_api_key,
@@ -32,6 +33,7 @@ class LoginBody(msgspec.Struct, forbid_unknown_fields=True):
     password: str
 
 
+@body_limit("small")
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request, LoginBody)
     principal = await login_user(request, body.username, body.password)

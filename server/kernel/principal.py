@@ -29,7 +29,7 @@ from server.kernel import errors
 from server.kernel.appkeys import POOL, REDIS, SETTINGS
 from server.kernel.audit import audit
 from server.kernel.errors import ApiError
-from server.kernel.passwords import hash_password, needs_rehash, verify_password
+from server.kernel.passwords import hash_password_async, needs_rehash, verify_password_async
 
 log = logging.getLogger(__name__)
 
@@ -251,37 +251,60 @@ def set_session_cookies(
 
 
 async def login_user(request: web.Request, username: str, password: str) -> Principal:
-    """Check a password (argon2), with a per-username failure limit. Raises ApiError."""
+    """Check a password, within a failure limit per username and client. Raises ApiError.
+
+    The attempt is counted (atomically, in Redis) *before* the password is checked, so that
+    50 parallel guesses cannot all slip under the limit: at most ``login_max_failures``
+    attempts per username and client address are verified in a window. Past it the answer
+    is 429 with a back-off that doubles with every further attempt, up to
+    ``login_backoff_max_s``. The lock is per client, so a stranger cannot lock a real user
+    (say ``admin``) out from elsewhere. An unknown or inactive user is checked against a
+    decoy hash: the answer takes as long as for a real one. Failed logins are audited.
+    """
     app = request.app
     a = app[SETTINGS].auth
     username = username.strip()
     if not username or len(username) > 100 or not password or len(password) > 1000:
         raise ApiError(401, errors.BAD_CREDENTIALS, "wrong username or password")
-    fail_key = FAIL_PREFIX + username.lower()
-    failures = int(await app[REDIS].get(fail_key) or 0)
-    if failures >= a.login_max_failures:
+    fail_key = f"{FAIL_PREFIX}{username.lower()}:{request.remote or 'unknown'}"
+    pipe = app[REDIS].pipeline(transaction=True)
+    pipe.incr(fail_key)
+    pipe.expire(fail_key, a.login_failure_window_s, nx=True)
+    attempts = int((await pipe.execute())[0])
+    excess = attempts - a.login_max_failures
+    if excess > 0:
+        retry_after = min(
+            a.login_failure_window_s * 2 ** min(excess - 1, 20), a.login_backoff_max_s
+        )
+        await app[REDIS].expire(fail_key, retry_after)
         raise ApiError(
             429,
             errors.RATE_LIMITED,
             "too many failed logins; try again later",
-            headers={"Retry-After": str(a.login_failure_window_s)},
+            headers={"Retry-After": str(retry_after)},
         )
     row = await app[POOL].fetchrow(
         f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = $1", username
     )
-    ok = row is not None and row["active"] and verify_password(a, row["password_hash"], password)
+    known = row is not None and row["active"]
+    ok = await verify_password_async(a, row["password_hash"] if known and row else None, password)
     if not ok or row is None:
-        pipe = app[REDIS].pipeline()
-        pipe.incr(fail_key)
-        pipe.expire(fail_key, a.login_failure_window_s)
-        await pipe.execute()
+        await audit(
+            app[POOL],
+            None,
+            "auth.login_failed",
+            "user",
+            row["id"] if row is not None else None,
+            {"username": username, "attempt": attempts},
+            request.remote,
+        )
         raise ApiError(401, errors.BAD_CREDENTIALS, "wrong username or password")
     await app[REDIS].delete(fail_key)
     if needs_rehash(a, row["password_hash"]):
         await app[POOL].execute(
             "UPDATE users SET password_hash = $2 WHERE id = $1",
             row["id"],
-            hash_password(a, password),
+            await hash_password_async(a, password),
         )
     await app[POOL].execute("UPDATE users SET last_login_at = now() WHERE id = $1", row["id"])
     return _principal_from_row(row, "session")

@@ -10,6 +10,7 @@ or failing later, far from its cause.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -77,6 +78,8 @@ class Services(Section, frozen=True):
     database_url: Name
     redis_url: Name
     mqtt_url: Name
+    mqtt_admin_url: str
+    """The dynamic-security admin client; empty: the broker's access is not managed live."""
     db_pool_min: NonNegative
     db_pool_max: Count
     connect_timeout_s: Seconds
@@ -91,11 +94,20 @@ class Http(Section, frozen=True):
     base_url: Name
     default_language: Name
     max_upload_mb: Count
+    max_json_body_kb: Count
+    max_small_body_kb: Count
+    trusted_proxies: tuple[Name, ...]
     page_size_default: Count
     page_size_max: Count
 
     def __post_init__(self) -> None:
         _ordered(self, "page_size_default", "page_size_max")
+        _ordered(self, "max_small_body_kb", "max_json_body_kb")
+        for cidr in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {cidr!r} is not an address or network") from None
 
 
 class Auth(Section, frozen=True):
@@ -105,12 +117,15 @@ class Auth(Section, frozen=True):
     secure_cookies: bool
     login_max_failures: Count
     login_failure_window_s: Count
+    login_backoff_max_s: Count
     min_password_length: Count
     argon2_time_cost: Count
     argon2_memory_kib: Count
     argon2_parallelism: Count
+    argon2_max_concurrent: Count
 
     def __post_init__(self) -> None:
+        _ordered(self, "login_failure_window_s", "login_backoff_max_s")
         # RFC 9106 §3.1: memory is at least 8 KiB per lane, else every hash call fails
         if self.argon2_memory_kib < 8 * self.argon2_parallelism:
             raise ValueError(
