@@ -81,7 +81,8 @@ async def test_repeated_failures_are_rate_limited(client: Any, app: Any) -> None
     from server.kernel.appkeys import REDIS
     from server.kernel.principal import FAIL_PREFIX
 
-    await app[REDIS].delete(FAIL_PREFIX + "t_inspector")
+    async for key in app[REDIS].scan_iter(f"{FAIL_PREFIX}t_inspector:*"):
+        await app[REDIS].delete(key)
 
 
 async def test_login_body_validation_names_the_field(client: Any) -> None:
