@@ -43,6 +43,7 @@ lint:
 	mypy server ingest realtime dashboard big_screen device_sim
 	lint-imports
 	deptry .
+	npx eslint dashboard/static big_screen/static
 typecheck:
 	mypy server ingest realtime dashboard big_screen device_sim
 
