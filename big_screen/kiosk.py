@@ -101,10 +101,6 @@ async def verify_token(pool: asyncpg.Pool, token: str) -> KioskUser | None:
     return KioskUser(row["id"], row["username"], row["role"])
 
 
-def is_kiosk(p: Principal | None) -> bool:
-    return p is not None and p.read_only
-
-
 class SessionBody(msgspec.Struct, forbid_unknown_fields=True):
     kiosk: str
 

@@ -1,48 +1,63 @@
 """GET /big-screen: the wall's HTML shell (everything live is drawn by big-screen.js).
 
-The page is server-rendered only for what never changes while it runs: strings in the
-wall's language, the tile layer, the map's start view and the wall's tunables. Who may see
-it, and how an unattended wall logs in, is decided here and in ``big_screen.kiosk``:
+The page is server-rendered (Jinja2, ``big_screen/templates``) only for what never changes
+while it runs: strings in the wall's language, the tile layer, the map's start view and the
+wall's tunables. Who may see it, and how an unattended wall logs in, is decided here and in
+``big_screen.kiosk``:
 
 - a browser with a regulator/admin session cookie gets the wall of that session;
 - ``?kiosk=<token>`` (see ``big_screen.kiosk``) gets a wall that trades the token for a
   read-only session itself and trades it again whenever the session ends;
 - anyone else is sent to ``/login`` (a person at a browser), never shown a form on the wall.
+
+The wall shares no Python with the regulator pages (docs/ARCHITECTURE.md): language
+negotiation, the tile provider, the vendored asset URLs and the page's security headers
+come from the kernel, and its script imports the platform's browser modules by URL
+(``/static/js/lib/``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from string import Template
-from typing import Any
 from urllib.parse import quote
 
+import jinja2
 from aiohttp import web
 
 from big_screen import settings as bs_settings
 from big_screen.kiosk import WALL_ROLES, verify_token
-from dashboard.i18n import remember_language, request_language
-from dashboard.maps import LEAFLET_CSS, LEAFLET_JS, tile_spec
 from server.kernel.appkeys import POOL, SETTINGS
+from server.kernel.i18n import load_strings, remember_language, request_language, translator
+from server.kernel.pages import (
+    CONFIG_ELEMENT_ID,
+    ECHARTS_JS,
+    LEAFLET_CSS,
+    LEAFLET_JS,
+    json_for_html,
+    live_config,
+    secure_page,
+)
 from server.kernel.principal import principal_of
+from server.kernel.tiles import tile_spec
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
 STATIC_URL = "/static/big-screen"
-ECHARTS_JS = "/static/vendor/echarts/echarts.min.js"
-COORDS_JS = "/static/js/coords.js"
-"""The dashboard's WGS-84 → GCJ-02 port (used only when the tile layer is AMap)."""
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(HERE / "templates"),
+    autoescape=jinja2.select_autoescape(["html"]),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 
 
-@cache
 def strings(lang: str) -> Mapping[str, str]:
-    with (HERE / "i18n" / f"{lang}.json").open(encoding="utf-8") as fh:
-        data: dict[str, str] = json.load(fh)
-    return data
+    return load_strings(HERE / "i18n" / f"{lang}.json")
 
 
 @cache
@@ -56,27 +71,6 @@ def asset_version() -> str:
     return h.hexdigest()[:10]
 
 
-@cache
-def _template(name: str) -> Template:
-    return Template((HERE / "templates" / name).read_text(encoding="utf-8"))
-
-
-def _json_for_script(data: Any) -> str:
-    """JSON safe inside <script type=application/json> (no `</script>` break-out)."""
-    return (
-        json.dumps(data, ensure_ascii=False)
-        .replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("&", "\\u0026")
-    )
-
-
-def _escape(text: str) -> str:
-    return (
-        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-    )
-
-
 _HEADERS = {
     "Cache-Control": "no-store",
     # the kiosk token is in the URL: never send it anywhere as a Referer
@@ -85,16 +79,17 @@ _HEADERS = {
 
 
 def _notice(lang: str, status: int, message_key: str, retry_s: int | None) -> web.Response:
-    t = strings(lang)
-    refresh = f'<meta http-equiv="refresh" content="{retry_s}">' if retry_s else ""
-    html = _template("notice.html").substitute(
+    t = translator(strings(lang))
+    html = _env.get_template("notice.html").render(
         lang=lang,
-        title=_escape(t["error.title"]),
-        message=_escape(t[message_key]),
-        refresh=refresh,
+        title=t("error.title"),
+        message=t(message_key),
+        retry_s=retry_s,
         css=f"{STATIC_URL}/big-screen.css?v={asset_version()}",
     )
-    return web.Response(text=html, status=status, content_type="text/html", headers=_HEADERS)
+    resp = web.Response(text=html, status=status, content_type="text/html", headers=_HEADERS)
+    secure_page(resp, None, referrer="no-referrer")
+    return resp
 
 
 async def page(request: web.Request) -> web.StreamResponse:
@@ -116,6 +111,7 @@ async def page(request: web.Request) -> web.StreamResponse:
     else:
         raise web.HTTPFound(f"/login?next={quote(request.path_qs, safe='')}")
     tiles = tile_spec(settings.map)
+    wall = settings.big_screen
     config = {
         "mode": mode,
         "lang": lang,
@@ -124,35 +120,31 @@ async def page(request: web.Request) -> web.StreamResponse:
         "map": {
             "center": [settings.map.center_lat, settings.map.center_lon],
             "zoom": settings.map.zoom,
-            "tiles": tiles.public() if tiles is not None else None,
         },
+        "tiles": tiles.public() if tiles is not None else None,
         "wall": bs_settings.page_config(settings),
+        "live": live_config(
+            settings,
+            reconnect_min_s=wall.reconnect_min_s,
+            reconnect_max_s=wall.reconnect_max_s,
+            ping_s=wall.ping_s,
+        ),
     }
-    t = strings(lang)
     v = asset_version()
-    html = _template("big_screen.html").substitute(
+    html = _env.get_template("big_screen.html").render(
         lang=lang,
-        title=_escape(t["title"]),
-        subtitle=_escape(t["subtitle"]),
-        config=_json_for_script(config),
+        t=translator(strings(lang)),
+        ranking_days=wall.ranking_days,
+        config_json=json_for_html(config),
+        config_id=CONFIG_ELEMENT_ID,
         leaflet_css=LEAFLET_CSS,
         leaflet_js=LEAFLET_JS,
         echarts_js=ECHARTS_JS,
-        coords_js=(
-            f'<script src="{COORDS_JS}"></script>' if tiles is not None and tiles.gcj02 else ""
-        ),
         css=f"{STATIC_URL}/big-screen.css?v={v}",
         js=f"{STATIC_URL}/big-screen.js?v={v}",
-        **{
-            k.replace(".", "_"): _escape(val)
-            for k, val in t.items()
-            if k.startswith(("kpi.", "panel.", "legend."))
-        },
-        panel_companies=_escape(
-            t["panel.companies_by_anomalies"].format(days=bs_settings.of(settings).ranking_days)
-        ),
     )
     resp = web.Response(text=html, content_type="text/html", headers=_HEADERS)
+    secure_page(resp, tiles, referrer="no-referrer")
     if chosen:
         remember_language(resp, lang)
     return resp

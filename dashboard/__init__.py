@@ -13,8 +13,9 @@ from aiohttp import web
 def setup(app: web.Application) -> None:
     """Mount the regulator pages, their page-data endpoints and the static assets."""
     from dashboard import data, views
-    from dashboard.render import STATIC_DIR
+    from dashboard.render import STATIC_DIR, revalidate_own_static
 
+    app.on_response_prepare.append(revalidate_own_static)
     app.router.add_routes(views.routes())
     app.router.add_routes(data.routes())
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)

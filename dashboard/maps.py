@@ -1,10 +1,11 @@
-"""The base map: tile providers, and the folium-built dashboard map served from local assets.
+"""The folium-built dashboard map, served from local assets (tile providers: the kernel's
+:mod:`server.kernel.tiles`, shared with the wall).
 
 Why folium: the map's static part (the Leaflet map, district boundaries and their labels) is
 built server-side in Python from the districts table, so it is the same for every page that
 shows the city and needs no JSON round trip before the first paint; the live layers are
-added by ``static/js/dashboard.js``. folium's defaults load Leaflet, jQuery, Bootstrap and
-Font Awesome from CDNs; supervision networks are often offline (DESIGN §8), so
+added by ``static/js/dashboard.js``, which finds the map in ``window.CW_MAP``. folium's
+defaults load Leaflet, jQuery, Bootstrap and Font Awesome from CDNs; supervision networks are often offline (DESIGN §8), so
 :class:`LocalMap` replaces those with the vendored Leaflet and drops what the dashboard
 does not use. The only remote URL a page may then hold is the configured tile layer's.
 """
@@ -12,7 +13,7 @@ does not use. The only remote URL a page may then hold is the configured tile la
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,96 +23,19 @@ from jinja2 import Template
 from shapely.geometry import shape
 
 from dashboard.coords import geojson_to_gcj02, wgs84_to_gcj02
+from server.kernel.pages import LEAFLET_CSS, LEAFLET_JS
 from server.kernel.settings import MapSettings
+from server.kernel.tiles import tile_spec
 
-__all__ = [
-    "LEAFLET_CSS",
-    "LEAFLET_JS",
-    "TILE_PROVIDERS",
-    "LocalMap",
-    "RenderedMap",
-    "TileSpec",
-    "build_dashboard_map",
-    "tile_spec",
-]
+__all__ = ["LocalMap", "RenderedMap", "build_dashboard_map"]
 
 PANEL_PAD_TOP_LEFT = (300, 90)
 """Pixels the dashboard's filter panel and KPI strip cover (``static/css/app.css``)."""
 PANEL_PAD_BOTTOM_RIGHT = (390, 20)
 """Pixels the alert side panel covers."""
-
-LEAFLET_JS = "/static/vendor/leaflet/leaflet.js"
-LEAFLET_CSS = "/static/vendor/leaflet/leaflet.css"
-
-
-@dataclass(frozen=True)
-class TileSpec:
-    """A base map provider. ``gcj02``: its tiles are drawn in GCJ-02, so positions shift."""
-
-    name: str
-    url: str
-    attribution: str
-    subdomains: str
-    max_zoom: int
-    gcj02: bool = False
-    overlay_url: str | None = None
-    """A second layer drawn on top (Tianditu's place-name annotations)."""
-
-    def public(self) -> dict[str, Any]:
-        """What the page scripts need to draw the same layer (detail and trajectory maps)."""
-        return {
-            "name": self.name,
-            "url": self.url,
-            "attribution": self.attribution,
-            "subdomains": self.subdomains,
-            "max_zoom": self.max_zoom,
-            "gcj02": self.gcj02,
-            "overlay_url": self.overlay_url,
-        }
-
-
-_TIANDITU = (
-    "https://t{{s}}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
-    "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={{z}}&TILEROW={{y}}"
-    "&TILECOL={{x}}&tk={key}"
-)
-
-TILE_PROVIDERS: Mapping[str, Callable[[MapSettings], TileSpec]] = {
-    "osm": lambda s: TileSpec(
-        "osm",
-        "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
-        "&copy; OpenStreetMap contributors",
-        "",
-        19,
-    ),
-    "tianditu": lambda s: TileSpec(
-        "tianditu",
-        _TIANDITU.format(layer="vec", key=s.tianditu_key),
-        "&copy; 天地图 Tianditu",
-        "01234567",
-        18,
-        overlay_url=_TIANDITU.format(layer="cva", key=s.tianditu_key),
-    ),
-    "amap": lambda s: TileSpec(
-        "amap",
-        "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8&x={x}&y={y}&z={z}",
-        "&copy; 高德地图 AutoNavi",
-        "1234",
-        18,
-        gcj02=True,
-    ),
-}
-"""Tile URL templates per ``[map] tiles`` value (``none`` has no tiles: offline blank map)."""
-
-
-def tile_spec(settings: MapSettings) -> TileSpec | None:
-    """The configured base layer, or None for ``none`` (and for Tianditu without a key)."""
-    make = TILE_PROVIDERS.get(settings.tiles)
-    if make is None:
-        return None
-    if settings.tiles == "tianditu" and not settings.tianditu_key:
-        return None  # Tianditu refuses keyless requests: draw the offline map instead
-    return make(settings)
+MAP_ID = "dashboard"
+"""The folium map's fixed id (its element is ``#map_dashboard``): the page and its map
+script (``GET /dashboard/map.js``) are rendered by separate requests and must agree."""
 
 
 class LocalMap(folium.Map):
@@ -139,7 +63,9 @@ class _PageHook(MacroElement):
 
 @dataclass(frozen=True)
 class RenderedMap:
-    """The three parts of a folium page, for embedding in the platform's own layout."""
+    """The parts of a folium page, for embedding in the platform's own layout: *header*
+    (stylesheets and Leaflet) and *html* go into the page, *script* is served as a file
+    (the Content-Security-Policy allows no inline script)."""
 
     header: str
     html: str
@@ -147,6 +73,9 @@ class RenderedMap:
 
 
 _VIEWPORT_RE = re.compile(r"<meta[^>]*(viewport|http-equiv)[^>]*/?>", re.S)
+_INLINE_SCRIPT_RE = re.compile(r"<script>.*?</script>", re.S)
+"""folium's header sets ``L_NO_TOUCH``/``L_DISABLE_3D`` after Leaflet has loaded, where
+they change nothing; the blocks are dropped rather than allowed by the policy."""
 
 
 def _label_point(geometry: Mapping[str, Any]) -> tuple[float, float]:
@@ -179,6 +108,7 @@ def build_dashboard_map(
         control_scale=True,
         zoom_control="bottomleft",
     )
+    m._id = MAP_ID
     if tiles is not None:
         folium.TileLayer(
             tiles=tiles.url,
@@ -259,7 +189,7 @@ def build_dashboard_map(
     fig = m.get_root()
     assert isinstance(fig, Figure)
     fig.render()
-    header = _VIEWPORT_RE.sub("", fig.header.render())
+    header = _INLINE_SCRIPT_RE.sub("", _VIEWPORT_RE.sub("", fig.header.render()))
     return RenderedMap(header=header, html=fig.html.render(), script=fig.script.render())
 
 

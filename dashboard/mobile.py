@@ -9,7 +9,9 @@ cannot. The shell holds no personal data, so caching it is harmless.
 
 Routes:
 
-- ``GET /m`` — the shell, in the request's language (``dashboard.i18n``);
+- ``GET /m`` — the shell (Jinja2 template ``templates/m/index.html``), in the request's
+  language (``server.kernel.i18n``); its script is a native ES module using the platform's
+  shared modules under ``/static/js/lib/`` (cached by the service worker with the shell);
 - ``GET /m/sw.js`` — the service worker, with ``Service-Worker-Allowed: /m`` so that its
   scope can be ``/m`` itself (a script under ``/m/`` could otherwise only control ``/m/…``);
 - ``GET /m/manifest.webmanifest`` — the Web App Manifest (``application/manifest+json``);
@@ -28,16 +30,23 @@ import zlib
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from string import Template
-from typing import Any
 
 from aiohttp import web
 
-from dashboard.i18n import remember_language, request_language
+from dashboard.render import environment
 from server.kernel.appkeys import SETTINGS
+from server.kernel.i18n import load_strings, remember_language, request_language, translator
+from server.kernel.pages import (
+    CONFIG_ELEMENT_ID,
+    TOOLKIT_URL,
+    json_for_html,
+    live_config,
+    secure_page,
+)
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static" / "m"
+TOOLKIT_DIR = HERE / "static" / "js" / "lib"
 TEMPLATE_DIR = HERE / "templates" / "m"
 STATIC_URL = "/static/m"
 SCOPE = "/m"
@@ -46,62 +55,74 @@ ICON_SIZES = (192, 512)
 _MOUNTED: web.AppKey[bool] = web.AppKey("dashboard_mobile_mounted", bool)
 
 
-@cache
 def strings(lang: str) -> Mapping[str, str]:
-    with (TEMPLATE_DIR / f"strings.{lang}.json").open(encoding="utf-8") as fh:
-        data: dict[str, str] = json.load(fh)
-    return data
+    return load_strings(TEMPLATE_DIR / f"strings.{lang}.json")
+
+
+def _shell_files() -> list[Path]:
+    return sorted(
+        p
+        for p in [*STATIC_DIR.rglob("*"), *TOOLKIT_DIR.rglob("*.js"), *TEMPLATE_DIR.rglob("*")]
+        if p.is_file()
+    )
 
 
 @cache
 def asset_version() -> str:
-    """Changes whenever a shell file changes: the service worker's cache name carries it,
-    so a deploy replaces the offline copy instead of serving the old shell forever."""
+    """Changes whenever a shell file changes (the shared modules included): the service
+    worker's cache name carries it, so a deploy replaces the offline copy instead of serving
+    the old shell forever."""
     h = hashlib.sha256()
-    for path in sorted([*STATIC_DIR.rglob("*"), *TEMPLATE_DIR.rglob("*")]):
-        if path.is_file():
-            h.update(path.name.encode())
-            h.update(path.read_bytes())
+    for path in _shell_files():
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
     return h.hexdigest()[:10]
 
 
-def _escape(text: str) -> str:
-    return (
-        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-    )
-
-
-def _json_for_script(data: Any) -> str:
-    return (
-        json.dumps(data, ensure_ascii=False)
-        .replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("&", "\\u0026")
-    )
+def shell_urls() -> list[str]:
+    """What the service worker caches at install so that ``/m`` starts offline."""
+    v = asset_version()
+    icons = [f"{STATIC_URL}/icons/icon-{s}.png" for s in ICON_SIZES]
+    toolkit = [f"{TOOLKIT_URL}/{p.name}" for p in sorted(TOOLKIT_DIR.glob("*.js"))]
+    return [
+        SCOPE,
+        f"{SCOPE}/manifest.webmanifest",
+        f"{STATIC_URL}/m.js?v={v}",
+        f"{STATIC_URL}/m.css?v={v}",
+        *icons,
+        *toolkit,
+    ]
 
 
 async def shell(request: web.Request) -> web.Response:
     """GET /m: the app shell (no data in it; the script asks who is logged in)."""
     settings = request.app[SETTINGS]
     lang, chosen = request_language(request)
-    t = strings(lang)
+    table = strings(lang)
     v = asset_version()
     config = {
         "lang": lang,
-        "strings": dict(t),
+        "strings": dict(table),
         "csrf_cookie": settings.auth.csrf_cookie,
         "timezone": settings.alerts.timezone,
         "version": v,
         "scope": SCOPE,
+        "live": live_config(settings),
     }
-    html = Template((TEMPLATE_DIR / "index.html").read_text(encoding="utf-8")).substitute(
-        lang=lang,
-        config=_json_for_script(config),
-        css=f"{STATIC_URL}/m.css?v={v}",
-        js=f"{STATIC_URL}/m.js?v={v}",
-        **{k.replace(".", "_"): _escape(val) for k, val in t.items()},
+    html = (
+        environment()
+        .get_template("m/index.html")
+        .render(
+            lang=lang,
+            t=translator(table),
+            config_json=json_for_html(config),
+            config_id=CONFIG_ELEMENT_ID,
+            css=f"{STATIC_URL}/m.css?v={v}",
+            js=f"{STATIC_URL}/m.js?v={v}",
+        )
     )
     resp = web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-cache"})
+    secure_page(resp, None)
     if chosen:
         remember_language(resp, lang)
     return resp
@@ -111,6 +132,7 @@ async def service_worker(request: web.Request) -> web.Response:
     """GET /m/sw.js: never cached by HTTP, so a new version is found on the next visit."""
     body = (STATIC_DIR / "sw.js").read_text(encoding="utf-8")
     body = body.replace("__VERSION__", asset_version())
+    body = body.replace("__SHELL__", json.dumps(shell_urls()))
     return web.Response(
         text=body,
         content_type="application/javascript",

@@ -1,17 +1,18 @@
-"""Page rendering: one Jinja2 layout, navigation by role, language, security headers.
+"""Page rendering: one Jinja2 environment for every page of this package (the regulator
+pages and the officer PWA's shell), navigation by role, language, security headers.
 
 Why server-rendered shells: each page is an HTML document that works and reads well before
-any script runs (title, navigation, filters, empty states), and a small vanilla script then
-calls the REST API for the rows (no build step). Everything a page script needs to know —
-language strings, the CSRF cookie name, the tile layer — travels in one JSON block, so
-scripts never hard-code a setting.
+any script runs (title, navigation, filters, empty states), and a small native ES module then
+calls the REST API for the rows (no build step; the shared modules are under
+``static/js/lib``, see dashboard/README.md). Everything a page script needs to know —
+language strings, the CSRF cookie name, the tile layer, the websocket's close codes —
+travels in one JSON block (``server.kernel.pages``), so scripts never hard-code a setting.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,21 +20,25 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from dashboard.i18n import LANGUAGES, remember_language, request_language, strings, translator
-from dashboard.maps import tile_spec
+from dashboard.i18n import strings, translator
 from server.kernel.appkeys import SETTINGS
+from server.kernel.i18n import LANGUAGES, remember_language, request_language
+from server.kernel.pages import CONFIG_ELEMENT_ID, json_for_html, live_config, secure_page
 from server.kernel.principal import Principal, principal_of
+from server.kernel.tiles import tile_spec
 
 __all__ = [
     "NAV",
     "STATIC_DIR",
     "NavItem",
     "allowed",
-    "json_for_html",
+    "environment",
     "login_redirect",
     "nav_for",
     "render",
     "render_forbidden",
+    "revalidate_own_static",
+    "static_url",
     "static_version",
 ]
 
@@ -114,39 +119,22 @@ def static_url(path: str) -> str:
     return f"/static/{path}?v={_STATIC_VERSION}"
 
 
-def json_for_html(data: Any) -> str:
-    """JSON safe to place inside a ``<script type=application/json>`` element."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+async def revalidate_own_static(request: web.Request, response: web.StreamResponse) -> None:
+    """Browsers must ask again (a cheap 304) for the platform's own static files.
 
-
-def _csp(tile_hosts: Sequence[str]) -> str:
-    """Content-Security-Policy: everything from this server, tiles from the configured host.
-
-    folium emits inline scripts and styles, hence ``'unsafe-inline'``; what matters here is
-    that nothing else can be *fetched* from elsewhere (an offline network, and no data
-    leaving the platform).
+    A page's entry script carries ``?v=`` (:func:`static_url`), but the modules it imports
+    (``/static/js/lib/…``) are named by plain URLs shared by every page, the wall and ``/m``;
+    without this a browser could keep a stale module for days after a deploy. Vendored
+    libraries never change under a URL and keep the default caching.
     """
-    img = " ".join(["'self'", "data:", "blob:", *tile_hosts])
-    return (
-        "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-        f"img-src {img}; connect-src 'self'; font-src 'self'; object-src 'none'; "
-        "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
-    )
+    path = request.path
+    if path.startswith("/static/") and not path.startswith("/static/vendor/"):
+        response.headers.setdefault("Cache-Control", "no-cache")
 
 
-def _tile_hosts(tiles_url: str | None, overlay: str | None) -> list[str]:
-    hosts: list[str] = []
-    for url in (tiles_url, overlay):
-        if not url:
-            continue
-        scheme, _, rest = url.partition("://")
-        host = rest.split("/", 1)[0]
-        # {s} subdomain placeholders become a wildcard of the parent domain
-        if "{s}" in host:
-            host = "*." + host.split(".", 1)[1]
-        hosts.append(f"{scheme}://{host}")
-    return hosts
+def environment() -> jinja2.Environment:
+    """The package's Jinja2 environment (templates under ``dashboard/templates``)."""
+    return _env
 
 
 def login_redirect(request: web.Request) -> web.HTTPFound:
@@ -187,6 +175,7 @@ def render(
             "zoom": settings.map.zoom,
         },
         "page_size": settings.http.page_size_default,
+        "live": live_config(settings),
         **(page_config or {}),
     }
     body = _env.get_template(template).render(
@@ -200,15 +189,12 @@ def render(
         title=title,
         static=static_url,
         config_json=json_for_html(config),
+        config_id=CONFIG_ELEMENT_ID,
         path=request.path,
         **context,
     )
     resp = web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
-    hosts = _tile_hosts(tiles.url if tiles else None, tiles.overlay_url if tiles else None)
-    resp.headers["Content-Security-Policy"] = _csp(hosts)
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    resp.headers["Referrer-Policy"] = "same-origin"
-    resp.headers["X-Frame-Options"] = "DENY"
+    secure_page(resp, tiles)
     resp.headers["Cache-Control"] = "no-store"
     if chosen:
         remember_language(resp, lang)
@@ -216,8 +202,7 @@ def render(
 
 
 def render_forbidden(request: web.Request, key: str) -> web.Response:
-    lang, _ = request_language(request)
-    t = translator(lang)
+    t = translator(request_language(request)[0])
     return render(
         request,
         "message.html",

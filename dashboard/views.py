@@ -20,13 +20,15 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from dashboard import data
-from dashboard.i18n import request_language, translator
-from dashboard.maps import build_dashboard_map
+from dashboard.i18n import translator
+from dashboard.maps import RenderedMap, build_dashboard_map
 from dashboard.render import allowed, login_redirect, render, render_forbidden
 from server.domain.filling import FillAssessment
 from server.domain.statuses import ALERT_KINDS, ALERT_STATES, CYLINDER_STATUSES, ROLES
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.errors import ApiError
+from server.kernel.i18n import request_language
+from server.kernel.limits import body_limit
 from server.kernel.principal import (
     Principal,
     login_user,
@@ -123,6 +125,7 @@ async def login_get(request: web.Request) -> web.StreamResponse:
     return _login_page(request)
 
 
+@body_limit("small")
 async def login_post(request: web.Request) -> web.StreamResponse:
     """The login form: checks the double-submit token, then the password (argon2)."""
     form = await request.post()
@@ -176,15 +179,20 @@ def _options_config(opts: data.FilterOptions) -> dict[str, Any]:
     }
 
 
+async def _dashboard_map(request: web.Request, p: Principal) -> RenderedMap:
+    """The folium map of the caller: their language, focused on the districts they
+    answer for (a district regulator or officer starts on them)."""
+    lang, _ = request_language(request)
+    boundaries = await data.district_boundaries(request.app[POOL])
+    focus = list(p.districts) if p.role in ("regulator", "officer") else []
+    return build_dashboard_map(request.app[SETTINGS].map, boundaries, lang, focus)
+
+
 @page("dashboard")
 async def dashboard(request: web.Request, p: Principal) -> web.StreamResponse:
     t = _t(request)
-    lang, _ = request_language(request)
-    pool = request.app[POOL]
-    opts = await data.filter_options(pool, p)
-    boundaries = await data.district_boundaries(pool)
-    focus = list(p.districts) if p.role in ("regulator", "officer") else []
-    rendered = build_dashboard_map(request.app[SETTINGS].map, boundaries, lang, focus)
+    opts = await data.filter_options(request.app[POOL], p)
+    rendered = await _dashboard_map(request, p)
     return render(
         request,
         "dashboard.html",
@@ -200,6 +208,19 @@ async def dashboard(request: web.Request, p: Principal) -> web.StreamResponse:
             in ("admin", "regulator", "officer", "company_admin", "station_operator"),
             **_options_config(opts),
         },
+    )
+
+
+@page("dashboard")
+async def dashboard_map_script(request: web.Request, p: Principal) -> web.StreamResponse:
+    """GET /dashboard/map.js: the folium map's script, as a file the page loads — the
+    Content-Security-Policy allows no inline script (``server.kernel.pages``)."""
+    rendered = await _dashboard_map(request, p)
+    return web.Response(
+        text=rendered.script,
+        content_type="application/javascript",
+        charset="utf-8",
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
     )
 
 
@@ -349,6 +370,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/login", login_post),
         web.post("/logout", logout_post),
         web.get("/", dashboard),
+        web.get("/dashboard/map.js", dashboard_map_script),
         web.get("/cylinders", cylinders),
         web.get("/cylinders/{id}", cylinder_detail),
         web.get("/fills", fills),

@@ -1,48 +1,52 @@
+// @ts-check
 /* Exports and reports: the archive export (CSV/XLSX, streamed by the API) and every report
-   of GET /api/v1/reports the user's role may run, as JSON/CSV/XLSX downloads. The scope
-   form (district, company, dates) applies to all links. */
-(function () {
-  "use strict";
-  var CW = window.CW, el = CW.el, t = CW.t;
-  var form = document.getElementById("scope-form");
-  var box = document.getElementById("reports");
-  var role = CW.config.user && CW.config.user.role;
-  var reports = [];
-  var DATED = { "fills-daily": true, denials: true, "anomalies-by-company": true };
+   of GET /api/v1/reports the user's role may run, as CSV/XLSX downloads. The scope form
+   (district, company, dates) applies to all links. */
+import { api, qs } from "./lib/api.js";
+import { config } from "./lib/config.js";
+import { byId, clear, el, formValues } from "./lib/dom.js";
+import { tOr } from "./lib/i18n.js";
+import { exportLinks } from "./lib/table.js";
+import { emptyState, errorState } from "./lib/ui.js";
 
-  function scope(withDates) {
-    var v = CW.formValues(form);
-    var q = { district: v.district, company: v.company };
-    if (withDates) { q.from = v.from; q.to = v.to; }
-    return q;
+const form = /** @type {HTMLFormElement} */ (byId("scope-form"));
+const box = byId("reports");
+const role = config.user && config.user.role;
+const DATED = new Set(["fills-daily", "denials", "anomalies-by-company"]);
+/** @type {any[]} */
+let reports = [];
+
+/** @param {boolean} withDates */
+function scope(withDates) {
+  const v = formValues(form);
+  return withDates ? { district: v.district, company: v.company, from: v.from, to: v.to } : { district: v.district, company: v.company };
+}
+
+function render() {
+  clear(box);
+  const mine = reports.filter((r) => !r.roles || r.roles.includes(role));
+  if (!mine.length) {
+    emptyState(box, "exports.no_reports", "exports.no_reports_hint");
+    return;
   }
+  box.appendChild(el("ul", { class: "report-list" }, mine.map((r) => {
+    const q = scope(DATED.has(r.name));
+    const formats = /** @type {string[]} */ (r.formats || ["json", "csv", "xlsx"]).filter((f) => f !== "json");
+    return el("li", { class: "report-item", dataset: { report: r.name } },
+      el("div", {}, el("b", { text: tOr("report." + r.name, r.summary || r.name) }),
+        el("div", { class: "muted", text: tOr("report." + r.name + ".hint", r.summary || "") })),
+      el("div", { class: "btn-group" }, formats.map((f) =>
+        el("a", { class: "btn btn-sm", href: r.path + qs({ format: f, ...q }), download: true, text: f.toUpperCase() }))));
+  })));
+}
 
-  function updateArchiveLinks() {
-    var q = scope(false);
-    document.querySelectorAll("[data-export]").forEach(function (a) {
-      a.href = "/api/v1/cylinders/export" + CW.qs(Object.assign({ format: a.dataset.export }, q));
-    });
-  }
+function update() {
+  exportLinks("/api/v1/cylinders/export", scope(false), ["district", "company"]);
+  render();
+}
 
-  function render() {
-    CW.clear(box);
-    var mine = reports.filter(function (r) { return !r.roles || r.roles.indexOf(role) >= 0; });
-    if (!mine.length) { CW.emptyState(box, "exports.no_reports", "exports.no_reports_hint"); return; }
-    var list = el("ul", { class: "report-list" });
-    mine.forEach(function (r) {
-      var q = scope(!!DATED[r.name]);
-      list.appendChild(el("li", { class: "report-item", dataset: { report: r.name } },
-        el("div", {}, el("b", { text: CW.tOr("report." + r.name, r.summary || r.name) }),
-          el("div", { class: "muted", text: CW.tOr("report." + r.name + ".hint", r.summary || "") })),
-        el("div", { class: "btn-group" }, (r.formats || ["json", "csv", "xlsx"]).filter(function (f) { return f !== "json"; }).map(function (f) {
-          return el("a", { class: "btn btn-sm", href: r.path + CW.qs(Object.assign({ format: f }, q)), download: true, text: f.toUpperCase() });
-        }))));
-    });
-    box.appendChild(list);
-  }
-
-  CW.api("/api/v1/reports").then(function (res) { reports = res.items || []; render(); })
-    .catch(function (err) { CW.errorState(box, err); });
-  form.addEventListener("change", function () { updateArchiveLinks(); render(); });
-  updateArchiveLinks();
-})();
+api("/api/v1/reports")
+  .then((res) => { reports = res.items || []; render(); })
+  .catch((err) => errorState(box, err));
+form.addEventListener("change", update);
+exportLinks("/api/v1/cylinders/export", scope(false), ["district", "company"]);
