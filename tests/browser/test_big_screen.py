@@ -219,7 +219,9 @@ async def test_memory_stays_flat_under_a_flood(
     s = await open_session("t_regulator", viewport=FULL_HD)
     await s.page.goto("/big-screen")
     await wait_live(s.page)
-    cfg = await s.page.evaluate("JSON.parse(document.getElementById('bs-config').textContent).wall")
+    cfg = await s.page.evaluate(
+        "JSON.parse(document.getElementById('page-config').textContent).wall"
+    )
     base = 9_500_000 + secrets.randbelow(10**5) * 1000
 
     async def flood(offset: int) -> None:

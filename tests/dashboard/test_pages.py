@@ -22,6 +22,27 @@ FORBIDDEN = {
     "admin": set(),
 }
 ASSET_URL = re.compile(r"""(?:src|href)\s*=\s*["'](https?://[^"']+)""", re.I)
+SCRIPT_TAG = re.compile(r"<script\b([^>]*)>", re.I)
+
+
+def inline_scripts(body: str) -> list[str]:
+    """Script elements that would execute without a src (a JSON data block does not)."""
+    return [
+        attrs
+        for attrs in SCRIPT_TAG.findall(body)
+        if "src=" not in attrs and 'type="application/json"' not in attrs
+    ]
+
+
+async def dashboard_with_map(client: Any) -> tuple[Any, str]:
+    """The dashboard page and its folium map script (served as /dashboard/map.js: the
+    Content-Security-Policy allows no inline script), as one text to search."""
+    resp = await client.get("/")
+    body = await resp.text()
+    assert '<script src="/dashboard/map.js"></script>' in body
+    script = await client.get("/dashboard/map.js")
+    assert script.status == 200 and "javascript" in script.headers["Content-Type"]
+    return resp, body + await script.text()
 
 
 async def cookie_login(client: Any, username: str) -> str:
@@ -126,9 +147,11 @@ async def test_every_page_for_every_role(client: Any, username: str) -> None:
             assert "无权访问" in body
         else:
             assert resp.status == 200, (username, path, body[:300])
-            assert 'id="cw-config"' in body
+            assert 'id="page-config"' in body
         assert resp.headers["Cache-Control"] == "no-store"
-        assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+        csp = resp.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in csp and "script-src 'self';" in csp
+        assert inline_scripts(body) == [], (username, path)
 
 
 async def test_navigation_shows_only_allowed_pages(client: Any) -> None:
@@ -168,7 +191,7 @@ async def test_public_page_needs_no_login(client: Any) -> None:
 
 async def test_dashboard_map_has_no_cdn_asset(client: Any) -> None:
     await cookie_login(client, "t_admin")
-    body = await (await client.get("/")).text()
+    _resp, body = await dashboard_with_map(client)
     assert "/static/vendor/leaflet/leaflet.js" in body
     assert "preferCanvas" in body and '"preferCanvas": true' in body
     assert not ASSET_URL.findall(body)
@@ -189,8 +212,7 @@ async def test_only_the_tile_layer_is_remote(
     )
     client = await aiohttp_client(create_app(msgspec.structs.replace(settings, map=m)))
     await cookie_login(client, "t_admin")
-    resp = await client.get("/")
-    body = await resp.text()
+    resp, body = await dashboard_with_map(client)
     assert not ASSET_URL.findall(body)
     hosts = set(re.findall(r"https?://([^/\"'\s]+)/", body))
     expected = {
@@ -212,7 +234,7 @@ async def test_amap_draws_boundaries_in_gcj02(
     m = msgspec.structs.replace(settings.map, tiles="amap")
     client = await aiohttp_client(create_app(msgspec.structs.replace(settings, map=m)))
     await cookie_login(client, "t_admin")
-    body = await (await client.get("/")).text()
+    _resp, body = await dashboard_with_map(client)
     lat, lon = wgs84_to_gcj02(34.75, 113.6)  # a corner of the world's 金水区 square
     assert f"[{lon}, {lat}]" in body
     assert '"gcj02":true' in body  # page scripts shift live positions too
@@ -226,7 +248,7 @@ async def test_tianditu_without_key_falls_back_to_offline(
     m = msgspec.structs.replace(settings.map, tiles="tianditu", tianditu_key="")
     client = await aiohttp_client(create_app(msgspec.structs.replace(settings, map=m)))
     await cookie_login(client, "t_admin")
-    body = await (await client.get("/")).text()
+    _resp, body = await dashboard_with_map(client)
     assert "tianditu" not in body and "https://" not in body
 
 
