@@ -11,6 +11,10 @@
 - `audit`      — the append-only audit log of every write by a person
 - `passwords`  — argon2 hashing
 - `districts`  — the city's district polygons and point-in-district lookup
+- `i18n`       — the language of a request and string tables (every page surface)
+- `tiles`      — the base map's tile provider, from the `[map]` settings
+- `pages`      — what every HTML page shares: vendored asset URLs, page config, CSP
+- `live_codes` — the `/ws` close codes (realtime sends them, the pages act on them)
 
 The kernel imports the domain (`server.domain`) and nothing else of the platform; the
 import-linter contracts in pyproject.toml hold it to that.
