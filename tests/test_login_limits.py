@@ -115,7 +115,7 @@ async def test_logins_at_full_cost_do_not_stall_other_requests(
     aiohttp_client: Any, settings: Any, database: str, world: Any
 ) -> None:
     """argon2 at production cost runs off the event loop: while 20 logins hash, a health
-    check still answers at once (it used to wait behind every hash, ~300 ms each)."""
+    check still answers promptly (it used to wait behind every hash, ~100-300 ms each)."""
     from server.app import create_app
 
     costly = _with(
@@ -139,7 +139,8 @@ async def test_logins_at_full_cost_do_not_stall_other_requests(
         await asyncio.sleep(0.02)
     results = await asyncio.gather(*logins)
     assert {r.status for r in results} == {401}
-    assert slowest < 0.25, f"a health check waited {slowest * 1000:.0f} ms behind logins"
+    # on the loop, 20 hashes would hold a health check for seconds; a loaded CI box gets slack
+    assert slowest < 1.0, f"a health check waited {slowest * 1000:.0f} ms behind logins"
 
 
 async def test_body_limits_per_route(proxied: Any) -> None:

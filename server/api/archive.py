@@ -45,6 +45,7 @@ from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.audit import audit
 from server.kernel.errors import ApiError
 from server.kernel.http import json_response, q_bool, q_choice, q_str
+from server.kernel.limits import body_limit
 from server.kernel.principal import require
 from server.kernel.tabular import CSV_MIME, XLSX_MIME, send_file
 
@@ -144,6 +145,7 @@ async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
     "with line, column, value and reason; the good rows are stored. A company administrator "
     "may only import its own company's cylinders.",
 )
+@body_limit("upload")
 async def import_cylinders(request: web.Request) -> web.StreamResponse:
     """Upload → temp file → `import_archive` → report."""
     p = require(request, *IMPORT_ROLES)

@@ -42,6 +42,7 @@ from server.kernel.appkeys import POOL, REDIS, SETTINGS
 from server.kernel.audit import audit
 from server.kernel.errors import ApiError, bad_field, not_found
 from server.kernel.http import json_response, q_choice, q_district, q_page
+from server.kernel.limits import body_limit
 from server.kernel.principal import Principal, principal_of, require
 from server.kernel.scope import Sql
 from server.kernel.settings import CONFIG_DIR
@@ -156,6 +157,7 @@ class ComplaintBody(msgspec.Struct, forbid_unknown_fields=True):
     description="text up to settings.public.complaint_max_chars characters; code (optional) "
     "ties it to a cylinder and so to its company and district.",
 )
+@body_limit("small")
 async def create_complaint(request: web.Request) -> web.Response:
     """Store a complaint (投诉举报) from the public page."""
     await rate_limit(request)
