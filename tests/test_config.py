@@ -55,6 +55,12 @@ def test_env_overrides_are_typed() -> None:
         )
 
 
+def test_array_variables_are_comma_separated() -> None:
+    s = load_settings(environ={"CYL_HTTP__TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1"})
+    assert s.http.trusted_proxies == ("10.0.0.0/8", "127.0.0.1")
+    assert load_settings(environ={"CYL_HTTP__TRUSTED_PROXIES": ""}).http.trusted_proxies == ()
+
+
 def test_short_service_variables() -> None:
     s = load_settings(
         environ={"CYL_DATABASE_URL": "postgresql://x@h/db", "CYL_MQTT_URL": "mqtt://m:1"}
