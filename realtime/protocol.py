@@ -14,15 +14,14 @@ byte concatenations, not N JSON encodings.
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-from decimal import Decimal
 from typing import Any, Final
 
 import msgspec
-import orjson
 
+from server.domain import statuses as vocabulary
 from server.kernel.events import Event
+from server.kernel.http import dumps as dumps
+from server.kernel.http import field_from_msgspec
 
 # ------------------------------------------------------------------ error codes
 
@@ -90,13 +89,14 @@ SERVER_TYPES: Final = (RESULT, EVENT, PONG)
 
 # ------------------------------------------------------------------ channels
 
-POSITIONS: Final = "positions"
-ALERTS: Final = "alerts"
-FILLS: Final = "fills"
-KPIS: Final = "kpis"
-EVENTS: Final = "events"
-DEVICES: Final = "devices"
-CHANNELS: Final = (POSITIONS, ALERTS, FILLS, KPIS, EVENTS, DEVICES)
+# The domain's live channels (server.domain.statuses), under the protocol's short names.
+POSITIONS: Final = vocabulary.CHANNEL_POSITIONS
+ALERTS: Final = vocabulary.CHANNEL_ALERTS
+FILLS: Final = vocabulary.CHANNEL_FILLS
+KPIS: Final = vocabulary.CHANNEL_KPIS
+EVENTS: Final = vocabulary.CHANNEL_EVENTS
+DEVICES: Final = vocabulary.CHANNEL_DEVICES
+CHANNELS: Final = vocabulary.LIVE_CHANNELS
 
 DROPPABLE_CHANNELS: Final = frozenset({POSITIONS, KPIS})
 """Frames a slow client may lose: a newer frame supersedes them. Anything else backing up
@@ -147,39 +147,13 @@ COMMANDS: Final[dict[str, type[msgspec.Struct]]] = {
 ENVELOPE_DECODER: Final = msgspec.json.Decoder(Envelope)
 COMMAND_DECODERS: Final = {name: msgspec.json.Decoder(cls) for name, cls in COMMANDS.items()}
 
-_PATH_RE = re.compile(r"at `\$(?P<path>[^`]*)`")
-_MISSING_RE = re.compile(r"missing required field `(?P<name>[^`]+)`")
-_UNKNOWN_RE = re.compile(r"unknown field `(?P<name>[^`]+)`")
-
 
 def field_of(exc: msgspec.ValidationError) -> str:
     """The field a msgspec error is about: ``filter.bbox[1]``, ``channel``, ..."""
-    text = str(exc)
-    m = _PATH_RE.search(text)
-    path = m.group("path").lstrip(".") if m else ""
-    for rx in (_MISSING_RE, _UNKNOWN_RE):
-        named = rx.search(text)
-        if named:
-            path = f"{path}.{named.group('name')}" if path else named.group("name")
-    return path or "message"
+    return field_from_msgspec(str(exc), whole="message")
 
 
 # ------------------------------------------------------------------ frames
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if isinstance(value, dt.date):  # pragma: no cover - orjson handles date natively
-        return value.isoformat()
-    raise TypeError(f"cannot serialize {type(value).__name__}")
-
-
-def dumps(value: Any) -> bytes:
-    """orjson with Decimal (asyncpg numeric) as float: rows straight from the database."""
-    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
 
 
 _last_event: Event | None = None
