@@ -2,7 +2,7 @@
 
 Who may do what, and why:
 
-- registration is the inspection agency's act (DESIGN §1), and the admin's;
+- registration is the inspection agency's act (docs/ARCHITECTURE.md §1), and the admin's;
 - changes are split by who is accountable for a field: the admin may change anything;
   the inspection agency the archive and inspection fields (it registered and inspects the
   cylinder) but not the owner or the tag; the owner company's admin only operational

@@ -2,7 +2,7 @@
 
 Why generated: a hand-written document drifts from the code. Walking
 `request.app.router.routes()` includes every /api/v1 route of every module (auth, archive,
-…); per-handler metadata comes from `server.api.common.api_doc` and request body schemas
+…); per-handler metadata comes from `server.api.doc.api_doc` and request body schemas
 from the msgspec Structs themselves (`msgspec.json.schema_components`), so a field added
 to a Struct is documented by construction. A handler without metadata still appears, with
 its docstring as summary.

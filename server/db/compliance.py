@@ -1,14 +1,14 @@
-"""Compliance status in SQL: the one builder every query uses (docs/API.md "Cylinders").
+"""Compliance status in SQL: the one builder every query uses (docs/ARCHITECTURE.md §4).
 
 Why SQL at all: a city-wide count or a filtered list of 600,000 cylinders must be decided
 by PostgreSQL, not by fetching every row into Python. Why one builder: the REST API, the
 reports, the dashboard map, the wall's tiles and the live KPIs once each wrote their own
-predicates, and one of them treated a missing date differently. Here the SQL is *generated*
-from the domain (:class:`server.domain.dates.ComplianceStatus`, whose declaration order is
-the precedence of DESIGN §4), with the thresholds of ``[dates]`` (docs/CONFIG.md), and
-``tests/integration/test_compliance_sql.py`` checks row by row, on a real PostgreSQL, that
-it agrees with :func:`server.domain.dates.compliance_status` — NULL dates, leap days and
-the edges of every window included.
+predicates, and one of them treated a missing date differently. Here the SQL is
+*generated* from the domain (:class:`server.domain.dates.ComplianceStatus`, whose
+declaration order is the precedence), with the thresholds of ``[dates]``
+(docs/CONFIG.md), and ``tests/integration/test_compliance_sql.py`` checks row by row, on
+a real PostgreSQL, that it agrees with :func:`server.domain.dates.compliance_status` —
+NULL dates, leap days and the edges of every window included.
 
 Each status has one *entry* predicate: the condition that puts a cylinder in that status
 when no more severe status applies. The CASE tests them in precedence order; the WHERE for

@@ -1,6 +1,6 @@
 """Status transitions of a cylinder record, and what a periodic inspection does to it.
 
-One rule, one place: the REST API (a PATCH of the archive, an
+One rule, one place (docs/ARCHITECTURE.md §4): the REST API (a PATCH of the archive, an
 inspection result), the archive importer and the database itself (a trigger of migration
 ``0060_status_transitions``) all refuse the same moves, for the same reasons:
 

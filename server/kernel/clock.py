@@ -1,9 +1,9 @@
 """The city's calendar day now: the one "today" the server judges dates by.
 
-Why the city's and not the server's or UTC: compliance (DESIGN §4), the daily reports and
-the public page judge a cylinder on the calendar day of the city that supervises it, in
-``[alerts] timezone`` (docs/CONFIG.md); a server in UTC would otherwise call an inspection
-"overdue" eight hours early in Asia/Shanghai. The domain turns a moment into the city's
+Why the city's and not the server's or UTC: compliance (docs/ARCHITECTURE.md §4), the
+daily reports and the public page judge a cylinder on the calendar day of the city that
+supervises it, in ``[alerts] timezone`` (docs/CONFIG.md); a server in UTC would otherwise
+call an inspection "overdue" eight hours early in Asia/Shanghai. The domain turns a moment into the city's
 day (``server.domain.localtime.city_date``) and stays pure; this is the one place that
 reads the clock for it.
 """

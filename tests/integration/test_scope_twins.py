@@ -1,4 +1,5 @@
-"""Role scope in SQL (server.kernel.scope) and for live rows (realtime.scope) admit the same rows.
+"""Role scope in SQL (server.kernel.scope) and for live rows (realtime.scope) admit the same rows
+(docs/ARCHITECTURE.md §7).
 
 REST lists, exports and the wall's aggregates scope in SQL; websocket rows and the live KPI
 cells are scoped in Python. For random principals of every role and random rows (district,
