@@ -23,7 +23,7 @@ from server.api.cylinder_rows import (
 from server.api.doc import API, Param, api_doc
 from server.api.inspections import inspect
 from server.api.params import check_query, company_filter, like_prefix
-from server.api.rows import fetch_page, plain
+from server.api.rows import envelope, fetch_page, plain
 from server.db.compliance import COMPLIANCE_VALUES, ComplianceBounds, compliance_where
 from server.domain.statuses import CYLINDER_STATUSES, ROLES
 from server.kernel.appkeys import POOL, SETTINGS
@@ -52,7 +52,11 @@ LIST_QUERY = (
     Param("q", description="prefix of tag, stamp or barcode"),
     Param("company", description="owner company code or id"),
     Param("status", enum=CYLINDER_STATUSES),
-    Param("compliance", enum=COMPLIANCE_VALUES, description="computed from dates (DESIGN §4)"),
+    Param(
+        "compliance",
+        enum=COMPLIANCE_VALUES,
+        description="computed from dates (docs/ARCHITECTURE.md §4)",
+    ),
     Param("district", description="6-digit district code where the cylinder is now"),
     Param("spec", description="model code, e.g. YSP35.5"),
     Param("site", "integer", description="id of the site where the cylinder is now"),
@@ -110,10 +114,7 @@ async def list_cylinders(request: web.Request) -> web.Response:
         q,
         page,
     )
-    items = [cylinder_json(r, settings, day) for r in rows]
-    return json_response(
-        {"items": items, "page": page.page, "page_size": page.page_size, "total": total}
-    )
+    return json_response(envelope([cylinder_json(r, settings, day) for r in rows], page, total))
 
 
 # ---------------------------------------------------------------- one cylinder
@@ -167,14 +168,7 @@ async def trajectory(request: web.Request) -> web.Response:
         q,
         page,
     )
-    return json_response(
-        {
-            "items": [plain(r) for r in rows],
-            "page": page.page,
-            "page_size": page.page_size,
-            "total": total,
-        }
-    )
+    return json_response(envelope([plain(r) for r in rows], page, total))
 
 
 def routes() -> list[web.RouteDef]:
