@@ -24,18 +24,18 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from realtime.hub import GroupKey, Hub, KpiGroup
 from realtime.scope import NONE, LiveFilter, Rule, compile_predicate, rule_for
 from server.db.compliance import COMPLIANCE_VALUES, ComplianceBounds, compliance_case
+from server.domain.localtime import city_zone
 from server.domain.statuses import IN_SERVICE
 from server.kernel.events import Event
 from server.kernel.principal import Principal
 from server.kernel.scope import Sql
-from server.kernel.settings import Settings
+from server.kernel.settings import Alerts, Settings
 
 log = logging.getLogger(__name__)
 
@@ -113,15 +113,14 @@ def _cell(row: Mapping[str, Any], company: str, site: str | None = None) -> Even
     )
 
 
-def local_midnight(timezone: str, now: dt.datetime | None = None) -> dt.datetime:
-    tz = ZoneInfo(timezone)
-    local = (now or dt.datetime.now(dt.UTC)).astimezone(tz)
+def local_midnight(rules: Alerts, now: dt.datetime | None = None) -> dt.datetime:
+    local = (now or dt.datetime.now(dt.UTC)).astimezone(city_zone(rules))
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 async def read_cells(pool: asyncpg.Pool, settings: Settings) -> Cells:
     started = time.perf_counter()
-    midnight = local_midnight(settings.alerts.timezone)
+    midnight = local_midnight(settings.alerts)
     cyl_sql, cyl_params = cylinders_sql(ComplianceBounds.of(midnight.date(), settings.dates))
     async with pool.acquire() as conn:
         cyl = await conn.fetch(cyl_sql, *cyl_params)

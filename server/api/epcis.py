@@ -31,6 +31,7 @@ from server.api.doc import API, Param, api_doc
 from server.api.fills import time_range
 from server.api.params import check_query, company_filter
 from server.domain.epcis import EPCIS_CONTEXT, StoredEvent, object_events
+from server.domain.localtime import city_zone
 from server.domain.statuses import ROLES
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.http import q_district, q_id, q_str
@@ -150,7 +151,7 @@ async def epcis_events(request: web.Request) -> web.StreamResponse:
     q = Sql()
     where = _where(request, p, q)
     settings = request.app[SETTINGS]
-    zone = ZoneInfo(settings.alerts.timezone)
+    zone = city_zone(settings.alerts)
     batch = settings.http.page_size_max
     sql = f"SELECT {COLUMNS} FROM {FROM} WHERE {where} ORDER BY {ORDER}"
     async with request.app[POOL].acquire() as conn, conn.transaction(readonly=True):

@@ -42,6 +42,7 @@ from server.kernel.appkeys import POOL, REDIS, SETTINGS
 from server.kernel.audit import audit
 from server.kernel.errors import ApiError, bad_field, not_found
 from server.kernel.http import json_response, q_choice, q_district, q_page
+from server.kernel.i18n import LANGUAGES
 from server.kernel.limits import body_limit
 from server.kernel.principal import Principal, principal_of, require
 from server.kernel.scope import Sql
@@ -85,7 +86,7 @@ def _lang(request: web.Request) -> str:
     "Public: what a QR scan shows",
     tags=["public"],
     roles=["public"],
-    query=[Param("lang", enum=["zh-CN", "en"])],
+    query=[Param("lang", enum=list(LANGUAGES))],
     description="code = the barcode/QR code or the tag. Owner, model, status label, last "
     "fill, next inspection, scrap status — no personal data. Rate-limited.",
 )
@@ -213,7 +214,7 @@ def _articles() -> list[dict[str, Any]]:
     "Public: safety articles",
     tags=["public"],
     roles=["public"],
-    query=[Param("lang", enum=["zh-CN", "en"])],
+    query=[Param("lang", enum=list(LANGUAGES))],
 )
 async def articles(request: web.Request) -> web.Response:
     """Safety tips for households (config/safety_articles.json)."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -43,6 +42,7 @@ from server.api.common import (
     today,
 )
 from server.api.params import company_filter
+from server.domain.localtime import city_zone
 from server.domain.statuses import ROLES
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.errors import bad_query
@@ -70,7 +70,7 @@ RANGE = (
 def _days(request: web.Request) -> tuple[dt.date, dt.date, dt.datetime, dt.datetime]:
     """The inclusive day range and its [start, end) instants in the city's time zone."""
     settings = request.app[SETTINGS]
-    zone = ZoneInfo(settings.alerts.timezone)
+    zone = city_zone(settings.alerts)
     last = q_date(request, "to") or today(settings)
     try:
         first = q_date(request, "from") or last - dt.timedelta(days=DEFAULT_RANGE_DAYS)

@@ -23,7 +23,7 @@ from server.archive.exporter import (
     iter_export_rows,
     write_xlsx,
 )
-from server.archive.importer import city_today, import_archive
+from server.archive.importer import import_archive
 from server.archive.interface import (
     ARCHIVE_COLUMNS,
     IMPORT_ROLES,
@@ -44,7 +44,6 @@ __all__ = [
     "ImportReport",
     "RejectedRow",
     "add_commands",
-    "city_today",
     "cli_principal",
     "count_export",
     "export_csv_chunks",

@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 from collections.abc import Callable
 from typing import Final
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -50,6 +48,7 @@ from server.archive.validation import (
 from server.domain.events import EventKind, epcis_for
 from server.domain.transitions import TransitionRefused, check_transition
 from server.kernel.audit import audit
+from server.kernel.clock import city_today
 from server.kernel.principal import Principal
 from server.kernel.settings import Settings
 
@@ -131,11 +130,6 @@ SELECT count(*) FILTER (WHERE inserted) AS inserted,
 
 class _Rollback(Exception):
     """Raised inside a savepoint to undo a dry run's writes."""
-
-
-def city_today(settings: Settings) -> dt.date:
-    """The city's calendar day (settings.alerts.timezone): 'in the future' is judged on it."""
-    return dt.datetime.now(ZoneInfo(settings.alerts.timezone)).date()
 
 
 async def _context(conn: asyncpg.Connection, settings: Settings, principal: Principal) -> Context:

@@ -33,7 +33,6 @@ from server.kernel.passwords import hash_password_async, needs_rehash, verify_pa
 
 log = logging.getLogger(__name__)
 
-ROLES = ("admin", "regulator", "officer", "company_admin", "station_operator", "inspector")
 SESSION_PREFIX = "cylwatch:session:"
 FAIL_PREFIX = "cylwatch:loginfail:"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

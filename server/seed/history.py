@@ -24,8 +24,9 @@ import orjson
 from server.db.bulk import Staging, chunks
 from server.domain.events import EventKind, epcis_for
 from server.domain.filling import assess_fill
+from server.domain.statuses import POST_CHECK_ITEMS, PRE_CHECK_ITEMS
 from server.kernel.settings import Settings
-from server.seed.names import person_name, words
+from server.seed.names import person_name
 from server.seed.records import Clock, Site
 from server.seed.shape import (
     CHUNK_ROWS,
@@ -44,10 +45,6 @@ from server.seed.shape import (
     UNDERFILL_SHARE,
 )
 
-PRE_CHECK_ITEMS: Final = words(
-    "markings residual_pressure valve_intact no_damage in_date own_cylinder"
-)
-POST_CHECK_ITEMS: Final = words("net_weight no_leak seals_intact label_attached")
 PRE_CHECK_JSON: Final = orjson.dumps(dict.fromkeys(PRE_CHECK_ITEMS, True)).decode()
 POST_CHECK_JSON: Final = orjson.dumps(dict.fromkeys(POST_CHECK_ITEMS, True)).decode()
 

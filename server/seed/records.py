@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
+from server.domain.localtime import city_zone
 from server.kernel.settings import Settings
 
 
@@ -131,7 +131,7 @@ class Clock:
     """
 
     def __init__(self, today: date, settings: Settings) -> None:
-        zone = ZoneInfo(settings.alerts.timezone)
+        zone = city_zone(settings.alerts)
         self.today = today
         self.today_ord = today.toordinal()
         self.midnight = datetime(today.year, today.month, today.day, tzinfo=zone).astimezone(UTC)

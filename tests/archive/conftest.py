@@ -71,7 +71,7 @@ class Arc:
 
 @pytest.fixture(scope="session")
 async def arc(pool: asyncpg.Pool, world: World, settings: Settings) -> Arc:
-    from server.archive import city_today
+    from server.kernel.clock import city_today
 
     suffix = secrets.token_hex(3).upper()
     ids: dict[str, int] = {}

@@ -20,7 +20,7 @@ async def expected_counts(pool: Any, settings: Any, company_id: int | None) -> d
     )
     from realtime.kpis import local_midnight
 
-    today = local_midnight(settings.alerts.timezone).date()
+    today = local_midnight(settings.alerts).date()
     out = {"registered": len(rows), "in_service": sum(r["status"] == "in_service" for r in rows)}
     for status in (
         ComplianceStatus.SCRAPPED,
