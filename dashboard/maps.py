@@ -78,9 +78,9 @@ _INLINE_SCRIPT_RE = re.compile(r"<script>.*?</script>", re.S)
 they change nothing; the blocks are dropped rather than allowed by the policy."""
 
 
-def _label_point(geometry: Mapping[str, Any]) -> tuple[float, float]:
+def _label_point(geometry: Mapping[str, Any]) -> list[float]:
     p = shape(geometry).representative_point()
-    return float(p.y), float(p.x)
+    return [float(p.y), float(p.x)]
 
 
 def build_dashboard_map(
@@ -141,6 +141,8 @@ def build_dashboard_map(
                     "code": d["code"],
                     "name": name,
                     "focus": bool(focus) and d["code"] in focus,
+                    # where the page script writes the name (as text, never as HTML)
+                    "label": _label_point(geometry),
                 },
                 "geometry": geometry,
             }
@@ -159,18 +161,6 @@ def build_dashboard_map(
         control=False,
     )
     layer.add_to(m)
-    for f in features:
-        lat, lon = _label_point(f["geometry"])
-        folium.Marker(
-            [lat, lon],
-            icon=folium.DivIcon(
-                html=f"<span>{_escape(f['properties']['name'])}</span>",
-                class_name="cw-district-label",
-                icon_size=(120, 20),
-                icon_anchor=(60, 10),
-            ),
-            interactive=False,
-        ).add_to(m)
     # Start on the districts the user answers for (all of them for city-wide users), leaving
     # room for the dashboard's overlay panels (filters left, alert list right).
     focused = [f for f in features if f["properties"]["focus"]] or features
@@ -191,9 +181,3 @@ def build_dashboard_map(
     fig.render()
     header = _INLINE_SCRIPT_RE.sub("", _VIEWPORT_RE.sub("", fig.header.render()))
     return RenderedMap(header=header, html=fig.html.render(), script=fig.script.render())
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text, quote=True)

@@ -49,6 +49,16 @@ const layers = {
 let siteMarkers = {};
 const alertMarkers = new Map();
 
+// District names, written as text (the folium layer carries each label's point); hidden
+// with the boundaries by the "districts" layer toggle (.hide-district-labels).
+if (districtsLayer) {
+  districtsLayer.eachLayer(function (layer) {
+    const p = layer.feature.properties;
+    const icon = L.divIcon({ className: "cw-district-label", html: el("span", { text: p.name }), iconSize: [120, 20], iconAnchor: [60, 10] });
+    L.marker(p.label, { icon: icon, interactive: false, keyboard: false }).addTo(map);
+  });
+}
+
 // ------------------------------------------------------------------ helpers
 function matchesFilter(row) {
   if (state.filter.district && row.district && row.district !== state.filter.district) return false;
