@@ -89,6 +89,29 @@ async def test_cylinder_list_for_company_admin_is_own_only(open_session: OpenSes
     assert not s.errors, s.errors
 
 
+async def test_table_sorts_the_rows_shown_and_exports_follow_filters(
+    open_session: OpenSession,
+) -> None:
+    """lib/table.js: a sortable column orders the page's rows both ways (aria-sort says
+    which), and the CSV/XLSX links carry the filters the export endpoint knows."""
+    s = await open_session("t_admin")
+    await s.page.goto("/cylinders?status=in_service")
+    rows = s.page.locator("#results tbody tr")
+    await rows.first.wait_for()
+    header = s.page.locator("#results th").first
+    tags = "rs => rs.map(r => r.querySelector('td').textContent)"
+    await header.get_by_role("button").click()
+    assert await header.get_attribute("aria-sort") == "ascending"
+    up = await rows.evaluate_all(tags)
+    assert up == sorted(up)
+    await header.get_by_role("button").click()
+    assert await header.get_attribute("aria-sort") == "descending"
+    assert await rows.evaluate_all(tags) == sorted(up, reverse=True)
+    csv = await s.page.get_by_test_id("export-csv").get_attribute("href")
+    assert csv == "/api/v1/cylinders/export?format=csv&status=in_service"
+    assert not s.errors, s.errors
+
+
 async def test_alerts_centre_filter_ack_and_resolve(
     open_session: OpenSession, seeded: Seeded, pool: asyncpg.Pool
 ) -> None:
