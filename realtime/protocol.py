@@ -22,6 +22,9 @@ from server.domain import statuses as vocabulary
 from server.kernel.events import Event
 from server.kernel.http import dumps as dumps
 from server.kernel.http import field_from_msgspec
+from server.kernel.live_codes import CLOSE_CODES as CLOSE_CODES
+from server.kernel.live_codes import CLOSE_TRY_AGAIN_LATER as CLOSE_TRY_AGAIN_LATER
+from server.kernel.live_codes import CLOSE_UNAUTHORIZED as CLOSE_UNAUTHORIZED
 
 # ------------------------------------------------------------------ error codes
 
@@ -67,11 +70,8 @@ ERROR_CODES: Final = (
 
 # ------------------------------------------------------------------ close codes
 
-CLOSE_UNAUTHORIZED: Final = 4401
-"""Anonymous connection: an ``unauthorized`` error frame is sent first."""
-CLOSE_TRY_AGAIN_LATER: Final = 1013
-"""RFC 6455 "try again later": the client could not keep up (its queue overflowed)."""
-CLOSE_CODES: Final = (CLOSE_UNAUTHORIZED, CLOSE_TRY_AGAIN_LATER)
+# CLOSE_UNAUTHORIZED (4401), CLOSE_TRY_AGAIN_LATER (1013), CLOSE_CODES: defined in
+# server.kernel.live_codes (the pages hand them to their scripts) and re-exported here.
 
 # ------------------------------------------------------------------ message types
 
