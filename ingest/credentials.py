@@ -1,4 +1,6 @@
-"""Device MQTT credentials: a Mosquitto password file and ACL file from the device registry.
+"""Device MQTT credentials: a Mosquitto password file and ACL file from the device registry
+(the fallback of docs/SECURITY.md "Broker"; the dynamic-security plugin, :mod:`ingest.dynsec`,
+is the production way and takes its topic grants from here).
 
 DESIGN §7: a device may publish only under its own topic and read only its own replies,
 so a stolen handheld cannot report fills as a gun, and a gun cannot answer another gun's
@@ -27,12 +29,18 @@ from pathlib import Path
 from typing import Final
 
 __all__ = [
+    "INGEST_READ",
+    "INGEST_WRITE",
     "DeviceCredential",
     "acl_lines",
+    "device_read_filter",
+    "device_write_topics",
+    "is_safe_id",
     "mosquitto_hash",
     "new_password",
     "verify_mosquitto_hash",
     "write_files",
+    "write_installer_csv",
 ]
 
 MOSQUITTO_ITERATIONS: Final = 101
@@ -43,6 +51,11 @@ PASSWORD_BYTES: Final = 18
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 """Ids usable as an MQTT username and topic level: no wildcards, separators or colons."""
+
+INGEST_READ: Final = "cyl/v1/#"
+"""What the ingest workers consume (through their shared subscription)."""
+INGEST_WRITE: Final = "cyl/v1/gun/+/auth/reply/#"
+"""What they publish: fill-authorization replies, in each gun's own reply space."""
 
 _WRITE_LEAVES: Final[dict[str, tuple[str, ...]]] = {
     "gun": ("auth", "fill", "status"),
@@ -91,24 +104,37 @@ def is_safe_id(device_id: str) -> bool:
     return bool(_SAFE_ID.match(device_id))
 
 
+def device_write_topics(kind: str, device_id: str) -> list[str]:
+    """The topics one device may publish: its own, never a reply (docs/API.md "MQTT")."""
+    base = f"cyl/v1/{kind}/{device_id}"
+    return [f"{base}/{leaf}" for leaf in _WRITE_LEAVES.get(kind, ("status",))]
+
+
+def device_read_filter(kind: str, device_id: str) -> str | None:
+    """The filter of the replies one device may read (only a gun is answered).
+
+    ``.../reply/#`` also matches ``.../reply`` itself (MQTT wildcard rule); the sub-level
+    serves guns that set an MQTT v5 response topic of their own under it.
+    """
+    return f"cyl/v1/gun/{device_id}/auth/reply/#" if kind == "gun" else None
+
+
 def acl_lines(kind: str, device_id: str) -> list[str]:
     """The ACL block of one device: write its own topics, read its own replies."""
-    base = f"cyl/v1/{kind}/{device_id}"
     lines = [f"user {device_id}"]
-    lines += [f"topic write {base}/{leaf}" for leaf in _WRITE_LEAVES.get(kind, ("status",))]
-    if kind == "gun":
-        # `.../reply/#` also matches `.../reply` itself (MQTT wildcard rule); a sub-level
-        # serves guns that set an MQTT v5 response topic of their own under it
-        lines.append(f"topic read {base}/auth/reply/#")
+    lines += [f"topic write {topic}" for topic in device_write_topics(kind, device_id)]
+    read = device_read_filter(kind, device_id)
+    if read is not None:
+        lines.append(f"topic read {read}")
     return lines
 
 
 def ingest_acl_lines(username: str) -> list[str]:
     return [
         f"user {username}",
-        "topic read cyl/v1/#",
-        "topic read $share/+/cyl/v1/#",
-        "topic write cyl/v1/gun/+/auth/reply/#",
+        f"topic read {INGEST_READ}",
+        f"topic read $share/+/{INGEST_READ}",
+        f"topic write {INGEST_WRITE}",
     ]
 
 
@@ -160,6 +186,12 @@ def write_files(
     }
     _write_private(paths["passwd"], "\n".join(passwd) + "\n", 0o640)
     _write_private(paths["acl"], "\n".join(acl) + "\n", 0o640)
+    write_installer_csv(paths["csv"], rows)
+    return paths
+
+
+def write_installer_csv(path: Path, rows: Iterable[tuple[str, str]]) -> None:
+    """``device_id,password`` rows for the installers, mode 0600 from the start."""
     buf: list[str] = []
 
     class _Sink:
@@ -170,5 +202,4 @@ def write_files(
     writer = csv.writer(_Sink())
     writer.writerow(("device_id", "password"))
     writer.writerows(rows)
-    _write_private(paths["csv"], "".join(buf), 0o600)
-    return paths
+    _write_private(path, "".join(buf), 0o600)

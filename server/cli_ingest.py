@@ -1,4 +1,5 @@
-"""``cylwatch ingest --workers N`` and ``cylwatch devices mosquitto-config --out DIR``.
+"""``cylwatch ingest --workers N``, ``cylwatch devices broker-sync`` and
+``cylwatch devices mosquitto-config --out DIR``.
 
 ``ingest`` runs N worker processes (multiprocessing *spawn*: a clean interpreter each, with
 its own asyncpg pool and uvloop) and supervises them: a worker that dies — a crash, an
@@ -77,6 +78,26 @@ def add_commands(sub: Any) -> None:
         "(default: the user in CYL_MQTT_URL, else cylwatch-ingest)",
     )
     p.set_defaults(func=cmd_mosquitto_config)
+    p = dsub.add_parser(
+        "broker-sync",
+        help="bring the broker's clients and roles in line with the device registry",
+        description="Through the broker's dynamic-security plugin ([services] mqtt_admin_url;"
+        ' docs/SECURITY.md "Broker"): every active device gets a client holding only its own'
+        " role, inactive ones are disabled and disconnected, clients of devices no longer"
+        " registered are deleted; the ingest client gets the ingest role and the admin client"
+        " the platform role. Idempotent: run it after setting up the broker, after a broker"
+        " outage, and from a timer. Passwords it sets go to DIR/new-credentials-<time>.csv"
+        " (mode 0600: give it to the installer, then delete it).",
+    )
+    p.add_argument("--out", required=True, type=Path, help="directory of the installers' CSV")
+    p.add_argument("--rotate", action="store_true", help="new passwords for every device")
+    p.add_argument(
+        "--ingest-user",
+        help="username of the ingest workers "
+        "(default: the user in CYL_MQTT_URL, else cylwatch-ingest)",
+    )
+    p.add_argument("--admin-url", help="override [services] mqtt_admin_url")
+    p.set_defaults(func=cmd_broker_sync)
 
 
 # ---------------------------------------------------------------------- ingest
@@ -328,4 +349,76 @@ async def cmd_mosquitto_config(args: argparse.Namespace, settings: Settings) -> 
             f"ingest user {ingest_user!r} got a new password (in the CSV): put it in"
             f" CYL_MQTT_URL as mqtt://{ingest_user}:<password>@host:port"
         )
+    return 0
+
+
+async def cmd_broker_sync(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.credentials import mosquitto_hash, write_installer_csv
+    from ingest.dynsec import BrokerControl, DeviceEntry, sync_broker
+    from ingest.transport import parse_mqtt_url
+    from server.db.pool import connect
+
+    admin_url = args.admin_url or settings.services.mqtt_admin_url
+    if not admin_url:
+        print(
+            "cylwatch devices broker-sync: no admin client: set [services] mqtt_admin_url"
+            " (CYL_SERVICES__MQTT_ADMIN_URL) or --admin-url",
+            file=sys.stderr,
+        )
+        return 2
+    address = parse_mqtt_url(settings.services.mqtt_url)
+    ingest_user = args.ingest_user or address.username or "cylwatch-ingest"
+    ingest_password = address.password if ingest_user == address.username else None
+    conn = await connect(settings)
+    try:
+        rows = await conn.fetch("SELECT device_id, kind, active FROM devices ORDER BY device_id")
+        devices = [DeviceEntry(r["device_id"], r["kind"], bool(r["active"])) for r in rows]
+        async with BrokerControl(admin_url, settings.services.connect_timeout_s) as control:
+            report = await sync_broker(
+                control,
+                devices,
+                ingest_user=ingest_user,
+                ingest_password=ingest_password,
+                shared_group=settings.ingest.shared_group,
+                admin_user=parse_mqtt_url(admin_url).username,
+                rotate=args.rotate,
+            )
+        if report.passwords:
+            # the file first: a password set on the broker but lost here locks a device out
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            args.out.mkdir(parents=True, exist_ok=True)
+            csv_path = args.out / f"new-credentials-{stamp}.csv"
+            write_installer_csv(csv_path, sorted(report.passwords.items()))
+            # the same password's file-fallback hash, so both ways accept it
+            await conn.executemany(
+                "UPDATE devices SET mqtt_password_hash = $2, updated_at = now()"
+                " WHERE device_id = $1",
+                [(d, mosquitto_hash(pw)) for d, pw in report.passwords.items()],
+            )
+            print(
+                f"{len(report.passwords)} new password(s) in {csv_path}"
+                " (mode 0600: hand it over, then delete)"
+            )
+    finally:
+        await conn.close()
+    for label, names in (
+        ("created", report.created),
+        ("enabled", report.enabled),
+        ("disabled (and disconnected)", report.disabled),
+        ("deleted", report.deleted),
+        ("roles repaired", report.repaired),
+    ):
+        if names:
+            print(
+                f"{label}: {len(names)} ({', '.join(names[:10])}{', ...' if len(names) > 10 else ''})"
+            )
+    if report.admin_changed:
+        print("the admin client now holds only the platform role (control topic, no data)")
+    if report.skipped:
+        print(
+            f"skipped {len(report.skipped)} device id(s) unusable as MQTT usernames/topic"
+            f" levels: {', '.join(report.skipped[:10])}",
+            file=sys.stderr,
+        )
+    print(f"broker in line with {len(devices)} registered device(s)")
     return 0

@@ -3,7 +3,8 @@
 A gun belongs to one station and the station is never taken from a payload, so the
 device registry is what ties a fill to a station: only the admin and the owning company's
 admin may register or move a device, and a company admin only to its own sites. The MQTT
-credential hash is never returned.
+credential hash is never returned. Deactivating a device also disables its broker client
+(docs/SECURITY.md "Broker").
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from ingest.dynsec import apply_device_active
 from server.api.common import (
     API,
     UNSET,
@@ -38,7 +40,7 @@ from server.api.common import (
 )
 from server.api.params import company_filter
 from server.domain.statuses import DEVICE_KINDS
-from server.kernel.appkeys import POOL
+from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.audit import audit
 from server.kernel.errors import ApiError, bad_field, forbidden
 from server.kernel.http import json_response, path_int, q_bool, q_choice, q_page, q_str
@@ -207,6 +209,10 @@ async def patch_device(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn, conn.transaction():
         row = await update_row(conn, "devices", did, fields, "site_id")
         await audit(conn, p, "device.update", "device", did, jsonable(fields), request.remote)
+    if "active" in fields:
+        # after the commit: a deactivated device is cut off the broker at once (its client
+        # disabled, its connection closed); docs/SECURITY.md "Broker"
+        await apply_device_active(request.app[SETTINGS], row["device_id"], fields["active"])
     return json_response(plain(row, HIDDEN))
 
 

@@ -330,27 +330,61 @@ async def eventually(
 # ----------------------------------------------------------------------------- brokers
 
 
+TLS_KEYS = frozenset({"cafile", "certfile", "keyfile", "tls_version"})
+"""Settings of config/mosquitto.conf's TLS listener."""
+SECURITY_KEYS = frozenset({"allow_anonymous", "plugin", "plugin_opt_config_file"})
+"""Its authentication: the dynamic-security plugin, no anonymous client."""
+
+
 class Mosquitto:
     """A private Mosquitto on a spare port: config/mosquitto.conf with persistence in a
-    temp dir (so it can be restarted without losing queued messages)."""
+    temp dir (so it can be restarted without losing queued messages).
 
-    def __init__(self, extra: str = "", *, port: int | None = None) -> None:
+    By default open to anonymous clients like the machine's broker: the shipped plugin
+    lines and the TLS listener are left out (*extra* may add other security settings).
+    ``secure=True`` keeps the production authentication, its dynamic-security file in the
+    temp dir (:attr:`dynsec_file`, to be created before :meth:`start`), and, given *tls*
+    (cafile/certfile/keyfile paths), the TLS listener on a second spare port
+    (:attr:`tls_port`)."""
+
+    def __init__(
+        self,
+        extra: str = "",
+        *,
+        port: int | None = None,
+        secure: bool = False,
+        tls: dict[str, Path] | None = None,
+    ) -> None:
         self.port = port or free_port()
+        self.tls_port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="cyl-mosq-"))
         os.chmod(self.dir, 0o777)  # mosquitto drops root privileges to its own user
         self.conf = self.dir / "mosquitto.conf"
+        self.dynsec_file = self.dir / "dynamic-security.json"
         lines = []
+        listeners = 0
         for line in MOSQUITTO_CONF.read_text().splitlines():
             key = line.split(" ", 1)[0]
             if key == "listener":
-                line = f"listener {self.port} 127.0.0.1"
+                listeners += 1
+                if listeners > 1 and tls is None:
+                    continue
+                line = f"listener {self.port if listeners == 1 else self.tls_port} 127.0.0.1"
+            elif key in TLS_KEYS:
+                if tls is None:
+                    continue
+                line = f"{key} {tls[key]}" if key in tls else line
+            elif key in SECURITY_KEYS and (not secure or key in extra):
+                continue
+            elif key == "plugin_opt_config_file":
+                line = f"{key} {self.dynsec_file}"
             elif key == "persistence_location":
                 line = f"persistence_location {self.dir}/"
             elif key == "autosave_interval":
                 line = "autosave_interval 1"
-            elif key == "allow_anonymous" and "allow_anonymous" in extra:
-                continue
             lines.append(line)
+        if not secure and "allow_anonymous" not in extra:
+            extra = "allow_anonymous true\n" + extra
         self.conf.write_text("\n".join(lines) + "\n" + extra + "\n")
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = self.dir / "mosquitto.log"
