@@ -23,6 +23,11 @@ Shape of the fan-out, and why:
   buffered rows already present in the snapshot are not sent twice.
 - Every subscription is released when its connection ends; when a group's last
   subscription goes, its bus listener goes with it.
+- Connections are indexed by user: a user holds at most ``ws_connections_per_user_max``
+  sockets per process, and when the kernel announces ended sessions
+  (`server.kernel.principal.SESSIONS_ENDED_CHANNEL`, carried to every process by the Redis
+  bridge) the sockets of those sessions get a ``session_ended`` error and close with 4410
+  (docs/WEBSOCKET.md "Close codes"). Nothing queued for them is sent any more.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from aiohttp import WSMsgType, web
 from realtime import protocol as proto
 from realtime.scope import LiveFilter, Predicate, Rule, compile_predicate
 from server.kernel.events import Bus, Event
-from server.kernel.principal import Principal
+from server.kernel.principal import SESSIONS_ENDED_CHANNEL, Principal
 from server.kernel.settings import Realtime
 
 log = logging.getLogger(__name__)
@@ -95,6 +100,7 @@ class Connection:
         self.last_id = 0
         self.queue_max = settings.client_queue_max
         self.close_code: int | None = None
+        self.close_reason = b""
         self.dropped = 0
         self.sent = 0
         # Two queues sharing one bound: frames that must arrive (results, alerts, fills...)
@@ -141,12 +147,27 @@ class Connection:
             self,
             len(self._urgent),
         )
-        self.close_code = proto.CLOSE_TRY_AGAIN_LATER
         self.dropped += len(self._urgent)
         self._urgent.clear()
         self._droppable.clear()
+        self.close_code = proto.CLOSE_TRY_AGAIN_LATER
+        self.close_reason = b"send queue full: too slow"
         if self._writer is not None:
             self._writer.cancel()  # it may be blocked on a full socket; it then closes
+
+    def end(self, code: int, reason: bytes, frame: bytes | None = None) -> None:
+        """Close with *code* after sending *frame* (an error result); nothing queued before
+        it is sent any more, nothing after it is queued. Synchronous, like `send`."""
+        if self.close_code is not None:
+            return
+        self.dropped += self.queued
+        self._urgent.clear()
+        self._droppable.clear()
+        if frame is not None:
+            self._urgent.append(frame)
+        self.close_code = code
+        self.close_reason = reason
+        self._wake.set()
 
     @property
     def queued(self) -> int:
@@ -167,6 +188,8 @@ class Connection:
                     frame = urgent.popleft()
                 elif self._droppable:
                     frame = self._droppable.popleft()[1]
+                elif self.close_code is not None:
+                    break
                 else:
                     self._wake.clear()
                     await self._wake.wait()
@@ -183,7 +206,7 @@ class Connection:
             return  # the peer went away; the handler notices and cleans up
         if self.close_code is not None:
             # drain=False: a client that stopped reading would block a draining close
-            await ws.close(code=self.close_code, message=b"send queue full: too slow", drain=False)
+            await ws.close(code=self.close_code, message=self.close_reason, drain=False)
 
     async def stop_writer(self) -> None:
         task = self._writer
@@ -337,7 +360,37 @@ class Hub:
         self.snapshot = snapshot
         self.groups: dict[GroupKey, Group] = {}
         self.connections: set[Connection] = set()
+        self.by_user: dict[int, set[Connection]] = {}
         self.position_frames = 0
+        self.sessions_closed = 0
+        self._remove_sessions_listener = bus.listen(SESSIONS_ENDED_CHANNEL, self.sessions_ended)
+
+    def register(self, conn: Connection) -> bool:
+        """Count *conn* in; False (not counted) if its user holds the maximum already."""
+        mine = self.by_user.setdefault(conn.principal.user_id, set())
+        if len(mine) >= self.settings.ws_connections_per_user_max:
+            return False
+        mine.add(conn)
+        self.connections.add(conn)
+        return True
+
+    def sessions_ended(self, event: Event) -> None:
+        """Close the sockets of the sessions the kernel ended (see the module docstring)."""
+        data = event.data
+        sessions = data.get("sessions")
+        ended = None if sessions is None else frozenset(sessions)
+        keep, api_keys = data.get("keep"), bool(data.get("api_keys"))
+        for conn in list(self.by_user.get(int(data["user_id"]), ())):
+            sid = conn.principal.session_id
+            # a socket opened with an API key has no session: it ends with a deactivation
+            hit = api_keys if sid is None else sid != keep and (ended is None or sid in ended)
+            if hit:
+                self.sessions_closed += 1
+                conn.end(
+                    proto.CLOSE_SESSION_ENDED,
+                    b"session ended",
+                    proto.error_frame(None, proto.SESSION_ENDED, "the session ended: log in again"),
+                )
 
     def kpi_groups(self) -> list[KpiGroup]:
         return [g for g in self.groups.values() if isinstance(g, KpiGroup)]
@@ -405,6 +458,11 @@ class Hub:
         for sub_id in list(conn.subscriptions):
             self.unsubscribe(conn, sub_id)
         self.connections.discard(conn)
+        mine = self.by_user.get(conn.principal.user_id)
+        if mine is not None:
+            mine.discard(conn)
+            if not mine:
+                del self.by_user[conn.principal.user_id]
 
     def stats(self) -> dict[str, int]:
         return {
@@ -413,9 +471,11 @@ class Hub:
             "subscriptions": sum(len(c.subscriptions) for c in self.connections),
             "position_frames": self.position_frames,
             "dropped": sum(c.dropped for c in self.connections),
+            "sessions_closed": self.sessions_closed,
         }
 
     def close_all(self) -> None:
+        self._remove_sessions_listener()
         for group in list(self.groups.values()):
             group.stop()
         self.groups.clear()

@@ -22,7 +22,7 @@ from server.domain import statuses as vocabulary
 from server.kernel.events import Event
 from server.kernel.http import dumps as dumps
 from server.kernel.http import field_from_msgspec
-from server.kernel.live_codes import CLOSE_CODES as CLOSE_CODES
+from server.kernel.live_codes import CLOSE_CODES as PAGE_CLOSE_CODES
 from server.kernel.live_codes import CLOSE_TRY_AGAIN_LATER as CLOSE_TRY_AGAIN_LATER
 from server.kernel.live_codes import CLOSE_UNAUTHORIZED as CLOSE_UNAUTHORIZED
 
@@ -52,6 +52,14 @@ UNAVAILABLE: Final = "unavailable"
 """The snapshot could not be read (database down); the subscription was not made."""
 INTERNAL_ERROR: Final = "internal_error"
 """A bug; logged with a reference. The connection stays open."""
+RATE_LIMITED: Final = "rate_limited"
+"""More messages than ``[realtime] ws_messages_per_s`` (burst ``ws_message_burst``): this
+one was not read. Kept up without a pause, the connection is closed with 1008."""
+TOO_MANY_CONNECTIONS: Final = "too_many_connections"
+"""The user already holds ``ws_connections_per_user_max`` sockets here; then close 4429."""
+SESSION_ENDED: Final = "session_ended"
+"""The credential of this socket ended (logout, password change, deactivation, kiosk token
+revoked); then close 4410."""
 
 ERROR_CODES: Final = (
     INVALID_JSON,
@@ -66,12 +74,29 @@ ERROR_CODES: Final = (
     UNAUTHORIZED,
     UNAVAILABLE,
     INTERNAL_ERROR,
+    RATE_LIMITED,
+    TOO_MANY_CONNECTIONS,
+    SESSION_ENDED,
 )
 
 # ------------------------------------------------------------------ close codes
 
-# CLOSE_UNAUTHORIZED (4401), CLOSE_TRY_AGAIN_LATER (1013), CLOSE_CODES: defined in
+# CLOSE_UNAUTHORIZED (4401) and CLOSE_TRY_AGAIN_LATER (1013) are defined in
 # server.kernel.live_codes (the pages hand them to their scripts) and re-exported here.
+# The pages need not tell the codes below apart: they reconnect, and a dead credential
+# then meets 4401.
+CLOSE_SESSION_ENDED: Final = 4410
+"""The socket's session ended (logout, password change, deactivation, kiosk token revoked)."""
+CLOSE_TOO_MANY_CONNECTIONS: Final = 4429
+"""The user already holds ``[realtime] ws_connections_per_user_max`` sockets in this process."""
+CLOSE_POLICY_VIOLATION: Final = 1008
+"""RFC 6455 "policy violation": messages kept coming past the rate limit."""
+CLOSE_CODES: Final = (
+    *PAGE_CLOSE_CODES,
+    CLOSE_SESSION_ENDED,
+    CLOSE_TOO_MANY_CONNECTIONS,
+    CLOSE_POLICY_VIOLATION,
+)
 
 # ------------------------------------------------------------------ message types
 

@@ -4,7 +4,15 @@ Bad input never ends the connection: a message that is not JSON, lacks an envelo
 an unknown command, reuses an id or carries a bad field gets an error result (codes in
 `realtime.protocol`) and the next message is read as usual. Commands run in arrival order,
 so replies come in id order. Only a client that cannot keep up (1013), an anonymous one
-(4401) or one sending a message larger than ``ws_max_message_bytes`` (1009) is closed.
+(4401), one sending a message larger than ``ws_max_message_bytes`` (1009), one flooding
+past the rate limit (1008), a user's socket beyond ``ws_connections_per_user_max`` (4429)
+and the socket of an ended session (4410) are closed.
+
+Before the upgrade, a browser's ``Origin`` must be the site's own (docs/WEBSOCKET.md
+"Connecting"): the session cookie is sent with a websocket handshake from any page, so
+without this check any site a logged-in supervisor visits could read the live city
+(cross-site websocket hijacking). A client that sends no ``Origin`` is not a browser
+page; it authenticates with a token, which no other site holds.
 """
 
 from __future__ import annotations
@@ -12,6 +20,8 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import time
+from urllib.parse import urlsplit
 
 import asyncpg
 import msgspec
@@ -21,9 +31,12 @@ from realtime import protocol as proto
 from realtime.hub import Connection, GroupKey, Hub
 from realtime.keys import HUB, KPIS
 from realtime.scope import CHANNEL_ENTITY, LiveFilter, rule_for
+from server.kernel import errors
 from server.kernel.appkeys import POOL, SETTINGS
+from server.kernel.errors import ApiError
 from server.kernel.principal import principal_of
 from server.kernel.scope import can_read
+from server.kernel.settings import Realtime
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +190,55 @@ async def dispatch(request: web.Request, hub: Hub, conn: Connection, raw: str | 
         await _subscribe(request, hub, conn, cmd)
 
 
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def origin_allowed(request: web.Request, origin: str) -> bool:
+    """The site's own origins: ``[http] base_url``'s, ``[realtime] ws_allowed_origins``,
+    and the origin this very request was addressed to (a page served by this host)."""
+    settings = request.app[SETTINGS]
+    origin = origin.strip().lower()
+    allowed = {_origin_of(settings.http.base_url), f"{request.scheme}://{request.host}".lower()}
+    allowed.update(o.lower().rstrip("/") for o in settings.realtime.ws_allowed_origins)
+    return origin in allowed
+
+
+class MessageRate:
+    """A token bucket of ``ws_messages_per_s``, ``ws_message_burst`` deep, per connection.
+
+    ``strikes`` counts messages refused since the bucket was last full: a client that
+    pauses long enough to refill it starts afresh, one that keeps flooding reaches
+    ``ws_rate_limit_close_after`` and is closed.
+    """
+
+    def __init__(self, rt: Realtime) -> None:
+        self.rate = float(rt.ws_messages_per_s)
+        self.burst = float(rt.ws_message_burst)
+        self.tokens = self.burst
+        self.at = time.monotonic()
+        self.strikes = 0
+
+    def admit(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= self.burst:
+            self.strikes = 0
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        self.strikes += 1
+        return False
+
+
 async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     rt = request.app[SETTINGS].realtime
     hub = request.app[HUB]
+    origin = request.headers.get("Origin")
+    if origin is not None and not origin_allowed(request, origin):
+        raise ApiError(403, errors.FORBIDDEN, f"a page of {origin} may not open this websocket")
     ws = web.WebSocketResponse(
         compress=False,  # deflate per client would undo "encode once, send many"
         heartbeat=rt.ws_heartbeat_s,
@@ -198,12 +257,28 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
         await ws.close(code=proto.CLOSE_UNAUTHORIZED, message=b"unauthorized")
         return ws
     conn = Connection(ws, principal, rt)
-    hub.connections.add(conn)
+    if not hub.register(conn):
+        await ws.send_frame(
+            proto.error_frame(
+                None,
+                proto.TOO_MANY_CONNECTIONS,
+                f"at most {rt.ws_connections_per_user_max} open websockets per user",
+            ),
+            WSMsgType.TEXT,
+        )
+        await ws.close(code=proto.CLOSE_TOO_MANY_CONNECTIONS, message=b"too many connections")
+        return ws
+    rate = MessageRate(rt)
     conn.start_writer()
     try:
         async for msg in ws:
             if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 break
+            if conn.close_code is not None:
+                continue  # closing: read nothing more
+            if not rate.admit():
+                _refuse(conn, rate, rt)
+                continue
             try:
                 await dispatch(request, hub, conn, msg.data)
             except Exception:
@@ -218,3 +293,23 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
         hub.release(conn)
         await conn.stop_writer()
     return ws
+
+
+def _refuse(conn: Connection, rate: MessageRate, rt: Realtime) -> None:
+    """A message over the rate limit: an error result, or the close when it goes on."""
+    if rate.strikes >= rt.ws_rate_limit_close_after:
+        log.warning("websocket %r: %d messages over the rate limit; closing it", conn, rate.strikes)
+        conn.end(
+            proto.CLOSE_POLICY_VIOLATION,
+            b"rate limit",
+            proto.error_frame(None, proto.RATE_LIMITED, "too many messages: closing"),
+        )
+        return
+    conn.send(
+        proto.error_frame(
+            None,
+            proto.RATE_LIMITED,
+            f"at most {rt.ws_messages_per_s} messages per second"
+            f" (bursts of {rt.ws_message_burst}); this one was not read",
+        )
+    )

@@ -314,18 +314,39 @@ async def cmd_user_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_user_passwd(args: argparse.Namespace, settings: Settings) -> int:
+    """Set a password and end every session of the account (docs/SECURITY.md "Sessions and
+    credentials"): whoever held one must log in with the new password."""
     password = _ask_password(settings, args.password)
     conn = await connect(settings)
     try:
-        status = await conn.execute(
-            "UPDATE users SET password_hash = $2, updated_at = now() WHERE username = $1",
+        uid = await conn.fetchval(
+            "UPDATE users SET password_hash = $2, updated_at = now() WHERE username = $1"
+            " RETURNING id",
             args.username,
             hash_password(settings.auth, password),
         )
     finally:
         await conn.close()
-    if status.endswith(" 0"):
+    if uid is None:
         print(f"cylwatch: no user {args.username!r}", file=sys.stderr)
         return 1
-    print(f"password of {args.username} changed")
+    ended = await _end_all_sessions(settings, int(uid))
+    print(f"password of {args.username} changed; {ended} session(s) ended")
     return 0
+
+
+async def _end_all_sessions(settings: Settings, user_id: int) -> int:
+    """Delete the user's sessions in Redis and tell every server process to close their
+    websockets (the message the Redis bridge carries; the CLI has no bus of its own)."""
+    from realtime.bridge import bridge_channel, encode, new_origin
+    from server.app import connect_redis
+    from server.kernel.principal import end_user_sessions, sessions_ended_event
+
+    redis = await connect_redis(settings)
+    try:
+        ended = await end_user_sessions(redis, user_id)
+        event = sessions_ended_event(user_id)
+        await redis.publish(bridge_channel(settings), encode(event, f"cli:{new_origin()}"))
+    finally:
+        await redis.aclose()
+    return len(ended)

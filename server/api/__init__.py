@@ -9,6 +9,7 @@ from aiohttp import web
 
 API_MODULES = (
     "server.api.auth",
+    "server.api.kiosk_tokens",
     "server.api.cylinders",
     "server.api.companies",
     "server.api.sites",

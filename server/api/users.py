@@ -8,9 +8,12 @@
   password (the password only with the current one, so a stolen session alone cannot
   take the account over).
 
-Passwords are argon2id-hashed with the cost from settings (`server.kernel.passwords`); the hash
-is never returned. Deactivating an account ends its sessions at their next use (the
-session loader checks `active`).
+Passwords are argon2id-hashed with the cost from settings (`server.kernel.passwords`), off
+the event loop; the hash is never returned. Credentials have a life cycle (docs/SECURITY.md
+"Sessions and credentials"): a password change ends every other session of the account
+(the one that made the change, if it is the account's own, stays) and closes their
+websockets; a deactivation ends all of its sessions and websockets and revokes its API
+keys and kiosk tokens — a reactivated account starts with no credential but its password.
 """
 
 from __future__ import annotations
@@ -47,8 +50,9 @@ from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.audit import audit
 from server.kernel.errors import ApiError, bad_field, forbidden
 from server.kernel.http import json_response, path_int, q_bool, q_choice, q_page, q_str
-from server.kernel.passwords import hash_password, verify_password
-from server.kernel.principal import Principal, require
+from server.kernel.kiosk_tokens import revoke_all as revoke_kiosk_tokens
+from server.kernel.passwords import hash_password_async, verify_password_async
+from server.kernel.principal import Principal, end_sessions, require
 from server.kernel.scope import Sql, scope_where
 
 Username = Annotated[str, msgspec.Meta(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9._@\-]+$")]
@@ -91,11 +95,11 @@ def _user_json(row: Any) -> dict[str, Any]:
     return out
 
 
-def _check_password(request: web.Request, password: str) -> str:
+async def _check_password(request: web.Request, password: str) -> str:
     rules = request.app[SETTINGS].auth
     if len(password) < rules.min_password_length:
         raise bad_field("password", f"at least {rules.min_password_length} characters")
-    return hash_password(rules, password)
+    return await hash_password_async(rules, password)
 
 
 async def _check_shape(request: web.Request, v: dict[str, Any]) -> None:
@@ -229,7 +233,7 @@ async def create_user(request: web.Request) -> web.Response:
         raise ApiError(
             403, "forbidden", "site_id: not a site of your company", {"field": "site_id"}
         )
-    values["password_hash"] = _check_password(request, values.pop("password"))
+    values["password_hash"] = await _check_password(request, values.pop("password"))
     async with request.app[POOL].acquire() as conn, conn.transaction():
         row = await insert_row(conn, "users", values, "username")
         await audit(
@@ -279,9 +283,11 @@ async def patch_user(request: web.Request) -> web.Response:
     if "password" in fields:
         if uid == p.user_id and p.role != "admin":
             stored = await pool.fetchval("SELECT password_hash FROM users WHERE id = $1", uid)
-            if current is None or not verify_password(request.app[SETTINGS].auth, stored, current):
+            if current is None or not await verify_password_async(
+                request.app[SETTINGS].auth, stored, current
+            ):
                 raise bad_field("current_password", "wrong or missing current password")
-        fields["password_hash"] = _check_password(request, fields.pop("password"))
+        fields["password_hash"] = await _check_password(request, fields.pop("password"))
     if fields.keys() & {"role", "company_id", "site_id", "districts"}:
         merged = {**cur, **fields}
         await _check_shape(request, merged)
@@ -293,18 +299,28 @@ async def patch_user(request: web.Request) -> web.Response:
             fields["company_id"] = merged["company_id"]
     if not fields:
         return json_response(cur)
+    deactivated = fields.get("active") is False and cur["active"]
     async with pool.acquire() as conn, conn.transaction():
         await update_row(conn, "users", uid, fields, "username")
-        await audit(
-            conn,
-            p,
-            "user.update",
-            "user",
-            uid,
-            jsonable({k: ("***" if k == "password_hash" else v) for k, v in fields.items()}),
-            request.remote,
-        )
+        details = {k: ("***" if k == "password_hash" else v) for k, v in fields.items()}
+        if deactivated:
+            details["api_keys_revoked"] = await _revoke_api_keys(conn, uid)
+            details["kiosk_tokens_revoked"] = await revoke_kiosk_tokens(conn, uid)
+        await audit(conn, p, "user.update", "user", uid, jsonable(details), request.remote)
+    if deactivated:
+        await end_sessions(request.app, uid, api_keys=True)
+    elif "password_hash" in fields:
+        # the account's own session that changed it stays; an admin's reset ends them all
+        keep = p.session_id if uid == p.user_id else None
+        await end_sessions(request.app, uid, keep=keep)
     return json_response(await _visible(request, p, uid))
+
+
+async def _revoke_api_keys(conn: Any, uid: int) -> int:
+    status = await conn.execute(
+        "UPDATE api_keys SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", uid
+    )
+    return int(status.split()[-1])
 
 
 def routes() -> list[web.RouteDef]:

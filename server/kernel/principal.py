@@ -20,20 +20,27 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 
 from server.kernel import errors
-from server.kernel.appkeys import POOL, REDIS, SETTINGS
+from server.kernel.appkeys import BUS, POOL, REDIS, SETTINGS
 from server.kernel.audit import audit
 from server.kernel.errors import ApiError
+from server.kernel.events import Event
 from server.kernel.passwords import hash_password_async, needs_rehash, verify_password_async
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
 SESSION_PREFIX = "cylwatch:session:"
+USER_SESSIONS_PREFIX = "cylwatch:user_sessions:"
+SESSIONS_ENDED_CHANNEL = "sessions_ended"
+"""Bus channel announcing ended sessions (never a client channel: `/ws` cannot subscribe)."""
 FAIL_PREFIX = "cylwatch:loginfail:"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
@@ -122,32 +129,146 @@ def _principal_from_row(
 USER_COLUMNS = "id, username, role, company_id, site_id, districts, display_name, language, active"
 
 
-async def create_session(app: web.Application, principal: Principal) -> tuple[str, str]:
-    """Store a new session in Redis. Returns (session id, csrf token)."""
-    sid = secrets.token_urlsafe(32)
+async def create_session(
+    app: web.Application,
+    principal: Principal,
+    *,
+    id_prefix: str = "",
+    not_after: float | None = None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[str, str]:
+    """Store a new session in Redis and index it under its user. Returns (id, csrf token).
+
+    The session ends at the latest ``auth.session_max_age_s`` after now, or at *not_after*
+    (epoch seconds) if that is sooner: a kiosk session never outlives its kiosk token.
+    *id_prefix* marks a kind of session by its id (`READ_ONLY_SESSION_PREFIX`); *extra*
+    goes into the stored record (a kiosk session names its token).
+    """
+    a = app[SETTINGS].auth
+    sid = id_prefix + secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(24)
-    payload = {"user_id": principal.user_id, "csrf": csrf, "created": time.time()}
-    ttl = app[SETTINGS].auth.session_ttl_s
-    await app[REDIS].set(SESSION_PREFIX + sid, orjson.dumps(payload), ex=ttl)
+    now = time.time()
+    expires = now + a.session_max_age_s
+    if not_after is not None:
+        expires = min(expires, not_after)
+    payload = {**(extra or {}), "user_id": principal.user_id, "csrf": csrf, "created": now}
+    payload["expires"] = expires
+    index = f"{USER_SESSIONS_PREFIX}{principal.user_id}"
+    pipe = app[REDIS].pipeline(transaction=True)
+    pipe.set(SESSION_PREFIX + sid, orjson.dumps(payload), ex=_ttl(a.session_ttl_s, expires, now))
+    pipe.sadd(index, sid)
+    # the index outlives every session it names (none lives past session_max_age_s)
+    pipe.expire(index, a.session_max_age_s)
+    await pipe.execute()
     return sid, csrf
+
+
+def _ttl(sliding_s: int, expires: float, now: float) -> int:
+    """Seconds a session key may live: the sliding TTL, cut at its absolute end."""
+    return max(1, min(sliding_s, int(expires - now) + 1))
 
 
 async def _load_session(request: web.Request, sid: str, via: str) -> Principal | None:
     app = request.app
     redis = app[REDIS]
+    a = app[SETTINGS].auth
     key = SESSION_PREFIX + sid
     # read and slide the TTL in one round trip (every authenticated request does this)
-    raw = await redis.getex(key, ex=app[SETTINGS].auth.session_ttl_s)
+    raw = await redis.getex(key, ex=a.session_ttl_s)
     if raw is None:
         return None
     data = orjson.loads(raw)
+    now = time.time()
+    # the absolute end: the stored one, and never later than the current max age allows
+    # (a max age lowered by configuration applies to sessions already open)
+    expires = float(data["created"]) + a.session_max_age_s
+    expires = min(expires, float(data.get("expires", expires)))
+    if now >= expires:
+        await _forget_sessions(redis, data["user_id"], [sid])
+        return None
+    if expires - now < a.session_ttl_s:
+        await redis.expire(key, _ttl(a.session_ttl_s, expires, now))
     row = await app[POOL].fetchrow(
         f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", data["user_id"]
     )
     if row is None or not row["active"]:
-        await redis.delete(key)
+        await _forget_sessions(redis, data["user_id"], [sid])
         return None
     return _principal_from_row(row, via, sid, data.get("csrf"))
+
+
+# ------------------------------------------------------------------ ending sessions
+
+
+async def _forget_sessions(redis: Redis, user_id: int, sids: list[str]) -> None:
+    if not sids:
+        return
+    pipe = redis.pipeline(transaction=True)
+    pipe.delete(*(SESSION_PREFIX + sid for sid in sids))
+    pipe.srem(f"{USER_SESSIONS_PREFIX}{user_id}", *sids)
+    await pipe.execute()
+
+
+async def user_sessions(redis: Redis, user_id: int) -> dict[str, dict[str, Any]]:
+    """The live sessions of a user: id → stored record (ids whose session is gone are pruned)."""
+    index = f"{USER_SESSIONS_PREFIX}{user_id}"
+    sids = sorted(s.decode() if isinstance(s, bytes) else s for s in await redis.smembers(index))
+    if not sids:
+        return {}
+    raws = await redis.mget([SESSION_PREFIX + sid for sid in sids])
+    gone = [sid for sid, raw in zip(sids, raws, strict=True) if raw is None]
+    if gone:
+        await redis.srem(index, *gone)
+    return {sid: orjson.loads(raw) for sid, raw in zip(sids, raws, strict=True) if raw is not None}
+
+
+async def end_user_sessions(
+    redis: Redis, user_id: int, *, keep: str | None = None, sids: list[str] | None = None
+) -> list[str]:
+    """Delete the user's sessions (all, or *sids*), except *keep*. Returns the ended ids.
+
+    Redis only, so the CLI (which has no bus) can call it too; announce the end with
+    `sessions_ended_event` so that open websockets close.
+    """
+    if sids is None:
+        sids = list(await user_sessions(redis, user_id))
+    ended = [sid for sid in sids if sid != keep]
+    await _forget_sessions(redis, user_id, ended)
+    return ended
+
+
+def sessions_ended_event(
+    user_id: int,
+    *,
+    sessions: list[str] | None = None,
+    keep: str | None = None,
+    api_keys: bool = False,
+) -> Event:
+    """The announcement that a user's sessions ended (`SESSIONS_ENDED_CHANNEL`).
+
+    ``sessions`` None means every session of the user but ``keep``; ``api_keys`` also ends
+    what was opened with an API key (a deactivation). Websockets of those credentials close.
+    """
+    data = {"user_id": user_id, "sessions": sessions, "keep": keep, "api_keys": api_keys}
+    return Event(SESSIONS_ENDED_CHANNEL, data)
+
+
+async def end_sessions(
+    app: web.Application,
+    user_id: int,
+    *,
+    keep: str | None = None,
+    sids: list[str] | None = None,
+    api_keys: bool = False,
+) -> list[str]:
+    """End the user's sessions (all but *keep*, or just *sids*) and close their websockets.
+
+    A password change keeps the session that made it; a deactivation ends everything,
+    API-key connections included (the keys themselves are revoked by the caller).
+    """
+    ended = await end_user_sessions(app[REDIS], user_id, keep=keep, sids=sids)
+    app[BUS].publish(sessions_ended_event(user_id, sessions=sids, keep=keep, api_keys=api_keys))
+    return ended
 
 
 async def _load_api_key(request: web.Request, key: str) -> Principal | None:
@@ -327,7 +448,7 @@ async def logout_session(request: web.Request, response: web.StreamResponse) -> 
     """End the caller's session (if any), audit it, and clear its cookies on `response`."""
     p = principal_of(request)
     if p is not None and p.session_id:
-        await request.app[REDIS].delete(SESSION_PREFIX + p.session_id)
+        await end_sessions(request.app, p.user_id, sids=[p.session_id])
         await audit(request.app[POOL], p, "auth.logout", "user", p.user_id, remote=request.remote)
     a = request.app[SETTINGS].auth
     response.del_cookie(a.session_cookie, path="/")

@@ -52,6 +52,8 @@ MqttUint32 = Annotated[int, Meta(ge=0, le=4_294_967_295)]
 ShareName = Annotated[str, Meta(pattern=r"^[^/+#]+$")]
 """An MQTT shared subscription group: non-empty, no ``/``, ``+`` or ``#``."""
 VapidSubject = Annotated[str, Meta(pattern=r"^(mailto:|https://)")]
+Origin = Annotated[str, Meta(pattern=r"^https?://[^/?#\s]+$")]
+"""A web origin as browsers send it: ``scheme://host[:port]``, no path."""
 """RFC 8292: the VAPID ``sub`` claim is a ``mailto:`` or ``https:`` URI."""
 
 
@@ -112,6 +114,10 @@ class Http(Section, frozen=True):
 
 class Auth(Section, frozen=True):
     session_ttl_s: Count
+    session_max_age_s: Count
+    """A session's absolute lifetime from its login, however busy it is."""
+    kiosk_token_max_age_s: Count
+    """How long a wall's kiosk token works after it was issued."""
     session_cookie: Name
     csrf_cookie: Name
     secure_cookies: bool
@@ -125,6 +131,7 @@ class Auth(Section, frozen=True):
     argon2_max_concurrent: Count
 
     def __post_init__(self) -> None:
+        _ordered(self, "session_ttl_s", "session_max_age_s")
         _ordered(self, "login_failure_window_s", "login_backoff_max_s")
         # RFC 9106 §3.1: memory is at least 8 KiB per lane, else every hash call fails
         if self.argon2_memory_kib < 8 * self.argon2_parallelism:
@@ -212,6 +219,13 @@ class Realtime(Section, frozen=True):
     ws_heartbeat_s: Seconds
     ws_close_timeout_s: Seconds
     ws_max_message_bytes: Count
+    ws_allowed_origins: tuple[Origin, ...]
+    """Origins besides ``[http] base_url``'s whose pages may open ``/ws``."""
+    ws_connections_per_user_max: Count
+    ws_messages_per_s: Count
+    ws_message_burst: Count
+    ws_rate_limit_close_after: Count
+    """Messages refused for rate in a row (the bucket never refilling) before closing."""
     subscriptions_max: Count
     snapshot_alerts_max: NonNegative
     snapshot_positions_max: NonNegative
