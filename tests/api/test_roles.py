@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from server.kernel import kiosk_tokens
 from tests.api.conftest import ANON, Fresh, call, unique
 from tests.conftest import PASSWORD, ROLE_USERS, World, login
 
@@ -289,6 +290,20 @@ CASES: dict[str, Case] = {
         (201, 403, 403, 403, 201, 201, 403, 201, 401),
         lambda w: {"name": "erp"},
     ),
+    "kiosk_tokens.list": Case(
+        "GET", "/api/v1/kiosk-tokens", (200, 403, 403, 403, 403, 403, 403, 403, 401)
+    ),
+    "kiosk_tokens.issue": Case(
+        "POST",
+        "/api/v1/kiosk-tokens",
+        (201, 403, 403, 403, 403, 403, 403, 403, 401),
+        lambda w: {"username": "t_regulator_jinshui", "note": "role walk"},
+    ),
+    "kiosk_tokens.revoke": Case(
+        "DELETE",
+        "/api/v1/kiosk-tokens/{fresh:kiosk_token}",
+        (200, 403, 403, 403, 403, 403, 403, 403, 401),
+    ),
 }
 
 
@@ -310,6 +325,9 @@ async def _path(case: Case, t: dict[str, int], fresh: Fresh) -> str:
         path = path.replace("{fresh:cylinder}", str(await fresh.cylinder("A")))
     if "{fresh:alert}" in path:
         path = path.replace("{fresh:alert}", str(await fresh.alert("A")))
+    if "{fresh:kiosk_token}" in path:
+        issued = await kiosk_tokens.issue(fresh.pool, fresh.world.users["t_regulator"], 60)
+        path = path.replace("{fresh:kiosk_token}", str(issued.id))
     return path.format(**t)
 
 
@@ -361,7 +379,8 @@ async def test_role_walk_covers_every_route(app: Any) -> None:
     walked = set()
     for case in CASES.values():
         pattern = case.route or case.path.split("?")[0]
-        pattern = pattern.replace("{fresh:cylinder}", "{id}").replace("{fresh:alert}", "{id}")
+        for fresh_kind in ("cylinder", "alert", "kiosk_token"):
+            pattern = pattern.replace("{fresh:" + fresh_kind + "}", "{id}")
         for name in (
             "cyl_a",
             "company_a",

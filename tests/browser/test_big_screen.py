@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from big_screen import kiosk
+from server.kernel import kiosk_tokens
 from server.kernel.appkeys import REDIS
 from server.kernel.principal import SESSION_PREFIX
 from tests.big_screen.live import LiveServer, free_port, live_settings, wall_data, wall_user
@@ -171,7 +172,7 @@ async def test_wall_recovers_after_server_restart_without_reload(
         page = await context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        token = await kiosk.issue_token(pool, wall_user)
+        token = (await kiosk_tokens.issue(pool, wall_user, 3600)).token
         await page.goto(f"/big-screen?kiosk={token}")
         await wait_live(page)
         await page.evaluate("window.__sameDocument = 'yes'")
