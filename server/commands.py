@@ -340,11 +340,11 @@ async def _end_all_sessions(settings: Settings, user_id: int) -> int:
     websockets (the message the Redis bridge carries; the CLI has no bus of its own)."""
     from realtime.bridge import bridge_channel, encode, new_origin
     from server.app import connect_redis
-    from server.kernel.principal import end_user_sessions, sessions_ended_event
+    from server.kernel.principal import end_user_sessions, session_index, sessions_ended_event
 
     redis = await connect_redis(settings)
     try:
-        ended = await end_user_sessions(redis, user_id)
+        ended = await end_user_sessions(redis, session_index(settings, user_id))
         event = sessions_ended_event(user_id)
         await redis.publish(bridge_channel(settings), encode(event, f"cli:{new_origin()}"))
     finally:

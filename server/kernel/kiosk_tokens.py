@@ -29,8 +29,8 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from server.kernel.appkeys import REDIS
-from server.kernel.principal import end_sessions, user_sessions
+from server.kernel.appkeys import REDIS, SETTINGS
+from server.kernel.principal import end_sessions, session_index, user_sessions
 
 TOKEN_VERSION = "k2"  # noqa: S105 - a format version
 KIOSK_ROLES = ("regulator",)
@@ -134,7 +134,7 @@ async def revoke_all(pool: asyncpg.Pool | asyncpg.Connection, user_id: int) -> i
 
 async def end_token_sessions(app: web.Application, user_id: int, token_id: int) -> list[str]:
     """End the kiosk sessions traded from one token (it was revoked); their sockets close."""
-    sessions = await user_sessions(app[REDIS], user_id)
+    sessions = await user_sessions(app[REDIS], session_index(app[SETTINGS], user_id))
     sids = [sid for sid, record in sessions.items() if record.get("kiosk_token") == token_id]
     if not sids:
         return []

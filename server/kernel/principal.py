@@ -2,8 +2,18 @@
 
 - A login creates a server-side session in Redis (`cylwatch:session:<id>`), sent to
   browsers as an HttpOnly cookie and to API clients as a bearer token (the same id).
-  Sessions slide: each use renews the TTL. Nothing about a session lives in process memory,
-  so any server process can serve any request.
+  Sessions slide: each use renews the TTL (`auth.session_ttl_s`). They also have an
+  absolute lifetime (`auth.session_max_age_s`, counted from the login): a stolen cookie kept
+  busy still dies. Nothing about a session lives in process memory, so any server process
+  can serve any request.
+- Each user's session ids are indexed in a Redis set
+  (`cylwatch:user_sessions:<database>:<user id>`: user ids mean something per database,
+  and platforms — or test runs — may share a Redis), so "end every session of this user" is one lookup: a password change ends the user's
+  other sessions, a deactivation all of them (docs/SECURITY.md "Sessions and credentials").
+  Every end of a session is also announced on the app's bus (`SESSIONS_ENDED_CHANNEL`);
+  the Redis bridge carries it to every server process and the websocket hub closes the
+  sockets of the ended sessions (docs/WEBSOCKET.md "Close codes"). The kernel never
+  imports `realtime`: it only publishes.
 - Browsers also get a CSRF token (cookie readable by the page, echoed in `X-CSRF-Token` or a
   `_csrf` form field) that must match the session's on every unsafe request authenticated by
   cookie. Bearer and API-key requests carry no ambient credential and need no CSRF token.
@@ -21,6 +31,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
@@ -31,6 +42,7 @@ from server.kernel.audit import audit
 from server.kernel.errors import ApiError
 from server.kernel.events import Event
 from server.kernel.passwords import hash_password_async, needs_rehash, verify_password_async
+from server.kernel.settings import Settings
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -153,7 +165,7 @@ async def create_session(
         expires = min(expires, not_after)
     payload = {**(extra or {}), "user_id": principal.user_id, "csrf": csrf, "created": now}
     payload["expires"] = expires
-    index = f"{USER_SESSIONS_PREFIX}{principal.user_id}"
+    index = session_index(app[SETTINGS], principal.user_id)
     pipe = app[REDIS].pipeline(transaction=True)
     pipe.set(SESSION_PREFIX + sid, orjson.dumps(payload), ex=_ttl(a.session_ttl_s, expires, now))
     pipe.sadd(index, sid)
@@ -184,7 +196,7 @@ async def _load_session(request: web.Request, sid: str, via: str) -> Principal |
     expires = float(data["created"]) + a.session_max_age_s
     expires = min(expires, float(data.get("expires", expires)))
     if now >= expires:
-        await _forget_sessions(redis, data["user_id"], [sid])
+        await _forget_sessions(redis, session_index(app[SETTINGS], data["user_id"]), [sid])
         return None
     if expires - now < a.session_ttl_s:
         await redis.expire(key, _ttl(a.session_ttl_s, expires, now))
@@ -192,7 +204,7 @@ async def _load_session(request: web.Request, sid: str, via: str) -> Principal |
         f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", data["user_id"]
     )
     if row is None or not row["active"]:
-        await _forget_sessions(redis, data["user_id"], [sid])
+        await _forget_sessions(redis, session_index(app[SETTINGS], data["user_id"]), [sid])
         return None
     return _principal_from_row(row, via, sid, data.get("csrf"))
 
@@ -200,18 +212,24 @@ async def _load_session(request: web.Request, sid: str, via: str) -> Principal |
 # ------------------------------------------------------------------ ending sessions
 
 
-async def _forget_sessions(redis: Redis, user_id: int, sids: list[str]) -> None:
+def session_index(settings: Settings, user_id: int) -> str:
+    """The Redis set of a user's session ids (see the module docstring)."""
+    database = urlsplit(settings.services.database_url).path.lstrip("/") or "postgres"
+    return f"{USER_SESSIONS_PREFIX}{database}:{user_id}"
+
+
+async def _forget_sessions(redis: Redis, index: str, sids: list[str]) -> None:
     if not sids:
         return
     pipe = redis.pipeline(transaction=True)
     pipe.delete(*(SESSION_PREFIX + sid for sid in sids))
-    pipe.srem(f"{USER_SESSIONS_PREFIX}{user_id}", *sids)
+    pipe.srem(index, *sids)
     await pipe.execute()
 
 
-async def user_sessions(redis: Redis, user_id: int) -> dict[str, dict[str, Any]]:
-    """The live sessions of a user: id → stored record (ids whose session is gone are pruned)."""
-    index = f"{USER_SESSIONS_PREFIX}{user_id}"
+async def user_sessions(redis: Redis, index: str) -> dict[str, dict[str, Any]]:
+    """The live sessions in a user's *index* (`session_index`): id → stored record
+    (ids whose session is gone are pruned)."""
     sids = sorted(s.decode() if isinstance(s, bytes) else s for s in await redis.smembers(index))
     if not sids:
         return {}
@@ -223,7 +241,7 @@ async def user_sessions(redis: Redis, user_id: int) -> dict[str, dict[str, Any]]
 
 
 async def end_user_sessions(
-    redis: Redis, user_id: int, *, keep: str | None = None, sids: list[str] | None = None
+    redis: Redis, index: str, *, keep: str | None = None, sids: list[str] | None = None
 ) -> list[str]:
     """Delete the user's sessions (all, or *sids*), except *keep*. Returns the ended ids.
 
@@ -231,9 +249,9 @@ async def end_user_sessions(
     `sessions_ended_event` so that open websockets close.
     """
     if sids is None:
-        sids = list(await user_sessions(redis, user_id))
+        sids = list(await user_sessions(redis, index))
     ended = [sid for sid in sids if sid != keep]
-    await _forget_sessions(redis, user_id, ended)
+    await _forget_sessions(redis, index, ended)
     return ended
 
 
@@ -266,7 +284,8 @@ async def end_sessions(
     A password change keeps the session that made it; a deactivation ends everything,
     API-key connections included (the keys themselves are revoked by the caller).
     """
-    ended = await end_user_sessions(app[REDIS], user_id, keep=keep, sids=sids)
+    index = session_index(app[SETTINGS], user_id)
+    ended = await end_user_sessions(app[REDIS], index, keep=keep, sids=sids)
     app[BUS].publish(sessions_ended_event(user_id, sessions=sids, keep=keep, api_keys=api_keys))
     return ended
 
