@@ -14,7 +14,7 @@ broker to restart:
   shared subscription, publish replies;
 - the platform's admin client holds :data:`PLATFORM_ROLE`: the control topic only, no data.
 
-:func:`sync_broker` brings the broker in line with the device registry (idempotent, run by
+:func:`ingest.broker_sync.sync_broker` brings the broker in line with the device registry (idempotent, run by
 ``cylwatch devices broker-sync``); :func:`apply_device_active` is the API's immediate hook
 when a device is (de)activated. Disabling a client also disconnects it.
 """
@@ -27,8 +27,8 @@ import itertools
 import logging
 import secrets
 import ssl
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -40,8 +40,6 @@ from ingest.credentials import (
     INGEST_WRITE,
     device_read_filter,
     device_write_topics,
-    is_safe_id,
-    new_password,
 )
 from ingest.transport import parse_mqtt_url
 from server.kernel.services import ServiceUnavailable
@@ -54,15 +52,13 @@ __all__ = [
     "Acl",
     "BrokerControl",
     "BrokerControlError",
-    "DeviceEntry",
-    "SyncReport",
     "apply_device_active",
+    "broker_client",
     "device_acls",
     "device_role",
     "ingest_acls",
     "platform_acls",
     "set_device_enabled",
-    "sync_broker",
 ]
 
 log = logging.getLogger(__name__)
@@ -149,6 +145,22 @@ def platform_acls() -> list[Acl]:
     return sorted([Acl("publishClientSend", CONTROL_FILTER), *_read(CONTROL_FILTER)])
 
 
+def broker_client(
+    url: str, timeout_s: float, username: str | None, password: str | None
+) -> aiomqtt.Client:
+    """An MQTT v5 client for the broker at *url* (TLS for ``mqtts://``) as *username*."""
+    address = parse_mqtt_url(url)
+    return aiomqtt.Client(
+        address.host,
+        address.port,
+        username=username,
+        password=password,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        tls_context=ssl.create_default_context() if address.tls else None,
+        timeout=timeout_s,
+    )
+
+
 class BrokerControl:
     """An admin connection to the dynamic-security plugin (``[services] mqtt_admin_url``).
 
@@ -161,15 +173,7 @@ class BrokerControl:
         self.url = url
         self.timeout_s = timeout_s
         address = parse_mqtt_url(url)
-        self._client = aiomqtt.Client(
-            address.host,
-            address.port,
-            username=address.username,
-            password=address.password,
-            protocol=aiomqtt.ProtocolVersion.V5,
-            tls_context=ssl.create_default_context() if address.tls else None,
-            timeout=timeout_s,
-        )
+        self._client = broker_client(url, timeout_s, address.username, address.password)
         self._token = secrets.token_hex(8)
         self._serial = itertools.count()
 
@@ -216,6 +220,17 @@ class BrokerControl:
             raise ServiceUnavailable("Mosquitto", self.url, f"dynamic security: {exc}") from None
         return [r or {} for r in pending.values()]
 
+    async def send_to_be_disconnected(self, command: dict[str, Any]) -> None:
+        """Send one command that makes the broker close this very connection (a change of
+        its own client): at QoS 0, since no PUBACK would come, then wait for the close."""
+        try:
+            await self._client.publish(CONTROL_TOPIC, orjson.dumps({"commands": [command]}))
+            async with asyncio.timeout(self.timeout_s):
+                async for _ in self._client.messages:
+                    pass
+        except (aiomqtt.MqttError, TimeoutError):
+            return
+
     async def check(self, commands: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """:meth:`run`, raising :class:`BrokerControlError` on the first refusal."""
         responses = await self.run(commands)
@@ -253,200 +268,6 @@ async def set_device_enabled(url: str, timeout_s: float, device_id: str, enabled
     if error is not None:
         raise BrokerControlError(command, str(error))
     return True
-
-
-# ---------------------------------------------------------------------- sync
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceEntry:
-    """One row of the device registry, as the broker needs it."""
-
-    device_id: str
-    kind: str
-    active: bool
-
-
-@dataclass(slots=True)
-class SyncReport:
-    """What :func:`sync_broker` changed. ``passwords`` holds the passwords it set (new
-    clients, ``rotate``): for the installers, once; the broker keeps only a hash."""
-
-    passwords: dict[str, str] = field(default_factory=dict)
-    created: list[str] = field(default_factory=list)
-    enabled: list[str] = field(default_factory=list)
-    disabled: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    repaired: list[str] = field(default_factory=list)
-    """Clients whose roles had drifted (re-set; the broker disconnects them once)."""
-    skipped: list[str] = field(default_factory=list)
-    """Device ids unusable as MQTT usernames and topic levels."""
-    admin_changed: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class _Client:
-    roles: tuple[str, ...]
-    disabled: bool
-
-
-def _acl_set(acls: Iterable[Any]) -> frozenset[Acl]:
-    return frozenset(
-        Acl(str(a["acltype"]), str(a["topic"]), bool(a.get("allow", True)))
-        for a in acls
-        if isinstance(a, dict) and "topic" in a
-    )
-
-
-async def _state(control: BrokerControl) -> tuple[dict[str, frozenset[Acl]], dict[str, _Client]]:
-    listing = {"verbose": True, "count": -1, "offset": 0}
-    roles_r, clients_r = await control.check(
-        [{"command": "listRoles", **listing}, {"command": "listClients", **listing}]
-    )
-    roles = {
-        str(r["rolename"]): _acl_set(r.get("acls", ()))
-        for r in roles_r.get("data", {}).get("roles", ())
-    }
-    clients = {
-        str(c["username"]): _Client(
-            tuple(sorted(str(r["rolename"]) for r in c.get("roles", ()))),
-            bool(c.get("disabled", False)),
-        )
-        for c in clients_r.get("data", {}).get("clients", ())
-    }
-    return roles, clients
-
-
-def _role_commands(
-    existing: dict[str, frozenset[Acl]], name: str, acls: list[Acl]
-) -> list[dict[str, Any]]:
-    wanted = [a.as_json() for a in acls]
-    if name not in existing:
-        return [{"command": "createRole", "rolename": name, "acls": wanted}]
-    if existing[name] != frozenset(acls):
-        return [{"command": "modifyRole", "rolename": name, "acls": wanted}]
-    return []
-
-
-def _client_commands(
-    report: SyncReport,
-    clients: dict[str, _Client],
-    username: str,
-    role: str,
-    password: str | None,
-    *,
-    set_password: bool,
-) -> list[dict[str, Any]]:
-    """Create *username* with exactly *role*, or bring an existing client back to it."""
-    current = clients.get(username)
-    if current is None:
-        pw = password if password is not None else new_password()
-        report.created.append(username)
-        if password is None:
-            report.passwords[username] = pw
-        roles = [{"rolename": role}]
-        return [{"command": "createClient", "username": username, "password": pw, "roles": roles}]
-    commands: list[dict[str, Any]] = []
-    if current.roles != (role,):
-        report.repaired.append(username)
-        commands.append(
-            {"command": "modifyClient", "username": username, "roles": [{"rolename": role}]}
-        )
-    if current.disabled:
-        report.enabled.append(username)
-        commands.append({"command": "enableClient", "username": username})
-    if set_password:
-        pw = password if password is not None else new_password()
-        if password is None:
-            report.passwords[username] = pw
-        commands.append({"command": "setClientPassword", "username": username, "password": pw})
-    return commands
-
-
-async def sync_broker(
-    control: BrokerControl,
-    devices: Sequence[DeviceEntry],
-    *,
-    ingest_user: str,
-    ingest_password: str | None,
-    shared_group: str,
-    admin_user: str | None,
-    rotate: bool = False,
-) -> SyncReport:
-    """Bring the broker's roles and clients in line with the registry; idempotent.
-
-    Active devices get a client (new ones a new password, in the report) holding only their
-    own role; inactive ones are disabled (and disconnected); device clients whose device is
-    gone are deleted. The ingest client gets :data:`INGEST_ROLE` (its password from
-    ``CYL_MQTT_URL`` when that names one). The admin client named by *admin_user* is given
-    exactly :data:`PLATFORM_ROLE`, last: the broker then drops its connection, so this is
-    the final command of a run.
-    """
-    report = SyncReport()
-    roles, clients = await _state(control)
-    reserved = {ingest_user, admin_user}
-    commands: list[dict[str, Any]] = [
-        {
-            "command": "setDefaultACLAccess",
-            "acls": [{"acltype": t, "allow": allow} for t, allow in DEFAULT_ACCESS],
-        },
-    ]
-    commands += _role_commands(roles, INGEST_ROLE, ingest_acls(shared_group))
-    commands += _role_commands(roles, PLATFORM_ROLE, platform_acls())
-    commands += _client_commands(
-        report,
-        clients,
-        ingest_user,
-        INGEST_ROLE,
-        ingest_password,
-        set_password=ingest_password is not None or rotate,
-    )
-    known: set[str] = set()
-    for device in devices:
-        if not is_safe_id(device.device_id) or device.device_id in reserved:
-            report.skipped.append(device.device_id)
-            continue
-        known.add(device.device_id)
-        role = device_role(device.device_id)
-        current = clients.get(device.device_id)
-        if not device.active:
-            if current is not None and not current.disabled:
-                report.disabled.append(device.device_id)
-                commands.append({"command": "disableClient", "username": device.device_id})
-            continue
-        commands += _role_commands(roles, role, device_acls(device.kind, device.device_id))
-        commands += _client_commands(
-            report, clients, device.device_id, role, None, set_password=rotate
-        )
-    for username, client in sorted(clients.items()):
-        owned = [r for r in client.roles if r.startswith(DEVICE_ROLE_PREFIX)]
-        if owned and username not in known and username not in reserved:
-            report.deleted.append(username)
-            commands.append({"command": "deleteClient", "username": username})
-            commands += [{"command": "deleteRole", "rolename": r} for r in owned]
-    await control.check(commands)
-    current_admin = clients.get(admin_user) if admin_user else None
-    if current_admin is not None and current_admin.roles != (PLATFORM_ROLE,):
-        report.admin_changed = True
-        await _give_admin_platform_role(control, str(admin_user))
-    return report
-
-
-async def _give_admin_platform_role(control: BrokerControl, admin_user: str) -> None:
-    """Changing a client's roles disconnects it — here our own connection — before the
-    response can arrive; success is then checked on a fresh connection."""
-    command = {
-        "command": "modifyClient",
-        "username": admin_user,
-        "roles": [{"rolename": PLATFORM_ROLE}],
-    }
-    with contextlib.suppress(ServiceUnavailable):
-        await control.run([command])
-    async with BrokerControl(control.url, control.timeout_s) as again:
-        (response,) = await again.check([{"command": "getClient", "username": admin_user}])
-    roles = [r.get("rolename") for r in response.get("data", {}).get("client", {}).get("roles", [])]
-    if roles != [PLATFORM_ROLE]:
-        raise BrokerControlError("modifyClient", f"{admin_user} still holds roles {roles}")
 
 
 async def apply_device_active(settings: Settings, device_id: str, active: bool) -> bool:

@@ -353,8 +353,9 @@ async def cmd_mosquitto_config(args: argparse.Namespace, settings: Settings) -> 
 
 
 async def cmd_broker_sync(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.broker_sync import DeviceEntry, sync_broker
     from ingest.credentials import mosquitto_hash, write_installer_csv
-    from ingest.dynsec import BrokerControl, DeviceEntry, sync_broker
+    from ingest.dynsec import BrokerControl
     from ingest.transport import parse_mqtt_url
     from server.db.pool import connect
 
@@ -412,6 +413,13 @@ async def cmd_broker_sync(args: argparse.Namespace, settings: Settings) -> int:
             print(
                 f"{label}: {len(names)} ({', '.join(names[:10])}{', ...' if len(names) > 10 else ''})"
             )
+    if ingest_user in report.passwords:
+        print(
+            f"ingest client {ingest_user!r} got a new password (in the CSV): put it in"
+            f" CYL_MQTT_URL as mqtt://{ingest_user}:<password>@host:port"
+        )
+    if report.ingest_password_set:
+        print(f"ingest client {ingest_user!r}: password set from CYL_MQTT_URL")
     if report.admin_changed:
         print("the admin client now holds only the platform role (control topic, no data)")
     if report.skipped:
