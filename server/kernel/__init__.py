@@ -2,6 +2,7 @@
 
 - `settings`   — the settings and their types (config/default.toml, CYL_* variables)
 - `principal`  — who is asking: sessions, tokens, API keys, CSRF, roles required
+- `kiosk_tokens` — the walls' kiosk tokens: issue, verify, expire, revoke
 - `appkeys`    — the typed `web.AppKey`s of shared application state
 - `http`       — JSON responses, request parsing, query parameters, paging
 - `errors`     — the one error shape and its codes
