@@ -23,6 +23,14 @@ from tests.conftest import PASSWORD
 NEW_PASSWORD = "another-horse-43"
 
 
+def passwd_args(tmp_path: Any, username: str) -> argparse.Namespace:
+    """`cylwatch user passwd <username>` with the new password in a file (never in argv)."""
+    path = tmp_path / "password"
+    path.write_text(NEW_PASSWORD + "\n", encoding="utf-8")
+    # password: what the command read before --password-file existed
+    return argparse.Namespace(username=username, password_file=str(path), password=NEW_PASSWORD)
+
+
 async def new_user(pool: Any, settings: Any, world: Any, role: str = "regulator") -> str:
     from server.kernel.passwords import hash_password
 
@@ -166,13 +174,13 @@ async def test_logout_leaves_the_users_index(
 
 
 async def test_cli_passwd_ends_every_session(
-    client: Any, pool: Any, settings: Any, world: Any, capsys: Any
+    client: Any, pool: Any, settings: Any, world: Any, capsys: Any, tmp_path: Any
 ) -> None:
     from server.commands import cmd_user_passwd
 
     name = await new_user(pool, settings, world)
     one, two = await session(client, name), await session(client, name)
-    args = argparse.Namespace(username=name, password=NEW_PASSWORD)
+    args = passwd_args(tmp_path, name)
     assert await cmd_user_passwd(args, settings) == 0
     assert "2 session(s) ended" in capsys.readouterr().out
     assert not await alive(client, one) and not await alive(client, two)

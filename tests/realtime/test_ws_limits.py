@@ -10,7 +10,6 @@ password change (API or CLI), deactivation, revoked kiosk token — its sockets 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from typing import Any
 
@@ -23,7 +22,7 @@ from realtime import protocol as proto
 from realtime.bridge import bridge_channel
 from server.kernel import kiosk_tokens
 from tests.realtime.conftest import WS, realtime_settings, token_for
-from tests.test_sessions_lifecycle import NEW_PASSWORD, new_user
+from tests.test_sessions_lifecycle import NEW_PASSWORD, new_user, passwd_args
 
 CLOSE_WAIT_S = 5.0
 
@@ -194,7 +193,7 @@ async def test_password_change_closes_the_other_sessions_sockets_in_every_proces
 
 
 async def test_cli_passwd_closes_sockets_through_redis(
-    make_client: Any, settings: Any, pool: Any, world: Any, capsys: Any
+    make_client: Any, settings: Any, pool: Any, world: Any, capsys: Any, tmp_path: Any
 ) -> None:
     from server.commands import cmd_user_passwd
 
@@ -203,7 +202,7 @@ async def test_cli_passwd_closes_sockets_through_redis(
     await _wait_subscribers(client, shared, 1)
     name = await new_user(pool, settings, world)
     ws = await open_ws(client, await token_for(client, name))
-    args = argparse.Namespace(username=name, password=NEW_PASSWORD)
+    args = passwd_args(tmp_path, name)
     assert await cmd_user_passwd(args, shared) == 0
     await closed_with(ws, proto.CLOSE_SESSION_ENDED, proto.SESSION_ENDED)
 
