@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError as RedisAuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from realtime.bus import EventBus
@@ -24,8 +25,8 @@ from server.kernel.errors import error_middleware
 from server.kernel.http import json_response
 from server.kernel.limits import body_limit_middleware
 from server.kernel.proxies import client_address_middleware
-from server.kernel.services import ServiceUnavailable
-from server.kernel.settings import Settings
+from server.kernel.services import ServiceUnavailable, redact
+from server.kernel.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,9 @@ async def connect_redis(settings: Settings) -> Redis:
     client: Redis = Redis.from_url(url, socket_connect_timeout=settings.services.connect_timeout_s)
     try:
         await client.ping()
+    except RedisAuthenticationError as exc:  # up, but not for this user/password
+        await client.aclose()
+        raise ConfigError(f"Redis at {redact(url)} refused the login: {exc}") from None
     except (RedisConnectionError, OSError) as exc:
         await client.aclose()
         raise ServiceUnavailable("Redis", url, str(exc)) from None
@@ -114,6 +118,14 @@ async def healthz(request: web.Request) -> web.Response:
     )
 
 
+async def strict_transport_security(request: web.Request, response: web.StreamResponse) -> None:
+    """HSTS on every response when the platform is served over HTTPS (``[auth]
+    secure_cookies``): a browser that has seen it never again sends a session cookie, or a
+    password, over plain http to this host (RFC 6797)."""
+    max_age = request.app[SETTINGS].auth.hsts_max_age_s
+    response.headers["Strict-Transport-Security"] = f"max-age={max_age}"
+
+
 def create_app(
     settings: Settings, *, with_ingest: bool = False, with_pages: bool = True
 ) -> web.Application:
@@ -127,6 +139,8 @@ def create_app(
         client_max_size=settings.http.max_upload_mb * 1024 * 1024,
     )
     app[SETTINGS] = settings
+    if settings.auth.secure_cookies:
+        app.on_response_prepare.append(strict_transport_security)
     app[BUS] = EventBus()
     app[METRICS_SOURCES] = []
     app.cleanup_ctx.append(_services_ctx)

@@ -11,11 +11,14 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
+import msgspec
 from aiohttp import web
 
-from server.db.migrate import migrate
+from server.db.migrate import migrate, migrate_url
 from server.db.pool import connect
 from server.domain.statuses import ROLES
 from server.kernel.passwords import hash_password
@@ -27,7 +30,9 @@ log = logging.getLogger(__name__)
 
 def add_commands(sub: Any) -> None:
     p = sub.add_parser("migrate", help="create the database if needed and apply migrations")
-    p.add_argument("--database-url", help="override CYL_DATABASE_URL")
+    p.add_argument(
+        "--database-url", help="override [services] database_owner_url (else database_url)"
+    )
     p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("serve", help="run HTTP, websockets and an ingest worker")
@@ -55,10 +60,15 @@ def add_commands(sub: Any) -> None:
     users = sub.add_parser("user", help="manage platform users")
     usub = users.add_subparsers(dest="user_command", metavar="ACTION")
     usub.required = True
-    p = usub.add_parser("add", help="create a user (asks for the password if not given)")
+    # allow_abbrev=False: `--password SECRET` must be refused, not taken for --password-file
+    p = usub.add_parser(
+        "add",
+        help="create a user (the password is asked for, or read from a file)",
+        allow_abbrev=False,
+    )
     p.add_argument("username")
     p.add_argument("--role", required=True, choices=ROLES)
-    p.add_argument("--password", help="the password (prompted when omitted)")
+    _password_source(p)
     p.add_argument("--display-name")
     p.add_argument("--company", help="company code (company_admin, station_operator)")
     p.add_argument(
@@ -68,14 +78,25 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_user_add)
     p = usub.add_parser("list", help="list users")
     p.set_defaults(func=cmd_user_list)
-    p = usub.add_parser("passwd", help="set a user's password")
+    p = usub.add_parser("passwd", help="set a user's password", allow_abbrev=False)
     p.add_argument("username")
-    p.add_argument("--password", help="the new password (prompted when omitted)")
+    _password_source(p)
     p.set_defaults(func=cmd_user_passwd)
 
 
+def _password_source(p: argparse.ArgumentParser) -> None:
+    """Passwords never come from argv: other local users can read a process's arguments
+    (``ps``) and shells keep them in their history (docs/SECURITY.md "Defaults and secrets")."""
+    p.add_argument(
+        "--password-file",
+        metavar="PATH",
+        help="read the password from the first line of PATH (default: asked on the"
+        " terminal, or read from the first line of standard input when it is not one)",
+    )
+
+
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    dsn = args.database_url or settings.services.database_url
+    dsn = args.database_url or migrate_url(settings)
     result = await migrate(settings, dsn)
     print(
         f"database {redact(dsn)}: applied {len(result.applied)} migration(s)"
@@ -152,19 +173,28 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 class ServeInline(Exception):
     """Raised out of the CLI's event loop so that aiohttp's run_app can own a fresh one."""
 
-    def __init__(self, host: str, port: int, with_ingest: bool) -> None:
+    def __init__(
+        self, host: str, port: int, with_ingest: bool, settings: Settings | None = None
+    ) -> None:
         super().__init__("serve")
         self.host, self.port, self.with_ingest = host, port, with_ingest
+        self.settings = settings
+        """Settings the command changed (the demo's), else the CLI's own."""
 
 
 async def _preflight(settings: Settings) -> None:
-    """Fail fast, in one line, if PostgreSQL or Redis is down or the schema is old."""
+    """Fail fast, in one line, if PostgreSQL or Redis is down, the schema is old, the
+    ID-number hash key is missing, or no one could administer the platform."""
     from server.app import connect_redis
+    from server.db.install import load_id_hash_key
     from server.db.migrate import check_current
 
     conn = await connect(settings)
     try:
         pending = await check_current(conn)
+        if not pending:
+            await load_id_hash_key(settings.privacy, conn, os.environ)
+            await _first_admin(settings, conn)
     finally:
         await conn.close()
     if pending:
@@ -179,19 +209,51 @@ async def _preflight(settings: Settings) -> None:
     await redis.aclose()
 
 
+FIRST_ADMIN = "admin"
+
+
+async def _first_admin(settings: Settings, conn: Any) -> None:
+    """The first start of a real install has no administrator and no default password
+    (docs/SECURITY.md "Defaults and secrets"): on a terminal, ask for the password of
+    ``admin``; unattended (systemd, a container), refuse to start with the command that
+    makes one, rather than serve a platform nobody can administer."""
+    if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin' AND active)"):
+        return
+    if not sys.stdin.isatty():
+        raise SystemExit(
+            "cylwatch: no administrator yet: create one with"
+            f" `cylwatch user add {FIRST_ADMIN} --role admin`, then start again"
+        )
+    print(f"No administrator yet: choose the password of user {FIRST_ADMIN!r}.", flush=True)
+    args = argparse.Namespace(password_file=None)
+    await _insert_user(
+        conn, settings, _ask_password(settings, args), username=FIRST_ADMIN, role="admin"
+    )
+    print(f"created user {FIRST_ADMIN} (admin)", flush=True)
+
+
 def serve_inline(exc: ServeInline, settings: Settings) -> None:
-    _run_server(settings, exc.host, exc.port, exc.with_ingest, False)
+    _run_server(exc.settings or settings, exc.host, exc.port, exc.with_ingest, False)
 
 
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from server import seed
+    from server.db.install import is_demo
 
     await migrate(settings)
     conn = await connect(settings)
     try:
         count = await conn.fetchval("SELECT count(*) FROM cylinders")
+        demo = await is_demo(conn)
     finally:
         await conn.close()
+    if count and not demo:
+        print(
+            "cylwatch demo: this database holds cylinders but is not the demo's; point"
+            " CYL_DATABASE_URL at another database (or use `cylwatch serve`)",
+            file=sys.stderr,
+        )
+        return 1
     if not count:
         n = args.cylinders or settings.seed.cylinders
         print(f"seeding a demo city with {n:,} cylinders ...", flush=True)
@@ -204,6 +266,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             vehicles=None,
             random_seed=None,
             if_empty=True,
+            demo=True,
             database_url=None,
             quiet_logins=True,
         )
@@ -225,8 +288,10 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             cmd[3:3] = ["--config", args.config]
         # a plain Popen on purpose: the simulator outlives this short-lived event loop
         sim = subprocess.Popen(cmd)  # noqa: S603, ASYNC220 - our own CLI
+    # the demo is plain http on this machine: Secure cookies would never come back
+    auth = msgspec.structs.replace(settings.auth, secure_cookies=False)
     try:
-        raise ServeInline("0.0.0.0", port, True)
+        raise ServeInline("0.0.0.0", port, True, msgspec.structs.replace(settings, auth=auth))
     finally:
         if sim is not None:
             import atexit
@@ -243,8 +308,22 @@ async def _resolve(conn: Any, table: str, code: str | None) -> int | None:
     return int(value)
 
 
-def _ask_password(settings: Settings, given: str | None) -> str:
-    password = given or getpass.getpass("password: ")
+def _ask_password(settings: Settings, args: argparse.Namespace) -> str:
+    """The password from ``--password-file``, else asked twice on the terminal, else the
+    first line of standard input (a script: ``cylwatch user passwd x < secret``)."""
+    path = getattr(args, "password_file", None)
+    if path:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                password = fh.readline().rstrip("\r\n")
+        except OSError as exc:
+            raise SystemExit(f"cylwatch: cannot read {path}: {exc.strerror}") from None
+    elif sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise SystemExit("cylwatch: the two passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
     if len(password) < settings.auth.min_password_length:
         raise SystemExit(
             f"cylwatch: a password needs at least {settings.auth.min_password_length} characters"
@@ -252,42 +331,76 @@ def _ask_password(settings: Settings, given: str | None) -> str:
     return password
 
 
+async def _cli_audit(conn: Any, action: str, user_id: int, details: dict[str, Any]) -> None:
+    """An audit row for a change made at the command line (no platform user: the row names
+    the operating-system account that ran the command)."""
+    await conn.execute(
+        "INSERT INTO audit_log (username, action, entity, entity_id, details)"
+        " VALUES ('cli', $1, 'user', $2, $3)",
+        action,
+        str(user_id),
+        {**details, "os_user": getpass.getuser()},
+    )
+
+
+async def _insert_user(
+    conn: Any,
+    settings: Settings,
+    password: str,
+    *,
+    username: str,
+    role: str,
+    display_name: str | None = None,
+    company_id: int | None = None,
+    site_id: int | None = None,
+    districts: Sequence[str] = (),
+) -> int:
+    """Create a user and its audit row in one transaction; constraint errors in one line."""
+    try:
+        async with conn.transaction():
+            uid = int(
+                await conn.fetchval(
+                    """INSERT INTO users (username, password_hash, display_name, role, company_id,
+                                          site_id, districts)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id""",
+                    username,
+                    hash_password(settings.auth, password),
+                    display_name,
+                    role,
+                    company_id,
+                    site_id,
+                    list(districts),
+                )
+            )
+            await _cli_audit(conn, "user.create", uid, {"username": username, "role": role})
+    except asyncpg.UniqueViolationError:
+        raise SystemExit(f"cylwatch: user {username!r} already exists") from None
+    except asyncpg.CheckViolationError:
+        raise SystemExit(
+            f"cylwatch: role {role} needs its scope: company_admin --company, "
+            "station_operator --site, inspector --site, officer --district"
+        ) from None
+    return uid
+
+
 async def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
-    password = _ask_password(settings, args.password)
+    password = _ask_password(settings, args)
     conn = await connect(settings)
     try:
         company_id = await _resolve(conn, "companies", args.company)
         site_id = await _resolve(conn, "sites", args.site)
         if args.role == "station_operator" and site_id and company_id is None:
             company_id = await conn.fetchval("SELECT company_id FROM sites WHERE id = $1", site_id)
-        try:
-            uid = await conn.fetchval(
-                """INSERT INTO users (username, password_hash, display_name, role, company_id, site_id, districts)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id""",
-                args.username,
-                hash_password(settings.auth, password),
-                args.display_name,
-                args.role,
-                company_id,
-                site_id,
-                args.district,
-            )
-        except Exception as exc:  # asyncpg constraint errors → one clear line
-            import asyncpg
-
-            if isinstance(exc, asyncpg.UniqueViolationError):
-                raise SystemExit(f"cylwatch: user {args.username!r} already exists") from None
-            if isinstance(exc, asyncpg.CheckViolationError):
-                raise SystemExit(
-                    f"cylwatch: role {args.role} needs its scope: company_admin --company, "
-                    "station_operator --site, inspector --site, officer --district"
-                ) from None
-            raise
-        await conn.execute(
-            "INSERT INTO audit_log (username, action, entity, entity_id, details)"
-            " VALUES ('cli', 'user.create', 'user', $1, $2)",
-            str(uid),
-            {"username": args.username, "role": args.role},
+        uid = await _insert_user(
+            conn,
+            settings,
+            password,
+            username=args.username,
+            role=args.role,
+            display_name=args.display_name,
+            company_id=company_id,
+            site_id=site_id,
+            districts=args.district,
         )
     finally:
         await conn.close()
@@ -316,15 +429,18 @@ async def cmd_user_list(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_user_passwd(args: argparse.Namespace, settings: Settings) -> int:
     """Set a password and end every session of the account (docs/SECURITY.md "Sessions and
     credentials"): whoever held one must log in with the new password."""
-    password = _ask_password(settings, args.password)
+    password = _ask_password(settings, args)
     conn = await connect(settings)
     try:
-        uid = await conn.fetchval(
-            "UPDATE users SET password_hash = $2, updated_at = now() WHERE username = $1"
-            " RETURNING id",
-            args.username,
-            hash_password(settings.auth, password),
-        )
+        async with conn.transaction():
+            uid = await conn.fetchval(
+                "UPDATE users SET password_hash = $2, updated_at = now() WHERE username = $1"
+                " RETURNING id",
+                args.username,
+                hash_password(settings.auth, password),
+            )
+            if uid is not None:
+                await _cli_audit(conn, "user.password", uid, {"username": args.username})
     finally:
         await conn.close()
     if uid is None:

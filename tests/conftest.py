@@ -113,13 +113,19 @@ def test_db_name() -> str:
 
 
 @pytest.fixture(scope="session")
-def settings(test_db_name: str) -> Iterator[Any]:
+def settings(test_db_name: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from server.kernel.settings import load_settings
 
     base = urlsplit(ADMIN_DSN)
     dsn = base._replace(path=f"/{test_db_name}").geturl()
     env = dict(os.environ)
     env.update({"CYL_DATABASE_URL": dsn, "CYL_REDIS_URL": REDIS_URL, "CYL_MQTT_URL": MQTT_URL})
+    # the ID-number hash key lives in a file outside the database (docs/SECURITY.md "Privacy")
+    id_key = tmp_path_factory.mktemp("secrets") / "id_hash.key"
+    id_key.write_bytes(secrets.token_bytes(32))
+    env.pop("CYL_ID_HASH_KEY", None)
+    # the test client speaks plain http: cookies marked Secure would never be sent back
+    env.update({"CYL_PRIVACY__ID_HASH_KEY_FILE": str(id_key), "CYL_AUTH__SECURE_COOKIES": "false"})
     # argon2 at full cost makes a 300-login suite slow; the cost is a setting, so lower it here
     env.update({"CYL_AUTH__ARGON2_TIME_COST": "1", "CYL_AUTH__ARGON2_MEMORY_KIB": "1024"})
     yield load_settings(environ=env)

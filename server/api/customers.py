@@ -6,8 +6,9 @@ Personal data rules, and why:
   check digit) and to derive two things: a masked form (first 6 + last 4 digits) for
   display, and a keyed hash (HMAC-SHA256) for de-duplication and lookup. The full number is
   never stored, returned or logged; a plain hash would not do, since an 18-digit number with
-  a known structure is reversible by enumeration — the HMAC key is a per-install secret
-  (`install_secrets`, generated on first use) or `CYL_ID_HASH_KEY`;
+  a known structure is reversible by enumeration — the HMAC key is a secret kept outside
+  the database (`CYL_ID_HASH_KEY`, else the file `[privacy] id_hash_key_file`;
+  `server.db.install.load_id_hash_key`), so a copy of the database does not reverse it;
 - customers are a company's own: company admins manage theirs, station staff read theirs,
   regulators read those in their districts, inspection agencies none (DESIGN §7).
 """
@@ -19,7 +20,6 @@ import hashlib
 import hmac
 import os
 import re
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,8 +56,9 @@ from server.api.common import (
     update_row,
 )
 from server.api.params import company_filter
+from server.db.install import load_id_hash_key
 from server.domain.statuses import CUSTOMER_KINDS
-from server.kernel.appkeys import POOL
+from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.audit import audit
 from server.kernel.errors import ApiError, bad_field, bad_query, forbidden
 from server.kernel.http import json_response, path_int, q_choice, q_page, q_str
@@ -67,7 +68,6 @@ from server.kernel.scope import Sql, can_read, scope_where
 READ_ROLES = ("admin", "regulator", "officer", "company_admin", "station_operator")
 WRITE_ROLES = ("admin", "company_admin")
 HIDDEN = ("id_number_hash",)
-ID_KEY_ENV = "CYL_ID_HASH_KEY"
 _ID_RE = re.compile(r"^[0-9]{17}[0-9X]$")
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
@@ -100,24 +100,11 @@ def setup(app: web.Application) -> None:
 
 
 async def id_hash_key(app: web.Application, pool: asyncpg.Pool) -> bytes:
-    """The HMAC key: CYL_ID_HASH_KEY, else the install's own (created once, race-free)."""
+    """The HMAC key, read once per process (`cylwatch serve` has checked it at start-up)."""
     cache = app[ID_HASH_KEY]
-    if cache.key is not None:
-        return cache.key
-    env = os.environ.get(ID_KEY_ENV)
-    if env:
-        key = env.encode()
-    else:
-        await pool.execute(
-            "INSERT INTO install_secrets (name, value) VALUES ('id_hash_key', $1)"
-            " ON CONFLICT DO NOTHING",
-            secrets.token_bytes(32),
-        )
-        key = bytes(
-            await pool.fetchval("SELECT value FROM install_secrets WHERE name = 'id_hash_key'")
-        )
-    cache.key = key
-    return key
+    if cache.key is None:
+        cache.key = await load_id_hash_key(app[SETTINGS].privacy, pool, os.environ)
+    return cache.key
 
 
 async def hash_id_number(request: web.Request, number: str) -> str:

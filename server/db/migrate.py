@@ -109,6 +109,12 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return out
 
 
+def migrate_url(settings: Settings) -> str:
+    """Who migrates: the tables' owner, ``[services] database_owner_url``, else the one role
+    of ``database_url`` (docs/SECURITY.md "Database roles")."""
+    return settings.services.database_owner_url or settings.services.database_url
+
+
 def _admin_url(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     dbname = parts.path.lstrip("/") or "postgres"
@@ -117,7 +123,7 @@ def _admin_url(url: str) -> tuple[str, str]:
 
 async def ensure_database(settings: Settings, dsn: str | None = None) -> bool:
     """Create the database named in the URL if it does not exist. Returns True if created."""
-    url = dsn or settings.services.database_url
+    url = dsn or migrate_url(settings)
     admin, dbname = _admin_url(url)
     try:
         conn = await connect(settings, url)
@@ -138,16 +144,35 @@ async def ensure_database(settings: Settings, dsn: str | None = None) -> bool:
 
 
 async def migrate(settings: Settings, dsn: str | None = None) -> MigrateResult:
-    url = dsn or settings.services.database_url
+    """Migrate as the tables' owner (``[services] database_owner_url``, else
+    ``database_url``), then grant the application's role its privileges."""
+    url = dsn or migrate_url(settings)
     await ensure_database(settings, url)
     conn = await connect(settings, url)
     try:
-        return await _migrate(conn, settings.storage.timescaledb, redact(url))
+        return await _migrate(
+            conn, settings.storage.timescaledb, redact(url), settings.services.app_role
+        )
     finally:
         await conn.close()
 
 
-async def _migrate(conn: asyncpg.Connection, timescaledb: str, where: str) -> MigrateResult:
+async def grant_app_role(conn: asyncpg.Connection, role: str) -> None:
+    """Create the application's role if needed and grant it what the server uses, no more
+    (migration 0072; docs/SECURITY.md "Database roles")."""
+    try:
+        await conn.execute("SELECT cyl_grant_app_role($1)", role)
+    except asyncpg.InsufficientPrivilegeError as exc:
+        raise ConfigError(
+            f"services.app_role: cannot create or grant role {role!r} ({exc}): create it"
+            f" (CREATE ROLE {role} NOLOGIN) or migrate as the tables' owner"
+            " ([services] database_owner_url)"
+        ) from None
+
+
+async def _migrate(
+    conn: asyncpg.Connection, timescaledb: str, where: str, app_role: str = ""
+) -> MigrateResult:
     await conn.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
     try:
         # Storage first: in a database with the extension but a server without its preload,
@@ -179,6 +204,8 @@ async def _migrate(conn: asyncpg.Connection, timescaledb: str, where: str) -> Mi
         finally:
             await conn.execute(_UNHIDE_TIMESCALEDB)
         result.partitions_created = await ensure_partitions(conn)
+        if app_role:
+            await grant_app_role(conn, app_role)
         return result
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
@@ -301,5 +328,7 @@ __all__ = [
     "check_current",
     "choose_storage",
     "discover",
+    "grant_app_role",
     "migrate",
+    "migrate_url",
 ]

@@ -7,8 +7,8 @@ from typing import Any
 import asyncpg
 import orjson
 
-from server.kernel.services import ServiceUnavailable
-from server.kernel.settings import Settings
+from server.kernel.services import ServiceUnavailable, redact
+from server.kernel.settings import ConfigError, Settings
 
 Pool = asyncpg.Pool
 
@@ -20,6 +20,12 @@ _DOWN_ERRORS = (
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
 )
+
+
+def _refused(url: str, exc: Exception) -> ConfigError:
+    """PostgreSQL is up but refuses the URL's user or password: a setting to fix, in one
+    line that never shows the password (docs/CONFIG.md "[services]")."""
+    return ConfigError(f"PostgreSQL at {redact(url)} refused the login: {exc}")
 
 
 def _dumps(value: Any) -> str:
@@ -50,6 +56,8 @@ async def create_pool(settings: Settings, *, dsn: str | None = None, **kwargs: A
         raise ServiceUnavailable(
             "PostgreSQL", url, "database does not exist: run `cylwatch migrate`"
         ) from None
+    except asyncpg.InvalidAuthorizationSpecificationError as exc:
+        raise _refused(url, exc) from None
     assert pool is not None
     return pool
 
@@ -61,5 +69,7 @@ async def connect(settings: Settings, dsn: str | None = None) -> asyncpg.Connect
         conn = await asyncpg.connect(url, timeout=settings.services.connect_timeout_s)
     except (TimeoutError, OSError) as exc:
         raise ServiceUnavailable("PostgreSQL", url, str(exc) or type(exc).__name__) from None
+    except asyncpg.InvalidAuthorizationSpecificationError as exc:
+        raise _refused(url, exc) from None
     await init_connection(conn)
     return conn

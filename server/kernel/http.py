@@ -225,10 +225,14 @@ class Page:
 
 
 def q_page(request: web.Request) -> Page:
+    """``page`` and ``page_size``; a page starting beyond ``[http] page_offset_max`` rows is
+    a 400: PostgreSQL reads and discards every row before an OFFSET, so a deep page costs
+    what the whole table costs (docs/API.md "Lists": narrow the search, or export)."""
     http = request.app[SETTINGS].http
-    page = q_int(request, "page", 1, lo=1, hi=1_000_000)
     size = q_int(request, "page_size", http.page_size_default, lo=1, hi=http.page_size_max)
-    assert page is not None and size is not None
+    assert size is not None
+    page = q_int(request, "page", 1, lo=1, hi=http.page_offset_max // size + 1)
+    assert page is not None
     return Page(page, size)
 
 

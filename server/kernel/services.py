@@ -7,6 +7,7 @@ URL it tried and the command that starts it — never a traceback.
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit, urlunsplit
 
 START_COMMANDS = {
     "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
@@ -31,6 +32,21 @@ class ServiceUnavailable(RuntimeError):
         super().__init__(msg)
 
 
+_SECRET_PARAMS = re.compile(r"(?i)(^|&)(password|passwd|pwd|sslpassword)=[^&]*")
+
+
 def redact(url: str) -> str:
-    """Hide a password in a service URL before it is printed or logged."""
-    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
+    """Hide the password of a service URL before it is printed or logged: the userinfo's
+    (``postgresql://user:pw@host``, Redis' password-only ``redis://:pw@host``, a password
+    holding an unencoded ``@``) and a libpq ``?password=`` parameter."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL at all: say nothing of what it holds
+        return "<unparseable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        netloc = f"{user}{':***' if colon else ''}@{host}"
+    query = _SECRET_PARAMS.sub(r"\1\2=***", parts.query)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))

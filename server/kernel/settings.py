@@ -51,6 +51,8 @@ MqttUint32 = Annotated[int, Meta(ge=0, le=4_294_967_295)]
 """MQTT v5 Session Expiry Interval is a four-byte integer."""
 ShareName = Annotated[str, Meta(pattern=r"^[^/+#]+$")]
 """An MQTT shared subscription group: non-empty, no ``/``, ``+`` or ``#``."""
+RoleName = Annotated[str, Meta(pattern=r"^([a-z_][a-z0-9_]{0,62})?$")]
+"""A PostgreSQL role name needing no quotes (lower case, digits, ``_``), or empty."""
 VapidSubject = Annotated[str, Meta(pattern=r"^(mailto:|https://)")]
 Origin = Annotated[str, Meta(pattern=r"^https?://[^/?#\s]+$")]
 """A web origin as browsers send it: ``scheme://host[:port]``, no path."""
@@ -82,6 +84,11 @@ class Services(Section, frozen=True):
     mqtt_url: Name
     mqtt_admin_url: str
     """The dynamic-security admin client; empty: the broker's access is not managed live."""
+    database_owner_url: str
+    """Who migrates: the owner of the tables (docs/SECURITY.md "Database roles"); empty:
+    ``database_url`` (one role for everything, as in the demo)."""
+    app_role: RoleName
+    """The role migrations grant the application's privileges to; empty: none managed."""
     db_pool_min: NonNegative
     db_pool_max: Count
     connect_timeout_s: Seconds
@@ -101,9 +108,11 @@ class Http(Section, frozen=True):
     trusted_proxies: tuple[Name, ...]
     page_size_default: Count
     page_size_max: Count
+    page_offset_max: Count
 
     def __post_init__(self) -> None:
         _ordered(self, "page_size_default", "page_size_max")
+        _ordered(self, "page_size_max", "page_offset_max")
         _ordered(self, "max_small_body_kb", "max_json_body_kb")
         for cidr in self.trusted_proxies:
             try:
@@ -121,6 +130,7 @@ class Auth(Section, frozen=True):
     session_cookie: Name
     csrf_cookie: Name
     secure_cookies: bool
+    hsts_max_age_s: NonNegative
     login_max_failures: Count
     login_failure_window_s: Count
     login_backoff_max_s: Count
@@ -291,6 +301,14 @@ class Storage(Section, frozen=True):
     timescaledb: Literal["auto", "off"]
 
 
+class Privacy(Section, frozen=True):
+    """Personal data (docs/SECURITY.md "Privacy")."""
+
+    id_hash_key_file: Name
+    """The secret keying the HMAC of customers' ID numbers, kept outside the database;
+    a relative path is taken from the project directory."""
+
+
 class Settings(msgspec.Struct, frozen=True):
     services: Services
     http: Http
@@ -306,6 +324,7 @@ class Settings(msgspec.Struct, frozen=True):
     seed: Seed
     big_screen: BigScreen
     storage: Storage
+    privacy: Privacy
     models: Mapping[str, CylinderModel]
     """Cylinder models keyed by their spec code (e.g. ``"YSP35.5"``)."""
 
@@ -328,6 +347,7 @@ _SECTIONS: dict[str, type[Section]] = {
     "seed": Seed,
     "big_screen": BigScreen,
     "storage": Storage,
+    "privacy": Privacy,
 }
 _MODELS = "models"
 

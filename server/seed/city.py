@@ -25,6 +25,7 @@ import orjson
 from tqdm import tqdm
 
 from server.db.bulk import copy_generated
+from server.db.install import NotADemo, mark_demo, may_become_demo
 from server.kernel.districts import District, load_districts
 from server.kernel.settings import Settings
 from server.seed.customers import add_customers
@@ -75,7 +76,8 @@ async def seed_city(
     number scaled down for a city smaller than ``settings.seed.cylinders`` (a 3,000-cylinder
     test city does not need 200,000 households) and never above it. Everything happens in
     one transaction; :class:`AlreadySeeded` is raised, and nothing written, when cylinders
-    already exist.
+    already exist, and :class:`~server.db.install.NotADemo` when the database has users of
+    its own. The database is marked as the demo's in the same transaction.
     """
     started = time.perf_counter()
     cfg = settings.seed
@@ -105,6 +107,9 @@ async def seed_city(
         existing = int(await conn.fetchval("SELECT count(*) FROM cylinders"))
         if existing:
             raise AlreadySeeded(existing)
+        if not await may_become_demo(conn):
+            raise NotADemo()
+        await mark_demo(conn)  # the published demo logins go in: say so (server.db.install)
         await conn.execute(
             "LOCK TABLE companies, sites, entrustments, customers, devices, cylinders "
             "IN SHARE ROW EXCLUSIVE MODE"

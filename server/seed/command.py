@@ -7,7 +7,8 @@ import sys
 
 import asyncpg
 
-from server.db.migrate import migrate
+from server.db.install import NotADemo, is_demo
+from server.db.migrate import migrate, migrate_url
 from server.db.pool import connect
 from server.kernel.settings import Settings
 from server.seed.city import seed_city
@@ -51,21 +52,42 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--vehicles", type=_count, metavar="N", help="delivery vehicles")
     p.add_argument("--random-seed", type=int, metavar="N", help="random seed (default [seed])")
     p.add_argument(
+        "--demo",
+        action="store_true",
+        help="seed a fresh database (no users yet) and mark it as the demo; without it only"
+        " a database already marked as the demo is touched (docs/SECURITY.md)",
+    )
+    p.add_argument(
         "--if-empty",
         action="store_true",
         help="do nothing (exit 0) if the database already holds cylinders",
     )
-    p.add_argument("--database-url", metavar="URL", help="override [services] database_url")
+    p.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="override [services] database_owner_url (else database_url)",
+    )
     p.set_defaults(func=run_seed)
 
 
 async def run_seed(args: argparse.Namespace, settings: Settings) -> int:
-    """`cylwatch seed`: migrate, then seed unless already seeded; print the demo logins."""
-    dsn = getattr(args, "database_url", None) or settings.services.database_url
+    """`cylwatch seed`: migrate, then seed unless already seeded; print the demo logins.
+
+    Only a database marked as the demo, or a fresh one with ``--demo``, is seeded
+    (server.db.install)."""
+    dsn = getattr(args, "database_url", None) or migrate_url(settings)
     cylinders = settings.seed.cylinders if args.cylinders is None else args.cylinders
     await migrate(settings, dsn)
     conn = await connect(settings, dsn)
     try:
+        if not getattr(args, "demo", False) and not await is_demo(conn):
+            print(
+                "cylwatch seed: this database is not marked as the demo; the demo city's"
+                " logins are published, so it is seeded only into a fresh database with"
+                " --demo (`cylwatch seed --demo`)",
+                file=sys.stderr,
+            )
+            return 1
         existing = int(await conn.fetchval("SELECT count(*) FROM cylinders"))
         if existing and args.if_empty:
             print(f"database already seeded ({existing:,} cylinders); nothing to do")
@@ -82,6 +104,9 @@ async def run_seed(args: argparse.Namespace, settings: Settings) -> int:
                 vehicles=args.vehicles,
                 random_seed=args.random_seed,
             )
+        except NotADemo as exc:
+            print(f"cylwatch seed: {exc}", file=sys.stderr)
+            return 1
         except AlreadySeeded as exc:
             if args.if_empty:  # seeded by someone else between our check and our lock
                 print(f"database already seeded ({exc.cylinders:,} cylinders); nothing to do")

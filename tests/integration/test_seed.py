@@ -328,7 +328,16 @@ async def test_the_seed_is_deterministic_and_the_command_prints_the_logins(
                 await outer.rollback()
         assert fingerprints[0] == fingerprints[1]
         args = _parse(["seed", "--cylinders", "200", "--customers", "100", "--database-url", dsn])
+        assert await args.func(args, settings) == 1  # not marked as the demo: refused
+        assert "--demo" in capsys.readouterr().err
+        assert await conn.fetchval("SELECT count(*) FROM cylinders") == 0
+        args = _parse(
+            ["seed", "--demo", "--cylinders", "200", "--customers", "100", "--database-url", dsn]
+        )
         assert await args.func(args, settings) == 0
+        assert (
+            await conn.fetchval("SELECT value FROM install_settings WHERE name = 'kind'") == "demo"
+        )
         out = capsys.readouterr().out
         assert "cylinders 200" in out
         assert all(u.username in out and u.password in out for u in DEMO_USERS)
