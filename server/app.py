@@ -27,6 +27,7 @@ from server.kernel.limits import body_limit_middleware
 from server.kernel.proxies import client_address_middleware
 from server.kernel.services import ServiceUnavailable, redact
 from server.kernel.settings import ConfigError, Settings
+from server.outbound.service import outbound_ctx
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,8 @@ def create_app(
     app[BUS] = EventBus()
     app[METRICS_SOURCES] = []
     app.cleanup_ctx.append(_services_ctx)
+    # after the pool opens, before it closes: SMS and upload senders (docs/OUTBOUND.md)
+    app.cleanup_ctx.append(outbound_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
 

@@ -23,6 +23,7 @@ API_MODULES = (
     "server.api.public",
     "server.api.archive",
     "server.api.reports",
+    "server.api.outbound",
     "server.api.openapi",
 )
 

@@ -309,6 +309,95 @@ class Privacy(Section, frozen=True):
     a relative path is taken from the project directory."""
 
 
+def _redacted(section: Section, *secrets: str) -> str:
+    """A section's repr with its credentials blanked: settings may be logged, secrets never."""
+    parts = []
+    for f in msgspec.structs.fields(section):
+        value = getattr(section, f.name)
+        parts.append(f"{f.name}={'***' if f.name in secrets and value else repr(value)}")
+    return f"{type(section).__name__}({', '.join(parts)})"
+
+
+def _needs_url(section: Section, enabled: bool, key: str) -> None:
+    """An enabled outbound feed needs an http(s) URL to deliver to."""
+    if enabled and not re.match(r"^https?://[^/?#\s]+", getattr(section, key)):
+        raise ValueError(f"{key}: an http:// or https:// URL is required when enabled")
+
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def template_fields(text: str) -> list[str]:
+    """The ``{placeholder}`` names of an SMS template (``{{`` and ``}}`` are literal braces).
+    Only plain names are allowed: a template is filled with text, never with attribute or
+    index lookups on the caller's values."""
+    names = []
+    for match in _PLACEHOLDER.finditer(text.replace("{{", "").replace("}}", "")):
+        name = match[1]
+        if not name.isidentifier():
+            raise ValueError(f"placeholder {{{name}}} is not a plain name")
+        names.append(name)
+    return names
+
+
+class Sms(Section, frozen=True):
+    """The SMS gateway and its queue (docs/CONFIG.md "[sms]", docs/OUTBOUND.md)."""
+
+    enabled: bool
+    gateway_url: str
+    api_key: str
+    api_secret: str
+    sender_id: str
+    timeout_s: Seconds
+    max_attempts: Count
+    backoff_min_s: Seconds
+    backoff_max_s: Seconds
+    rate_limit_per_hour: Count
+    batch_size: Count
+    poll_interval_s: Seconds
+    claim_timeout_s: Seconds
+    templates: Mapping[str, Name]
+    """Message kind → text with ``{placeholders}`` (e.g. ``complaint_answer``)."""
+
+    def __post_init__(self) -> None:
+        _needs_url(self, self.enabled, "gateway_url")
+        _ordered(self, "backoff_min_s", "backoff_max_s")
+        _ordered(self, "timeout_s", "claim_timeout_s")
+        for kind, text in self.templates.items():
+            try:
+                template_fields(text)
+            except ValueError as exc:
+                raise ValueError(f"templates: {kind}: {exc}") from None
+
+    def __repr__(self) -> str:
+        return _redacted(self, "api_key", "api_secret")
+
+
+class Upstream(Section, frozen=True):
+    """Upload to the provincial / national platform (docs/CONFIG.md "[upstream]")."""
+
+    enabled: bool
+    endpoint_url: str
+    api_key: str
+    source_id: Name
+    timeout_s: Seconds
+    batch_size: Count
+    max_attempts: Count
+    backoff_min_s: Seconds
+    backoff_max_s: Seconds
+    poll_interval_s: Seconds
+    claim_timeout_s: Seconds
+    retention_days: Count
+
+    def __post_init__(self) -> None:
+        _needs_url(self, self.enabled, "endpoint_url")
+        _ordered(self, "backoff_min_s", "backoff_max_s")
+        _ordered(self, "timeout_s", "claim_timeout_s")
+
+    def __repr__(self) -> str:
+        return _redacted(self, "api_key")
+
+
 class Settings(msgspec.Struct, frozen=True):
     services: Services
     http: Http
@@ -325,6 +414,8 @@ class Settings(msgspec.Struct, frozen=True):
     big_screen: BigScreen
     storage: Storage
     privacy: Privacy
+    sms: Sms
+    upstream: Upstream
     models: Mapping[str, CylinderModel]
     """Cylinder models keyed by their spec code (e.g. ``"YSP35.5"``)."""
 
@@ -348,6 +439,8 @@ _SECTIONS: dict[str, type[Section]] = {
     "big_screen": BigScreen,
     "storage": Storage,
     "privacy": Privacy,
+    "sms": Sms,
+    "upstream": Upstream,
 }
 _MODELS = "models"
 

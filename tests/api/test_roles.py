@@ -26,6 +26,7 @@ import pytest
 from server.kernel import kiosk_tokens
 from tests.api.conftest import ANON, Fresh, call, unique
 from tests.conftest import PASSWORD, ROLE_USERS, World, login
+from tests.outbound.fakes import insert_dead_batch
 
 USERS = (*ROLE_USERS, ANON)
 COLS = ("admin", "reg", "regJ", "off", "coA", "coB", "opA", "insp", "anon")
@@ -224,6 +225,17 @@ CASES: dict[str, Case] = {
     "dead_letters.list": Case(
         "GET", "/api/v1/dead-letters", (200, 403, 403, 403, 403, 403, 403, 403, 401)
     ),
+    "outbound.sms": Case(
+        "GET", "/api/v1/outbound/sms", (200, 200, 200, 403, 403, 403, 403, 403, 401)
+    ),
+    "outbound.upstream": Case(
+        "GET", "/api/v1/outbound/upstream", (200, 403, 403, 403, 403, 403, 403, 403, 401)
+    ),
+    "outbound.upstream_retry": Case(
+        "POST",
+        "/api/v1/outbound/upstream/{fresh:dead_batch}/retry",
+        (200, 403, 403, 403, 403, 403, 403, 403, 401),
+    ),
     "reports.list": Case("GET", "/api/v1/reports", (200, 200, 200, 200, 200, 200, 200, 200, 401)),
     "reports.compliance": Case(
         "GET", "/api/v1/reports/compliance-summary", (200, 200, 200, 200, 200, 200, 403, 200, 401)
@@ -328,6 +340,8 @@ async def _path(case: Case, t: dict[str, int], fresh: Fresh) -> str:
     if "{fresh:kiosk_token}" in path:
         issued = await kiosk_tokens.issue(fresh.pool, fresh.world.users["t_regulator"], 60)
         path = path.replace("{fresh:kiosk_token}", str(issued.id))
+    if "{fresh:dead_batch}" in path:
+        path = path.replace("{fresh:dead_batch}", str(await insert_dead_batch(fresh.pool)))
     return path.format(**t)
 
 
@@ -379,7 +393,7 @@ async def test_role_walk_covers_every_route(app: Any) -> None:
     walked = set()
     for case in CASES.values():
         pattern = case.route or case.path.split("?")[0]
-        for fresh_kind in ("cylinder", "alert", "kiosk_token"):
+        for fresh_kind in ("cylinder", "alert", "kiosk_token", "dead_batch"):
             pattern = pattern.replace("{fresh:" + fresh_kind + "}", "{id}")
         for name in (
             "cyl_a",
