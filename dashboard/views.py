@@ -244,7 +244,8 @@ async def cylinders(request: web.Request, p: Principal) -> web.StreamResponse:
 async def cylinder_detail(request: web.Request, p: Principal) -> web.StreamResponse:
     t = _t(request)
     raw = request.match_info["id"]
-    if not raw.isdigit() or not 0 < int(raw) < 2**63:
+    # isascii: str.isdigit() admits "²" and other digits int() refuses (a 500, issue 9)
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**63:
         return render(
             request,
             "message.html",

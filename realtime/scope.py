@@ -8,7 +8,7 @@ module decides with the same table (DESIGN §7, the docstring of `server/scope.p
 |-----------|-----------|------------|----------------|---------------|---------------|-----------|
 | alerts    | alerts    | all        | Event.district | company       | Event.site_id | none      |
 | fills     | fills     | all        | Event.district | company       | Event.site_id | none      |
-| positions | cylinders | all        | Event.district | company       | company       | all       |
+| positions | positions | all        | Event.district | company       | company       | none      |
 | events    | events    | all        | Event.district | company       | company       | all       |
 | devices   | devices   | all        | Event.district | company       | Event.site_id | none      |
 
@@ -33,7 +33,7 @@ from server.kernel.scope import can_read
 CHANNEL_ENTITY: Final = {
     "alerts": "alerts",
     "fills": "fills",
-    "positions": "cylinders",
+    "positions": "positions",
     "events": "events",
     "devices": "devices",
 }

@@ -31,6 +31,7 @@ __all__ = [
     "compliance_of",
     "cylinder_detail",
     "cylinder_json",
+    "event_json",
     "fetch_visible",
     "record_event",
 ]
@@ -160,11 +161,16 @@ async def cylinder_detail(
             "site_name": row["last_fill_site_name"],
         }
     if can_read(p, "fills"):
+        # the latest fill, shown in full only if the caller's fills scope holds it (a station
+        # operator sees the weights of its own station's fills, not another station's of the
+        # same company); otherwise the time and station the archive row shows to anyone
+        q = Sql(row["id"])
         f = await db.fetchrow(
-            """SELECT f.ts, f.net_kg, f.result, f.assessment, f.station_id, s.code, s.name
-                 FROM fills f LEFT JOIN sites s ON s.id = f.station_id
-                WHERE f.cylinder_id = $1 ORDER BY f.ts DESC LIMIT 1""",
-            row["id"],
+            f"""SELECT f.ts, f.net_kg, f.result, f.assessment, f.station_id, s.code, s.name
+                  FROM (SELECT * FROM fills WHERE cylinder_id = $1 ORDER BY ts DESC LIMIT 1) f
+                  LEFT JOIN sites s ON s.id = f.station_id
+                 WHERE {scope_where(p, "fills", "f", q)}""",
+            *q.params,
         )
         if f is not None:
             last_fill = {
@@ -181,4 +187,16 @@ async def cylinder_detail(
         out.pop(k, None)
     if not can_read(p, "customers"):
         out["location_customer_id"] = None
+    if not can_read(p, "positions"):
+        for where in (out, out["location"]):
+            where["lat"] = where["lon"] = None
+    return out
+
+
+def event_json(row: Mapping[str, Any], p: Principal) -> dict[str, Any]:
+    """A trajectory event as JSON; its coordinates only for roles that may read positions
+    (a delivery's are the customer's door; docs/SECURITY.md "Privacy")."""
+    out = plain(row)
+    if not can_read(p, "positions"):
+        out["lat"] = out["lon"] = None
     return out

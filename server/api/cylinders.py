@@ -18,12 +18,13 @@ from server.api.cylinder_rows import (
     LIST_FROM,
     cylinder_detail,
     cylinder_json,
+    event_json,
     fetch_visible,
 )
 from server.api.doc import API, Param, api_doc
 from server.api.inspections import inspect
 from server.api.params import check_query, company_filter, like_prefix
-from server.api.rows import envelope, fetch_page, plain
+from server.api.rows import envelope, fetch_page
 from server.db.compliance import COMPLIANCE_VALUES, ComplianceBounds, compliance_where
 from server.domain.statuses import CYLINDER_STATUSES, ROLES
 from server.kernel.appkeys import POOL, SETTINGS
@@ -168,7 +169,7 @@ async def trajectory(request: web.Request) -> web.Response:
         q,
         page,
     )
-    return json_response(envelope([plain(r) for r in rows], page, total))
+    return json_response(envelope([event_json(r, p) for r in rows], page, total))
 
 
 def routes() -> list[web.RouteDef]:

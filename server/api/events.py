@@ -18,8 +18,8 @@ from server.api.common import (
     check_query,
     envelope,
     fetch_page,
-    plain,
 )
+from server.api.cylinder_rows import event_json
 from server.api.cylinders import EVENT_COLUMNS, EVENT_FROM
 from server.api.fills import time_range
 from server.api.params import company_filter
@@ -76,7 +76,7 @@ async def list_events(request: web.Request) -> web.Response:
         q,
         page,
     )
-    return json_response(envelope([plain(r) for r in rows], page, total))
+    return json_response(envelope([event_json(r, p) for r in rows], page, total))
 
 
 def _dead_json(row: Any) -> dict[str, Any]:

@@ -88,7 +88,7 @@ def _lang(request: web.Request) -> str:
     roles=["public"],
     query=[Param("lang", enum=list(LANGUAGES))],
     description="code = the barcode/QR code or the tag. Owner, model, status label, last "
-    "fill, next inspection, scrap status — no personal data. Rate-limited.",
+    "fill, next inspection, scrap status — no personal data, never the tag. Rate-limited.",
 )
 async def public_cylinder(request: web.Request) -> web.Response:
     """One cylinder as the public may see it."""
@@ -99,7 +99,7 @@ async def public_cylinder(request: web.Request) -> web.Response:
         raise not_found("cylinder")
     settings = request.app[SETTINGS]
     row = await request.app[POOL].fetchrow(
-        """SELECT c.tag, c.barcode, c.spec, c.medium, c.status, c.manufacture_date, c.manufacturer,
+        """SELECT c.barcode, c.spec, c.medium, c.status, c.manufacture_date, c.manufacturer,
                   c.next_inspection_date, c.scrap_date, c.last_fill_at, c.tag_voided,
                   o.name AS owner_name, fs.name AS last_fill_station
              FROM cylinders c JOIN companies o ON o.id = c.owner_company_id
@@ -119,8 +119,9 @@ async def public_cylinder(request: web.Request) -> web.Response:
     model = settings.model(row["spec"])
     return json_response(
         {
-            "code": code,
-            "tag": row["tag"],
+            # never the RFID tag, even when it was the code asked for: a tag is what a fill
+            # gun trusts, and a copied tag makes a forged cylinder (docs/API.md "Public")
+            "code": row["barcode"],
             "barcode": row["barcode"],
             "owner": row["owner_name"],
             "spec": row["spec"],

@@ -23,7 +23,13 @@ Who sees what:
 | companies  | all   | all                      | own            | own              | all       |
 | devices    | all   | at sites in districts    | own company    | own station      | —         |
 | events     | all   | in their districts       | own company    | own company      | all       |
+| positions  | all   | in their districts       | own company    | own company      | —         |
 | users      | all   | self                     | own company    | self             | self      |
+
+``positions`` are where things are: live vehicle and cylinder positions, the coordinates of
+a cylinder and of its trajectory's events (a delivery's are a customer's door). Inspection
+agencies inspect cylinders brought to them and have no use for them (docs/SECURITY.md
+"Privacy"); the API blanks them for roles that may not read them.
 
 Regulators with no districts are city-wide; officers always have districts.
 """
@@ -45,6 +51,7 @@ ENTITIES = (
     "events",
     "users",
     "inspections",
+    "positions",
 )
 
 
@@ -71,11 +78,12 @@ _COLUMNS: dict[str, dict[str, str | None]] = {
     "events": {"district": "district_code", "company": "company_id", "site": "site_id"},
     "users": {"district": None, "company": "company_id", "site": None},
     "inspections": {"district": None, "company": None, "site": "agency_site_id"},
+    "positions": {"district": "district_code", "company": "company_id", "site": None},
 }
 
 # Entities each role may not read at all.
 _DENIED: dict[str, frozenset[str]] = {
-    "inspector": frozenset({"customers", "fills", "alerts", "devices"}),
+    "inspector": frozenset({"customers", "fills", "alerts", "devices", "positions"}),
 }
 
 

@@ -109,6 +109,8 @@ def two_servers(
             "CYL_DATABASE_URL": shared.services.database_url,
             "CYL_REDIS_URL": shared.services.redis_url,
             "CYL_REALTIME__REDIS_CHANNEL": shared.realtime.redis_channel,
+            # `cylwatch serve` refuses to start without the ID-number hash key file
+            "CYL_PRIVACY__ID_HASH_KEY_FILE": shared.privacy.id_hash_key_file,
             "PYTHONPATH": str(ROOT),
         }
     )
