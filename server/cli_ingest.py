@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import logging
 import multiprocessing
 import multiprocessing.process
@@ -281,6 +282,23 @@ async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 # ---------------------------------------------------------------------- credentials
 
 
+async def audit_device_credentials(conn: Any, device_ids: list[str], rotate: bool) -> None:
+    """One audit row per device given a new MQTT password, in the transaction that stores
+    it (docs/SECURITY.md "Audit log"): who ran the command, which device, never the password."""
+    if not device_ids:
+        return
+    await conn.execute(
+        "INSERT INTO audit_log (username, action, entity, entity_id, details)"
+        " SELECT 'cli', 'device.credentials', 'device', d,"
+        " jsonb_build_object('command', 'devices mosquitto-config', 'rotate', $2::boolean,"
+        " 'os_user', $3::text)"
+        " FROM unnest($1::text[]) AS d",
+        device_ids,
+        rotate,
+        getpass.getuser(),
+    )
+
+
 async def cmd_mosquitto_config(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.credentials import (
         DeviceCredential,
@@ -324,6 +342,9 @@ async def cmd_mosquitto_config(args: argparse.Namespace, settings: Settings) -> 
                     hashed,
                 )
                 creds.append(DeviceCredential(r["device_id"], r["kind"], hashed, password))
+            await audit_device_credentials(
+                conn, [c.device_id for c in creds if c.password is not None], args.rotate
+            )
             paths = write_files(
                 args.out,
                 creds,
