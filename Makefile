@@ -5,9 +5,9 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test install assets migrate seed serve sim lint typecheck bench clean-test-dbs services
 
-## install Python packages (with dev extras) and the front-end assets
+## install Python packages (with dev extras, at the versions of requirements.lock) and the front-end assets
 install:
-	$(PIP) install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PIP) install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
 	$(MAKE) assets
 
 ## npm packages (Leaflet, the chart library, ...) copied into dashboard/static/vendor
@@ -31,7 +31,7 @@ test: services
 migrate:
 	cylwatch migrate
 seed:
-	cylwatch seed --if-empty
+	cylwatch seed --demo --if-empty
 serve:
 	cylwatch serve
 sim:
