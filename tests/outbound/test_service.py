@@ -57,10 +57,17 @@ async def test_a_server_process_runs_both_senders(
             key="service:1",
         )  # fmt: skip
 
-    async def delivered() -> bool:
-        return len(gateway.delivered) == 1 and len(platform.stored) == 1
+    async def delivered() -> bool:  # recorded as such, not only received
+        return bool(
+            await pool.fetchval(
+                """SELECT (SELECT count(*) FROM sms_outbox WHERE state = 'sent')
+                        + (SELECT count(*) FROM upstream_batches WHERE state = 'delivered')"""
+            )
+            == 2
+        )
 
     await wait_until(delivered, 30)
+    assert len(gateway.delivered) == 1 and len(platform.stored) == 1
     resp = await client.get("/metrics")
     text = await resp.text()
     assert resp.status == 200
