@@ -1,4 +1,4 @@
-"""Shared helpers of the benchmarks (DESIGN §10, recorded in docs/BENCHMARKS.md).
+"""Shared helpers of the benchmarks (docs/ARCHITECTURE.md §10, recorded in docs/BENCHMARKS.md).
 
 Why these exist: every benchmark must run against the same kind of city (1,000,000
 cylinders, seeded by `server.seed.seed_city`, in a database of its own so that a run never
@@ -36,7 +36,7 @@ from server.kernel.settings import Settings, load_settings
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/cylwatch_bench"
 CITY_CYLINDERS = 1_000_000
-"""DESIGN §10 states the lookup and export targets at 1M cylinders."""
+"""docs/ARCHITECTURE.md §10 states the lookup and export targets at 1M cylinders."""
 
 TRAJECTORY_PREFIX = "bench-traj-"
 TRAJECTORY_CYLINDERS = 4_000

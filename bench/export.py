@@ -1,4 +1,4 @@
-"""Export benchmark (DESIGN §10): 1,000,000 cylinder rows as CSV ≤ 10 s and as XLSX ≤ 60 s,
+"""Export benchmark (docs/ARCHITECTURE.md §10): 1,000,000 cylinder rows as CSV ≤ 10 s and as XLSX ≤ 60 s,
 with flat memory.
 
 What is measured is the code the CLI and the API run (`server.archive`): the CSV from
@@ -68,7 +68,7 @@ from server.archive import (
 from server.db.pool import connect
 
 TARGETS_S = {"csv": 10.0, "xlsx": 60.0}
-"""DESIGN §10: 1M cylinder rows as CSV ≤ 10 s, XLSX ≤ 60 s."""
+"""docs/ARCHITECTURE.md §10: 1M cylinder rows as CSV ≤ 10 s, XLSX ≤ 60 s."""
 
 
 def progress_marks(total: int, mem: RssSampler) -> Callable[[int], None]:
@@ -314,10 +314,10 @@ NOTES = """- **Memory is flat.** The resident set at 10 %, 50 % and 100 % of the
   xlsxwriter writes in constant_memory mode (inline strings, numbers, one date style,
   frozen header), read back by python-calamine in the tests; more than 1,048,575 rows
   continue on a further sheet.
-- **Import** is not a DESIGN §10 target; the dry-run re-import of the 1M-row export shows
+- **Import** is not a docs/ARCHITECTURE.md §10 target; the dry-run re-import of the 1M-row export shows
   its speed (every row validated, staged by COPY, checked against the table, upserted in a
   savepoint that is rolled back). Its rejected rows are the seeded `not_activated`
-  cylinders: the archive interface (`IMPORT_STATUSES`, DESIGN §9) does not accept that
+  cylinders: the archive interface (`IMPORT_STATUSES`, docs/ARCHITECTURE.md §9) does not accept that
   status, so an export holding such cylinders does not re-import them.
 - **Load.** The machine line gives the load average when the run started and ended; a
   2-core box at load 8–11 gives this process a fraction of a core. CPU seconds of the
@@ -354,7 +354,7 @@ def section(
         "",
         f"Machine: {machine.removeprefix('machine: ')}; after the run: {after}.",
         "",
-        "Targets (DESIGN §10): 1M cylinder rows as CSV ≤ 10 s, XLSX ≤ 60 s, memory flat. "
+        "Targets (docs/ARCHITECTURE.md §10): 1M cylinder rows as CSV ≤ 10 s, XLSX ≤ 60 s, memory flat. "
         "Whole archive as the CLI exports it (admin scope, no filter), to a local file.",
         "",
         "| what | rows | wall s | rows/s | file MiB | CPU s (this process) | RSS MiB "

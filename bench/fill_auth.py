@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fill authorization latency (DESIGN §10: p99 ≤ 50 ms publish-to-reply at 500 requests/s
+"""Fill authorization latency (docs/ARCHITECTURE.md §10: p99 ≤ 50 ms publish-to-reply at 500 requests/s
 with 1M cylinders).
 
 On 127.0.0.1 only, bounded in time:
@@ -262,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
         "denied; requests are also stored through the normal batches.",
     ]
     if not met:
-        lines.append("- **Falls short of DESIGN §10** on this run: see the figures above.")
+        lines.append(
+            "- **Falls short of docs/ARCHITECTURE.md §10** on this run: see the figures above."
+        )
     report = "\n".join(lines) + "\n"
     print()
     print(report)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Ingest throughput (DESIGN §10: ≥ 15,000 device messages/s into PostgreSQL per worker,
+"""Ingest throughput (docs/ARCHITECTURE.md §10: ≥ 15,000 device messages/s into PostgreSQL per worker,
 no loss, batches flushed within 200 ms), against the broker's own ceiling and Node-RED.
 
 What it does, all on 127.0.0.1 and bounded in time:
@@ -735,7 +735,9 @@ def record(path: Path, section: str, mark: str = MARK) -> None:
     text = (
         path.read_text(encoding="utf-8")
         if path.exists()
-        else ("# Benchmarks\n\nFigures measured by `bench/`, against DESIGN §10's targets.\n\n")
+        else (
+            "# Benchmarks\n\nFigures measured by `bench/`, against docs/ARCHITECTURE.md §10's targets.\n\n"
+        )
     )
     if start in text and end in text:
         head, _, rest = text.partition(start)

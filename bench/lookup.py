@@ -1,4 +1,4 @@
-"""Lookup benchmark (DESIGN §10): cylinder by tag p99 ≤ 5 ms and a cylinder's trajectory
+"""Lookup benchmark (docs/ARCHITECTURE.md §10): cylinder by tag p99 ≤ 5 ms and a cylinder's trajectory
 ≤ 20 ms, at 1,000,000 cylinders.
 
 Why both paths: the raw SQL figure shows what the index gives; the API figure is what a
@@ -44,9 +44,9 @@ from bench.common import (
 from server.db.pool import connect
 
 TARGET_LOOKUP_P99_MS = 5.0
-"""DESIGN §10: cylinder lookup by tag p99 ≤ 5 ms at 1M cylinders."""
+"""docs/ARCHITECTURE.md §10: cylinder lookup by tag p99 ≤ 5 ms at 1M cylinders."""
 TARGET_TRAJECTORY_MS = 20.0
-"""DESIGN §10: trajectory of a cylinder ≤ 20 ms (judged here at p99)."""
+"""docs/ARCHITECTURE.md §10: trajectory of a cylinder ≤ 20 ms (judged here at p99)."""
 
 LOOKUP_SQL = """SELECT c.*, o.code AS owner_code, o.name AS owner_name
                   FROM cylinders c JOIN companies o ON o.id = c.owner_company_id
@@ -220,7 +220,7 @@ def section(
         f"requests after {args.warmup} warm-up lookups; trajectories of the 40 busiest "
         "cylinders in turn.",
         "",
-        "Targets (DESIGN §10): lookup by tag p99 ≤ 5 ms at 1M cylinders; trajectory of a "
+        "Targets (docs/ARCHITECTURE.md §10): lookup by tag p99 ≤ 5 ms at 1M cylinders; trajectory of a "
         "cylinder ≤ 20 ms (judged at p99).",
         "",
         "| what | n | p50 ms | p99 ms | max ms | target |",

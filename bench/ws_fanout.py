@@ -1,4 +1,4 @@
-"""Websocket fan-out benchmark (DESIGN §10): many clients, positions at a high rate, alerts.
+"""Websocket fan-out benchmark (docs/ARCHITECTURE.md §10): many clients, positions at a high rate, alerts.
 
 What it does, and why this way:
 

@@ -27,6 +27,6 @@ def setup(app: web.Application) -> None:
 
 
 async def _reports(request: web.Request) -> web.StreamResponse:
-    """DESIGN §8 names /reports/...: every report is run and downloaded from /exports,
+    """docs/ARCHITECTURE.md §8 names /reports/...: every report is run and downloaded from /exports,
     next to the archive export, so the report paths lead there."""
     raise web.HTTPFound("/exports")

@@ -1,6 +1,6 @@
 """Copy the browser libraries from ``node_modules`` into ``dashboard/static/vendor``.
 
-Why: supervision networks are often cut off from the internet (DESIGN §8), so every script,
+Why: supervision networks are often cut off from the internet (docs/ARCHITECTURE.md §8), so every script,
 stylesheet and image a page loads is served by the platform itself under ``/static/vendor``.
 The libraries come from the npm registry, pinned by ``package.json`` / ``package-lock.json``
 at the repository root; ``node_modules`` and ``static/vendor`` are build output (gitignored).

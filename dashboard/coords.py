@@ -2,8 +2,8 @@
 
 Why: Chinese commercial base maps (AMap/高德) are published in GCJ-02, an obfuscated datum
 required by Chinese surveying rules, offset by up to several hundred metres from the WGS-84
-positions devices report (DESIGN §5). The platform stores and computes in WGS-84 always;
-positions are shifted only when drawn on a GCJ-02 tile layer (DESIGN §8). Outside China
+positions devices report (docs/ARCHITECTURE.md §5). The platform stores and computes in WGS-84 always;
+positions are shifted only when drawn on a GCJ-02 tile layer (docs/ARCHITECTURE.md §8). Outside China
 the datum is not applied, so a point there is returned unchanged.
 
 The algorithm is the widely used public reimplementation (Krasovsky 1940 ellipsoid,

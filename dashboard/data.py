@@ -1,4 +1,4 @@
-"""Page-data endpoints of the dashboard map, scoped by role in SQL (DESIGN §7).
+"""Page-data endpoints of the dashboard map, scoped by role in SQL (docs/ARCHITECTURE.md §7).
 
 Why endpoints of its own instead of the REST list endpoints: the map needs aggregate and
 bulk shapes no list endpoint gives — counts of full and empty cylinders and open alerts per

@@ -5,7 +5,7 @@ Why folium: the map's static part (the Leaflet map, district boundaries and thei
 built server-side in Python from the districts table, so it is the same for every page that
 shows the city and needs no JSON round trip before the first paint; the live layers are
 added by ``static/js/dashboard.js``, which finds the map in ``window.CW_MAP``. folium's
-defaults load Leaflet, jQuery, Bootstrap and Font Awesome from CDNs; supervision networks are often offline (DESIGN §8), so
+defaults load Leaflet, jQuery, Bootstrap and Font Awesome from CDNs; supervision networks are often offline (docs/ARCHITECTURE.md §8), so
 :class:`LocalMap` replaces those with the vendored Leaflet and drops what the dashboard
 does not use. The only remote URL a page may then hold is the configured tile layer's.
 """

@@ -1,4 +1,4 @@
-"""The field officer's phone view (/m): an installable PWA (DESIGN §1, §8).
+"""The field officer's phone view (/m): an installable PWA (docs/ARCHITECTURE.md §1, §8).
 
 Why a shell page plus a service worker: officers work in stairwells and basements where the
 network comes and goes. The shell (``/m``, its script, stylesheet, manifest and icons) is

@@ -51,7 +51,7 @@ ALL_ROLES = ("admin", "regulator", "officer", "company_admin", "station_operator
 
 @dataclass(frozen=True)
 class NavItem:
-    """A page in the top navigation and the roles that may open it (DESIGN §7)."""
+    """A page in the top navigation and the roles that may open it (docs/ARCHITECTURE.md §7)."""
 
     key: str
     path: str

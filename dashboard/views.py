@@ -1,4 +1,4 @@
-"""The regulator pages (DESIGN §8): login and logout, dashboard map, cylinders, fills,
+"""The regulator pages (docs/ARCHITECTURE.md §8): login and logout, dashboard map, cylinders, fills,
 alerts, exports, user administration, dead letters, and the public QR page.
 
 Each page handler checks who is asking (redirect to ``/login`` when nobody is; a clear 403
@@ -351,7 +351,7 @@ async def dead_letters(request: web.Request, p: Principal) -> web.StreamResponse
 
 
 async def public_cylinder(request: web.Request) -> web.StreamResponse:
-    """The public QR page: no login, no personal data, phone-sized (DESIGN §8)."""
+    """The public QR page: no login, no personal data, phone-sized (docs/ARCHITECTURE.md §8)."""
     t = _t(request)
     code = request.match_info["code"]
     settings = request.app[SETTINGS].public

@@ -13,7 +13,7 @@ from .config import DEFAULT_MIX, SimConfig, parse_mix
 _D = SimConfig()
 
 DESCRIPTION = """\
-Simulate the seeded city over MQTT (DESIGN §5): filling guns at the seeded stations ask
+Simulate the seeded city over MQTT (docs/ARCHITECTURE.md §5): filling guns at the seeded stations ask
 for authorization and fill on "allow" (GB/T 38059 flow), smart valves report telemetry,
 delivery vehicles drive between stations, customers and stores while their handhelds
 scan dispatch / deliver / return / transfer / receive, and devices misbehave: illegal

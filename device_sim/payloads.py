@@ -1,6 +1,6 @@
-"""Pure builders of the MQTT contract's messages (DESIGN §5), and of broken ones.
+"""Pure builders of the MQTT contract's messages (docs/ARCHITECTURE.md §5), and of broken ones.
 
-Each builder fills ingest's own payload ``Struct`` (the one shared contract, DESIGN §2)
+Each builder fills ingest's own payload ``Struct`` (the one shared contract, docs/ARCHITECTURE.md §2)
 and encodes it, so a message the simulator sends is by construction one the platform
 accepts; the tests decode every kind back through ingest's validator. Optional fields
 left ``None`` are dropped from the JSON, as a device with nothing to say would.

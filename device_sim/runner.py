@@ -3,7 +3,7 @@
 A real city has one connection per device; a simulator of thousands of devices spreads
 them over a few connections (``--connections``), each device always on the same one
 (hash of its id) so per-device order holds. MQTT v5, QoS 1 except vehicle positions
-(QoS 0, DESIGN §5). Each connection carries a last will — retained ``online: false`` on
+(QoS 0, docs/ARCHITECTURE.md §5). Each connection carries a last will — retained ``online: false`` on
 the status topic of the first device it serves — the closest a shared connection can
 come to a device's own will; simulated per-device outages publish the same retained
 status explicitly.

@@ -1,5 +1,5 @@
 """Device ingest: MQTT consumer, validation, dead letters, batched writes, fill authorization,
-rules that raise alerts (DESIGN §2, §5).
+rules that raise alerts (docs/ARCHITECTURE.md §2, §5).
 
 ``setup(app)`` runs one :class:`~ingest.worker.IngestWorker` inside ``cylwatch serve`` on the
 app's pool and bus; ``cylwatch ingest --workers N`` (:mod:`server.cli_ingest`) runs more in their

@@ -4,7 +4,7 @@ GB/T 38059-2019: the filling control terminal opens only on the platform's answe
 answer is on the critical path of every fill in the city. The reply therefore never waits
 for the batch writer: one indexed query gathers every fact the decision needs — the
 cylinder by its unique tag, the gun's station and its licence via the device registry
-(the station is never taken from the payload, DESIGN §5), and the owners that entrusted
+(the station is never taken from the payload, docs/ARCHITECTURE.md §5), and the owners that entrusted
 the station's company (委托充装) — and the pure domain rule
 (:func:`server.domain.authorization.authorize_fill`) decides. Measured against a cache
 kept fresh by LISTEN/NOTIFY, one query (~0.3 ms on the unique tag index at 1M
@@ -80,7 +80,7 @@ def reply_topic_for(gun_id: str) -> str:
 class FillAuthorizer:
     """Decides fill requests against the database (one query each).
 
-    The gun waits on this answer (DESIGN §10: p99 ≤ 50 ms), so it does not share the pool's
+    The gun waits on this answer (docs/ARCHITECTURE.md §10: p99 ≤ 50 ms), so it does not share the pool's
     queue with batch commits: it holds ``[ingest] auth_connections`` connections taken from
     the pool for the worker's lifetime. That also skips the pool's per-release
     ``Connection.reset()`` — a second round trip per request, measured at 8 % of the
@@ -164,7 +164,7 @@ class FillAuthorizer:
 
     @staticmethod
     def reply_payload(request_msg_id: str, outcome: AuthOutcome, now_ms: int) -> bytes:
-        """The reply of DESIGN §5 (plus the vendor ``code``)."""
+        """The reply of docs/ARCHITECTURE.md §5 (plus the vendor ``code``)."""
         body: dict[str, Any] = {
             "msg_id": request_msg_id,
             "decision": outcome.decision.decision,

@@ -2,7 +2,7 @@
 
 Operators need to see, per worker, that messages flow (received vs stored), that the broker
 redelivers (duplicates), what devices send wrong (dead letters by reason) and whether the
-fill-authorization promise of DESIGN §10 (p99 ≤ 50 ms) holds. Counters are plain ints
+fill-authorization promise of docs/ARCHITECTURE.md §10 (p99 ≤ 50 ms) holds. Counters are plain ints
 bumped on the event loop (no locks: one worker is one loop); percentiles come from a
 bounded window of recent samples so memory stays flat however long the worker runs.
 

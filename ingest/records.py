@@ -1,6 +1,6 @@
 """Batched, exactly-once writes of time-series rows: COPY into staging, then INSERT … SELECT.
 
-DESIGN §5: the platform stores each ``msg_id`` once however often it arrives; a
+docs/ARCHITECTURE.md §5: the platform stores each ``msg_id`` once however often it arrives; a
 redelivered message carries the same device ``ts``, and the unique indexes are on
 ``(msg_id, ts)`` (a unique index on a partitioned table must include the partition
 column). COPY is the fastest way into PostgreSQL but cannot skip conflicts, so rows are

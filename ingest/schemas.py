@@ -1,4 +1,4 @@
-"""Payload schemas of the MQTT contract v1 (DESIGN §5) and the validation of a message.
+"""Payload schemas of the MQTT contract v1 (docs/ARCHITECTURE.md §5) and the validation of a message.
 
 Devices are many, cheap and sometimes wrong; a bad payload must never reach a table or a
 rule. Each topic has a strict msgspec ``Struct``: types are not coerced (``"12"`` is not a
@@ -8,7 +8,7 @@ at decode time by ``Meta`` bounds. What msgspec cannot know (the clock, text Pos
 cannot store) is checked in :func:`parse`. Every refusal carries a reason that names the
 field (msgspec's ``$.path``), which goes to ``dead_letters.reason``.
 
-The device simulator imports these structs (DESIGN §2) so both sides share one contract.
+The device simulator imports these structs (docs/ARCHITECTURE.md §2) so both sides share one contract.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The one seam between ingest and an MQTT client library.
 
-DESIGN §5 measured aiomqtt (21.5k msg/s) and gmqtt (33.3k msg/s) as ingest clients and
+docs/ARCHITECTURE.md §5 measured aiomqtt (21.5k msg/s) and gmqtt (33.3k msg/s) as ingest clients and
 sanctions gmqtt should aiomqtt's manual ack prove fragile or the ingest target be missed.
 Everything ingest needs from a client is therefore in :class:`Transport`: connect with a
 persistent MQTT v5 session, subscribe, iterate messages, acknowledge a message *later*

@@ -2,7 +2,7 @@
 
 One worker is one MQTT v5 session with a fixed client id (``<prefix>-<index>``), a session
 expiry and ``clean_start = False``, subscribed with QoS 1 to the shared subscription
-``$share/<group>/cyl/v1/#`` so N workers split the traffic (DESIGN §2, §5). Zero loss rests
+``$share/<group>/cyl/v1/#`` so N workers split the traffic (docs/ARCHITECTURE.md §2, §5). Zero loss rests
 on three rules:
 
 - a QoS 1 message is acknowledged only after the batch holding it is committed, in

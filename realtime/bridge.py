@@ -1,6 +1,6 @@
 """Redis pub/sub between processes: any server process delivers what any process published.
 
-DESIGN §2: ingest workers and server processes are separate; Redis carries live events
+docs/ARCHITECTURE.md §2: ingest workers and server processes are separate; Redis carries live events
 between them and nothing lives only in one process's memory.
 
 - Every event published on a process's local bus by that process (``origin`` None) is

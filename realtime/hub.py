@@ -1,4 +1,4 @@
-"""Websocket connections, subscriptions and fan-out (DESIGN §6).
+"""Websocket connections, subscriptions and fan-out (docs/ARCHITECTURE.md §6).
 
 Shape of the fan-out, and why:
 

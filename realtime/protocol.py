@@ -1,4 +1,4 @@
-"""The `/ws` wire protocol (DESIGN §6): one envelope, a schema per command, constant codes.
+"""The `/ws` wire protocol (docs/ARCHITECTURE.md §6): one envelope, a schema per command, constant codes.
 
 Every client message is ``{"id": int, "type": str, ...}``. The envelope is decoded first
 so that an unknown ``type`` is told apart from a known command with bad fields; each

@@ -1,4 +1,4 @@
-"""Web Push of new alerts to field officers' and regulators' phones (DESIGN §8 ``/m``).
+"""Web Push of new alerts to field officers' and regulators' phones (docs/ARCHITECTURE.md §8 ``/m``).
 
 - The platform's VAPID key pair is generated on first use and kept in PostgreSQL
   (``push_vapid_keys``), so every server process signs alike and browser subscriptions

@@ -2,7 +2,7 @@
 
 REST handlers scope in SQL (`server.kernel.scope.scope_where`). Live rows never touch the
 database, so each `Event` carries its scope keys (district, company_id, site_id) and this
-module decides with the same table (DESIGN §7, the docstring of `server/scope.py`):
+module decides with the same table (docs/ARCHITECTURE.md §7, the docstring of `server/scope.py`):
 
 | channel   | entity    | all-seeing | district roles | company_admin | station_op.   | inspector |
 |-----------|-----------|------------|----------------|---------------|---------------|-----------|

@@ -1,4 +1,4 @@
-"""`GET /ws`: authenticate, then read commands one by one and answer each (DESIGN §6).
+"""`GET /ws`: authenticate, then read commands one by one and answer each (docs/ARCHITECTURE.md §6).
 
 Bad input never ends the connection: a message that is not JSON, lacks an envelope, names
 an unknown command, reuses an id or carries a bad field gets an error result (codes in

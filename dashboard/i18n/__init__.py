@@ -1,4 +1,4 @@
-"""The regulator pages' strings, one JSON file per language (DESIGN §8: zh-CN by default,
+"""The regulator pages' strings, one JSON file per language (docs/ARCHITECTURE.md §8: zh-CN by default,
 English available). Language negotiation is the kernel's (:mod:`server.kernel.i18n`), shared
 with the wall and the officer PWA; this package holds only the table of these pages.
 """

@@ -1,4 +1,4 @@
-"""REST API v1 (DESIGN §9). Each module contributes `routes()`; `setup` mounts them all and
+"""REST API v1 (docs/ARCHITECTURE.md §9). Each module contributes `routes()`; `setup` mounts them all and
 the OpenAPI document is generated from the mounted routes and their `api_doc` metadata."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Alerts: list, read, acknowledge, resolve (DESIGN §4, §7; ingest raises them).
+"""Alerts: list, read, acknowledge, resolve (docs/ARCHITECTURE.md §4, §7; ingest raises them).
 
 Who may act, and why:
 

@@ -1,4 +1,4 @@
-"""Archive import/export over HTTP (DESIGN §9): `POST /api/v1/cylinders/import` and
+"""Archive import/export over HTTP (docs/ARCHITECTURE.md §9): `POST /api/v1/cylinders/import` and
 `GET /api/v1/cylinders/export`.
 
 The work is `server.archive`'s; this module only moves bytes: an upload goes to a
@@ -140,7 +140,7 @@ async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
         413: "file larger than http.max_upload_mb",
         415: "neither multipart/form-data nor a CSV/XLSX body",
     },
-    description="Idempotent upsert on tag (DESIGN §9). Body: multipart/form-data with a "
+    description="Idempotent upsert on tag (docs/ARCHITECTURE.md §9). Body: multipart/form-data with a "
     "'file' field, or the raw file (text/csv or the XLSX type). Rejected rows are reported "
     "with line, column, value and reason; the good rows are stored. A company administrator "
     "may only import its own company's cylinders.",
@@ -220,7 +220,7 @@ EXPORT_QUERY: Final = (
     roles=ROLES,
     query=EXPORT_QUERY,
     formats=("csv", "xlsx"),
-    description="The DESIGN §9 columns, limited to the caller's scope. CSV streams as "
+    description="The docs/ARCHITECTURE.md §9 columns, limited to the caller's scope. CSV streams as "
     "PostgreSQL produces it (UTF-8 with BOM so that Excel shows Chinese correctly); XLSX is "
     "built in constant memory into a temporary file, then sent, so its first byte comes "
     "only when the workbook is complete.",

@@ -1,4 +1,4 @@
-"""Companies (产权单位 / gas companies): list, read, create, change (DESIGN §1, §7).
+"""Companies (产权单位 / gas companies): list, read, create, change (docs/ARCHITECTURE.md §1, §7).
 
 Companies are public-register facts, so every role may list them within its scope (a
 company's own staff see only their company). Creating a company and its licence fields

@@ -1,4 +1,4 @@
-"""Real-name customers (实名制用户): list, read, create, change (DESIGN §1, §7).
+"""Real-name customers (实名制用户): list, read, create, change (docs/ARCHITECTURE.md §1, §7).
 
 Personal data rules, and why:
 
@@ -10,7 +10,7 @@ Personal data rules, and why:
   the database (`CYL_ID_HASH_KEY`, else the file `[privacy] id_hash_key_file`;
   `server.db.install.load_id_hash_key`), so a copy of the database does not reverse it;
 - customers are a company's own: company admins manage theirs, station staff read theirs,
-  regulators read those in their districts, inspection agencies none (DESIGN §7).
+  regulators read those in their districts, inspection agencies none (docs/ARCHITECTURE.md §7).
 """
 
 from __future__ import annotations

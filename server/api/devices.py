@@ -1,4 +1,4 @@
-"""Devices: filling guns, smart valves, handhelds, vehicles (DESIGN §5, §7).
+"""Devices: filling guns, smart valves, handhelds, vehicles (docs/ARCHITECTURE.md §5, §7).
 
 A gun belongs to one station and the station is never taken from a payload, so the
 device registry is what ties a fill to a station: only the admin and the owning company's

@@ -1,4 +1,4 @@
-"""Trajectory events across cylinders, and the ingest dead letters (DESIGN §5, §9).
+"""Trajectory events across cylinders, and the ingest dead letters (docs/ARCHITECTURE.md §5, §9).
 
 Events are the EPCIS-like what/when/where/why of every cylinder; regulators search them
 by place, company, kind and time. Dead letters (payloads ingest could not accept) are an

@@ -1,4 +1,4 @@
-"""Fills (充装记录) as stored by ingest from the guns (DESIGN §5, §9).
+"""Fills (充装记录) as stored by ingest from the guns (docs/ARCHITECTURE.md §5, §9).
 
 Read-only: a fill is a device's record, never edited by a person. Scope: a station sees
 its own fills, a company its own, regulators their districts; inspection agencies none.

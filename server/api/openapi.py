@@ -163,7 +163,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
         "info": {
             "title": "CylinderWatch 气瓶安全追溯监管平台 API",
             "version": "1",
-            "description": "REST API v1 (DESIGN §9). Every error has the shape "
+            "description": "REST API v1 (docs/ARCHITECTURE.md §9). Every error has the shape "
             '{"error": {"code", "message", "details"}}; see docs/API.md.',
         },
         "servers": [{"url": "/"}],

@@ -1,4 +1,4 @@
-"""The public's API (DESIGN §1, §8): scan a QR code, complain, read safety articles.
+"""The public's API (docs/ARCHITECTURE.md §1, §8): scan a QR code, complain, read safety articles.
 
 No login. What a scan shows is what a household needs to decide whether a cylinder is
 safe to accept — owner company, model, status label (合格/待检/过期/报废), last fill time and

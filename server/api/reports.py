@@ -1,6 +1,6 @@
-"""Reports (DESIGN §9 "Reports under /api/v1/reports/{name}"), as JSON, CSV or XLSX.
+"""Reports (docs/ARCHITECTURE.md §9 "Reports under /api/v1/reports/{name}"), as JSON, CSV or XLSX.
 
-Each report is a SQL aggregate with the caller's scope in its WHERE clause (DESIGN §7):
+Each report is a SQL aggregate with the caller's scope in its WHERE clause (docs/ARCHITECTURE.md §7):
 a company admin's report counts its own rows, a district regulator's its districts. CSV
 and XLSX stream (`server.kernel.tabular.stream_table`), so a city-wide list never sits in
 memory. Days are the city's calendar days (settings.alerts.timezone), not UTC's.
@@ -13,7 +13,7 @@ memory. Days are the city's calendar days (settings.alerts.timezone), not UTC's.
 
 The first two are open to admin, regulator, officer, company_admin and inspector (agencies
 call cylinders in for inspection); the activity reports to admin, regulator, officer and
-company_admin (agencies do not read fills or alerts, DESIGN §7).
+company_admin (agencies do not read fills or alerts, docs/ARCHITECTURE.md §7).
 Station operators get no reports: their tools are the gun and the handheld.
 """
 
@@ -135,7 +135,7 @@ async def _respond(
     formats=FORMATS,
 )
 async def compliance_summary(request: web.Request) -> web.StreamResponse:
-    """Counts of ok / inspection_due / scrap_due / overdue / scrapped (DESIGN §4) on today."""
+    """Counts of ok / inspection_due / scrap_due / overdue / scrapped (docs/ARCHITECTURE.md §4) on today."""
     p = require(request, *CYL_REPORT_ROLES)
     check_query(request, ["district", "company", "format"])
     fmt = q_format(request, FORMATS)
@@ -301,7 +301,7 @@ async def fills_daily(request: web.Request) -> web.StreamResponse:
     roles=ACTIVITY_ROLES,
     query=COMMON + RANGE,
     formats=FORMATS,
-    description="From the trajectory's fill_refused events and their reasons (DESIGN §4).",
+    description="From the trajectory's fill_refused events and their reasons (docs/ARCHITECTURE.md §4).",
 )
 async def denials(request: web.Request) -> web.StreamResponse:
     """Each denied attempt counted once per reason it carried (DOMAIN.md abnormal behaviour)."""

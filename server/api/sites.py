@@ -1,4 +1,4 @@
-"""Sites: filling stations, stores, warehouses, inspection agencies (DESIGN §1, §7).
+"""Sites: filling stations, stores, warehouses, inspection agencies (docs/ARCHITECTURE.md §1, §7).
 
 A company admin manages its own stations and stores; the filling licence and the
 permitted full-cylinder storage (重瓶存放 limit, the overstock rule's number) are issued

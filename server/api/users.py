@@ -1,4 +1,4 @@
-"""Users: list, read, create, change (DESIGN §7).
+"""Users: list, read, create, change (docs/ARCHITECTURE.md §7).
 
 - the admin manages every account;
 - a company admin manages its own company's station staff (station_operator) only — it

@@ -1,4 +1,4 @@
-"""Cylinder archive (气瓶档案) import and export: the interface of DESIGN §9.
+"""Cylinder archive (气瓶档案) import and export: the interface of docs/ARCHITECTURE.md §9.
 
 Gas companies and inspection agencies keep their archives in spreadsheets; this package is
 the one place that turns such a file into cylinder records and back, used alike by the CLI

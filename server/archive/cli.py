@@ -1,4 +1,4 @@
-"""`cylwatch import cylinders` and `cylwatch export cylinders` (DESIGN §9, docs/API.md).
+"""`cylwatch import cylinders` and `cylwatch export cylinders` (docs/ARCHITECTURE.md §9, docs/API.md).
 
 The command line acts as an admin (an operator with shell access to the server), or as one
 company's administrator with `--as-company`. Exports are written next to the target and
@@ -37,7 +37,7 @@ from server.kernel.settings import Settings
 
 def cli_principal(company_id: int | None = None) -> Principal:
     """Who the command line acts as: an operator with shell access to the server is an
-    admin (DESIGN §7); `--as-company` narrows that to one company's administrator.
+    admin (docs/ARCHITECTURE.md §7); `--as-company` narrows that to one company's administrator.
     `user_id` 0 marks the command line in the audit log (no users row has id 0)."""
     try:
         who = getpass.getuser()
@@ -59,7 +59,7 @@ def _progress_bar(total: int | None, desc: str) -> Any:
 
 
 IMPORT_HELP = """\
-Import a cylinder archive (CSV or XLSX, DESIGN §9) as an idempotent upsert on tag.
+Import a cylinder archive (CSV or XLSX, docs/ARCHITECTURE.md §9) as an idempotent upsert on tag.
 
 Columns (header required, any order, case-insensitive): {columns}.
 Required: {required}. Columns the interface does not know are ignored with a warning.
@@ -103,7 +103,7 @@ def add_commands(sub: Any) -> None:
     p = esub.add_parser(
         "cylinders",
         help="export the cylinder archive to CSV or XLSX",
-        description="Export the cylinder archive (DESIGN §9 columns) as CSV (UTF-8 with BOM, "
+        description="Export the cylinder archive (docs/ARCHITECTURE.md §9 columns) as CSV (UTF-8 with BOM, "
         "so Excel shows Chinese correctly) or XLSX (more than 1,048,575 rows continue on a "
         "further sheet). Streams: memory stays flat at any size. The command line exports "
         "as an admin (everything) unless filtered.",

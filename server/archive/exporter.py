@@ -1,4 +1,4 @@
-"""Exporting the archive (DESIGN §9), streamed, in the caller's role scope.
+"""Exporting the archive (docs/ARCHITECTURE.md §9), streamed, in the caller's role scope.
 
 CSV is produced by PostgreSQL itself (`COPY (SELECT …) TO STDOUT`), UTF-8 with a BOM so
 that Excel on Chinese Windows opens it without mojibake; PostgreSQL formats CSV at several
@@ -6,7 +6,7 @@ times the speed of building it row by row in Python (docs/BENCHMARKS.md). XLSX i
 from a server-side cursor by the platform's streaming writer (`server.kernel.tabular`)
 into a file (the format is a ZIP and cannot be written to a pipe). Both keep memory flat
 whatever the row count, both neutralise formula injection in every text cell, and both
-limit rows to the caller's role scope in SQL (DESIGN §7).
+limit rows to the caller's role scope in SQL (docs/ARCHITECTURE.md §7).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ numbers, dates as date cells (the query already gives Excel serial days, see `_s
 
 @dataclass(frozen=True)
 class ExportFilters:
-    """The cylinder search's filters (DESIGN §9): company code, status, district, model."""
+    """The cylinder search's filters (docs/ARCHITECTURE.md §9): company code, status, district, model."""
 
     company: str | None = None
     status: str | None = None
@@ -55,7 +55,7 @@ class ExportFilters:
 
 
 def _export_sql(principal: Principal, filters: ExportFilters, select: str) -> tuple[str, list[Any]]:
-    """The export query: role scope and filters in SQL (DESIGN §7), oldest record first."""
+    """The export query: role scope and filters in SQL (docs/ARCHITECTURE.md §7), oldest record first."""
     q = Sql()
     where = [scope_where(principal, "cylinders", "c", q)]
     if filters.company:

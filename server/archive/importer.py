@@ -1,4 +1,4 @@
-"""Storing an archive (DESIGN §9): an idempotent upsert on tag, chunk by chunk.
+"""Storing an archive (docs/ARCHITECTURE.md §9): an idempotent upsert on tag, chunk by chunk.
 
 - Each row is checked on its own (`server.archive.validation`); a bad row is reported and
   the good rows of the file are stored.

@@ -1,4 +1,4 @@
-"""The archive interface of DESIGN §9 (docs/API.md "Cylinder archive"): its columns, who may
+"""The archive interface of docs/ARCHITECTURE.md §9 (docs/API.md "Cylinder archive"): its columns, who may
 import, the limits a row must respect, and what an import reports.
 
 Everything else in `server.archive` — reading, validating, importing, exporting, the
@@ -30,13 +30,13 @@ ARCHIVE_COLUMNS: Final[tuple[str, ...]] = (
     "scrap_date",
     "status",
 )
-"""Columns of the archive file, in the order exports write them (DESIGN §9)."""
+"""Columns of the archive file, in the order exports write them (docs/ARCHITECTURE.md §9)."""
 
 REQUIRED_COLUMNS: Final[tuple[str, ...]] = ("tag", "owner_code", "spec", "manufacture_date")
 """Columns without which no row could be stored: everything else is optional or derived."""
 
 IMPORT_ROLES: Final[tuple[str, ...]] = ("admin", "inspector", "company_admin")
-"""Who registers archives (DESIGN §1): agencies (建档), companies (own cylinders), admins."""
+"""Who registers archives (docs/ARCHITECTURE.md §1): agencies (建档), companies (own cylinders), admins."""
 
 CHUNK_ROWS: Final = 5000
 """Rows per staging COPY, upsert and commit; also the export cursor's fetch size. Large

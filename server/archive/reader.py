@@ -1,4 +1,4 @@
-"""Opening an archive file (DESIGN §9): by its content, header first, rows streamed.
+"""Opening an archive file (docs/ARCHITECTURE.md §9): by its content, header first, rows streamed.
 
 - The file is opened by content, not by name: a ZIP is an XLSX (first sheet, read by
   python-calamine), an OLE2 file a legacy XLS (calamine reads it too); anything else must be

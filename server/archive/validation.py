@@ -1,4 +1,4 @@
-"""Checking one archive row (DESIGN §9): each cell on its own, then the row as a record.
+"""Checking one archive row (docs/ARCHITECTURE.md §9): each cell on its own, then the row as a record.
 
 A bad row is reported with its line, column and reason — one reason per row, the first
 failing column in archive order — while the good rows of the file are stored. What this

@@ -1,6 +1,6 @@
 """Alerts: raising (de-duplicated), the open → acknowledged → resolved life cycle, JSON shape.
 
-DESIGN §4: an alert has a kind, severity, subject, company, site, district, time and state,
+docs/ARCHITECTURE.md §4: an alert has a kind, severity, subject, company, site, district, time and state,
 and is de-duplicated — a repeat of the same kind and subject while the alert is not yet
 resolved bumps its counter instead of opening a second one. The guarantee holds across
 ingest workers because it is the database's: the partial unique index

@@ -1,4 +1,4 @@
-"""CylinderWatch domain rules: pure and synchronous — dates in, decision out (DESIGN §2, §4).
+"""CylinderWatch domain rules: pure and synchronous — dates in, decision out (docs/ARCHITECTURE.md §2, §4).
 
 No I/O, no asyncio, no database: the rules of TSG 23-2021, GB/T 38059-2019, GB 5842 and
 GB/T 8334-2022 as functions of their inputs and of the settings objects passed in, so that

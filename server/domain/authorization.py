@@ -5,7 +5,7 @@ control system*: the gun reads the cylinder's tag, the data platform verifies th
 and the station, and the filling control terminal opens only on the platform's answer.
 TSG 23-2021 lists what must be refused: a cylinder that is not the filling unit's own
 (or entrusted to it), past its periodic inspection, scrapped, or not in use, and any
-filling by a unit without a valid filling licence. DESIGN §4 fixes the reason codes.
+filling by a unit without a valid filling licence. docs/ARCHITECTURE.md §4 fixes the reason codes.
 
 The answer always carries *every* applicable reason, in one canonical order, so that the
 regulator's refusal statistics count each cause and the operator learns everything that
@@ -39,7 +39,7 @@ __all__ = [
 
 
 class Reason(StrEnum):
-    """Deny reasons of DESIGN §4. Declaration order is the canonical order in replies."""
+    """Deny reasons of docs/ARCHITECTURE.md §4. Declaration order is the canonical order in replies."""
 
     UNKNOWN_TAG = "unknown_tag"
     NOT_OWNER = "not_owner"
@@ -100,7 +100,7 @@ class FillDecision:
 
     @property
     def decision(self) -> str:
-        """``"allow"`` or ``"deny"``, the wire value of the MQTT reply (DESIGN §5)."""
+        """``"allow"`` or ``"deny"``, the wire value of the MQTT reply (docs/ARCHITECTURE.md §5)."""
         return "allow" if self.allowed else "deny"
 
     @property
@@ -130,7 +130,7 @@ def authorize_fill(
     today: date,
     entrusted_owner_ids: frozenset[int] = frozenset(),
 ) -> FillDecision:
-    """Decide a gun's request, with every applicable reason (DESIGN §4).
+    """Decide a gun's request, with every applicable reason (docs/ARCHITECTURE.md §4).
 
     - ``unknown_tag``: no cylinder has the tag, or the tag was voided. A voided tag
       (scrapped cylinder, replaced tag) identifies no cylinder any more — a tag code is

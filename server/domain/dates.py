@@ -3,7 +3,7 @@
 Why these rules: TSG 23-2021 气瓶安全技术规程 forbids filling a cylinder that is past its
 periodic inspection or its service life; GB/T 8334-2022 sets the periodic inspection of LPG
 steel cylinders (every 4 years by default) and GB 5842 the design service life (8 years,
-absolute limit 12 years after an inspection extension). DESIGN §4 defines the compliance
+absolute limit 12 years after an inspection extension). docs/ARCHITECTURE.md §4 defines the compliance
 status and its precedence. Every number is read from :class:`server.kernel.settings.Dates`; a city
 changes a rule by configuration, never by editing this module.
 
@@ -106,7 +106,7 @@ def derive_scrap_date(
 
 
 class ComplianceStatus(StrEnum):
-    """Compliance of a cylinder on a given day (DESIGN §4), most severe first.
+    """Compliance of a cylinder on a given day (docs/ARCHITECTURE.md §4), most severe first.
 
     The declaration order *is* the precedence: ``scrapped > overdue > scrap_due >
     inspection_due > ok``.
@@ -122,7 +122,7 @@ class ComplianceStatus(StrEnum):
 def is_scrapped(status: str, scrap_date: date | None, today: date) -> bool:
     """Scrapped: status ``scrapped``, or the scrap date is today or has passed.
 
-    The scrap date itself is the first day out of use (DESIGN §4 "scrap date ≤ today"):
+    The scrap date itself is the first day out of use (docs/ARCHITECTURE.md §4 "scrap date ≤ today"):
     TSG 23-2021 forbids using a cylinder that has reached its scrap age. An unknown scrap
     date does not by itself make a cylinder scrapped (the record is incomplete, not
     expired); the inspection date still guards it.
@@ -131,7 +131,7 @@ def is_scrapped(status: str, scrap_date: date | None, today: date) -> bool:
 
 
 def is_inspection_overdue(next_inspection_date: date | None, today: date) -> bool:
-    """Overdue: the next inspection date has passed (DESIGN §4 "next inspection < today").
+    """Overdue: the next inspection date has passed (docs/ARCHITECTURE.md §4 "next inspection < today").
 
     The inspection date itself is still in date. A cylinder with *no* next inspection
     date is treated as overdue: the platform cannot show that it was ever inspected, and
@@ -149,7 +149,7 @@ def compliance_status(
     today: date,
     rules: Dates,
 ) -> ComplianceStatus:
-    """The compliance status of a cylinder on *today* (DESIGN §4), by precedence.
+    """The compliance status of a cylinder on *today* (docs/ARCHITECTURE.md §4), by precedence.
 
     - ``scrapped``: status ``scrapped`` or scrap date ≤ today (:func:`is_scrapped`);
     - ``overdue``: next inspection < today, or no next inspection date at all
@@ -202,7 +202,7 @@ _DEFAULT_LANGUAGE: Final = "zh-CN"
 
 
 def public_label(c: ComplianceStatus, lang: str = "zh-CN") -> str:
-    """Label shown on the public QR page (DESIGN §1/§8: 合格/待检/过期/报废).
+    """Label shown on the public QR page (docs/ARCHITECTURE.md §1/§8: 合格/待检/过期/报废).
 
     ``scrap_due`` shows as compliant: the cylinder may still lawfully be used and the
     public page must not alarm a household about a date the gas company handles. Any
@@ -216,7 +216,7 @@ def public_label(c: ComplianceStatus, lang: str = "zh-CN") -> str:
 def require_aware(name: str, value: datetime) -> None:
     """Reject a naive datetime with ``ValueError``.
 
-    Device times are UTC epoch milliseconds (DESIGN §5) and opening hours are local to the
+    Device times are UTC epoch milliseconds (docs/ARCHITECTURE.md §5) and opening hours are local to the
     city's ``alerts.timezone``; a naive datetime is ambiguous between the two, and mixing
     them would shift every time-window rule by the zone offset (8 h in Asia/Shanghai).
     """

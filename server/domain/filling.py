@@ -113,7 +113,7 @@ def is_repeat_fill(
     previous fill, or whose "previous" fill is dated after *now* (late, buffered data
     arriving out of order), is not a repeat — the out-of-order fill is judged when the
     later one is. All datetimes must be timezone-aware (``ValueError`` otherwise): device
-    clocks are UTC epoch milliseconds (DESIGN §5) and a naive time would be a bug.
+    clocks are UTC epoch milliseconds (docs/ARCHITECTURE.md §5) and a naive time would be a bug.
     """
     require_aware("now", now)
     if previous_fill_at is None:

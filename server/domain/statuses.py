@@ -37,7 +37,7 @@ IMPORT_STATUSES: Final[tuple[str, ...]] = (
     "suspended",
     "not_activated",
 )
-"""Statuses accepted by the archive import/export interface: DESIGN §9's five, extended
+"""Statuses accepted by the archive import/export interface: docs/ARCHITECTURE.md §9's five, extended
 with ``not_activated`` because the export writes every status a record may hold, and an
 exported archive must import back unchanged (a registered cylinder not yet bound to use)."""
 
@@ -53,7 +53,7 @@ NOT_IN_SERVICE_STATUSES: Final[tuple[str, ...]] = (
     "suspended",
     "not_activated",
 )
-"""Statuses that deny a fill with reason ``not_in_service`` (DESIGN §4). ``scrapped`` is
+"""Statuses that deny a fill with reason ``not_in_service`` (docs/ARCHITECTURE.md §4). ``scrapped`` is
 not here: it has its own, more specific reason."""
 
 SITE_KINDS: Final[tuple[str, ...]] = (
@@ -72,7 +72,7 @@ ROLES: Final[tuple[str, ...]] = (
     "station_operator",
     "inspector",
 )
-"""Logged-in roles of DESIGN §7 (the anonymous ``public`` has no account and no role)."""
+"""Logged-in roles of docs/ARCHITECTURE.md §7 (the anonymous ``public`` has no account and no role)."""
 
 LICENCE_STATUSES: Final[tuple[str, ...]] = ("valid", "suspended", "revoked")
 """Status of a company's or station's filling licence (气瓶充装许可证, TSG 23-2021)."""
@@ -169,7 +169,7 @@ joins this table together with the rule that raises it, so that no filter offers
 that can never fire."""
 
 ALERT_STATES: Final[tuple[str, ...]] = ("open", "acknowledged", "resolved")
-"""Alert life cycle of DESIGN §4, in the only order it may advance."""
+"""Alert life cycle of docs/ARCHITECTURE.md §4, in the only order it may advance."""
 
 COMPLAINT_STATES: Final[tuple[str, ...]] = ("new", "handled")
 """A public complaint (举报) as the regulator works it: received, then handled."""

@@ -4,7 +4,7 @@ The market-supervision bureau watches for what TSG 23-2021 and the local traceab
 standards forbid or find suspicious: licences running out, full cylinders hoarded beyond
 a site's permitted storage (重瓶超量存放), devices that stop reporting while the station
 is open, and gas leaks at a customer's valve. Ingest evaluates these on live data; late
-(buffered) data must not fire live-only rules for the past (DESIGN §5), hence
+(buffered) data must not fire live-only rules for the past (docs/ARCHITECTURE.md §5), hence
 :func:`is_live`. Every number comes from :class:`server.kernel.settings.Alerts`.
 """
 
@@ -194,7 +194,7 @@ def is_leak(leak_ppm: float | None, rules: Alerts) -> bool:
 def is_live(event_ts: datetime, now: datetime, max_lag: timedelta) -> bool:
     """Is an event recent enough to fire live-only rules (offline, overstock)?
 
-    DESIGN §5: a device that buffered data while offline uploads it later with its own
+    docs/ARCHITECTURE.md §5: a device that buffered data while offline uploads it later with its own
     ``ts``; that data is stored but must not raise alerts about a past that is over.
     An event at most *max_lag* old is live (both ends included); an event from the
     future (a device clock running ahead, within ingest's skew limit) is live too.

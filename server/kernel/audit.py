@@ -1,4 +1,4 @@
-"""The append-only audit log: every write by a person is recorded (DESIGN §7).
+"""The append-only audit log: every write by a person is recorded (docs/ARCHITECTURE.md §7).
 
 The table rejects UPDATE and DELETE by trigger; this module is the one way rows get in.
 """

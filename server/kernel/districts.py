@@ -1,6 +1,6 @@
 """The city's districts: their boundaries, and which district a position falls in.
 
-Regulators are scoped to districts (DESIGN §7), every cylinder carries the district of
+Regulators are scoped to districts (docs/ARCHITECTURE.md §7), every cylinder carries the district of
 where it is now, and a cylinder seen outside every district is the `out_of_region` alert
 (区域外流, DOMAIN.md "Abnormal behaviour"). All of that is one question — *which district
 holds this point?* — asked for every position a valve or vehicle reports, so the answer
@@ -66,7 +66,7 @@ class District:
 
     @cached_property
     def bbox(self) -> tuple[float, float, float, float]:
-        """``(west, south, east, north)`` in degrees, the order of DESIGN §6's ``bbox``."""
+        """``(west, south, east, north)`` in degrees, the order of docs/ARCHITECTURE.md §6's ``bbox``."""
         w, s, e, n = self.shape.bounds
         return (float(w), float(s), float(e), float(n))
 

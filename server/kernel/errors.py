@@ -1,4 +1,4 @@
-"""One error shape for every endpoint (DESIGN §9): {"error": {"code", "message", "details"}}.
+"""One error shape for every endpoint (docs/ARCHITECTURE.md §9): {"error": {"code", "message", "details"}}.
 
 Codes are constants so clients and tests can rely on them. Handlers raise `ApiError`; the
 middleware turns it, aiohttp's own HTTP exceptions and anything unexpected into that shape.

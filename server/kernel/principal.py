@@ -1,4 +1,4 @@
-"""Who is asking: sessions, bearer tokens, API keys, CSRF and roles (DESIGN §7).
+"""Who is asking: sessions, bearer tokens, API keys, CSRF and roles (docs/ARCHITECTURE.md §7).
 
 - A login creates a server-side session in Redis (`cylwatch:session:<id>`), sent to
   browsers as an HttpOnly cookie and to API clients as a bearer token (the same id).

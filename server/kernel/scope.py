@@ -1,4 +1,4 @@
-"""Role scoping in SQL (DESIGN §7): every query that returns rows adds the caller's scope
+"""Role scoping in SQL (docs/ARCHITECTURE.md §7): every query that returns rows adds the caller's scope
 to its WHERE clause, so rows outside the scope are never read, counted or exported.
 
 Usage::

@@ -1,6 +1,6 @@
 """Reaching the platform's real services, and saying clearly when one is down.
 
-DESIGN §3: a command that needs a service that is not running says so in one line with the
+docs/ARCHITECTURE.md §3: a command that needs a service that is not running says so in one line with the
 URL it tried and the command that starts it — never a traceback.
 """
 

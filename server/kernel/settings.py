@@ -118,7 +118,9 @@ class Http(Section, frozen=True):
             try:
                 ipaddress.ip_network(cidr, strict=False)
             except ValueError:
-                raise ValueError(f"trusted_proxies: {cidr!r} is not an address or network") from None
+                raise ValueError(
+                    f"trusted_proxies: {cidr!r} is not an address or network"
+                ) from None
 
 
 class Auth(Section, frozen=True):

@@ -1,7 +1,7 @@
 """`cylwatch seed`: a synthetic Zhengzhou-like demo city (DOMAIN.md "Scale of one city").
 
 A supervision platform is judged on a city full of cylinders: the live map, the reports,
-the big screen and the benchmarks (DESIGN §10 measures lookups at 1M cylinders) all need
+the big screen and the benchmarks (docs/ARCHITECTURE.md §10 measures lookups at 1M cylinders) all need
 one. Real archives are personal data, so the platform ships a generator instead: districts
 from ``config/districts.geojson``, gas companies with their licences, filling stations,
 stores, warehouses and inspection agencies placed inside the district polygons, real-name

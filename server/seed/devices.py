@@ -1,6 +1,6 @@
 """Devices of the demo city: guns per filling station, handhelds, delivery vehicles.
 
-Valves need no rows: a valve is addressed by its cylinder's tag (DESIGN §5). Vehicles
+Valves need no rows: a valve is addressed by its cylinder's tag (docs/ARCHITECTURE.md §5). Vehicles
 belong to companies with a depot (a station or a warehouse) and start out somewhere on
 their rounds.
 """
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 async def add_devices(city: CityBuilder, n_vehicles: int) -> None:
     """Guns per station, handhelds per station and store, vehicles per company.
 
-    Valves need no rows: a valve is addressed by its cylinder's tag (DESIGN §5).
+    Valves need no rows: a valve is addressed by its cylinder's tag (docs/ARCHITECTURE.md §5).
     """
     rng = city.rng
     # (device_id, kind, company_id, site_id, name, plate_no, lat, lon)

@@ -48,7 +48,7 @@ class SeedSummary:
     fills: int = 0
     seconds: float = 0.0
     compliance: dict[str, int] = field(default_factory=dict)
-    """Cylinders by compliance status on the seed's ``today`` (DESIGN §4)."""
+    """Cylinders by compliance status on the seed's ``today`` (docs/ARCHITECTURE.md §4)."""
     statuses: dict[str, int] = field(default_factory=dict)
     """Cylinders by record status (in_service, scrapped, lost …)."""
 

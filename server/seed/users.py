@@ -1,4 +1,4 @@
-"""The demo logins (DESIGN §1's roles, one account each) that `cylwatch seed` creates.
+"""The demo logins (docs/ARCHITECTURE.md §1's roles, one account each) that `cylwatch seed` creates.
 
 They are printed by ``cylwatch seed`` and ``cylwatch demo`` so that a newcomer can try
 every role at once; passwords are hashed with the configured parameters

@@ -121,7 +121,7 @@ async def test_lookup_by_tag_barcode_stamp_and_prefix(
 async def test_compliance_in_sql_agrees_with_the_domain(
     client: Any, world: World, fresh: Fresh, settings: Any
 ) -> None:
-    """Cylinders on every boundary of DESIGN §4; the SQL filter and the domain must agree."""
+    """Cylinders on every boundary of docs/ARCHITECTURE.md §4; the SQL filter and the domain must agree."""
     day = city_today(settings)
     r = settings.dates
     d = dt.timedelta

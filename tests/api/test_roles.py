@@ -1,6 +1,6 @@
 """ROLE WALK: every /api/v1 endpoint × every role of ROLE_USERS + anonymous → allow or deny.
 
-The matrix below *is* the access policy of DESIGN §7 as the API enforces it; each row is
+The matrix below *is* the access policy of docs/ARCHITECTURE.md §7 as the API enforces it; each row is
 one endpoint, each column one test user:
 
     admin  = t_admin                 reg  = t_regulator (city-wide)

@@ -1,4 +1,4 @@
-"""Importing archives (DESIGN §9): encodings, formats, per-row rejections, idempotency,
+"""Importing archives (docs/ARCHITECTURE.md §9): encodings, formats, per-row rejections, idempotency,
 company scoping, dry runs. Each test builds its own file from rows it names."""
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ read the database the pages show, so the server must be the real `create_app` wi
 session database and Redis of ``tests/conftest.py``. It listens on a free port of
 127.0.0.1 with a private Redis channel, so parallel runs never cross-talk. Every page a
 test opens records each request it makes; ``OutsideRequests`` proves nothing left the
-machine (supervision networks are often offline, DESIGN §8).
+machine (supervision networks are often offline, docs/ARCHITECTURE.md §8).
 """
 
 from __future__ import annotations

@@ -140,7 +140,7 @@ async def unseed(pool: asyncpg.Pool, s: Seeded) -> None:
 
 
 def row_of(alert_id: int, **over: Any) -> dict[str, Any]:
-    """An alerts row as live events carry it (DESIGN §6)."""
+    """An alerts row as live events carry it (docs/ARCHITECTURE.md §6)."""
     now = dt.datetime.now(dt.UTC).isoformat()
     row = {
         "id": alert_id,

@@ -1,4 +1,4 @@
-"""100,000 cylinders at customers on the dashboard map (DESIGN §8: "100k cylinders must
+"""100,000 cylinders at customers on the dashboard map (docs/ARCHITECTURE.md §8: "100k cylinders must
 stay smooth"): the compact endpoint stays small and fast, the first paint is quick, and a
 zoom or pan redraws only the visible clusters, well within one frame budget of a person's
 patience (we budget 100 ms per redraw on the 2-core development machine)."""

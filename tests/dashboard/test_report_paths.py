@@ -1,4 +1,4 @@
-"""DESIGN §8's /reports/... paths lead to the page where reports are run (/exports)."""
+"""docs/ARCHITECTURE.md §8's /reports/... paths lead to the page where reports are run (/exports)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Both MQTT transports behind ingest's seam, watched on the wire.
 
 A QoS 1 message may be acknowledged to the broker only after the batch holding it is
-committed, in arrival order (DESIGN §5). A small TCP proxy between the transport and a
+committed, in arrival order (docs/ARCHITECTURE.md §5). A small TCP proxy between the transport and a
 private Mosquitto decodes the packets: the PUBLISH packet ids the broker sends and the
 PUBACK packet ids the client returns. gmqtt runs one ``on_message`` task per message and
 sends its PUBACK when the task returns — these tests hold thousands of such tasks open and

@@ -270,7 +270,7 @@ async def test_mqtt5_response_topic_and_correlation_data_are_honoured(env: Env, 
 
 
 async def test_fill_authorization_latency(env: Env, live: Any) -> None:
-    """DESIGN §10: p99 ≤ 50 ms publish-to-reply (a quick local check; bench/ measures load)."""
+    """docs/ARCHITECTURE.md §10: p99 ≤ 50 ms publish-to-reply (a quick local check; bench/ measures load)."""
     import time
 
     port = int(env.mqtt_url.rsplit(":", 1)[1])

@@ -1,4 +1,4 @@
-"""Zero loss (DESIGN §10): a QoS 1 message accepted by the broker is stored exactly once even
+"""Zero loss (docs/ARCHITECTURE.md §10): a QoS 1 message accepted by the broker is stored exactly once even
 if the worker is killed (kill -9), the broker restarts, or PostgreSQL restarts."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The /ws protocol (DESIGN §6): envelope, ids, errors that keep the connection open,
+"""The /ws protocol (docs/ARCHITECTURE.md §6): envelope, ids, errors that keep the connection open,
 subscribe/unsubscribe, and subscriptions released on disconnect."""
 
 from __future__ import annotations

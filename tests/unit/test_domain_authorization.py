@@ -1,4 +1,4 @@
-"""Fill authorization (DESIGN §4 reason codes, GB/T 38059-2019) and gun codes (DOMAIN.md)."""
+"""Fill authorization (docs/ARCHITECTURE.md §4 reason codes, GB/T 38059-2019) and gun codes (DOMAIN.md)."""
 
 from __future__ import annotations
 
@@ -246,7 +246,7 @@ def test_several_station_faults_give_one_reason() -> None:
     assert reasons(GOOD_CYLINDER, station) == (Reason.STATION_NOT_LICENSED,)
 
 
-# An exhaustive product of the facts that matter, checked against the table of DESIGN §4.
+# An exhaustive product of the facts that matter, checked against the table of docs/ARCHITECTURE.md §4.
 OWNERS = {"own": OWN, "other": OTHER, "entrusted": 7}
 NEXTS: dict[str, date | None] = {
     "ok": TODAY + D,

@@ -1,4 +1,4 @@
-"""Inspection/scrap date derivation and compliance status (DESIGN §4, DOMAIN.md "Dates")."""
+"""Inspection/scrap date derivation and compliance status (docs/ARCHITECTURE.md §4, DOMAIN.md "Dates")."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ def test_vocabularies() -> None:
         "suspended",
         "not_activated",
     )
-    # DESIGN §9's five, plus not_activated so that every exported record imports back
+    # docs/ARCHITECTURE.md §9's five, plus not_activated so that every exported record imports back
     assert IMPORT_STATUSES[:5] == ("in_service", "in_inspection", "scrapped", "lost", "suspended")
     assert set(IMPORT_STATUSES) == set(CYLINDER_STATUSES)
     assert SITE_KINDS == ("filling_station", "store", "warehouse", "inspection_agency")
@@ -164,7 +164,7 @@ def test_no_numeric_literals_in_domain_code() -> None:
 
 
 def test_domain_is_pure() -> None:
-    """DESIGN §2: no I/O, no asyncio, no database in the domain."""
+    """docs/ARCHITECTURE.md §2: no I/O, no asyncio, no database in the domain."""
     forbidden = {
         "asyncio",
         "asyncpg",

@@ -1,4 +1,4 @@
-"""Abnormal behaviour rules (DOMAIN.md "Abnormal behaviour", DESIGN §4/§5)."""
+"""Abnormal behaviour rules (DOMAIN.md "Abnormal behaviour", docs/ARCHITECTURE.md §4/§5)."""
 
 from __future__ import annotations
 
