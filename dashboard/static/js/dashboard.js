@@ -297,7 +297,7 @@ function upsertVehicle(row) {
   let v = state.vehicles.get(String(row.id));
   if (!v) {
     const marker = L.marker(ll, { icon: vehicleIcon(row.heading), keyboard: false, title: row.plate_no || row.name || String(row.id) });
-    marker.bindTooltip(String(row.plate_no || row.name || row.id), { className: "cw-tip", direction: "top" });
+    marker.bindTooltip(el("span", { text: String(row.plate_no || row.name || row.id) }), { className: "cw-tip", direction: "top" });
     marker.addTo(layers.vehicles);
     v = { marker: marker, row: row };
     state.vehicles.set(String(row.id), v);
