@@ -159,7 +159,7 @@ async def _import_back(conn: Any, settings: Any, principal: Any, path: Path, tot
     with RssSampler() as mem:
         step = progress_marks(total, mem)
         t0, c0 = time.perf_counter(), time.process_time()
-        src = await asyncio.to_thread(open_archive, path)
+        src = await asyncio.to_thread(open_archive, path, settings.http)
         try:
             report = await import_archive(
                 conn, src, settings, principal, filename=path.name, dry_run=True, progress=step
@@ -167,7 +167,7 @@ async def _import_back(conn: Any, settings: Any, principal: Any, path: Path, tot
         finally:
             src.close()
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    note = f"{report.unchanged:,} unchanged, {len(report.rejected):,} rejected"
+    note = f"{report.unchanged:,} unchanged, {report.rejected_total:,} rejected"
     kinds = Counter(f"{r.column} {r.value!r}" for r in report.rejected)
     if kinds:
         note += ": " + ", ".join(f"{n:,} × {what}" for what, n in kinds.most_common(3))

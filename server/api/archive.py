@@ -8,9 +8,10 @@ problem with the file itself is a 400 `invalid_file` naming it; a problem with r
 the report, never an error status.
 
 Import answers JSON (the report, with at most `MAX_REJECTED_JSON` rejected rows listed
-and their total count) or, with `?report=csv`, the complete list of rejected rows as CSV
-with the counts in `X-Import-*` headers — the list stays complete however long it is, and
-no link to a stored report is needed.
+and their total count) or, with `?report=csv`, the rejected rows as CSV with the counts in
+`X-Import-*` headers — every one of them up to `[http] max_rejected_rows_kept`
+(docs/CONFIG.md), beyond which they are counted, not kept — and no link to a stored report
+is needed.
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ async def import_cylinders(request: web.Request) -> web.StreamResponse:
     try:
         filename = await _receive(request, path)
         try:
-            src = await asyncio.to_thread(open_archive, path)
+            src = await asyncio.to_thread(open_archive, path, settings.http)
         except ArchiveFileError as exc:
             raise ApiError(400, errors.INVALID_FILE, exc.message) from None
         try:
@@ -192,7 +193,7 @@ async def import_cylinders(request: web.Request) -> web.StreamResponse:
                 ("inserted", report.inserted),
                 ("updated", report.updated),
                 ("unchanged", report.unchanged),
-                ("rejected", len(report.rejected)),
+                ("rejected", report.rejected_total),
                 ("dry_run", str(dry_run).lower()),
             )
         }

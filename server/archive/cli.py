@@ -68,7 +68,8 @@ Dates are YYYY-MM-DD (XLSX date cells too). Empty next_inspection_date / scrap_d
 derived from the rules of DOMAIN.md, an empty volume_l from the model, an empty status is
 in_service. A tag repeated in the file: the first good line wins, later ones are rejected.
 
-Every rejected row is listed (line, column, value, reason) and the good rows are stored.
+Rejected rows are listed (line, column, value, reason; beyond [http]
+max_rejected_rows_kept only counted) and the good rows are stored.
 Exit status: 0 when the file was processed (rows may have been rejected: see the summary
 and --report); 1 when the file could not be read (nothing stored) or every row was
 rejected; 2 bad configuration; 3 a service is down.
@@ -136,7 +137,7 @@ async def cmd_import_cylinders(args: argparse.Namespace, settings: Settings) -> 
                 return 1
         principal = cli_principal(company_id)
         try:
-            src = await asyncio.to_thread(open_archive, path)
+            src = await asyncio.to_thread(open_archive, path, settings.http)
         except ArchiveFileError as exc:
             print(f"cylwatch: {path.name}: {exc.message}", file=sys.stderr)
             return 1
@@ -172,8 +173,9 @@ async def cmd_import_cylinders(args: argparse.Namespace, settings: Settings) -> 
     for r in shown:
         col = f" [{r.column}]" if r.column else ""
         print(f"line {r.line}{col}: {r.reason}", file=sys.stderr)
-    if len(report.rejected) > len(shown):
-        print(f"... and {len(report.rejected) - len(shown)} more rejected row(s)", file=sys.stderr)
+    if report.rejected_total > len(shown):
+        more = report.rejected_total - len(shown)
+        print(f"... and {more} more rejected row(s)", file=sys.stderr)
     if args.report:
         await asyncio.to_thread(
             Path(args.report).write_text, report.rejected_csv(), encoding="utf-8-sig"
@@ -181,12 +183,12 @@ async def cmd_import_cylinders(args: argparse.Namespace, settings: Settings) -> 
     verb = "would be" if args.dry_run else "were"
     print(
         f"{path.name}: {report.total_rows} row(s): {report.inserted} inserted, {report.updated}"
-        f" updated, {report.unchanged} unchanged, {len(report.rejected)} rejected"
+        f" updated, {report.unchanged} unchanged, {report.rejected_total} rejected"
         f"{' (dry run: nothing stored)' if args.dry_run else ''}"
     )
     if report.rejected:
         where = f" listed in {args.report}" if args.report else " (use --report FILE for the list)"
-        print(f"warning: {len(report.rejected)} row(s) {verb} rejected{where}", file=sys.stderr)
+        print(f"warning: {report.rejected_total} row(s) {verb} rejected{where}", file=sys.stderr)
     if report.total_rows and report.stored == 0:
         return 1
     return 0

@@ -183,17 +183,17 @@ def _next_chunk(
         try:
             rec = validate_row(line, cells, src, ctx)
         except BadValue as bad:
-            report.rejected.append(RejectedRow(line, bad.column, show(bad.value), bad.reason))
+            report.reject(RejectedRow(line, bad.column, show(bad.value), bad.reason))
         else:
             tag, barcode = rec[1], rec[3]
             first = seen_tags.get(tag)
             if first is not None:
-                report.rejected.append(
+                report.reject(
                     RejectedRow(line, "tag", tag, f"tag {tag} repeats line {first} of this file")
                 )
             elif barcode is not None and barcode in seen_barcodes:
                 other_tag, other_line = seen_barcodes[barcode]
-                report.rejected.append(
+                report.reject(
                     RejectedRow(
                         line,
                         "barcode",
@@ -237,7 +237,8 @@ async def _store_chunk(
         )
         problems = [r for p in checked if (r := _db_rejection(p)) is not None]
         if problems:
-            report.rejected += problems
+            for problem in problems:
+                report.reject(problem)
             await conn.execute(
                 "DELETE FROM cyl_import_stage WHERE line = ANY($1::int[])",
                 [r.line for r in problems],
@@ -327,8 +328,13 @@ async def import_archive(
     """
     if principal.role not in IMPORT_ROLES:
         raise PermissionError(f"role {principal.role} may not import archives")
+    kept = settings.http.max_rejected_rows_kept
     report = ImportReport(
-        filename=filename, format=src.format, encoding=src.encoding, dry_run=dry_run
+        filename=filename,
+        format=src.format,
+        encoding=src.encoding,
+        dry_run=dry_run,
+        rejected_kept_max=kept,
     )
     if src.ignored_columns:
         names = ", ".join(src.ignored_columns)
@@ -357,6 +363,10 @@ async def import_archive(
                 "TRUNCATE cyl_import_stage, cyl_import_seen_tag, cyl_import_seen_barcode"
             )
     report.rejected.sort(key=lambda r: r.line)
+    if report.rejected_total > len(report.rejected):
+        report.warnings.append(
+            f"{report.rejected_total} rows rejected; only {kept} of them are listed"
+        )
     if not dry_run:
         await audit(conn, principal, "cylinder.import", "cylinder", None, report.summary(), remote)
     return report

@@ -84,7 +84,11 @@ class RejectedRow:
 @dataclass
 class ImportReport:
     """What an import did. `total_rows` counts data rows (blank rows are skipped);
-    `inserted + updated + unchanged + len(rejected) == total_rows`."""
+    `inserted + updated + unchanged + rejected_total == total_rows`.
+
+    Only the first `rejected_kept_max` rejected rows are kept (`[http]
+    max_rejected_rows_kept`, docs/CONFIG.md): a million bad lines must not become a million
+    objects in memory, yet the total an operator reads stays exact."""
 
     filename: str | None = None
     format: str = "csv"
@@ -95,7 +99,16 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     rejected: list[RejectedRow] = field(default_factory=list)
+    rejected_total: int = 0
+    rejected_kept_max: int | None = None
+    """None: every rejected row is kept."""
     warnings: list[str] = field(default_factory=list)
+
+    def reject(self, row: RejectedRow) -> None:
+        """Count a refused row; keep it while fewer than `rejected_kept_max` are kept."""
+        self.rejected_total += 1
+        if self.rejected_kept_max is None or len(self.rejected) < self.rejected_kept_max:
+            self.rejected.append(row)
 
     @property
     def stored(self) -> int:
@@ -112,7 +125,7 @@ class ImportReport:
             "inserted": self.inserted,
             "updated": self.updated,
             "unchanged": self.unchanged,
-            "rejected": len(self.rejected),
+            "rejected": self.rejected_total,
             "warnings": list(self.warnings),
         }
 
@@ -120,7 +133,7 @@ class ImportReport:
         rows = self.rejected if max_rejected is None else self.rejected[:max_rejected]
         out = self.summary()
         out["rejected_rows"] = [asdict(r) for r in rows]
-        out["rejected_truncated"] = len(rows) < len(self.rejected)
+        out["rejected_truncated"] = len(rows) < self.rejected_total
         return out
 
     def rejected_csv(self) -> str:

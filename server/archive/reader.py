@@ -13,6 +13,13 @@
   for them would only make operators delete columns by hand.
 - Rows are an iterator; the importer takes them in chunks, so nothing holds the whole file
   in Python lists (calamine does hold the parsed XLSX sheet in its own Rust memory).
+- Because calamine inflates and holds a whole sheet, a workbook is first checked from its
+  ZIP directory alone (docs/CONFIG.md `[http]`): the members' total inflated size
+  (`max_xlsx_uncompressed_mb`), each member's compression ratio
+  (`max_xlsx_compression_ratio`) and each worksheet's declared `<dimension>`
+  (`max_import_rows`). A zip bomb or a sheet claiming ten million rows is refused before
+  any of it is parsed; the row count is checked again once the sheet is read, since the
+  dimension element is optional.
 """
 
 from __future__ import annotations
@@ -20,17 +27,25 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import re
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
 
 from server.archive.interface import ARCHIVE_COLUMNS, REQUIRED_COLUMNS, ArchiveFileError, Cell
+from server.kernel.settings import Http
 from server.kernel.tabular import CSV_BOM
 
 _ZIP_MAGIC: Final = b"PK\x03\x04"
 _OLE_MAGIC: Final = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _READ_BLOCK: Final = 1 << 20
+_MB: Final = 1 << 20
+_DIMENSION_HEAD: Final = 4096
+"""Bytes of a worksheet read to find `<dimension>`: it precedes the sheet data (ECMA-376
+§18.3.1.35 orders `sheetPr`, `dimension`, `sheetViews`, … before `sheetData`)."""
+_DIMENSION: Final = re.compile(rb"<(?:\w+:)?dimension\s+ref=\"[A-Z]*\d*:?[A-Z]*(\d+)\"")
 
 
 @dataclass
@@ -109,10 +124,47 @@ def detect_encoding(path: Path) -> str:
     raise ArchiveFileError("the file is not text in UTF-8 or GBK/GB18030, nor an XLSX workbook")
 
 
-def _open_csv(path: Path) -> ArchiveSource:
+def _check_rows(rows: int, limits: Http) -> None:
+    if rows > limits.max_import_rows:
+        raise ArchiveFileError(
+            f"the file has {rows} rows, more than the {limits.max_import_rows} an import accepts"
+            " (split it into several files)"
+        )
+
+
+def check_workbook_zip(path: Path, limits: Http) -> None:
+    """Refuse a ZIP that would inflate beyond the limits, reading only its directory and the
+    head of each worksheet (a zip bomb is a few KB on disk and gigabytes once parsed)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = zf.infolist()
+            total = sum(m.file_size for m in members)
+            if total > limits.max_xlsx_uncompressed_mb * _MB:
+                raise ArchiveFileError(
+                    f"the workbook inflates to {total // _MB} MB, more than the "
+                    f"{limits.max_xlsx_uncompressed_mb} MB an import accepts"
+                )
+            for m in members:
+                if m.file_size > limits.max_xlsx_compression_ratio * max(m.compress_size, 1):
+                    raise ArchiveFileError(
+                        f"workbook member {m.filename} is compressed more than "
+                        f"{limits.max_xlsx_compression_ratio} times: refused as a zip bomb"
+                    )
+            for m in members:
+                if m.filename.startswith("xl/worksheets/") and m.filename.endswith(".xml"):
+                    with zf.open(m) as fh:
+                        found = _DIMENSION.search(fh.read(_DIMENSION_HEAD))
+                    if found:
+                        _check_rows(int(found[1]), limits)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError) as exc:
+        raise ArchiveFileError(f"the XLSX workbook cannot be read: {exc}") from None
+
+
+def _open_csv(path: Path, limits: Http) -> ArchiveSource:
     encoding = detect_encoding(path)
     with path.open("rb") as fh:
         lines = sum(block.count(b"\n") for block in iter(lambda: fh.read(_READ_BLOCK), b""))
+    _check_rows(lines, limits)
     text: IO[str] = path.open("r", encoding=encoding, newline="")
     try:
         first = text.readline()
@@ -149,9 +201,11 @@ def _open_csv(path: Path) -> ArchiveSource:
     return src
 
 
-def _open_workbook(path: Path, fmt: str) -> ArchiveSource:
+def _open_workbook(path: Path, fmt: str, limits: Http) -> ArchiveSource:
     import python_calamine
 
+    if fmt == "xlsx":
+        check_workbook_zip(path, limits)
     try:
         wb = python_calamine.CalamineWorkbook.from_path(str(path))
         if not wb.sheet_names:
@@ -161,6 +215,7 @@ def _open_workbook(path: Path, fmt: str) -> ArchiveSource:
         raise
     except Exception as exc:  # calamine raises several types for a damaged file
         raise ArchiveFileError(f"the {fmt.upper()} workbook cannot be read: {exc}") from None
+    _check_rows(sheet.height, limits)
     start = sheet.start
     first_row = start[0] if start else 0
     it = iter(sheet.iter_rows())
@@ -182,8 +237,9 @@ def _open_workbook(path: Path, fmt: str) -> ArchiveSource:
     return src
 
 
-def open_archive(path: str | Path) -> ArchiveSource:
-    """Open an archive file by its content (XLSX/XLS by magic number, else CSV text)."""
+def open_archive(path: str | Path, limits: Http) -> ArchiveSource:
+    """Open an archive file by its content (XLSX/XLS by magic number, else CSV text),
+    within the size limits of `[http]` (docs/CONFIG.md)."""
     p = Path(path)
     try:
         with p.open("rb") as fh:
@@ -193,7 +249,7 @@ def open_archive(path: str | Path) -> ArchiveSource:
     if not magic:
         raise ArchiveFileError("the file is empty (a header row is required)")
     if magic.startswith(_ZIP_MAGIC):
-        return _open_workbook(p, "xlsx")
+        return _open_workbook(p, "xlsx", limits)
     if magic == _OLE_MAGIC:
-        return _open_workbook(p, "xls")
-    return _open_csv(p)
+        return _open_workbook(p, "xls", limits)
+    return _open_csv(p, limits)

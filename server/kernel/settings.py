@@ -103,6 +103,14 @@ class Http(Section, frozen=True):
     base_url: Name
     default_language: Name
     max_upload_mb: Count
+    max_xlsx_uncompressed_mb: Count
+    """Largest total a workbook's ZIP members may inflate to: a zip bomb is refused unread."""
+    max_xlsx_compression_ratio: Count
+    """Largest inflated/compressed size of any one workbook member."""
+    max_import_rows: Count
+    """Most rows an archive file (a sheet's dimension, a CSV's lines) may declare."""
+    max_rejected_rows_kept: NonNegative
+    """Rejected rows an import lists; the rest are only counted."""
     max_json_body_kb: Count
     max_small_body_kb: Count
     trusted_proxies: tuple[Name, ...]

@@ -132,7 +132,7 @@ async def run_import(
     principal: Principal,
     **kw: Any,
 ) -> ImportReport:
-    src = open_archive(path)
+    src = open_archive(path, settings.http)
     try:
         async with pool.acquire() as conn:
             return await import_archive(conn, src, settings, principal, filename=path.name, **kw)
@@ -158,12 +158,22 @@ async def new_company(pool: asyncpg.Pool, district: str = "410105") -> tuple[str
 
 
 @pytest.fixture
-async def archive_client(aiohttp_client: Any, settings: Settings, world: World) -> Any:
-    """An app with the real middlewares (errors, auth), login and the archive routes only.
+async def archive_client(make_archive_client: Any, settings: Settings) -> Any:
+    return await make_archive_client(settings)
+
+
+@pytest.fixture
+def make_archive_client(aiohttp_client: Any, world: World) -> Any:
+    """Build an app with the real middlewares (errors, auth), login and the archive routes
+    only, on the given settings (a test may lower a limit).
 
     The archive endpoints need nothing else, and building just these keeps their tests
     independent of features (websockets, pages) being changed in parallel.
     """
+    return lambda settings: _archive_client(aiohttp_client, settings)
+
+
+async def _archive_client(aiohttp_client: Any, settings: Settings) -> Any:
     from collections.abc import AsyncIterator
 
     from aiohttp import web

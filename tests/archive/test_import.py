@@ -312,10 +312,12 @@ async def test_header_is_matched_loosely_and_unknown_columns_ignored(
         (b"tag,owner_code,spec,manufacture_date\n\x81", "not text in UTF-8 or GBK"),
     ],
 )
-def test_unreadable_files_are_refused_whole(tmp_path: Path, data: bytes, message: str) -> None:
+def test_unreadable_files_are_refused_whole(
+    settings: Settings, tmp_path: Path, data: bytes, message: str
+) -> None:
     path = write_file(tmp_path, data, "bad.bin")
     with pytest.raises(ArchiveFileError) as exc:
-        open_archive(path).close()
+        open_archive(path, settings.http).close()
     assert message in exc.value.message
 
 
