@@ -5,7 +5,12 @@
   survive restarts. ``GET /api/v1/push/vapid-public-key`` gives the
   ``applicationServerKey`` the page passes to ``pushManager.subscribe``.
 - ``POST /api/v1/push/subscriptions`` stores the browser's PushSubscription JSON for the
-  caller; ``DELETE /api/v1/push/subscriptions`` removes it (body or ``?endpoint=``).
+  caller; ``DELETE /api/v1/push/subscriptions`` removes it (body or ``?endpoint=``). The
+  server POSTs to that URL, so it must be ``https://`` (plain ``http://`` only to this
+  machine's loopback, and only with ``[realtime] push_allow_http``: a local test push
+  service), and a user keeps at most ``push_subscriptions_per_user_max`` of them (409
+  beyond; docs/CONFIG.md): one phone or browser is one subscription, and a script storing
+  thousands would make every alert fan out to thousands of requests.
 - A sender listens on the bus ``alerts`` channel. Only *new* alerts are pushed (a count
   bump of an open alert is not news on a phone): ``created`` true when the row says so,
   else ``count == 1`` and state ``open``. Every server process sees every alert (Redis
@@ -21,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import ipaddress
 import logging
 import time
 from collections import deque
@@ -129,13 +135,24 @@ class EndpointBody(msgspec.Struct, forbid_unknown_fields=True):
     endpoint: str
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def check_endpoint(endpoint: str, allow_http: bool) -> None:
-    """Only https push services (we POST to this URL: no plain-http or internal hops)."""
+    """Only https push services (we POST to this URL: no plain-http hop on the way);
+    http only to the loopback, and only when the settings allow it (a test push service)."""
     if not endpoint or len(endpoint) > _ENDPOINT_MAX_CHARS:
         raise errors.bad_field("endpoint", f"1 to {_ENDPOINT_MAX_CHARS} characters")
     parts = urlsplit(endpoint)
-    schemes = ("https", "http") if allow_http else ("https",)
-    if parts.scheme not in schemes or not parts.hostname:
+    host = parts.hostname
+    local_http = allow_http and parts.scheme == "http" and host is not None and _is_loopback(host)
+    if not host or not (parts.scheme == "https" or local_http):
         raise errors.bad_field("endpoint", "must be an https:// URL of a push service")
 
 
@@ -161,12 +178,17 @@ async def get_public_key(request: web.Request) -> web.Response:
 async def add_subscription(request: web.Request) -> web.Response:
     p = require(request, *PUSH_ROLES)
     body = await read_json(request, PushSubscriptionBody)
-    check_endpoint(body.endpoint, request.app[SETTINGS].realtime.push_allow_http)
+    rt = request.app[SETTINGS].realtime
+    check_endpoint(body.endpoint, rt.push_allow_http)
     check_keys(body.keys)
     pool = request.app[POOL]
+    # renewing a subscription the user already has is always allowed; a new one only
+    # under the cap (one statement: the count and the insert see the same rows)
     row = await pool.fetchrow(
         """INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth, user_agent)
-           VALUES ($1, $2, $3, $4, $5)
+           SELECT $1, $2, $3, $4, $5
+            WHERE (SELECT count(*) FROM push_subscriptions
+                    WHERE user_id = $1 AND endpoint <> $2) < $6
            ON CONFLICT (endpoint) DO UPDATE SET user_id = EXCLUDED.user_id,
                p256dh = EXCLUDED.p256dh, auth = EXCLUDED.auth,
                user_agent = EXCLUDED.user_agent, failures = 0
@@ -176,8 +198,15 @@ async def add_subscription(request: web.Request) -> web.Response:
         body.keys.p256dh,
         body.keys.auth,
         request.headers.get("User-Agent", "")[:300],
+        rt.push_subscriptions_per_user_max,
     )
-    assert row is not None
+    if row is None:
+        raise errors.ApiError(
+            409,
+            errors.CONFLICT,
+            f"you already have {rt.push_subscriptions_per_user_max} push subscriptions:"
+            " remove one (DELETE /api/v1/push/subscriptions) before adding another",
+        )
     await audit(
         pool,
         p,

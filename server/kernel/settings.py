@@ -257,6 +257,8 @@ class Realtime(Section, frozen=True):
     push_timeout_s: Seconds
     push_allow_http: bool
     push_dedupe_ttl_s: Count
+    push_subscriptions_per_user_max: Count
+    """Push subscriptions one user may hold (a phone or browser each); more is 409."""
 
     def __post_init__(self) -> None:
         _ordered(self, "bridge_reconnect_min_s", "bridge_reconnect_max_s")
