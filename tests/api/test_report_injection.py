@@ -12,7 +12,7 @@ from typing import Any
 from tests.api.conftest import call, unique
 from tests.conftest import World
 
-FORMULA = '=HYPERLINK("http://x","y")'
+FORMULA = '=HYPERLINK("#x","y")'
 
 
 async def _formula_names(pool: Any, world: World) -> tuple[str, str]:
