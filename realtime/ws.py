@@ -40,6 +40,15 @@ from server.kernel.settings import Realtime
 
 log = logging.getLogger(__name__)
 
+_LIVE_NEEDS: dict[str, tuple[str, ...]] = {
+    channel: (entity, "positions") if channel == "events" else (entity,)
+    for channel, entity in CHANNEL_ENTITY.items()
+}
+"""What a role must be allowed to read to subscribe to a live channel. Live trajectory events
+carry where they happened (coordinates, the delivery's customer), so the ``events`` channel
+also needs ``positions``: an inspection agency reads trajectories through the REST API,
+where coordinates are left out for it, and not live (docs/SECURITY.md "Privacy")."""
+
 _DISTRICT_MAX_CHARS = 32  # administrative division codes are 6-12 characters
 
 
@@ -96,7 +105,7 @@ async def _subscribe(
         )
         return
     p = conn.principal
-    if channel != proto.KPIS and not can_read(p, CHANNEL_ENTITY[channel]):
+    if channel != proto.KPIS and not all(can_read(p, e) for e in _LIVE_NEEDS[channel]):
         conn.send(
             proto.error_frame(
                 cmd.id, proto.FORBIDDEN, f"role {p.role} may not read {channel}", "channel"

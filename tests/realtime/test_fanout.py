@@ -165,14 +165,15 @@ async def test_live_rows_are_scoped_per_role(connect: Any, rt_client: Any, world
 
 
 async def test_inspector_may_not_read_alerts_fills_or_positions(connect: Any) -> None:
-    """Nor live vehicle and cylinder positions: an inspection agency has no use for them
-    (docs/SECURITY.md "Privacy")."""
+    """Nor live vehicle and cylinder positions, nor the live trajectory stream that carries
+    where each event happened: an inspection agency has no use for them and reads
+    trajectories through the REST API without coordinates (docs/SECURITY.md "Privacy")."""
     ws = await connect("t_inspector")
-    for i, channel in enumerate(("alerts", "fills", "positions"), start=1):
+    for i, channel in enumerate(("alerts", "fills", "positions", "events"), start=1):
         await ws.send(id=i, type="subscribe", channel=channel)
         err = await ws.recv()
         assert err["id"] == i and err["error"]["code"] == "forbidden"
-    await ws.subscribe("events", snapshot=False)  # trajectories: inspectors read every cylinder
+    await ws.subscribe("kpis", snapshot=False)
 
 
 async def test_rows_without_scope_keys_are_not_shown_to_scoped_roles(
