@@ -282,7 +282,9 @@ async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 # ---------------------------------------------------------------------- credentials
 
 
-async def audit_device_credentials(conn: Any, device_ids: list[str], rotate: bool) -> None:
+async def audit_device_credentials(
+    conn: Any, device_ids: list[str], rotate: bool, command: str = "devices mosquitto-config"
+) -> None:
     """One audit row per device given a new MQTT password, in the transaction that stores
     it (docs/SECURITY.md "Audit log"): who ran the command, which device, never the password."""
     if not device_ids:
@@ -290,12 +292,13 @@ async def audit_device_credentials(conn: Any, device_ids: list[str], rotate: boo
     await conn.execute(
         "INSERT INTO audit_log (username, action, entity, entity_id, details)"
         " SELECT 'cli', 'device.credentials', 'device', d,"
-        " jsonb_build_object('command', 'devices mosquitto-config', 'rotate', $2::boolean,"
+        " jsonb_build_object('command', $4::text, 'rotate', $2::boolean,"
         " 'os_user', $3::text)"
         " FROM unnest($1::text[]) AS d",
         device_ids,
         rotate,
         getpass.getuser(),
+        command,
     )
 
 
@@ -416,6 +419,9 @@ async def cmd_broker_sync(args: argparse.Namespace, settings: Settings) -> int:
                 "UPDATE devices SET mqtt_password_hash = $2, updated_at = now()"
                 " WHERE device_id = $1",
                 [(d, mosquitto_hash(pw)) for d, pw in report.passwords.items()],
+            )
+            await audit_device_credentials(
+                conn, sorted(report.passwords), args.rotate, "devices broker-sync"
             )
             print(
                 f"{len(report.passwords)} new password(s) in {csv_path}"
