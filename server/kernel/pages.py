@@ -49,11 +49,6 @@ TOOLKIT_URL = "/static/js/lib"
 
 CONFIG_ELEMENT_ID = "page-config"
 
-LIVE_RECONNECT_MIN_S = 0.5
-"""First reconnect delay of a page's websocket (doubling, with jitter) — the wall has its
-own ``[big_screen]`` values; the regulator pages and ``/m`` use these."""
-LIVE_RECONNECT_MAX_S = 30.0
-
 
 def json_for_html(data: Any) -> str:
     """JSON safe to place inside a ``<script type=application/json>`` element."""
@@ -64,18 +59,20 @@ def json_for_html(data: Any) -> str:
 def live_config(
     settings: Settings,
     *,
-    reconnect_min_s: float = LIVE_RECONNECT_MIN_S,
-    reconnect_max_s: float = LIVE_RECONNECT_MAX_S,
+    reconnect_min_s: float | None = None,
+    reconnect_max_s: float | None = None,
     ping_s: float | None = None,
 ) -> dict[str, Any]:
     """How a page's ``ws.js`` talks to ``/ws`` (docs/WEBSOCKET.md): close codes, backoff,
-    and its keep-alive ping (by default the server's own ``[realtime] ws_heartbeat_s``)."""
+    and its keep-alive ping. By default the backoff is ``[realtime] page_reconnect_*`` and the
+    ping the server's own ``[realtime] ws_heartbeat_s``; the wall passes its own."""
+    rt = settings.realtime
     return {
         "url": "/ws",
         "close": close_codes_for_pages(),
-        "reconnect_min_s": reconnect_min_s,
-        "reconnect_max_s": reconnect_max_s,
-        "ping_s": ping_s if ping_s is not None else settings.realtime.ws_heartbeat_s,
+        "reconnect_min_s": rt.page_reconnect_min_s if reconnect_min_s is None else reconnect_min_s,
+        "reconnect_max_s": rt.page_reconnect_max_s if reconnect_max_s is None else reconnect_max_s,
+        "ping_s": rt.ws_heartbeat_s if ping_s is None else ping_s,
     }
 
 

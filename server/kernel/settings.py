@@ -237,6 +237,10 @@ class Realtime(Section, frozen=True):
     client_queue_max: Count
     kpi_interval_s: Seconds
     ws_heartbeat_s: Seconds
+    page_reconnect_min_s: Seconds
+    """First reconnect delay of a page's websocket (doubling, with jitter); the wall has its
+    own ``[big_screen]`` values."""
+    page_reconnect_max_s: Seconds
     ws_close_timeout_s: Seconds
     ws_max_message_bytes: Count
     ws_allowed_origins: tuple[Origin, ...]
@@ -262,6 +266,7 @@ class Realtime(Section, frozen=True):
 
     def __post_init__(self) -> None:
         _ordered(self, "bridge_reconnect_min_s", "bridge_reconnect_max_s")
+        _ordered(self, "page_reconnect_min_s", "page_reconnect_max_s")
 
 
 class Public(Section, frozen=True):
