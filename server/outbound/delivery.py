@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
 import aiohttp
+import asyncpg
 
 __all__ = [
     "ERROR_MAX_CHARS",
@@ -38,6 +41,9 @@ ERROR_MAX_CHARS: Final = 300
 _TRANSIENT_4XX: Final = frozenset({408, 429})
 TRANSPORT_ERRORS: Final = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 """A request that got no HTTP answer: timeout, refused, reset, DNS — all transient."""
+
+
+log = logging.getLogger(__name__)
 
 
 class Verdict(enum.Enum):
@@ -95,3 +101,32 @@ class Counters:
                 f"{metric} {self.values.get(name, 0)}",
             ]
         return "\n".join(lines) + "\n"
+
+
+DB_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+"""The database going away under a round: log one line and try again, never stop."""
+
+
+async def run_rounds(
+    name: str,
+    timeout_s: float,
+    poll_interval_s: float,
+    round_: Callable[[aiohttp.ClientSession], Awaitable[bool]],
+    after_round: Callable[[bool], Awaitable[None]],
+) -> None:
+    """A sender's life until cancelled: rounds back to back while there is work, a pause of
+    ``poll_interval_s`` when a round found none or failed. ``after_round(worked)`` runs after
+    each successful round (gauges, housekeeping). A failed round is logged, never fatal: a
+    bug must not stop delivery for good, and the database coming back resumes it."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http:
+        while True:
+            worked = False
+            try:
+                worked = await round_(http)
+                await after_round(worked)
+            except DB_ERRORS as exc:
+                log.warning("%s: database unavailable (%s); retrying", name, exc)
+            except Exception:
+                log.exception("%s: round failed; retrying", name)
+            if not worked:
+                await asyncio.sleep(poll_interval_s)

@@ -45,6 +45,7 @@ from server.outbound.delivery import (
     Verdict,
     backoff_s,
     describe,
+    run_rounds,
     verdict_of,
 )
 
@@ -56,7 +57,6 @@ RATE_WINDOW_S: Final = 3600
 """The per-number limit's window: ``rate_limit_per_hour`` counts the last hour."""
 _LOCK_CLASS: Final = 0x5345
 """First key of the per-number advisory locks (the second is the number's hash)."""
-_DB_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 _CLAIM = """
 SELECT id, phone, body, attempts, state FROM sms_outbox
@@ -99,19 +99,13 @@ class SmsSender:
         self.counters = counters or sms_counters()
 
     async def run(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=self.rules.timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
-            while True:
-                worked = False
-                try:
-                    worked = await self.round(http)
-                    await self._gauge()
-                except _DB_ERRORS as exc:
-                    log.warning("SMS sender: database unavailable (%s); retrying", exc)
-                except Exception:  # a bug must not stop delivery for good: log, go on
-                    log.exception("SMS sender: round failed; retrying")
-                if not worked:
-                    await asyncio.sleep(self.rules.poll_interval_s)
+        await run_rounds(
+            "SMS sender",
+            self.rules.timeout_s,
+            self.rules.poll_interval_s,
+            self.round,
+            lambda _worked: self._gauge(),
+        )
 
     async def round(self, http: aiohttp.ClientSession) -> bool:
         """Claim due messages and send them; False when nothing was due."""

@@ -27,7 +27,6 @@ Every `cylwatch serve` process runs an :class:`UpstreamSender`; they share the w
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -43,6 +42,7 @@ from server.outbound.delivery import (
     Verdict,
     backoff_s,
     describe,
+    run_rounds,
     verdict_of,
 )
 
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 
 SWITCH: Final = "upstream"
 """The row of ``outbound_switch`` the triggers read."""
-_DB_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 _DUE_BATCH = """
 SELECT id FROM upstream_batches
@@ -117,23 +116,18 @@ class UpstreamSender:
         self.counters = counters or upstream_counters()
 
     async def run(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=self.rules.timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
-            while True:
-                worked = False
-                try:
-                    worked = await self.round(http)
-                    if not worked:
-                        await self.pool.execute(
-                            _PRUNE, self.rules.retention_days, self.rules.batch_size
-                        )
-                    await self._gauge()
-                except _DB_ERRORS as exc:
-                    log.warning("upload sender: database unavailable (%s); retrying", exc)
-                except Exception:  # a bug must not stop delivery for good: log, go on
-                    log.exception("upload sender: round failed; retrying")
-                if not worked:
-                    await asyncio.sleep(self.rules.poll_interval_s)
+        await run_rounds(
+            "upload sender",
+            self.rules.timeout_s,
+            self.rules.poll_interval_s,
+            self.round,
+            self._after_round,
+        )
+
+    async def _after_round(self, worked: bool) -> None:
+        if not worked:  # idle: prune delivered batches past their retention
+            await self.pool.execute(_PRUNE, self.rules.retention_days, self.rules.batch_size)
+        await self._gauge()
 
     async def round(self, http: aiohttp.ClientSession) -> bool:
         """Claim one batch and send it; False when there was nothing to send."""
