@@ -12,12 +12,13 @@ from aiohttp import web
 
 def setup(app: web.Application) -> None:
     """Mount the regulator pages, their page-data endpoints and the static assets."""
-    from dashboard import data, views
+    from dashboard import data, pages, views
     from dashboard.render import STATIC_DIR, revalidate_own_static
 
     app.on_response_prepare.append(revalidate_own_static)
     app.router.add_routes(views.routes())
     app.router.add_routes(data.routes())
+    app.router.add_routes(pages.routes())
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)
     app.router.add_get("/reports", _reports)
     app.router.add_get("/reports/{name}", _reports)

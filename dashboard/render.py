@@ -12,8 +12,9 @@ travels in one JSON block (``server.kernel.pages``), so scripts never hard-code 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import wraps
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from aiohttp import web
 
 from dashboard.i18n import strings, translator
 from server.kernel.appkeys import SETTINGS
-from server.kernel.i18n import LANGUAGES, remember_language, request_language
+from server.kernel.i18n import LANGUAGES, Translator, remember_language, request_language
 from server.kernel.pages import CONFIG_ELEMENT_ID, json_for_html, live_config, secure_page
 from server.kernel.principal import Principal, principal_of
 from server.kernel.tiles import tile_spec
@@ -30,11 +31,15 @@ from server.kernel.tiles import tile_spec
 __all__ = [
     "NAV",
     "STATIC_DIR",
+    "NavGroup",
     "NavItem",
     "allowed",
     "environment",
     "login_redirect",
     "nav_for",
+    "nav_groups",
+    "page",
+    "page_translator",
     "render",
     "render_forbidden",
     "revalidate_own_static",
@@ -46,35 +51,116 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATES_DIR = PACKAGE_DIR / "templates"
 STATIC_DIR = PACKAGE_DIR / "static"
 
+PageHandler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 ALL_ROLES = ("admin", "regulator", "officer", "company_admin", "station_operator", "inspector")
 
 
 @dataclass(frozen=True)
 class NavItem:
-    """A page in the top navigation and the roles that may open it (docs/ARCHITECTURE.md §7)."""
+    """A page in the top navigation and the roles that may open it (docs/ARCHITECTURE.md §7).
+
+    ``group`` puts the page in a drop-down menu of the top bar (``nav.group.<group>``); pages
+    without one stand in the bar itself. ``menu`` False keeps a page out of the navigation
+    (reached from another page) while its roles still decide who may open it.
+    """
 
     key: str
     path: str
     roles: tuple[str, ...]
+    group: str | None = None
+    menu: bool = True
 
+
+_NOT_INSPECTOR = tuple(r for r in ALL_ROLES if r != "inspector")
 
 NAV: tuple[NavItem, ...] = (
     NavItem("dashboard", "/", ALL_ROLES),
     NavItem("cylinders", "/cylinders", ALL_ROLES),
     # inspection agencies may not read fills or alerts (server.kernel.scope._DENIED)
-    NavItem("fills", "/fills", tuple(r for r in ALL_ROLES if r != "inspector")),
-    NavItem("alerts", "/alerts", tuple(r for r in ALL_ROLES if r != "inspector")),
+    NavItem("fills", "/fills", _NOT_INSPECTOR),
+    NavItem("alerts", "/alerts", _NOT_INSPECTOR),
     NavItem("exports", "/exports", ALL_ROLES),
-    NavItem("users", "/admin/users", ("admin", "company_admin")),
-    NavItem("dead_letters", "/admin/dead-letters", ("admin",)),
+    # the work of registration and periodic inspection (建档, 定期检验与报废)
+    NavItem("registration", "/registration", ("admin", "company_admin", "inspector"), "work"),
+    NavItem("inspections", "/inspections", ("admin", "regulator", "inspector"), "work"),
+    # management of the regulated parties and of the platform's own users
+    NavItem("companies", "/admin/companies", ("admin", "regulator", "officer"), "manage"),
+    NavItem(
+        "licences", "/admin/licences", ("admin", "regulator", "officer", "company_admin"), "manage"
+    ),
+    NavItem("stations", "/admin/stations", _NOT_INSPECTOR, "manage"),
+    NavItem("customers", "/admin/customers", _NOT_INSPECTOR, "manage"),
+    NavItem("devices", "/admin/devices", _NOT_INSPECTOR, "manage"),
+    NavItem(
+        "entrustments",
+        "/admin/entrustments",
+        ("admin", "regulator", "officer", "company_admin"),
+        "manage",
+    ),
+    NavItem("users", "/admin/users", ("admin", "company_admin"), "manage"),
+    NavItem("api_keys", "/admin/api-keys", ("admin", "company_admin", "inspector"), "manage"),
+    NavItem("audit", "/admin/audit", ("admin", "regulator"), "system"),
+    NavItem("dead_letters", "/admin/dead-letters", ("admin",), "system"),
 )
 _NAV_BY_KEY = {n.key: n for n in NAV}
+
+
+@dataclass(frozen=True)
+class NavGroup:
+    """One entry of the top bar: a page, or a named menu of pages."""
+
+    key: str
+    item: NavItem | None
+    items: tuple[NavItem, ...] = ()
 
 
 def nav_for(p: Principal | None) -> list[NavItem]:
     if p is None:
         return []
-    return [n for n in NAV if p.role in n.roles]
+    return [n for n in NAV if p.role in n.roles and n.menu]
+
+
+def nav_groups(p: Principal | None) -> list[NavGroup]:
+    """The top bar of *p*: pages in NAV order, those of one group gathered into its menu at
+    the place of the group's first page."""
+    out: list[NavGroup] = []
+    seen: dict[str, int] = {}
+    for item in nav_for(p):
+        if item.group is None:
+            out.append(NavGroup(item.key, item))
+        elif item.group in seen:
+            g = out[seen[item.group]]
+            out[seen[item.group]] = NavGroup(g.key, None, (*g.items, item))
+        else:
+            seen[item.group] = len(out)
+            out.append(NavGroup(item.group, None, (item,)))
+    return out
+
+
+def page(key: str | None) -> Callable[[PageHandler], Handler]:
+    """A page for logged-in users whose role may open *key* (see :data:`NAV`): nobody logged
+    in → the login page, then back; a role the page is not for → a clear 403 page."""
+
+    def wrap(handler: PageHandler) -> Handler:
+        @wraps(handler)
+        async def inner(request: web.Request) -> web.StreamResponse:
+            p = principal_of(request)
+            if p is None:
+                raise login_redirect(request)
+            if key is not None and not allowed(p, key):
+                return render_forbidden(request, key)
+            return await handler(request, p)
+
+        return inner
+
+    return wrap
+
+
+def page_translator(request: web.Request) -> Translator:
+    """``t(key, **vars)`` in the language of *request*."""
+    return translator(request_language(request)[0])
 
 
 def allowed(p: Principal, key: str) -> bool:
@@ -185,6 +271,7 @@ def render(
         user=p,
         csrf=p.csrf if p else None,
         nav=nav_for(p),
+        nav_groups=nav_groups(p),
         active=active,
         title=title,
         static=static_url,

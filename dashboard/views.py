@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
-from functools import wraps
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from dashboard import data
-from dashboard.i18n import translator
 from dashboard.maps import RenderedMap, build_dashboard_map
-from dashboard.render import allowed, login_redirect, render, render_forbidden
+from dashboard.render import allowed, page, page_translator, render
 from server.domain.filling import FillAssessment
 from server.domain.statuses import ALERT_KINDS, ALERT_STATES, CYLINDER_STATUSES, ROLES
 from server.kernel.appkeys import POOL, SETTINGS
@@ -45,32 +43,11 @@ LOGIN_CSRF_COOKIE = "cylwatch_login_csrf"
 """Double-submit token of the login form: a cross-site page cannot read it, so it cannot
 log a victim's browser into an attacker's account (login CSRF)."""
 
-PageHandler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 SEVERITIES = ("critical", "warning", "info")
 
 
-def page(key: str | None) -> Callable[[PageHandler], Handler]:
-    """A page for logged-in users whose role may open *key* (see ``render.NAV``)."""
-
-    def wrap(handler: PageHandler) -> Handler:
-        @wraps(handler)
-        async def inner(request: web.Request) -> web.StreamResponse:
-            p = principal_of(request)
-            if p is None:
-                raise login_redirect(request)
-            if key is not None and not allowed(p, key):
-                return render_forbidden(request, key)
-            return await handler(request, p)
-
-        return inner
-
-    return wrap
-
-
 def _t(request: web.Request) -> Callable[..., str]:
-    return translator(request_language(request)[0])
+    return page_translator(request)
 
 
 def _safe_next(raw: str | None) -> str:

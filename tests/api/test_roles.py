@@ -17,32 +17,22 @@ never do a thing sees 403. A final test proves the table covers every mounted ro
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass
+import importlib
+import pkgutil
 from typing import Any
 
 import pytest
 
 from server.kernel import kiosk_tokens
+from tests.api import roles
 from tests.api.conftest import ANON, Fresh, call, unique
+from tests.api.roles import Case, Maker
 from tests.conftest import PASSWORD, ROLE_USERS, World, login
 from tests.outbound.fakes import insert_dead_batch
 
 USERS = (*ROLE_USERS, ANON)
 COLS = ("admin", "reg", "regJ", "off", "coA", "coB", "opA", "insp", "anon")
 assert len(COLS) == len(USERS)
-
-Body = Callable[[World], Any] | None
-
-
-@dataclass(frozen=True)
-class Case:
-    method: str
-    path: str  # a template: {name} from targets, or fresh:<kind> for a new row per call
-    expect: tuple[int, ...]
-    body: Body = None
-    raw: tuple[bytes, str] | None = None  # raw body and content type
-    route: str | None = None  # the route pattern, when path is concrete
 
 
 def _site_body(w: World) -> dict[str, Any]:
@@ -319,6 +309,15 @@ CASES: dict[str, Case] = {
 }
 
 
+FRESH: dict[str, Maker] = {}
+for _mod in pkgutil.iter_modules(roles.__path__):
+    _rows = importlib.import_module(f"{roles.__name__}.{_mod.name}")
+    _twice = set(CASES) & set(getattr(_rows, "CASES", {}))
+    assert not _twice, f"{_mod.name}: matrix rows defined twice: {_twice}"
+    CASES.update(getattr(_rows, "CASES", {}))
+    FRESH.update(getattr(_rows, "FRESH", {}))
+
+
 def targets(world: World, alert_a: int) -> dict[str, int]:
     return {
         "cyl_a": world.cylinders["TAG-A-OK"],
@@ -342,6 +341,9 @@ async def _path(case: Case, t: dict[str, int], fresh: Fresh) -> str:
         path = path.replace("{fresh:kiosk_token}", str(issued.id))
     if "{fresh:dead_batch}" in path:
         path = path.replace("{fresh:dead_batch}", str(await insert_dead_batch(fresh.pool)))
+    for kind, make in FRESH.items():
+        if "{fresh:" + kind + "}" in path:
+            path = path.replace("{fresh:" + kind + "}", str(await make(fresh)))
     return path.format(**t)
 
 
@@ -393,7 +395,7 @@ async def test_role_walk_covers_every_route(app: Any) -> None:
     walked = set()
     for case in CASES.values():
         pattern = case.route or case.path.split("?")[0]
-        for fresh_kind in ("cylinder", "alert", "kiosk_token", "dead_batch"):
+        for fresh_kind in ("cylinder", "alert", "kiosk_token", "dead_batch", *FRESH):
             pattern = pattern.replace("{fresh:" + fresh_kind + "}", "{id}")
         for name in (
             "cyl_a",
