@@ -84,6 +84,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("exports", "/exports", ALL_ROLES),
     # the work of registration and periodic inspection (建档, 定期检验与报废)
     NavItem("registration", "/registration", ("admin", "company_admin", "inspector"), "work"),
+    NavItem("imports", "/registration/import", ("admin", "company_admin", "inspector"), "work"),
     NavItem("inspections", "/inspections", ("admin", "regulator", "inspector"), "work"),
     # management of the regulated parties and of the platform's own users
     NavItem("companies", "/admin/companies", ("admin", "regulator", "officer"), "manage"),

@@ -14,6 +14,7 @@ from aiohttp import web
 
 PAGE_MODULES = (
     "dashboard.pages.registration",
+    "dashboard.pages.imports",
     "dashboard.pages.inspections",
     "dashboard.pages.companies",
     "dashboard.pages.stations",

@@ -9,6 +9,7 @@ from aiohttp import web
 
 API_MODULES = (
     "server.api.auth",
+    "server.api.api_keys",
     "server.api.kiosk_tokens",
     "server.api.cylinders",
     "server.api.companies",
@@ -16,6 +17,8 @@ API_MODULES = (
     "server.api.customers",
     "server.api.devices",
     "server.api.users",
+    "server.api.entrustments",
+    "server.api.audit_log",
     "server.api.fills",
     "server.api.alerts",
     "server.api.events",

@@ -1,0 +1,9 @@
+"""REST API: audit_log (being built)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+
+def routes() -> list[web.RouteDef]:
+    return []
