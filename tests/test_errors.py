@@ -56,3 +56,38 @@ async def test_database_gone_mid_request_is_503_not_500(client: Any, app: Any) -
     body = await r.json()
     assert body["error"]["code"] == "service_unavailable"
     assert r.headers["Retry-After"]
+
+
+async def test_programming_error_in_a_query_is_500_with_reference_not_503(
+    aiohttp_client: Any, pool: Any, caplog: Any
+) -> None:
+    """Issue 11: a query given the wrong number of arguments (asyncpg raises InterfaceError,
+    the class it also uses for a closing pool) is our bug: a 500 whose reference is in the
+    log, never a 503 "briefly unavailable" that invites the user to retry it."""
+    import logging
+
+    from aiohttp import web
+
+    from server.kernel.errors import error_middleware, service_down
+
+    async def buggy(request: web.Request) -> web.Response:
+        await pool.fetch("SELECT $1::int + $2::int", 1, 2, 3, 4, 5)
+        return web.json_response({})
+
+    app = web.Application(middlewares=[error_middleware])
+    app.router.add_get("/buggy", buggy)
+    client = await aiohttp_client(app)
+    with caplog.at_level(logging.ERROR):
+        r = await client.get("/buggy", headers={"Accept": "application/json"})
+    assert r.status == 500
+    body = await r.json()
+    assert body["error"]["code"] == "internal_error"
+    ref = body["error"]["details"]["reference"]
+    assert any(ref in rec.getMessage() for rec in caplog.records)
+    assert "Retry-After" not in r.headers
+
+    import asyncpg
+
+    assert service_down(asyncpg.InterfaceError("pool is closing"))
+    assert not service_down(asyncpg.InterfaceError("the server expects 2 arguments"))
+    assert not service_down(asyncpg.DataError("invalid input for query argument $1"))

@@ -146,16 +146,32 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # A service went away under a request (restart, failover, network): the client should
 # retry, and nothing it sent was wrong, so this is a 503 with Retry-After, not a 500.
+# asyncpg.InterfaceError is NOT among them as a class: it also reports our own mistakes (a
+# query given the wrong number of arguments, a value of the wrong type, an operation on a
+# busy connection), and a 503 "briefly unavailable" would invite the user to retry a bug.
+# Only its messages about a pool or connection going away count as the service being down
+# (:func:`service_down`); the rest are 500s with a reference in the log.
 SERVICE_DOWN_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,
+    asyncpg.PostgresConnectionError,  # includes ConnectionDoesNotExistError (lost mid-query)
     asyncpg.OperatorInterventionError,  # shutting down, cannot connect now
     asyncpg.TooManyConnectionsError,
-    asyncpg.InterfaceError,  # e.g. the pool is closing, a connection was lost mid-query
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
     ConnectionError,
     TimeoutError,
 )
+_GOING_AWAY = ("pool is closing", "pool is closed", "connection is closed", "not yet ready")
+
+
+def service_down(exc: BaseException) -> bool:
+    """Whether *exc* means a platform service is (briefly) unreachable, not a bug."""
+    if isinstance(exc, SERVICE_DOWN_ERRORS):
+        return True
+    if type(exc) is asyncpg.InterfaceError:  # not its subclasses (DataError: bad argument)
+        return any(text in str(exc) for text in _GOING_AWAY)
+    return False
+
+
 SERVICE_RETRY_AFTER_S = "5"
 
 
@@ -183,7 +199,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if _wants_json(request):
             return error_response(exc.status, code, message, None, headers)
         return _html_error(exc.status, message)
-    except SERVICE_DOWN_ERRORS as exc:
+    except Exception as exc:
+        if not service_down(exc):
+            ref = secrets.token_hex(6)
+            log.exception("unhandled error [%s] on %s %s", ref, request.method, request.path)
+            message = f"internal error (reference {ref}); it has been logged"
+            if _wants_json(request):
+                return error_response(500, INTERNAL_ERROR, message, {"reference": ref})
+            return _html_error(500, message)
         log.warning(
             "service unavailable during %s %s: %s: %s",
             request.method,
@@ -196,10 +219,3 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if _wants_json(request):
             return error_response(503, SERVICE_UNAVAILABLE, message, None, headers)
         return _html_error(503, message)
-    except Exception:
-        ref = secrets.token_hex(6)
-        log.exception("unhandled error [%s] on %s %s", ref, request.method, request.path)
-        message = f"internal error (reference {ref}); it has been logged"
-        if _wants_json(request):
-            return error_response(500, INTERNAL_ERROR, message, {"reference": ref})
-        return _html_error(500, message)
