@@ -35,7 +35,7 @@ from server.api.common import (
     today,
 )
 from server.api.fills import time_range
-from server.domain.dates import compliance_status, public_label
+from server.domain.dates import ComplianceStatus, compliance_status, public_label
 from server.domain.statuses import COMPLAINT_STATES
 from server.kernel import errors
 from server.kernel.appkeys import POOL, REDIS, SETTINGS
@@ -115,6 +115,10 @@ async def public_cylinder(request: web.Request) -> web.Response:
     comp = compliance_status(
         row["status"], row["next_inspection_date"], row["scrap_date"], day, settings.dates
     )
+    if row["tag_voided"]:
+        # a voided tag is void for ever (docs/ARCHITECTURE.md §4): whatever the dates say, the
+        # household must read 报废, as the gun reads it (server.domain.authorization)
+        comp = ComplianceStatus.SCRAPPED
     scrapped = comp.value == "scrapped"
     model = settings.model(row["spec"])
     return json_response(

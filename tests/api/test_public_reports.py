@@ -72,6 +72,13 @@ async def test_public_cylinder_has_no_personal_data(
         client, "GET", "/api/v1/public/cylinders/BC-TAG-B-SCRAPPED", "anonymous"
     )
     assert body["status_label"] == "报废" and body["scrapped"] is True
+    # a voided tag reads 报废 whatever its dates and status say (issue 13: it could look valid)
+    voided = await fresh.cylinder("A", tag_voided=True)
+    vcode = await pool.fetchval("SELECT barcode FROM cylinders WHERE id = $1", voided)
+    status, body = await call(client, "GET", f"/api/v1/public/cylinders/{vcode}", "anonymous")
+    assert status == 200
+    assert body["status_label"] == "报废" and body["scrapped"] is True
+    assert body["compliance"] == "scrapped"
 
 
 async def test_public_endpoints_are_rate_limited(client: Any, app: Any) -> None:
