@@ -5,6 +5,9 @@ need the same three things — the row only if the caller's scope holds it (404 
 so another company's cylinder does not reveal that it exists; docs/API.md "Roles and
 scope"), the same JSON with its compliance status judged on the city's day, and a
 trajectory event (EPCIS step and disposition, ``server.domain.events``) for every change.
+Registering one needs, besides, the owner and site looked up within the caller's scope and the
+state of the tag (free, taken, or voided for ever by a scrapping), which the registration form
+also asks as one types (``GET /api/v1/cylinders/tag-check``).
 """
 
 from __future__ import annotations
@@ -12,15 +15,19 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal, TypeVar
 
 import asyncpg
+import msgspec
 
 from server.api.rows import plain
 from server.domain.dates import compliance_status
 from server.domain.events import EventKind, epcis_for
+from server.domain.registration import refused_at_registration
+from server.domain.statuses import SCRAPPED
+from server.kernel import errors
 from server.kernel.clock import city_today
-from server.kernel.errors import not_found
+from server.kernel.errors import ApiError, bad_field, not_found
 from server.kernel.principal import Principal
 from server.kernel.scope import Sql, can_read, scope_where
 from server.kernel.settings import Settings
@@ -34,6 +41,10 @@ __all__ = [
     "event_json",
     "fetch_visible",
     "record_event",
+    "registrant_body",
+    "registration_owner",
+    "registration_site",
+    "tag_state",
 ]
 
 LIST_COLUMNS = """c.id, c.tag, c.stamp, c.barcode, c.owner_company_id, o.code AS owner_code,
@@ -200,3 +211,99 @@ def event_json(row: Mapping[str, Any], p: Principal) -> dict[str, Any]:
     if not can_read(p, "positions"):
         out["lat"] = out["lon"] = None
     return out
+
+
+# ---------------------------------------------------------------- registration (建档)
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def registrant_body(p: Principal, body: S) -> S:
+    """*body* of a registration as *p* may send it (``server.domain.registration``): a field
+    the role may not state is a 403 naming it; a company admin who names no owner registers
+    for its own company (the owner is then still checked in SQL, :func:`registration_owner`).
+
+    A field counts as stated when its value differs from the schema's default, so a client
+    that sends every field with its default (``"status": "in_service"``) is not refused.
+    """
+    stated = [
+        f.name
+        for f in msgspec.structs.fields(body)
+        if f.default is msgspec.NODEFAULT or getattr(body, f.name) != f.default
+    ]
+    refused = refused_at_registration(p.role, stated)
+    if refused is not None:
+        raise ApiError(
+            403,
+            errors.FORBIDDEN,
+            f"{refused}: role {p.role} may not state this at registration; "
+            "the dates are derived from the manufacture date and set by inspections",
+            {"field": refused},
+        )
+    if (
+        p.role == "company_admin"
+        and getattr(body, "owner_company_id", None) is None
+        and getattr(body, "owner_code", None) is None
+    ):
+        body = msgspec.structs.replace(body, owner_company_id=p.company_id)
+    return body
+
+
+async def registration_owner(
+    conn: asyncpg.Connection, p: Principal, owner_id: int | None, owner_code: str | None
+) -> asyncpg.Record:
+    """The owner company of a new cylinder, looked up within the caller's companies scope
+    (docs/ARCHITECTURE.md §7): a company admin reaches only its own company, so it cannot
+    register a cylinder for another — which answers like an unknown company, revealing nothing."""
+    if (owner_id is None) == (owner_code is None):
+        raise bad_field("owner_company_id", "give exactly one of owner_company_id or owner_code")
+    field = "owner_code" if owner_code is not None else "owner_company_id"
+    column = "code" if owner_code is not None else "id"
+    q = Sql(owner_code if owner_code is not None else owner_id)
+    owner = await conn.fetchrow(
+        f"""SELECT co.id, co.district_code FROM companies co
+             WHERE co.{column} = $1 AND {scope_where(p, "companies", "co", q)}""",
+        *q.params,
+    )
+    if owner is None:
+        if p.role == "company_admin":
+            raise bad_field(field, "not your company: a company admin registers its own cylinders")
+        raise bad_field(field, "no such company")
+    return owner
+
+
+async def registration_site(conn: asyncpg.Connection, p: Principal, site_id: int) -> asyncpg.Record:
+    """The site a new cylinder is at, within the caller's sites scope (a company admin: its
+    own company's sites)."""
+    q = Sql(site_id)
+    site = await conn.fetchrow(
+        f"""SELECT s.id, s.district_code FROM sites s
+             WHERE s.id = $1 AND {scope_where(p, "sites", "s", q)}""",
+        *q.params,
+    )
+    if site is None:
+        raise bad_field("location_site_id", "no such site")
+    return site
+
+
+TagState = Literal["taken", "voided"]
+
+
+async def tag_state(
+    db: asyncpg.Pool | asyncpg.Connection, p: Principal, tag: str
+) -> tuple[TagState | None, int | None]:
+    """Why *tag* cannot be registered — ``"voided"`` (it was on a scrapped cylinder: a tag is
+    never reused after scrapping, DOMAIN.md "Standards"), ``"taken"``, or None when it is free —
+    and the id of the cylinder holding it when the caller's scope holds that cylinder (a
+    cylinder of another company stays unnamed: one probe of the unique index on ``tag``)."""
+    q = Sql(tag)
+    scrapped = q.add(SCRAPPED)
+    row = await db.fetchrow(
+        f"""SELECT c.tag_voided OR c.status = {scrapped} AS voided,
+                   CASE WHEN {scope_where(p, "cylinders", "c", q)} THEN c.id END AS visible_id
+              FROM cylinders c WHERE c.tag = $1""",
+        *q.params,
+    )
+    if row is None:
+        return None, None
+    return ("voided" if row["voided"] else "taken"), row["visible_id"]
