@@ -10,8 +10,10 @@ cannot. The shell holds no personal data, so caching it is harmless.
 Routes:
 
 - ``GET /m`` — the shell (Jinja2 template ``templates/m/index.html``), in the request's
-  language (``server.kernel.i18n``); its script is a native ES module using the platform's
-  shared modules under ``/static/js/lib/`` (cached by the service worker with the shell);
+  language (``server.kernel.i18n``); its scripts are native ES modules (``m.js`` and the
+  modules it imports: the lookup, the registration from the phone, the camera scanner) using
+  the platform's shared modules under ``/static/js/lib/`` and the vendored Leaflet for the
+  lookup's small map, all cached by the service worker with the shell;
 - ``GET /m/sw.js`` — the service worker, with ``Service-Worker-Allowed: /m`` so that its
   scope can be ``/m`` itself (a script under ``/m/`` could otherwise only control ``/m/…``);
 - ``GET /m/manifest.webmanifest`` — the Web App Manifest (``application/manifest+json``);
@@ -34,15 +36,22 @@ from pathlib import Path
 from aiohttp import web
 
 from dashboard.render import environment
+from server.domain.registration import REGISTRANT_ROLES, refused_at_registration
+from server.domain.statuses import ROLES
 from server.kernel.appkeys import SETTINGS
 from server.kernel.i18n import load_strings, remember_language, request_language, translator
 from server.kernel.pages import (
     CONFIG_ELEMENT_ID,
+    LEAFLET_CSS,
+    LEAFLET_JS,
     TOOLKIT_URL,
     json_for_html,
     live_config,
     secure_page,
 )
+from server.kernel.principal import Principal
+from server.kernel.scope import can_read
+from server.kernel.tiles import tile_spec
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static" / "m"
@@ -53,6 +62,41 @@ SCOPE = "/m"
 ICON_SIZES = (192, 512)
 
 _MOUNTED: web.AppKey[bool] = web.AppKey("dashboard_mobile_mounted", bool)
+
+REGISTER_FORM_FIELDS = (
+    "tag",
+    "barcode",
+    "stamp",
+    "owner_company_id",
+    "spec",
+    "manufacture_date",
+    "last_inspection_date",
+    "manufacturer",
+    "tare_kg",
+    "valve_type",
+)
+"""The fields of the phone's registration form (``templates/m/index.html``)."""
+
+
+OPTIONAL_READS = ("alerts", "fills")
+"""What the PWA shows only to roles that may read it (alerts tab, a cylinder's fills)."""
+
+
+def role_reads() -> dict[str, list[str]]:
+    """Per role, which of :data:`OPTIONAL_READS` it may read (``server.kernel.scope``): the page
+    does not ask for what the server would refuse (an inspection agency reads neither)."""
+    return {
+        role: [e for e in OPTIONAL_READS if can_read(Principal(0, "", role), e)] for role in ROLES
+    }
+
+
+def register_hidden() -> dict[str, list[str]]:
+    """Per registering role, the form's fields it may not state (``server.domain.registration``:
+    a company admin states no inspection findings; the server derives those dates)."""
+    return {
+        role: [f for f in REGISTER_FORM_FIELDS if refused_at_registration(role, [f]) is not None]
+        for role in REGISTRANT_ROLES
+    }
 
 
 def strings(lang: str) -> Mapping[str, str]:
@@ -84,11 +128,20 @@ def shell_urls() -> list[str]:
     v = asset_version()
     icons = [f"{STATIC_URL}/icons/icon-{s}.png" for s in ICON_SIZES]
     toolkit = [f"{TOOLKIT_URL}/{p.name}" for p in sorted(TOOLKIT_DIR.glob("*.js"))]
+    # the modules m.js imports by relative URL (no version: a new cache name replaces them)
+    modules = [
+        f"{STATIC_URL}/{p.name}"
+        for p in sorted(STATIC_DIR.glob("*.js"))
+        if p.name not in ("m.js", "sw.js")
+    ]
     return [
         SCOPE,
         f"{SCOPE}/manifest.webmanifest",
         f"{STATIC_URL}/m.js?v={v}",
         f"{STATIC_URL}/m.css?v={v}",
+        *modules,
+        LEAFLET_JS,
+        LEAFLET_CSS,
         *icons,
         *toolkit,
     ]
@@ -100,6 +153,7 @@ async def shell(request: web.Request) -> web.Response:
     lang, chosen = request_language(request)
     table = strings(lang)
     v = asset_version()
+    tiles = tile_spec(settings.map)
     config = {
         "lang": lang,
         "strings": dict(table),
@@ -108,6 +162,17 @@ async def shell(request: web.Request) -> web.Response:
         "version": v,
         "scope": SCOPE,
         "live": live_config(settings),
+        # the lookup's small map (static/js/lib/map.js reads these)
+        "tiles": tiles.public() if tiles else None,
+        "map": {
+            "center": [settings.map.center_lat, settings.map.center_lon],
+            "zoom": settings.map.zoom,
+        },
+        "page_size_max": settings.http.page_size_max,
+        "reads": role_reads(),
+        # registration from the phone (static/m/register.js)
+        "register_roles": list(REGISTRANT_ROLES),
+        "register_hidden": register_hidden(),
     }
     html = (
         environment()
@@ -119,10 +184,13 @@ async def shell(request: web.Request) -> web.Response:
             config_id=CONFIG_ELEMENT_ID,
             css=f"{STATIC_URL}/m.css?v={v}",
             js=f"{STATIC_URL}/m.js?v={v}",
+            leaflet_css=LEAFLET_CSS,
+            leaflet_js=LEAFLET_JS,
+            models=sorted(settings.models),
         )
     )
     resp = web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-cache"})
-    secure_page(resp, None)
+    secure_page(resp, tiles)
     if chosen:
         remember_language(resp, lang)
     return resp

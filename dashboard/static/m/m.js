@@ -7,22 +7,25 @@
    and logout are cookie-authenticated POSTs with the CSRF header (lib/api.js). Before each
    reconnect the page asks whether the session still exists, and after each one it re-reads
    the list, so nothing missed while a phone was in a lift stays missing.
+   The lookup (lookup.js) and the registration from the phone (register.js) are modules of
+   their own; the registration tab is shown to the roles that register cylinders.
    window.__m exposes counters for tests. */
 import { ApiError, api, csrfToken } from "/static/js/lib/api.js";
 import { config } from "/static/js/lib/config.js";
-import { byId, clear, el } from "/static/js/lib/dom.js";
+import { byId, el } from "/static/js/lib/dom.js";
 import { cityFormat } from "/static/js/lib/format.js";
 import { t } from "/static/js/lib/i18n.js";
 import { LiveSocket } from "/static/js/lib/ws.js";
+import * as lookup from "./lookup.js";
+import * as register from "./register.js";
+import { mayRead, who } from "./who.js";
 
 const MAX_ALERTS = 100;
-const LOOKUP_MATCHES = 20;
 const BOOT_RETRY_MS = 5000;
-const SCAN_EVERY_MS = 300;
 
-const state = { user: null, wsOpens: 0, alertEvents: 0, lastAlert: null, sw: /** @type {string | null} */ (null), actions: 0 };
+const state = { user: null, wsOpens: 0, alertEvents: 0, lastAlert: null, sw: /** @type {string | null} */ (null), actions: 0,
+  lookup: lookup.shown, register: register.shown };
 /** @type {any} */ (window).__m = state;
-
 const fmtTime = cityFormat({ month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
 /** @param {unknown} raw */
 function when(raw) {
@@ -56,8 +59,11 @@ const tabButtons = /** @type {NodeListOf<HTMLButtonElement>} */ (document.queryS
 /** @param {string} name */
 function selectTab(name) {
   tabButtons.forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
-  for (const n of ["alerts", "lookup", "settings"]) byId("tab-" + n).hidden = n !== name;
-  if (name !== "lookup") stopScan();
+  for (const n of ["alerts", "lookup", "register", "settings"]) byId("tab-" + n).hidden = n !== name;
+  if (name !== "lookup") lookup.scanner.stop();
+  else lookup.resized();
+  if (name !== "register") register.scanner.stop();
+  else if (state.user) register.opened(state.user);
 }
 tabButtons.forEach((b) => b.addEventListener("click", () => selectTab(String(b.dataset.tab))));
 
@@ -129,10 +135,15 @@ let started = false;
 /** @param {any} user */
 function startApp(user) {
   state.user = user;
+  who.user = user;
   byId("me-name").textContent = (user.display_name || user.username) + " (" + user.role + ")";
   byId("me-districts").textContent = (user.districts || []).join(", ") || "—";
+  const canAlerts = mayRead("alerts");
+  byId("tab-btn-register").hidden = !register.mayRegister(user);
+  byId("tab-btn-alerts").hidden = !canAlerts;
   show("app");
-  if (!started) { started = true; selectTab("alerts"); }
+  const onForbiddenTab = (!register.mayRegister(user) && !byId("tab-register").hidden) || (!canAlerts && !byId("tab-alerts").hidden);
+  if (!started || onForbiddenTab) { started = true; selectTab(canAlerts ? "alerts" : "lookup"); }
   loadAlerts();
   live.start();
 }
@@ -239,6 +250,7 @@ list.addEventListener("click", (ev) => {
 });
 
 function loadAlerts() {
+  if (!mayRead("alerts")) return Promise.resolve();
   return Promise.all(["open", "acknowledged"].map((s) =>
     api("/api/v1/alerts", { query: { state: s, page_size: MAX_ALERTS } }).then((b) => b.items || [])))
     .then(([open, acked]) => {
@@ -255,104 +267,6 @@ function loadAlerts() {
     })
     .catch((e) => { if (e.status === 401) show("login"); });
 }
-
-// ------------------------------------------------------------------ cylinder lookup
-const result = byId("lookup-result");
-/**
- * @param {HTMLElement} dl
- * @param {string} key
- * @param {Node | string | null | undefined} value
- */
-function field(dl, key, value) {
-  if (value === null || value === undefined || value === "") return;
-  dl.appendChild(el("dt", { text: t("field." + key) }));
-  dl.appendChild(el("dd", {}, value));
-}
-/** @param {any} c */
-function showCylinder(c) {
-  clear(result);
-  const dl = el("dl", { class: "m-dl" });
-  field(dl, "compliance", el("span", { id: "cylinder-compliance", class: "badge " + c.compliance, text: t("compliance." + c.compliance) }));
-  field(dl, "status", t("status." + c.status));
-  field(dl, "stamp", c.stamp);
-  field(dl, "barcode", c.barcode);
-  field(dl, "owner", c.owner_name || c.owner_code);
-  field(dl, "spec", c.spec);
-  field(dl, "manufacture_date", c.manufacture_date);
-  field(dl, "last_inspection_date", c.last_inspection_date);
-  field(dl, "next_inspection_date", c.next_inspection_date);
-  field(dl, "scrap_date", c.scrap_date);
-  field(dl, "last_fill", c.last_fill_at ? when(c.last_fill_at) + (c.last_fill_site_name ? " · " + c.last_fill_site_name : "") : null);
-  field(dl, "location", c.location_site_name || c.location_kind);
-  field(dl, "district", c.district_code);
-  result.appendChild(el("div", { class: "m-card", id: "cylinder-card" }, el("h2", { text: c.tag }), dl));
-}
-/** @param {number} id */
-const openCylinder = (id) => api("/api/v1/cylinders/" + id).then(showCylinder);
-
-/** @param {string} raw */
-function lookup(raw) {
-  const code = raw.trim();
-  if (!code) return;
-  clear(result);
-  api("/api/v1/cylinders", { query: { q: code, page_size: LOOKUP_MATCHES } }).then((b) => {
-    let items = b.items || [];
-    const exact = items.filter((/** @type {any} */ c) => c.tag === code || c.barcode === code || c.stamp === code);
-    if (exact.length === 1) items = exact;
-    if (items.length === 0) { result.appendChild(el("p", { class: "m-empty", text: t("lookup.not_found") })); return null; }
-    if (items.length === 1) return openCylinder(items[0].id);
-    result.appendChild(el("div", { class: "m-card" }, el("h2", { text: t("lookup.many") }),
-      items.map((/** @type {any} */ c) => el("button", { class: "m-btn wide", type: "button", onclick: () => openCylinder(c.id),
-        text: c.tag + (c.stamp ? " · " + c.stamp : "") }))));
-    return null;
-  }).catch((e) => {
-    result.appendChild(el("p", { class: "m-error", text: e.status === 404 ? t("lookup.not_found") : t("lookup.failed") }));
-  });
-}
-const lookupCode = /** @type {HTMLInputElement} */ (byId("lookup-code"));
-byId("lookup-form").addEventListener("submit", (ev) => { ev.preventDefault(); lookup(lookupCode.value); });
-
-// scanning: BarcodeDetector (Chromium on Android) reading the rear camera; else typing
-/** @type {{stream: MediaStream | null, timer: ReturnType<typeof setInterval> | null}} */
-const scan = { stream: null, timer: null };
-const scanBtn = byId("scan-btn");
-const video = /** @type {HTMLVideoElement} */ (byId("scan-video"));
-if ("BarcodeDetector" in window && navigator.mediaDevices && navigator.mediaDevices.getUserMedia) scanBtn.hidden = false;
-
-function stopScan() {
-  if (scan.timer) { clearInterval(scan.timer); scan.timer = null; }
-  if (scan.stream) { scan.stream.getTracks().forEach((tr) => tr.stop()); scan.stream = null; }
-  video.hidden = true;
-  scanBtn.textContent = t("lookup.scan");
-}
-scanBtn.addEventListener("click", () => {
-  if (scan.stream) { stopScan(); return; }
-  let detector;
-  try {
-    detector = new (/** @type {any} */ (window).BarcodeDetector)();
-  } catch {
-    result.textContent = t("lookup.no_camera");
-    return;
-  }
-  navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } }).then((stream) => {
-    scan.stream = stream;
-    video.srcObject = stream;
-    video.hidden = false;
-    scanBtn.textContent = t("lookup.scan_stop");
-    return video.play().then(() => {
-      scan.timer = setInterval(() => {
-        detector.detect(video).then((/** @type {{rawValue: string}[]} */ codes) => {
-          if (codes.length && codes[0].rawValue) {
-            const value = codes[0].rawValue.replace(/^.*\/q\//, ""); // a QR holding the public URL
-            lookupCode.value = value;
-            stopScan();
-            lookup(value);
-          }
-        }).catch(() => {});
-      }, SCAN_EVERY_MS);
-    });
-  }).catch(() => { stopScan(); result.textContent = t("lookup.no_camera"); });
-});
 
 // ------------------------------------------------------------------ Web Push
 const pushBtn = /** @type {HTMLButtonElement} */ (byId("push-btn"));

@@ -1,8 +1,9 @@
 // @ts-check
 /* CylinderWatch officer PWA service worker (scope /m).
 
-   - Offline start: the shell — /m, its script and stylesheet, the platform's shared browser
-     modules it imports (/static/js/lib/), manifest and icons — is cached at install;
+   - Offline start: the shell — /m, its scripts and stylesheet, the platform's shared browser
+     modules it imports (/static/js/lib/), Leaflet (the lookup's small map), manifest and
+     icons — is cached at install;
      navigations try the network first (a fresh shell in the right language) and fall back
      to the cached one. API calls and /ws are never cached: stale alerts would mislead.
    - Web Push: the server pushes a JSON alert; we show a notification (one per alert id, so
@@ -14,7 +15,7 @@ const VERSION = "__VERSION__";
 const CACHE = "cylwatch-m-" + VERSION;
 /** @type {string[]} */
 const SHELL = JSON.parse('__SHELL__');
-const CACHED_PREFIXES = ["/static/m/", "/static/js/lib/"];
+const CACHED_PREFIXES = ["/static/m/", "/static/js/lib/", "/static/vendor/leaflet/"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE)
