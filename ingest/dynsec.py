@@ -16,7 +16,14 @@ broker to restart:
 
 :func:`ingest.broker_sync.sync_broker` brings the broker in line with the device registry (idempotent, run by
 ``cylwatch devices broker-sync``); :func:`apply_device_active` is the API's immediate hook
-when a device is (de)activated. Disabling a client also disconnects it.
+when a device is (de)activated, and :func:`create_device_client` gives a device registered
+through the API its client at once, with the password the API shows its registrant once.
+Disabling a client also disconnects it.
+
+The registry is the truth and a broker outage loses nothing: ingest refuses the messages and
+fill requests of an inactive device whatever the broker does, and a change the broker could
+not take now (outcome ``pending``) is applied by the next ``broker-sync`` — run from a timer,
+it is the repair path after an outage (docs/SECURITY.md "Broker").
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Literal, Self
 
 import aiomqtt
 import orjson
@@ -40,6 +47,7 @@ from ingest.credentials import (
     INGEST_WRITE,
     device_read_filter,
     device_write_topics,
+    is_safe_id,
 )
 from ingest.transport import parse_mqtt_url
 from server.kernel.services import ServiceUnavailable
@@ -52,12 +60,16 @@ __all__ = [
     "Acl",
     "BrokerControl",
     "BrokerControlError",
+    "BrokerOutcome",
     "apply_device_active",
     "broker_client",
+    "create_device_client",
     "device_acls",
     "device_role",
     "ingest_acls",
+    "may_have_client",
     "platform_acls",
+    "reserved_usernames",
     "set_device_enabled",
 ]
 
@@ -78,6 +90,21 @@ COMMANDS_PER_MESSAGE: Final = 100
 
 NOT_FOUND: Final = "Client not found"
 """The plugin's answer about a username it does not hold (mosquitto 2.0)."""
+
+DEFAULT_INGEST_USER: Final = "cylwatch-ingest"
+"""The ingest workers' username when ``CYL_MQTT_URL`` names none (as ``broker-sync``)."""
+
+BrokerOutcome = Literal["applied", "no_client", "pending", "unmanaged"]
+"""What became of a device change on the broker, as the API reports it:
+
+- ``applied``: the broker took it (a client created, enabled, or disabled and disconnected);
+- ``no_client``: the broker holds no client for the device (never synced): nothing to cut,
+  ``broker-sync`` creates one when the device is active;
+- ``pending``: the broker could not be reached or refused; the registry stands (ingest
+  already follows it) and the next ``broker-sync`` applies it;
+- ``unmanaged``: no ``[services] mqtt_admin_url``: the platform does not manage the broker
+  (a development broker, or the password-file fallback of ``devices mosquitto-config``).
+"""
 
 DEFAULT_ACCESS: Final = (
     ("publishClientSend", False),
@@ -270,28 +297,30 @@ async def set_device_enabled(url: str, timeout_s: float, device_id: str, enabled
     return True
 
 
-async def apply_device_active(settings: Settings, device_id: str, active: bool) -> bool:
+async def apply_device_active(settings: Settings, device_id: str, active: bool) -> BrokerOutcome:
     """The API's hook after it has stored a device's ``active`` flag: the broker follows.
 
     The database is the truth and stays so: if the broker cannot be reached (tried twice,
     ``[ingest] reconnect_min_s`` apart) the change stands, a warning names the device, and
     ``cylwatch devices broker-sync`` puts the broker in line later (docs/SECURITY.md
-    "Broker"). Returns whether the broker took the change. Without ``[services]
-    mqtt_admin_url`` there is nothing to manage (a development broker).
+    "Broker"). Without ``[services] mqtt_admin_url`` there is nothing to manage (a
+    development broker).
     """
     url = settings.services.mqtt_admin_url
     if not url:
-        return False
+        return "unmanaged"
     problem: Exception | None = None
     for attempt in range(2):
         if attempt:
             await asyncio.sleep(settings.ingest.reconnect_min_s)
         try:
-            await set_device_enabled(url, settings.services.connect_timeout_s, device_id, active)
+            held = await set_device_enabled(
+                url, settings.services.connect_timeout_s, device_id, active
+            )
         except (ServiceUnavailable, BrokerControlError) as exc:
             problem = exc
         else:
-            return True
+            return "applied" if held else "no_client"
     log.warning(
         "device %s is %s in the registry but not on the broker (%s); run"
         " `cylwatch devices broker-sync`",
@@ -299,4 +328,62 @@ async def apply_device_active(settings: Settings, device_id: str, active: bool) 
         "active" if active else "deactivated",
         problem,
     )
-    return False
+    return "pending"
+
+
+def reserved_usernames(settings: Settings) -> frozenset[str]:
+    """Broker usernames that are not devices': the ingest workers' and the admin client's."""
+    names = {parse_mqtt_url(settings.services.mqtt_url).username or DEFAULT_INGEST_USER}
+    if settings.services.mqtt_admin_url:
+        admin = parse_mqtt_url(settings.services.mqtt_admin_url).username
+        if admin:
+            names.add(admin)
+    return frozenset(names)
+
+
+def may_have_client(settings: Settings, device_id: str) -> bool:
+    """Whether *device_id* can be a broker client: usable as an MQTT username and topic
+    level, and not the name of the platform's own clients (``broker-sync`` skips it too)."""
+    return is_safe_id(device_id) and device_id not in reserved_usernames(settings)
+
+
+async def create_device_client(
+    settings: Settings, device_id: str, kind: str, password: str
+) -> BrokerOutcome:
+    """Give a device just registered its broker client and own role now, with *password*.
+
+    A role of that name left by an earlier device is given this device's grants; a client of
+    that name already on the broker is left alone (``pending``: its password is not the
+    caller's, so the caller must not hand *password* out; ``broker-sync --rotate`` issues
+    one). Unreachable broker: ``pending`` and a warning; ``broker-sync`` creates the client
+    with a password of its own later.
+    """
+    url = settings.services.mqtt_admin_url
+    if not url:
+        return "unmanaged"
+    role = device_role(device_id)
+    acls = [a.as_json() for a in device_acls(kind, device_id)]
+    try:
+        async with BrokerControl(url, settings.services.connect_timeout_s) as control:
+            (made,) = await control.run([{"command": "createRole", "rolename": role, "acls": acls}])
+            if "error" in made:
+                await control.check([{"command": "modifyRole", "rolename": role, "acls": acls}])
+            await control.check(
+                [
+                    {
+                        "command": "createClient",
+                        "username": device_id,
+                        "password": password,
+                        "roles": [{"rolename": role}],
+                    }
+                ]
+            )
+    except (ServiceUnavailable, BrokerControlError) as exc:
+        log.warning(
+            "device %s is registered but has no broker client yet (%s); run"
+            " `cylwatch devices broker-sync`",
+            device_id,
+            exc,
+        )
+        return "pending"
+    return "applied"

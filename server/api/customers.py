@@ -10,7 +10,11 @@ Personal data rules, and why:
   the database (`CYL_ID_HASH_KEY`, else the file `[privacy] id_hash_key_file`;
   `server.db.install.load_id_hash_key`), so a copy of the database does not reverse it;
 - customers are a company's own: company admins manage theirs, station staff read theirs,
-  regulators read those in their districts, inspection agencies none (docs/ARCHITECTURE.md §7).
+  regulators read those in their districts, inspection agencies none (docs/ARCHITECTURE.md §7);
+- an account is opened (``opened_on``) and closed (``closed_on``, migration 0113; null while
+  open): a closed account stays on file — the real-name record of who held cylinders, and
+  the recovery report's "delivered to a customer whose account is closed" (DOMAIN.md
+  "Circulation checks") — and is reopened by clearing the date.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import hmac
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 import msgspec
@@ -53,6 +57,7 @@ from server.api.common import (
     q_district,
     read_body,
     require_some,
+    today,
     update_row,
 )
 from server.api.params import company_filter
@@ -140,6 +145,7 @@ class CustomerPatch(msgspec.Struct, forbid_unknown_fields=True):
     lon: Lon | UnsetType | None = UNSET
     kind: str | UnsetType = UNSET
     opened_on: dt.date | UnsetType = UNSET
+    closed_on: dt.date | UnsetType | None = UNSET
 
 
 async def _personal(request: web.Request, fields: dict[str, Any]) -> None:
@@ -165,13 +171,26 @@ def _readable(p: Principal) -> None:
         raise forbidden(f"role {p.role} may not read customers")
 
 
+ACCOUNT_STATES: Final = ("open", "closed")
+
+
+def _check_dates(fields: dict[str, Any], today: dt.date) -> None:
+    """An account is not opened or closed in the future (the database checks that it is not
+    closed before it was opened: ``customers_closed_on_check``)."""
+    for name in ("opened_on", "closed_on"):
+        day = fields.get(name)
+        if day is not None and day > today:
+            raise bad_field(name, "must not be in the future")
+
+
 QUERY = (
-    Param("q", description="part of the account no. or name"),
+    Param("q", description="part of the account no., name, phone or masked ID number"),
     Param("company", description="company code or id"),
     Param("district", description="6-digit district code"),
     Param("kind", enum=CUSTOMER_KINDS),
     Param("phone", description="exact phone number"),
     Param("id_number", description="full ID number: matched by its keyed hash, never stored"),
+    Param("state", enum=ACCOUNT_STATES, description="open or closed accounts"),
 )
 
 
@@ -187,7 +206,10 @@ async def list_customers(request: web.Request) -> web.Response:
     text = q_str(request, "q", max_len=100)
     if text:
         pat = q.add(contains(text))
-        where.append(f"(cu.account_no ILIKE {pat} OR cu.name ILIKE {pat})")
+        where.append(
+            f"(cu.account_no ILIKE {pat} OR cu.name ILIKE {pat} OR cu.phone ILIKE {pat}"
+            f" OR cu.id_number_masked ILIKE {pat})"
+        )
     comp = company_filter(request, "cu.company_id", q)
     if comp:
         where.append(comp)
@@ -205,6 +227,9 @@ async def list_customers(request: web.Request) -> web.Response:
         if not valid_id_number(number.upper()):
             raise bad_query("id_number", "not a valid 18-character resident ID number")
         where.append(f"cu.id_number_hash = {q.add(await hash_id_number(request, number.upper()))}")
+    state = q_choice(request, "state", ACCOUNT_STATES)
+    if state:
+        where.append(f"cu.closed_on IS {'NULL' if state == 'open' else 'NOT NULL'}")
     rows, total = await fetch_page(
         request.app[POOL], "cu.*", f"customers cu WHERE {' AND '.join(where)}", "cu.id", q, page
     )
@@ -255,6 +280,7 @@ async def create_customer(request: web.Request) -> web.Response:
         values["company_id"] = p.company_id
     elif body.company_id is None:
         raise bad_field("company_id", "is required")
+    _check_dates(values, today(request.app[SETTINGS]))
     await _personal(request, values)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         if not await conn.fetchval(
@@ -283,6 +309,7 @@ async def patch_customer(request: web.Request) -> web.Response:
     fields = changes(body)
     require_some(fields)
     await _visible(request, p, cid)  # 404 outside the scope
+    _check_dates(fields, today(request.app[SETTINGS]))
     await _personal(request, fields)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         row = await update_row(conn, "customers", cid, fields, "account_no")

@@ -2,9 +2,24 @@
 
 A gun belongs to one station and the station is never taken from a payload, so the
 device registry is what ties a fill to a station: only the admin and the owning company's
-admin may register or move a device, and a company admin only to its own sites. The MQTT
-credential hash is never returned. Deactivating a device also disables its broker client
-(docs/SECURITY.md "Broker").
+admin may register or move a device, and a company admin only to its own sites.
+
+Broker access follows the registry (docs/SECURITY.md "Broker", docs/ARCHITECTURE.md §5):
+
+- registering an active device generates its MQTT password, stores only its Mosquitto hash
+  (for the password-file fallback) and, when the platform manages the broker, creates the
+  device's client and role at once (:func:`ingest.dynsec.create_device_client`); the 201
+  answer carries the password once (``mqtt_password``) — it is never stored or returned
+  again. If the broker cannot take the client now, no password is handed out (the hash is
+  cleared) and ``cylwatch devices broker-sync`` issues one later;
+- deactivating (PATCH ``"active": false``) disables the device's broker client, which also
+  closes its connection; re-activating enables it with its old password
+  (:func:`ingest.dynsec.apply_device_active`). The registry is the truth either way: ingest
+  refuses an inactive device's messages and fill requests at once, and a change the broker
+  could not take (``pending``) is applied by the next ``broker-sync``;
+- both answers say what became of the change on the broker (``broker``:
+  ``applied`` / ``no_client`` / ``pending`` / ``unmanaged``, :data:`ingest.dynsec.BrokerOutcome`),
+  so the devices page tells its user the truth.
 """
 
 from __future__ import annotations
@@ -14,7 +29,13 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from ingest.dynsec import apply_device_active
+from ingest.credentials import mosquitto_hash, new_password
+from ingest.dynsec import (
+    BrokerOutcome,
+    apply_device_active,
+    create_device_client,
+    may_have_client,
+)
 from server.api.common import (
     API,
     UNSET,
@@ -50,6 +71,11 @@ from server.kernel.scope import Sql, can_read, scope_where
 READ_ROLES = ("admin", "regulator", "officer", "company_admin", "station_operator")
 WRITE_ROLES = ("admin", "company_admin")
 HIDDEN = ("mqtt_password_hash", "status_at")
+COLUMNS = "d.*, s.code AS site_code, s.name AS site_name, co.name AS company_name"
+JOINED = (
+    "devices d LEFT JOIN sites s ON s.id = d.site_id LEFT JOIN companies co ON co.id = d.company_id"
+)
+"""A device with the names of its site and company (the devices page shows them)."""
 
 
 class DeviceCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -138,7 +164,12 @@ async def list_devices(request: web.Request) -> web.Response:
         if value is not None:
             where.append(f"d.{flag} IS {'TRUE' if value else 'NOT TRUE'}")
     rows, total = await fetch_page(
-        request.app[POOL], "d.*", f"devices d WHERE {' AND '.join(where)}", "d.device_id", q, page
+        request.app[POOL],
+        COLUMNS,
+        f"{JOINED} WHERE {' AND '.join(where)}",
+        "d.device_id",
+        q,
+        page,
     )
     return json_response(envelope([plain(r, HIDDEN) for r in rows], page, total))
 
@@ -149,7 +180,7 @@ async def _visible(request: web.Request, p: Principal, did: int) -> dict[str, An
         p,
         entity="devices",
         alias="d",
-        select="SELECT d.* FROM devices d",
+        select=f"SELECT {COLUMNS} FROM {JOINED}",
         row_id=did,
         what="device",
     )
@@ -181,10 +212,38 @@ async def create_device(request: web.Request) -> web.Response:
         raise bad_field("site_id", "a gun belongs to a station: site_id is required")
     values = {k: v for k, v in msgspec.structs.asdict(body).items() if v is not None}
     await _check_site(request, p, values)
+    settings = request.app[SETTINGS]
+    password = new_password() if body.active and may_have_client(settings, body.device_id) else None
+    if password is not None:
+        values["mqtt_password_hash"] = mosquitto_hash(password)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         row = await insert_row(conn, "devices", values, "device_id")
-        await audit(conn, p, "device.create", "device", row["id"], jsonable(values), request.remote)
-    return json_response(plain(row, HIDDEN), 201)
+        shown = {k: v for k, v in values.items() if k not in HIDDEN}
+        await audit(conn, p, "device.create", "device", row["id"], jsonable(shown), request.remote)
+        if password is not None:
+            # as `devices mosquitto-config` / `broker-sync` do: who, which device, never the password
+            await audit(
+                conn,
+                p,
+                "device.credentials",
+                "device",
+                body.device_id,
+                {"via": "api"},
+                request.remote,
+            )
+    broker: BrokerOutcome = "no_client"  # inactive, or an id that cannot be an MQTT username
+    if password is not None:
+        broker = await create_device_client(settings, body.device_id, body.kind, password)
+        if broker == "pending":
+            # not on the broker: a password handed out now would not be the one broker-sync sets
+            await request.app[POOL].execute(
+                "UPDATE devices SET mqtt_password_hash = NULL WHERE id = $1", row["id"]
+            )
+            password = None
+    out = plain(row, HIDDEN)
+    out["mqtt_password"] = password
+    out["broker"] = broker
+    return json_response(out, 201)
 
 
 @api_doc("Change a device", tags=["devices"], roles=WRITE_ROLES, body=DevicePatch)
@@ -209,11 +268,14 @@ async def patch_device(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn, conn.transaction():
         row = await update_row(conn, "devices", did, fields, "site_id")
         await audit(conn, p, "device.update", "device", did, jsonable(fields), request.remote)
+    out = plain(row, HIDDEN)
     if "active" in fields:
         # after the commit: a deactivated device is cut off the broker at once (its client
         # disabled, its connection closed); docs/SECURITY.md "Broker"
-        await apply_device_active(request.app[SETTINGS], row["device_id"], fields["active"])
-    return json_response(plain(row, HIDDEN))
+        out["broker"] = await apply_device_active(
+            request.app[SETTINGS], row["device_id"], fields["active"]
+        )
+    return json_response(out)
 
 
 def routes() -> list[web.RouteDef]:

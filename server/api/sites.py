@@ -4,13 +4,21 @@ A company admin manages its own stations and stores; the filling licence and the
 permitted full-cylinder storage (重瓶存放 limit, the overstock rule's number) are issued
 by the bureau, so only the admin sets them. Inspection agencies are registered by the
 admin too (they are not any gas company's).
+
+Each site row carries its live stock — full and empty cylinders held there now, counted as
+the overstock rule counts them (``ingest/store/storage.py``) — and the storage limit that
+rule applies (the site's own number, else the ``[alerts]`` default for its kind:
+:func:`server.domain.supervision.permitted_storage`), so the stations page shows a site
+against its permit without a second request per row.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Final
 
+import asyncpg
 import msgspec
 from aiohttp import web
 
@@ -46,7 +54,8 @@ from server.api.common import (
 )
 from server.api.params import company_filter
 from server.domain.statuses import LICENCE_STATUSES, ROLES, SITE_KINDS
-from server.kernel.appkeys import POOL
+from server.domain.supervision import permitted_storage
+from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.audit import audit
 from server.kernel.errors import ApiError, bad_field, forbidden
 from server.kernel.http import json_response, path_int, q_choice, q_page, q_str
@@ -118,12 +127,50 @@ def _check(p: Principal, fields: dict[str, Any]) -> None:
             )
 
 
+def _check_position(lat: float | None, lon: float | None) -> None:
+    """A position is both coordinates or none: a site with a latitude alone cannot be drawn
+    (the stations page picks both on a map)."""
+    if (lat is None) != (lon is None):
+        field = "lon" if lon is None else "lat"
+        raise bad_field(field, "give both lat and lon, or neither")
+
+
 QUERY = (
     Param("q", description="part of the code or name"),
     Param("kind", enum=SITE_KINDS),
     Param("company", description="company code or id"),
     Param("district", description="6-digit district code"),
+    Param("licence_status", enum=LICENCE_STATUSES),
 )
+
+_STOCK_SQL: Final = """
+SELECT location_site_id AS site_id,
+       count(*) FILTER (WHERE fill_state = 'full') AS full,
+       count(*) FILTER (WHERE fill_state = 'empty') AS empty
+  FROM cylinders
+ WHERE location_site_id = ANY($1::bigint[]) AND location_kind = 'site'
+ GROUP BY location_site_id
+"""
+"""Cylinders held at each site now (index ``cylinders_site_idx``): what the overstock rule
+counts, plus the empties."""
+
+
+async def _with_stock(request: web.Request, rows: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:
+    """*rows* as JSON with ``stock_full``, ``stock_empty`` and ``storage_limit`` (the
+    permitted full cylinders the overstock rule applies; 0: no limit)."""
+    counts = {
+        r["site_id"]: r for r in await request.app[POOL].fetch(_STOCK_SQL, [r["id"] for r in rows])
+    }
+    rules = request.app[SETTINGS].alerts
+    out = []
+    for r in rows:
+        item = plain(r)
+        held = counts.get(r["id"])
+        item["stock_full"] = int(held["full"]) if held else 0
+        item["stock_empty"] = int(held["empty"]) if held else 0
+        item["storage_limit"] = permitted_storage(r["kind"], r["permitted_full_storage"], rules)
+        out.append(item)
+    return out
 
 
 @api_doc("List sites", tags=["sites"], roles=ROLES, query=QUERY, paginated=True)
@@ -147,6 +194,9 @@ async def list_sites(request: web.Request) -> web.Response:
     district = q_district(request)
     if district:
         where.append(f"s.district_code = {q.add(district)}")
+    licence = q_choice(request, "licence_status", LICENCE_STATUSES)
+    if licence:
+        where.append(f"s.licence_status = {q.add(licence)}")
     rows, total = await fetch_page(
         request.app[POOL],
         "s.*, co.name AS company_name",
@@ -155,11 +205,11 @@ async def list_sites(request: web.Request) -> web.Response:
         q,
         page,
     )
-    return json_response(envelope([plain(r) for r in rows], page, total))
+    return json_response(envelope(await _with_stock(request, rows), page, total))
 
 
-async def _visible(request: web.Request, p: Principal, sid: int) -> dict[str, Any]:
-    row = await fetch_in_scope(
+async def _visible(request: web.Request, p: Principal, sid: int) -> asyncpg.Record:
+    return await fetch_in_scope(
         request,
         p,
         entity="sites",
@@ -169,14 +219,14 @@ async def _visible(request: web.Request, p: Principal, sid: int) -> dict[str, An
         select="SELECT s.*, co.name AS company_name"
         " FROM sites s LEFT JOIN companies co ON co.id = s.company_id",
     )
-    return plain(row)
 
 
 @api_doc("Get a site", tags=["sites"], roles=ROLES)
 async def get_site(request: web.Request) -> web.Response:
-    """One site, if the caller's scope holds it."""
+    """One site with its live stock, if the caller's scope holds it."""
     p = require(request)
-    return json_response(await _visible(request, p, path_int(request)))
+    (site,) = await _with_stock(request, [await _visible(request, p, path_int(request))])
+    return json_response(site)
 
 
 @api_doc(
@@ -197,6 +247,7 @@ async def create_site(request: web.Request) -> web.Response:
     if p.role == "company_admin":
         given.setdefault("company_id", p.company_id)
     _check(p, given)
+    _check_position(body.lat, body.lon)
     if p.role == "company_admin":
         values["company_id"] = p.company_id
     async with request.app[POOL].acquire() as conn, conn.transaction():
@@ -217,6 +268,7 @@ async def patch_site(request: web.Request) -> web.Response:
     cur = await _visible(request, p, sid)
     if p.role == "company_admin" and cur["company_id"] != p.company_id:
         raise forbidden("a company admin manages its own sites only")
+    _check_position(fields.get("lat", cur["lat"]), fields.get("lon", cur["lon"]))
     async with request.app[POOL].acquire() as conn, conn.transaction():
         row = await update_row(conn, "sites", sid, fields, "code")
         await audit(conn, p, "site.update", "site", sid, jsonable(fields), request.remote)
