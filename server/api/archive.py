@@ -8,10 +8,16 @@ problem with the file itself is a 400 `invalid_file` naming it; a problem with r
 the report, never an error status.
 
 Import answers JSON (the report, with at most `MAX_REJECTED_JSON` rejected rows listed
-and their total count) or, with `?report=csv`, the rejected rows as CSV with the counts in
-`X-Import-*` headers — every one of them up to `[http] max_rejected_rows_kept`
-(docs/CONFIG.md), beyond which they are counted, not kept — and no link to a stored report
-is needed.
+and their total count) or, with `?report=csv`, the rejected rows as CSV (line, column, value,
+reason) with the counts in `X-Import-*` headers — every one of them up to `[http]
+max_rejected_rows_kept` (docs/CONFIG.md), beyond which they are counted, not kept — and no
+link to a stored report is needed. `?report=rows` gives the rejected rows back in the file's
+own columns with a `reason` column, to correct and upload again (`server.archive.rejected`);
+the import page asks for it with a dry run. `GET /api/v1/cylinders/import/template` is an
+empty archive (the header row) to start a file from.
+
+The rules a row obeys are the import's, and a change of an existing cylinder is judged by
+the rule a change by hand obeys (`server.domain.record_changes`): the file is no side door.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from aiohttp import BodyPartReader, web
 
 from server.api.common import API, Param, api_doc, check_query, q_district, today
 from server.archive import (
+    ARCHIVE_COLUMNS,
     IMPORT_ROLES,
     ArchiveFileError,
     ExportFilters,
@@ -40,6 +47,7 @@ from server.archive import (
     open_archive,
     write_xlsx,
 )
+from server.archive.rejected import rejected_rows_csv
 from server.domain.statuses import CYLINDER_STATUSES, ROLES
 from server.kernel import errors
 from server.kernel.appkeys import POOL, SETTINGS
@@ -48,7 +56,7 @@ from server.kernel.errors import ApiError
 from server.kernel.http import json_response, q_bool, q_choice, q_str
 from server.kernel.limits import body_limit
 from server.kernel.principal import require
-from server.kernel.tabular import CSV_MIME, XLSX_MIME, send_file
+from server.kernel.tabular import CSV_MIME, XLSX_MIME, send_file, stream_table
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +77,13 @@ RAW_TYPES: Final = frozenset(
 """Content types accepted as a raw upload body; the content decides the format."""
 
 _CHUNK: Final = 1 << 16
+
+REPORT_FORMATS: Final = ("json", "csv", "rows")
+"""`?report=` of an import: the JSON report, the rejected rows as a list, or the rejected
+rows in the file's own columns (module docstring)."""
+
+TEMPLATE_NAME: Final = "cylinder-archive"
+"""File name (without extension) of the empty archive."""
 
 
 async def _write_stream(chunks: AsyncIterator[bytes], fh: IO[bytes], limit: int) -> int:
@@ -131,7 +146,13 @@ async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
     roles=IMPORT_ROLES,
     query=(
         Param("dry_run", "boolean", "check everything and report, store nothing"),
-        Param("report", "string", "json (default) or csv: all rejected rows", ("json", "csv")),
+        Param(
+            "report",
+            "string",
+            "json (default); csv: all rejected rows (line, column, value, reason); rows: the "
+            "rejected rows in the file's own columns plus a reason column, to correct",
+            REPORT_FORMATS,
+        ),
         Param("filename", "string", "the file's name for the report and audit (raw uploads)"),
     ),
     formats=("csv", "xlsx"),
@@ -144,7 +165,9 @@ async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
     description="Idempotent upsert on tag (docs/ARCHITECTURE.md §9). Body: multipart/form-data with a "
     "'file' field, or the raw file (text/csv or the XLSX type). Rejected rows are reported "
     "with line, column, value and reason; the good rows are stored. A company administrator "
-    "may only import its own company's cylinders.",
+    "may only import its own company's cylinders. A row that changes an existing cylinder "
+    "obeys the field and status rules of PATCH /api/v1/cylinders/{id} for the caller's role "
+    "and records the same trajectory events.",
 )
 @body_limit("upload")
 async def import_cylinders(request: web.Request) -> web.StreamResponse:
@@ -152,7 +175,7 @@ async def import_cylinders(request: web.Request) -> web.StreamResponse:
     p = require(request, *IMPORT_ROLES)
     check_query(request, ["dry_run", "report", "filename"])
     dry_run = bool(q_bool(request, "dry_run"))
-    as_csv = q_choice(request, "report", ("json", "csv")) == "csv"
+    fmt = q_choice(request, "report", REPORT_FORMATS) or "json"
     settings = request.app[SETTINGS]
     fd, path = tempfile.mkstemp(prefix="cylwatch-import-")
     os.close(fd)
@@ -172,6 +195,7 @@ async def import_cylinders(request: web.Request) -> web.StreamResponse:
                     filename=filename,
                     dry_run=dry_run,
                     remote=request.remote,
+                    keep_rejected_cells=fmt == "rows",
                 )
         except ArchiveFileError as exc:
             raise ApiError(
@@ -185,7 +209,7 @@ async def import_cylinders(request: web.Request) -> web.StreamResponse:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
-    if as_csv:
+    if fmt != "json":
         headers = {
             f"X-Import-{k.replace('_', '-').title()}": str(v)
             for k, v in (
@@ -197,13 +221,35 @@ async def import_cylinders(request: web.Request) -> web.StreamResponse:
                 ("dry_run", str(dry_run).lower()),
             )
         }
+        text = report.rejected_csv() if fmt == "csv" else rejected_rows_csv(report)
         return web.Response(
-            body=report.rejected_csv().encode("utf-8-sig"),
+            body=text.encode("utf-8-sig"),
             content_type=CSV_MIME,
             charset="utf-8",
             headers={**headers, "Content-Disposition": 'attachment; filename="rejected.csv"'},
         )
     return json_response(report.to_json(MAX_REJECTED_JSON))
+
+
+@api_doc(
+    "An empty cylinder archive to fill in (the import's columns)",
+    tags=["cylinders"],
+    roles=IMPORT_ROLES,
+    query=(Param("format", "string", "csv (UTF-8 with BOM, default) or xlsx", ("csv", "xlsx")),),
+    formats=("csv", "xlsx"),
+    description="The header row of the archive interface (docs/ARCHITECTURE.md §9) and no "
+    "data: the file a person starts an import from.",
+)
+async def import_template(request: web.Request) -> web.StreamResponse:
+    require(request, *IMPORT_ROLES)
+    check_query(request, ["format"])
+    fmt = q_choice(request, "format", ("csv", "xlsx")) or "csv"
+    return await stream_table(request, fmt, TEMPLATE_NAME, ARCHIVE_COLUMNS, _no_rows())
+
+
+async def _no_rows() -> AsyncIterator[list[str]]:
+    return
+    yield []  # an async generator that yields nothing
 
 
 EXPORT_QUERY: Final = (
@@ -297,5 +343,6 @@ async def _audit_export(request: web.Request, fmt: str, rows: int, filters: Expo
 def routes() -> list[web.RouteDef]:
     return [
         web.post(f"{API}/cylinders/import", import_cylinders),
+        web.get(f"{API}/cylinders/import/template", import_template, allow_head=False),
         web.get(f"{API}/cylinders/export", export_cylinders, allow_head=False),
     ]

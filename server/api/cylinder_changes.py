@@ -2,15 +2,18 @@
 
 Who may do what, and why:
 
-- registration is the inspection agency's act (docs/ARCHITECTURE.md §1), and the admin's;
+- registration is the inspection agency's act (docs/ARCHITECTURE.md §1), and the admin's, and a
+  company admin's for its own company, stating no inspection findings
+  (``server.domain.registration``);
 - changes are split by who is accountable for a field: the admin may change anything;
   the inspection agency the archive and inspection fields (it registered and inspects the
   cylinder) but not the owner or the tag; the owner company's admin only operational
   fields of its own cylinders (barcode, valve type, use registration no.) and may report a
-  cylinder lost or suspended, or put it back in service;
-- which status each role may set, and that a scrapped cylinder never comes back, are
-  rules of the domain (``server.domain.transitions``); the database refuses an un-scrapping
-  as well (migration ``0060_status_transitions``).
+  cylinder lost or suspended, or put it back in service. That rule, which status each role
+  may set, that a scrapped cylinder never comes back and when a record's dates are coherent
+  are rules of the domain (``server.domain.record_changes``, ``server.domain.transitions``),
+  which the archive import applies too (docs/ARCHITECTURE.md §4); the database refuses an
+  un-scrapping as well (migration ``0060_status_transitions``).
 
 Every write records a trajectory event (EPCIS mapping from ``server.domain.events``) and an
 audit row in the same transaction.
@@ -19,13 +22,19 @@ audit row in the same transaction.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from typing import Any, Literal
 
 import msgspec
 from aiohttp import web
 
-from server.api.cylinder_rows import cylinder_detail, fetch_visible, record_event
+from server.api.cylinder_rows import (
+    cylinder_detail,
+    fetch_visible,
+    record_event,
+    registrant_body,
+    registration_owner,
+    registration_site,
+)
 from server.api.db_errors import db_errors
 from server.api.doc import api_doc
 from server.api.fields import UNSET, Code, Count, District, Id, Measure, Name, Note, UnsetType
@@ -33,7 +42,16 @@ from server.api.params import changes, read_body, require_some
 from server.api.rows import jsonable
 from server.domain.dates import derive_next_inspection, derive_scrap_date
 from server.domain.events import EventKind
-from server.domain.statuses import CYLINDER_STATUSES, SCRAPPED
+from server.domain.record_changes import (
+    DatesRefused,
+    FieldRefused,
+    RecordDates,
+    check_fields,
+    status_event,
+)
+from server.domain.record_changes import check_dates as check_record_dates
+from server.domain.registration import REGISTRANT_ROLES
+from server.domain.statuses import CYLINDER_STATUSES
 from server.domain.transitions import (
     Rule,
     TransitionRefused,
@@ -55,40 +73,7 @@ __all__ = ["create_cylinder", "patch_cylinder", "transition_error"]
 ValveType = Literal["ordinary", "smart"]
 
 WRITE_ROLES = ("admin", "inspector", "company_admin")
-REGISTER_ROLES = ("admin", "inspector")
-
-# Field groups of the archive, by who answers for them (module docstring).
-OPERATIONAL_FIELDS = frozenset({"barcode", "valve_type", "use_registration_no", "status", "reason"})
-ARCHIVE_FIELDS = frozenset(
-    {
-        "stamp",
-        "spec",
-        "medium",
-        "volume_l",
-        "tare_kg",
-        "wall_thickness_mm",
-        "manufacturer",
-        "manufacture_date",
-        "serial_no",
-        "inspection_ring_no",
-    }
-)
-INSPECTION_FIELDS = frozenset(
-    {
-        "last_inspection_date",
-        "next_inspection_date",
-        "inspection_count",
-        "scrap_date",
-        "status",
-        "reason",
-    }
-)
-ADMIN_ONLY_FIELDS = frozenset({"tag", "owner_company_id", "district_code", "location_site_id"})
-PATCH_FIELDS: Mapping[str, frozenset[str]] = {
-    "admin": OPERATIONAL_FIELDS | ARCHIVE_FIELDS | INSPECTION_FIELDS | ADMIN_ONLY_FIELDS,
-    "inspector": ARCHIVE_FIELDS | INSPECTION_FIELDS,
-    "company_admin": OPERATIONAL_FIELDS,
-}
+REGISTER_ROLES = REGISTRANT_ROLES
 
 
 def transition_error(exc: TransitionRefused) -> ApiError:
@@ -138,20 +123,12 @@ def check_dates(
     next_: dt.date,
     scrap: dt.date,
 ) -> None:
-    """Dates of one archive must be coherent; the field that breaks it is named."""
-    day = city_today(settings)
-    if manufacture > day:
-        raise bad_field("manufacture_date", "is in the future")
-    if last is not None and last < manufacture:
-        raise bad_field("last_inspection_date", "is before manufacture_date")
-    if last is not None and last > day:
-        raise bad_field("last_inspection_date", "is in the future")
-    if next_ <= manufacture:
-        raise bad_field("next_inspection_date", "must be after manufacture_date")
-    if last is not None and next_ <= last:
-        raise bad_field("next_inspection_date", "must be after last_inspection_date")
-    if scrap < manufacture:
-        raise bad_field("scrap_date", "is before manufacture_date")
+    """Dates of one archive must be coherent (``server.domain.record_changes.check_dates``);
+    the field that breaks it is named."""
+    try:
+        check_record_dates(RecordDates(manufacture, last, next_, scrap), city_today(settings))
+    except DatesRefused as exc:
+        raise bad_field(exc.field, exc.message) from None
 
 
 def check_spec(settings: Settings, spec: str) -> None:
@@ -176,7 +153,7 @@ async def create_cylinder(request: web.Request) -> web.Response:
     """Register a cylinder. Omitted next inspection / scrap dates are derived by the domain
     rules (DOMAIN.md "Dates"); a 'register' event opens its trajectory."""
     p = require(request, *REGISTER_ROLES)
-    body = await read_body(request, CylinderCreate)
+    body = registrant_body(p, await read_body(request, CylinderCreate))
     settings = request.app[SETTINGS]
     check_spec(settings, body.spec)
     check_status(body.status)
@@ -197,25 +174,10 @@ async def create_cylinder(request: web.Request) -> web.Response:
     assert model is not None
     pool = request.app[POOL]
     async with pool.acquire() as conn, conn.transaction():
-        if body.owner_code is not None:
-            owner = await conn.fetchrow(
-                "SELECT id, district_code FROM companies WHERE code = $1", body.owner_code
-            )
-            field = "owner_code"
-        else:
-            owner = await conn.fetchrow(
-                "SELECT id, district_code FROM companies WHERE id = $1", body.owner_company_id
-            )
-            field = "owner_company_id"
-        if owner is None:
-            raise bad_field(field, "no such company")
+        owner = await registration_owner(conn, p, body.owner_company_id, body.owner_code)
         district = body.district_code
         if body.location_site_id is not None:
-            site = await conn.fetchrow(
-                "SELECT id, district_code FROM sites WHERE id = $1", body.location_site_id
-            )
-            if site is None:
-                raise bad_field("location_site_id", "no such site")
+            site = await registration_site(conn, p, body.location_site_id)
             district = district or site["district_code"]
         district = district or owner["district_code"]
         async with db_errors("tag"):
@@ -308,14 +270,6 @@ class CylinderPatch(msgspec.Struct, forbid_unknown_fields=True):
     """Why the status changed (kept in the trajectory event and the audit log)."""
 
 
-def _status_event(new: str) -> EventKind:
-    if new == SCRAPPED:
-        return EventKind("scrap")
-    if new == "lost":
-        return EventKind("lost")
-    return EventKind("status_change")
-
-
 @api_doc(
     "Change a cylinder's archive",
     tags=["cylinders"],
@@ -332,15 +286,12 @@ async def patch_cylinder(request: web.Request) -> web.Response:
     body = await read_body(request, CylinderPatch)
     fields = changes(body)
     require_some(fields)
-    allowed = PATCH_FIELDS[p.role]
-    for name in fields:
-        if name not in allowed:
-            raise ApiError(
-                403,
-                errors.FORBIDDEN,
-                f"{name}: role {p.role} may not change this field",
-                {"field": name},
-            )
+    try:
+        check_fields(p.role, fields)
+    except FieldRefused as exc:
+        raise ApiError(
+            403, errors.FORBIDDEN, f"{exc.field}: {exc.message}", {"field": exc.field}
+        ) from None
     settings = request.app[SETTINGS]
     reason = fields.pop("reason", None)
     if "spec" in fields:
@@ -391,7 +342,7 @@ async def patch_cylinder(request: web.Request) -> web.Response:
                 details: dict[str, Any] = {"from": old_status, "to": real["status"]}
                 if reason:
                     details["reason"] = reason
-                await record_event(conn, new_row, _status_event(real["status"]), p, details)
+                await record_event(conn, new_row, status_event(real["status"]), p, details)
             others = sorted(k for k in real if k != "status")
             if others:
                 await record_event(conn, new_row, EventKind("update"), p, {"fields": others})

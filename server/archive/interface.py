@@ -103,12 +103,22 @@ class ImportReport:
     rejected_kept_max: int | None = None
     """None: every rejected row is kept."""
     warnings: list[str] = field(default_factory=list)
+    keep_cells: bool = False
+    """Keep each kept rejected row's original cells too (`rejected_cells`), to give the rows
+    back in the file's own columns; off by default, as nothing else needs them."""
+    header: list[str] = field(default_factory=list)
+    """The file's header as it spells it (for the rejected rows given back)."""
+    rejected_cells: dict[int, list[Cell]] = field(default_factory=dict)
+    """Line → the original cells of a kept rejected row (only with `keep_cells`)."""
 
-    def reject(self, row: RejectedRow) -> None:
-        """Count a refused row; keep it while fewer than `rejected_kept_max` are kept."""
+    def reject(self, row: RejectedRow, cells: list[Cell] | None = None) -> None:
+        """Count a refused row; keep it (and its *cells*, with `keep_cells`) while fewer than
+        `rejected_kept_max` are kept."""
         self.rejected_total += 1
         if self.rejected_kept_max is None or len(self.rejected) < self.rejected_kept_max:
             self.rejected.append(row)
+            if self.keep_cells and cells is not None:
+                self.rejected_cells[row.line] = cells
 
     @property
     def stored(self) -> int:

@@ -63,6 +63,9 @@ class ArchiveSource:
     """(line, cells) per data row; lines are 1-based and count the header."""
     total_hint: int | None = None
     """Data rows expected (for a progress bar); approximate for CSV."""
+    header: list[str] = field(default_factory=list)
+    """The header row's names as the file spells them (up to `width`), for giving rejected
+    rows back in the file's own columns."""
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -93,6 +96,10 @@ def _normalise_header(raw: Sequence[Cell]) -> tuple[dict[str, int], list[str]]:
             f"(the first row must name the columns; found: {found[:200]})"
         )
     return columns, ignored
+
+
+def _header_names(raw: Sequence[Cell]) -> list[str]:
+    return [str(c if c is not None else "").replace("\ufeff", "").strip() for c in raw]
 
 
 def detect_encoding(path: Path) -> str:
@@ -197,6 +204,7 @@ def _open_csv(path: Path, limits: Http) -> ArchiveSource:
             yield line, list(cells)
 
     src = ArchiveSource("csv", encoding, columns, ignored, len(header), rows(), max(lines - 1, 0))
+    src.header = _header_names(header)
     src._closers.append(text.close)
     return src
 
@@ -233,6 +241,7 @@ def _open_workbook(path: Path, fmt: str, limits: Http) -> ArchiveSource:
     while width and header[width - 1] in ("", None):
         width -= 1  # calamine pads rows to the sheet's used width
     src = ArchiveSource(fmt, None, columns, ignored, width, rows(), max(sheet.height - 1, 0))
+    src.header = _header_names(header[:width])
     src._closers.append(wb.close)
     return src
 

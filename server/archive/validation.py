@@ -6,7 +6,9 @@ module decides needs no database; checks that do (a tag repeated across chunks, 
 carried by another cylinder, a tag of another company, a scrapped cylinder) are the
 importer's, in SQL over the staged rows. The file is the record: an empty
 `next_inspection_date` / `scrap_date` is derived by the domain rules (DOMAIN.md "Dates"),
-an empty `volume_l` comes from the model and an empty `status` is `in_service`.
+an empty `volume_l` comes from the model and an empty `status` is `in_service`. The dates of
+the record must be coherent by the rule a registration or a change by hand obeys
+(`server.domain.record_changes.check_dates`), with the same words.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from server.archive.interface import (
 from server.archive.reader import ArchiveSource
 from server.db.bulk import Staging
 from server.domain.dates import derive_next_inspection, derive_scrap_date
+from server.domain.record_changes import DatesRefused, RecordDates, check_dates
 from server.domain.statuses import IMPORT_STATUSES, IN_SERVICE
 from server.kernel.settings import Settings
 from server.kernel.tabular import EXCEL_EPOCH, restore
@@ -169,6 +172,11 @@ class Context:
     today: dt.date
     specs: dict[str, str]
     """Model code, case-folded → the configured spelling."""
+    company_codes: dict[int, str]
+    """Company id → code (a refused change of owner is reported by code, as the file has it)."""
+    registration_restricted: bool = False
+    """The importing role may not state every field when it registers a cylinder
+    (``server.domain.registration``): the rows' stated findings are collected."""
 
 
 STAGE: Final = Staging(
@@ -195,6 +203,8 @@ STAGE: Final = Staging(
 )
 """The staging table of an import: a `Staged` record per row, in this column order. It
 lives as long as the (pooled) connection and is emptied per chunk (`server.db.bulk`)."""
+STAGED_INDEX: Final = {name: i for i, (name, _) in enumerate(STAGE.columns)}
+"""Column name → its index in a `Staged` record."""
 Staged = tuple[
     int,
     str,
@@ -215,16 +225,36 @@ Staged = tuple[
 ]
 
 
+_FINDING_COLUMNS: Final = ("last_inspection_date", "next_inspection_date", "scrap_date", "status")
+"""The file's columns that carry an inspection agency's findings (server.domain.registration)."""
+
+
+def _cell(cells: list[Cell], src: ArchiveSource, name: str) -> Cell:
+    i = src.columns.get(name)
+    if i is None or i >= len(cells):
+        return None
+    value = cells[i]
+    return None if value == "" else value
+
+
+def stated_findings(cells: list[Cell], src: ArchiveSource) -> list[str]:
+    """The findings a row states, in column order: a date given rather than left to be
+    derived, a status other than the default (a registration counts a field as stated when
+    it differs from its default, ``server.api.cylinder_rows.registrant_body``)."""
+    out = []
+    for name in _FINDING_COLUMNS:
+        text = _text(_cell(cells, src, name))
+        if text is None or (name == "status" and text.lower() == IN_SERVICE):
+            continue
+        out.append(name)
+    return out
+
+
 def validate_row(line: int, cells: list[Cell], src: ArchiveSource, ctx: Context) -> Staged:
     """Check one row and give the record to stage; raise `BadValue` naming the first bad column."""
-    cols = src.columns
 
     def get(name: str) -> Cell:
-        i = cols.get(name)
-        if i is None or i >= len(cells):
-            return None
-        value = cells[i]
-        return None if value == "" else value
+        return _cell(cells, src, name)
 
     for i in range(src.width, len(cells)):
         if _text(cells[i]) is not None:
@@ -263,8 +293,6 @@ def validate_row(line: int, cells: list[Cell], src: ArchiveSource, ctx: Context)
     mfg_raw = get("manufacture_date")
     manufacture = _date("manufacture_date", mfg_raw, required=True)
     assert manufacture is not None
-    if manufacture > ctx.today:
-        raise BadValue("manufacture_date", mfg_raw, "manufacture_date is in the future")
 
     tare = _number("tare_kg", get("tare_kg"))
     volume = _number("volume_l", get("volume_l"))
@@ -272,32 +300,32 @@ def validate_row(line: int, cells: list[Cell], src: ArchiveSource, ctx: Context)
         model = ctx.settings.models[spec]
         volume = Decimal(repr(model.volume_l)).quantize(_HUNDREDTH)
 
-    last_raw = get("last_inspection_date")
-    last = _date("last_inspection_date", last_raw)
-    if last is not None and last > ctx.today:
-        raise BadValue("last_inspection_date", last_raw, "last_inspection_date is in the future")
+    raw = {
+        "manufacture_date": mfg_raw,
+        "last_inspection_date": get("last_inspection_date"),
+        "next_inspection_date": get("next_inspection_date"),
+        "scrap_date": get("scrap_date"),
+    }
+    last = _date("last_inspection_date", raw["last_inspection_date"])
+    next_insp = _date("next_inspection_date", raw["next_inspection_date"])
+    scrap = _date("scrap_date", raw["scrap_date"])
 
-    next_raw = get("next_inspection_date")
-    next_insp = _date("next_inspection_date", next_raw)
+    def coherent(dates: RecordDates) -> None:
+        try:
+            check_dates(dates, ctx.today)
+        except DatesRefused as bad:
+            raise BadValue(bad.field, raw[bad.field], f"{bad.field} {bad.message}") from None
+
+    rules = ctx.settings.dates
     try:
-        derived_next = derive_next_inspection(manufacture, last, ctx.settings.dates)
-    except ValueError:
-        raise BadValue(
-            "last_inspection_date", last_raw, "last_inspection_date is before manufacture_date"
-        ) from None
-    if next_insp is None:
-        next_insp = derived_next
-    elif next_insp < manufacture:
-        raise BadValue(
-            "next_inspection_date", next_raw, "next_inspection_date is before manufacture_date"
-        )
-
-    scrap_raw = get("scrap_date")
-    scrap = _date("scrap_date", scrap_raw)
-    if scrap is None:
-        scrap = derive_scrap_date(manufacture, ctx.settings.dates)
-    elif scrap < manufacture:
-        raise BadValue("scrap_date", scrap_raw, "scrap_date is before manufacture_date")
+        next_insp = next_insp or derive_next_inspection(manufacture, last, rules)
+        scrap = scrap or derive_scrap_date(manufacture, rules)
+    except ValueError as exc:
+        # derivation refuses a last inspection before manufacture and overflows only near
+        # year 9999 (a date in the future): the rule names the field to correct
+        coherent(RecordDates(manufacture, last, dt.date.max, dt.date.max))
+        raise BadValue("manufacture_date", mfg_raw, f"manufacture_date: {exc}") from None
+    coherent(RecordDates(manufacture, last, next_insp, scrap))
 
     status_raw = get("status")
     status_text = _text(status_raw)

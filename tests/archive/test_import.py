@@ -75,6 +75,7 @@ async def test_bad_rows_are_reported_and_good_rows_stored(
     pool: asyncpg.Pool, settings: Settings, arc: Arc, world: World, tmp_path: Path
 ) -> None:
     future = (arc.today + dt.timedelta(days=1)).isoformat()
+    made = dt.date.fromisoformat(arc.row()["manufacture_date"])
     dup = arc.tag()
     bad: list[tuple[dict[str, Any], str, str]] = [
         # (row, column, part of the reason)
@@ -95,7 +96,23 @@ async def test_bad_rows_are_reported_and_good_rows_stored(
         (arc.row(volume_l="NaN"), "volume_l", "expected a number"),
         (arc.row(last_inspection_date="2000-01-01"), "last_inspection_date", "before manufacture"),
         (arc.row(last_inspection_date=future), "last_inspection_date", "in the future"),
-        (arc.row(next_inspection_date="2000-01-01"), "next_inspection_date", "before manufacture"),
+        (arc.row(next_inspection_date="2000-01-01"), "next_inspection_date", "after manufacture"),
+        # the rule a registration and a change by hand obey (server.domain.record_changes)
+        (
+            arc.row(
+                manufacture_date=made.isoformat(), next_inspection_date=made.isoformat()
+            ),
+            "next_inspection_date",
+            "next_inspection_date must be after manufacture_date",
+        ),
+        (
+            arc.row(
+                last_inspection_date=(made + dt.timedelta(days=300)).isoformat(),
+                next_inspection_date=(made + dt.timedelta(days=200)).isoformat(),
+            ),
+            "next_inspection_date",
+            "next_inspection_date must be after last_inspection_date",
+        ),
         (arc.row(scrap_date="2000-01-01"), "scrap_date", "before manufacture"),
         (arc.row(status="broken"), "status", "status must be one of"),
         (arc.row(status="active"), "status", "status must be one of"),
@@ -180,12 +197,27 @@ async def test_idempotent_upsert(
     assert rec is not None and rec["barcode"] is None
     tags = [r["tag"] for r in rows]
     events = await pool.fetch(
-        "SELECT tag, kind, biz_step, disposition, company_id FROM events WHERE tag = ANY($1)", tags
+        "SELECT tag, kind, biz_step, disposition, details FROM events WHERE tag = ANY($1)"
+        " ORDER BY ts",
+        tags,
     )
-    assert sorted(e["tag"] for e in events) == sorted(tags)  # one register event per new tag
-    assert {(e["kind"], e["biz_step"], e["disposition"]) for e in events} == {
-        ("register", "commissioning", "active")
+    registered = [e for e in events if e["kind"] == "register"]
+    assert sorted(e["tag"] for e in registered) == sorted(tags)  # one per new tag
+    assert {(e["biz_step"], e["disposition"]) for e in registered} == {("commissioning", "active")}
+    # each changed cylinder records what a PATCH records (server.api.cylinder_changes)
+    moved = {(e["tag"], e["kind"], e["biz_step"], e["disposition"]) for e in events} - {
+        (e["tag"], "register", "commissioning", "active") for e in registered
     }
+    assert moved == {
+        (rows[2]["tag"], "update", None, None),
+        (rows[3]["tag"], "status_change", None, None),
+        (rows[4]["tag"], "update", None, None),
+    }
+    details = {(e["tag"], e["kind"]): e["details"] for e in events}
+    assert details[rows[2]["tag"], "update"]["fields"] == ["tare_kg"]
+    assert details[rows[4]["tag"], "update"]["fields"] == ["barcode"]
+    status = details[rows[3]["tag"], "status_change"]
+    assert (status["from"], status["to"], status["source"]) == ("in_service", "suspended", "import")
     audits = await pool.fetch(
         "SELECT details FROM audit_log WHERE action = 'cylinder.import'"
         " AND details->>'filename' = $1 ORDER BY id DESC LIMIT 3",
@@ -227,7 +259,10 @@ async def test_admin_may_move_a_cylinder_to_another_owner(
     await run_import(pool, settings, write_file(tmp_path, csv_bytes([r])), arc.admin)
     moved = {**r, "owner_code": arc.code_b}
     path = write_file(tmp_path, csv_bytes([moved]))
-    report = await run_import(pool, settings, path, arc.inspector)
+    # an inspection agency may not (PATCH forbids it too: tests/archive/test_import_rules.py)
+    refused = await run_import(pool, settings, path, arc.inspector)
+    assert (refused.updated, reasons(refused)[2][0]) == (0, "owner_code")
+    report = await run_import(pool, settings, path, arc.admin)
     assert report.updated == 1
     rec = await fetch(pool, r["tag"])
     assert rec is not None and rec["owner_company_id"] == arc.company_b
@@ -240,8 +275,9 @@ async def test_scrapped_cylinder_is_not_put_back_in_use(
     await run_import(pool, settings, write_file(tmp_path, csv_bytes([r])), arc.admin)
     again = {**r, "status": "in_service"}
     report = await run_import(pool, settings, write_file(tmp_path, csv_bytes([again])), arc.admin)
-    assert reasons(report)[2][0] == "status"
-    assert "scrapped" in reasons(report)[2][1]
+    # the tag of a scrapped cylinder is voided: the row names it, as registration does
+    assert reasons(report)[2][0] == "tag"
+    assert "voided: its cylinder was scrapped" in reasons(report)[2][1]
     rec = await fetch(pool, r["tag"])
     assert rec is not None and rec["status"] == "scrapped"
 
