@@ -128,6 +128,8 @@ def settings(test_db_name: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     env.update({"CYL_PRIVACY__ID_HASH_KEY_FILE": str(id_key), "CYL_AUTH__SECURE_COOKIES": "false"})
     # argon2 at full cost makes a 300-login suite slow; the cost is a setting, so lower it here
     env.update({"CYL_AUTH__ARGON2_TIME_COST": "1", "CYL_AUTH__ARGON2_MEMORY_KIB": "1024"})
+    # uploaded files of the session's tests go to a temporary directory, not the project's state/
+    env["CYL_UPLOADS__DIR"] = str(tmp_path_factory.mktemp("uploads"))
     yield load_settings(environ=env)
 
 
