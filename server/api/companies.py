@@ -2,8 +2,10 @@
 
 Companies are public-register facts, so every role may list them within its scope (a
 company's own staff see only their company). Creating a company and its licence fields
-(licence no., expiry, status) are the bureau's act: admin only. A company admin keeps its
-own contact details current.
+(licence no., expiry, status) are the bureau's act: admin only; regulators suspend, revoke
+and reinstate licences through ``server.api.licences`` (with a reason). A company admin
+keeps its own contact details current, the order phone (订气电话) the public QR page offers
+among them.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from server.kernel.http import json_response, path_int, q_choice, q_page, q_str
 from server.kernel.principal import require
 from server.kernel.scope import Sql, scope_where
 
-CONTACT_FIELDS = frozenset({"contact_name", "contact_phone", "address"})
+CONTACT_FIELDS = frozenset({"contact_name", "contact_phone", "order_phone", "address"})
 ALL_FIELDS = CONTACT_FIELDS | {
     "code",
     "name",
@@ -67,6 +69,7 @@ class CompanyCreate(msgspec.Struct, forbid_unknown_fields=True):
     licence_status: str = "valid"
     contact_name: Name | None = None
     contact_phone: Phone | None = None
+    order_phone: Phone | None = None
     address: Text | None = None
 
 
@@ -79,6 +82,7 @@ class CompanyPatch(msgspec.Struct, forbid_unknown_fields=True):
     licence_status: str | UnsetType = UNSET
     contact_name: Name | UnsetType | None = UNSET
     contact_phone: Phone | UnsetType | None = UNSET
+    order_phone: Phone | UnsetType | None = UNSET
     address: Text | UnsetType | None = UNSET
 
 
@@ -176,8 +180,11 @@ async def patch_company(request: web.Request) -> web.Response:
     deny_fields(p, fields, frozenset(ALL_FIELDS) if p.role == "admin" else CONTACT_FIELDS)
     _check_licence_status(fields.get("licence_status", UNSET))
     await _visible(request, cid)
+    stored = dict(fields)
+    if "licence_status" in fields:  # set by hand: no regulator's reason applies any more
+        stored.update(licence_status_at=dt.datetime.now(dt.UTC), licence_status_reason=None)
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        row = await update_row(conn, "companies", cid, fields, "code")
+        row = await update_row(conn, "companies", cid, stored, "code")
         await audit(conn, p, "company.update", "company", cid, jsonable(fields), request.remote)
     return json_response(plain(row))
 

@@ -18,6 +18,8 @@ ALTER TABLE sites
 -- why, and its valid_to becomes the last day it was in force — fill authorization
 -- (ingest/auth.py) reads valid_from/valid_to only, so an ended entrustment stops counting at
 -- once. A company never entrusts itself (NOT VALID: rows from before are left as they were).
+-- Uniqueness of (owner, filler, valid_from) holds among the entrustments not ended only: one
+-- ended by mistake on its first day can be made again from the same day.
 ALTER TABLE entrustments
     ADD COLUMN IF NOT EXISTS note text,
     ADD COLUMN IF NOT EXISTS created_by bigint REFERENCES users(id),
@@ -27,3 +29,9 @@ ALTER TABLE entrustments
 
 ALTER TABLE entrustments
     ADD CONSTRAINT entrustments_not_self CHECK (owner_company_id <> filler_company_id) NOT VALID;
+
+ALTER TABLE entrustments
+    DROP CONSTRAINT IF EXISTS entrustments_owner_company_id_filler_company_id_valid_from_key;
+CREATE UNIQUE INDEX IF NOT EXISTS entrustments_valid_from_uidx
+    ON entrustments (owner_company_id, filler_company_id, valid_from) WHERE ended_at IS NULL;
+CREATE INDEX IF NOT EXISTS entrustments_owner_idx ON entrustments (owner_company_id);
