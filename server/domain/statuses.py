@@ -87,6 +87,27 @@ FILL_RESULTS: Final[tuple[str, ...]] = get_args(FillResult)
 INSPECTION_RESULTS: Final[tuple[str, ...]] = ("pass", "fail", "scrap")
 """Outcome of a periodic inspection (GB/T 8334-2022 评定)."""
 
+SCRAP_REASONS: Final[tuple[str, ...]] = (
+    "failed_inspection",
+    "over_age",
+    "damage",
+    "markings_illegible",
+    "modified",
+    "owner_request",
+    "other",
+)
+"""Why a cylinder is scrapped (报废原因; TSG 23-2021 and GB/T 8334-2022 判废): failed its
+periodic inspection; reached its scrap age; corroded, dented, burnt or otherwise damaged;
+steel-stamp markings missing or illegible; modified or repaired illegally; handed in by its
+owner; ``other`` (a note must say what). Mirrors the CHECK of ``inspections.scrap_reason``
+(migration 0110)."""
+
+SCRAP_REASON_DEFAULT: Final = "failed_inspection"
+"""The reason of a failed inspection that names none (the result says it)."""
+
+SCRAP_REASON_NEEDS_NOTE: Final[frozenset[str]] = frozenset({"other"})
+"""Reasons that say nothing by themselves: a note is required with them."""
+
 ScanAction = Literal["dispatch", "deliver", "return", "transfer", "receive"]
 """``action`` of a handheld scan (the ``scan`` payload); ingest decodes it with this type."""
 

@@ -28,7 +28,15 @@ from typing import Final
 from server.kernel.settings import Dates
 
 from .dates import derive_next_inspection, derive_scrap_date
-from .statuses import CYLINDER_STATUSES, IN_SERVICE, INSPECTION_RESULTS, SCRAPPED
+from .statuses import (
+    CYLINDER_STATUSES,
+    IN_SERVICE,
+    INSPECTION_RESULTS,
+    SCRAP_REASON_DEFAULT,
+    SCRAP_REASON_NEEDS_NOTE,
+    SCRAP_REASONS,
+    SCRAPPED,
+)
 
 __all__ = [
     "FINAL_STATUSES",
@@ -38,8 +46,10 @@ __all__ = [
     "Rule",
     "TransitionRefused",
     "apply_inspection",
+    "apply_scrap",
     "check_settable",
     "check_transition",
+    "scrap_reason_of",
     "statuses_for",
 ]
 
@@ -176,8 +186,10 @@ def apply_inspection(
       new scrap date is capped at manufacture + the absolute scrap age
       (:func:`~server.domain.dates.derive_scrap_date`); an ``in_inspection`` or
       ``suspended`` record is back in service;
-    - ``fail``: suspended until it is repaired and inspected again;
-    - ``scrap``: scrapped, from the inspection day at the latest.
+    - ``fail`` and ``scrap``: scrapped, from the inspection day at the latest — TSG 23-2021
+      and GB/T 8334-2022 know two assessments, 合格 and 报废: a cylinder that fails its
+      periodic inspection is scrapped (判废), never put back after a repair; ``scrap`` is a
+      scrap decided at the inspection for another reason (:data:`SCRAP_REASONS`).
 
     A scrapped record is never inspected back into use (:class:`TransitionRefused`,
     :attr:`Rule.FINAL`); impossible dates raise :class:`InspectionRefused` naming the field.
@@ -205,10 +217,44 @@ def apply_inspection(
             raise InspectionRefused("next_inspection_date", "must be after inspected_on")
         if status in _BACK_IN_SERVICE_AFTER_PASS:
             status = IN_SERVICE
-    elif result == "fail":
-        status = "suspended"
     else:
         status = SCRAPPED
         scrap = min(scrap, inspected_on)
     last = max(inspected_on, last_inspection_date or inspected_on)
     return InspectionOutcome(status, last, next_insp, scrap, capped)
+
+def scrap_reason_of(result: str, reason: str | None, note: str | None) -> str | None:
+    """The scrap reason an inspection record keeps (报废原因, :data:`SCRAP_REASONS`).
+
+    A pass scraps nothing and names no reason; a fail or a scrap names one of the vocabulary —
+    :data:`SCRAP_REASON_DEFAULT` when a failed assessment gives none — and a reason that says
+    nothing by itself (``other``) needs a *note*. :class:`InspectionRefused` names the field.
+    """
+    if result == "pass":
+        if reason is not None:
+            raise InspectionRefused("scrap_reason", "only a fail or a scrap names a scrap reason")
+        return None
+    reason = reason or SCRAP_REASON_DEFAULT
+    if reason not in SCRAP_REASONS:
+        raise InspectionRefused("scrap_reason", f"must be one of {', '.join(SCRAP_REASONS)}")
+    if reason in SCRAP_REASON_NEEDS_NOTE and not (note or "").strip():
+        raise InspectionRefused("notes", f"a scrap for reason {reason} must say why in a note")
+    return reason
+
+
+def apply_scrap(
+    *, status: str, manufacture_date: date, scrap_date: date, scrapped_on: date
+) -> date:
+    """A cylinder scrapped without an inspection (报废): its scrap date afterwards.
+
+    The record becomes ``scrapped`` for good (and the database voids its tag, migration 0110);
+    its scrap date moves to *scrapped_on* unless an earlier one stands. Its inspection dates
+    and count are left alone: no inspection took place. An already scrapped record is refused
+    (:class:`TransitionRefused`, :attr:`Rule.FINAL`: scrapping twice would hide the first
+    decision), a day before manufacture too (:class:`InspectionRefused`).
+    """
+    if status in FINAL_STATUSES:
+        raise TransitionRefused(Rule.FINAL, status, SCRAPPED, "the cylinder is already scrapped")
+    if scrapped_on < manufacture_date:
+        raise InspectionRefused("scrapped_on", "is before the cylinder's manufacture_date")
+    return min(scrap_date, scrapped_on)

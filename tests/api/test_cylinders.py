@@ -252,7 +252,8 @@ async def test_inspection_results(client: Any, world: World, fresh: Fresh, setti
         "t_inspector",
         {"inspected_on": world.today.isoformat(), "result": "fail"},
     )
-    assert out["cylinder"]["status"] == "suspended"
+    assert out["cylinder"]["status"] == "scrapped"  # 判废: a failed inspection scraps
+    assert out["inspection"]["scrap_reason"] == "failed_inspection"
     status, out = await call(
         client,
         "POST",
@@ -264,7 +265,7 @@ async def test_inspection_results(client: Any, world: World, fresh: Fresh, setti
             "agency_site_id": world.sites["INS-1"],
         },
     )
-    assert status == 201 and out["cylinder"]["status"] == "scrapped"
+    assert status == 409
     status, _err = await call(
         client,
         "POST",
@@ -277,7 +278,6 @@ async def test_inspection_results(client: Any, world: World, fresh: Fresh, setti
     got = [(e["kind"], e["disposition"]) for e in traj["items"]]
     assert got == [
         ("inspection", "conformant"),
-        ("inspection", "non_conformant"),
         ("inspection", "non_conformant"),
         ("scrap", "inactive"),
     ]

@@ -102,11 +102,11 @@ def test_pass_caps_the_agency_scrap_date() -> None:
     assert (out.scrap_date, out.scrap_date_capped) == (date(2029, 1, 1), False)
 
 
-def test_fail_suspends_and_scrap_scraps() -> None:
-    assert _inspect("fail").status == "suspended"
-    out = _inspect("scrap")
-    assert out.status == SCRAPPED
-    assert out.scrap_date == INSPECTED
+def test_fail_and_scrap_scrap() -> None:
+    for result in ("fail", "scrap"):  # GB/T 8334-2022: 合格 or 报废, nothing between
+        out = _inspect(result)
+        assert out.status == SCRAPPED
+        assert out.scrap_date == INSPECTED
 
 
 def test_last_inspection_never_moves_back() -> None:
