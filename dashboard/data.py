@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from functools import wraps
 from typing import Any
 
@@ -32,7 +33,7 @@ from server.kernel.clock import city_today
 from server.kernel.errors import ApiError, bad_query, error_response
 from server.kernel.http import json_response
 from server.kernel.principal import Principal, principal_of
-from server.kernel.scope import Sql, scope_where
+from server.kernel.scope import Sql, can_read, scope_where
 
 __all__ = [
     "COMPLIANCE_CODES",
@@ -45,7 +46,7 @@ __all__ = [
 COMPLIANCE_CODES: tuple[str, ...] = tuple(reversed(COMPLIANCE_VALUES))
 """Position ``i`` of this tuple is status code ``i`` in the compact cylinder array: the
 domain's precedence reversed, least severe first (``ok`` … ``scrapped``). The map's colours
-(``STATUS_COLORS`` in static/js/dashboard.js) are listed in this order."""
+(``STATUS_COLORS`` in static/js/map-clusters.js) are listed in this order."""
 
 _DISTRICT_RE = re.compile(r"^[0-9]{6}$")
 
@@ -160,17 +161,9 @@ async def sites(request: web.Request) -> web.Response:
     return json_response({"items": items})
 
 
-async def cylinders(request: web.Request) -> web.StreamResponse:
-    """Positions of cylinders at customers as one compact, compressed array.
-
-    ``{"statuses": [...], "rows": [[lat, lon, status_code], ...], "count": n}``. The array
-    is built by PostgreSQL (``json_agg``) and passed through as text, so the server never
-    holds a Python object per cylinder; coordinates are rounded to 1e-5° (about a metre).
-    """
-    p = _caller(request)
-    f = MapFilter.parse(request)
-    q = Sql()
-    b = _bounds(request)
+def _at_customers(p: Principal, f: MapFilter, q: Sql, b: ComplianceBounds) -> list[str]:
+    """Cylinders at customers with a position, in scope and filtered: the points of the
+    compact array and the ones a click on a point looks up again."""
     where = [
         scope_where(p, "cylinders", "c", q),
         "c.location_kind = 'customer'",
@@ -182,6 +175,21 @@ async def cylinders(request: web.Request) -> web.StreamResponse:
         where.append(f"c.owner_company_id = {q.add(f.company)}")
     if f.compliance:
         where.append(compliance_where(f.compliance, "c", q, b))
+    return where
+
+
+async def cylinders(request: web.Request) -> web.StreamResponse:
+    """Positions of cylinders at customers as one compact, compressed array.
+
+    ``{"statuses": [...], "rows": [[lat, lon, status_code], ...], "count": n}``. The array
+    is built by PostgreSQL (``json_agg``) and passed through as text, so the server never
+    holds a Python object per cylinder; coordinates are rounded to 1e-5° (about a metre).
+    """
+    p = _caller(request)
+    f = MapFilter.parse(request)
+    q = Sql()
+    b = _bounds(request)
+    where = _at_customers(p, f, q, b)
     case = compliance_case("c", q, b)
     codes = " ".join(f"WHEN '{c}' THEN {i}" for i, c in enumerate(COMPLIANCE_CODES))
     sql = f"""
@@ -200,6 +208,48 @@ async def cylinders(request: web.Request) -> web.StreamResponse:
     resp.headers["Cache-Control"] = "private, max-age=30"
     resp.enable_compression()
     return resp
+
+
+def _coordinate(request: web.Request, name: str, limit: int) -> Decimal:
+    """A point of the compact array: the degrees as it printed them (5 decimals)."""
+    raw = request.query.get(name, "")
+    try:
+        value = Decimal(raw).quantize(Decimal("0.00001"))
+    except (InvalidOperation, ValueError):
+        raise bad_query(name, "expected degrees, e.g. 34.81234") from None
+    if not value.is_finite() or abs(value) > limit:
+        raise bad_query(name, f"must be within ±{limit}")
+    return value
+
+
+async def cylinders_at(request: web.Request) -> web.Response:
+    """The cylinders drawn at one point of :func:`cylinders` (a click on the map), so the
+    dashboard can open a cylinder's card (GET /api/v1/cylinders/{id}).
+
+    ``?lat=&lon=`` as the compact array printed them, plus the map's filters; the same
+    rounding, scope and filters find the point again. A point is a customer's door, so only a
+    role that may read positions gets an answer (``server.kernel.scope``); the others get an
+    empty list. At most ``[http] page_size_default`` rows: a door holds a few cylinders.
+    """
+    p = _caller(request)
+    f = MapFilter.parse(request)
+    lat, lon = _coordinate(request, "lat", 90), _coordinate(request, "lon", 180)
+    if not can_read(p, "positions"):
+        return json_response({"items": []})
+    q = Sql()
+    b = _bounds(request)
+    where = _at_customers(p, f, q, b)
+    where.append(f"round(coalesce(c.lat, cu.lat)::numeric, 5) = {q.add(lat)}")
+    where.append(f"round(coalesce(c.lon, cu.lon)::numeric, 5) = {q.add(lon)}")
+    case = compliance_case("c", q, b)
+    limit = request.app[SETTINGS].http.page_size_default
+    rows = await request.app[POOL].fetch(
+        f"""SELECT c.id, c.tag, {case} AS compliance
+              FROM cylinders c LEFT JOIN customers cu ON cu.id = c.location_customer_id
+             WHERE {" AND ".join(where)} ORDER BY c.tag LIMIT {int(limit)}""",
+        *q.params,
+    )
+    return json_response({"items": [dict(r.items()) for r in rows]})
 
 
 async def vehicles(request: web.Request) -> web.Response:
@@ -276,5 +326,6 @@ def routes() -> list[web.RouteDef]:
     return [
         web.get("/dashboard/data/sites", json_errors(sites)),
         web.get("/dashboard/data/cylinders", json_errors(cylinders)),
+        web.get("/dashboard/data/cylinders/at", json_errors(cylinders_at)),
         web.get("/dashboard/data/vehicles", json_errors(vehicles)),
     ]

@@ -1,10 +1,12 @@
 // @ts-check
 /* The regulator dashboard's live layers on the folium-built map (window.CW_MAP, from
-   GET /dashboard/map.js): sites with counts, cylinders at customers (supercluster: 100k
-   points stay smooth because only the visible clusters are drawn), vehicles moving and
-   alerts flashing from /ws, the side list to acknowledge/resolve alerts, and the
-   district/company/compliance filters. */
+   GET /dashboard/map.js): sites with counts, cylinders at customers (supercluster on a
+   canvas, map-clusters.js: 100k points stay smooth because only the visible clusters are
+   drawn), vehicles moving and alerts flashing from /ws, the side list to acknowledge/resolve
+   alerts, and the district/company/compliance filters. Clicking a cylinder at a customer, or
+   a site (whose cylinders are its counts), opens the cylinder's card (cylinder-card.js). */
 import { actions, details, districtNames, subject } from "./alert-actions.js";
+import { openPoint, openSite } from "./cylinder-card.js";
 import { api } from "./lib/api.js";
 import { config as cfg } from "./lib/config.js";
 import { byId, clear, el, formValues, setText, svg } from "./lib/dom.js";
@@ -13,6 +15,7 @@ import { t } from "./lib/i18n.js";
 import { toDisplay } from "./lib/map.js";
 import { alertKind, severityBadge, stateBadge, toast } from "./lib/ui.js";
 import { LiveSocket } from "./lib/ws.js";
+import { ClusterCanvas, clusterIndex } from "./map-clusters.js";
 
 /** @type {any} */
 const win = window;
@@ -23,7 +26,6 @@ const SITES_DEBOUNCE_MS = 1500;
 const ALERTS_PAGE = 200;
 
 const canvas = L.canvas({ padding: 0.5 });
-const STATUS_COLORS = ["#16a34a", "#eab308", "#f97316", "#dc2626", "#6b7280"];
 const KIND_COLORS = { filling_station: "#1d4ed8", store: "#0d9488", warehouse: "#7c3aed" };
 const SEVERITY_RANK = { critical: 0, warning: 1, info: 2 };
 
@@ -93,6 +95,7 @@ function renderSites() {
       fillColor: KIND_COLORS[s.kind] || "#334155", fillOpacity: 0.95
     });
     m.bindTooltip(siteTooltip(s), { className: "cw-tip", direction: "top", offset: [0, -6] });
+    m.on("click", function () { m.closeTooltip(); openSite(map, m.getLatLng(), s, state.filter); });
     m.addTo(layers.sites);
     siteMarkers[s.id] = m;
   });
@@ -133,149 +136,26 @@ function loadSites() {
 const refreshSitesSoon = debounce(loadSites, SITES_DEBOUNCE_MS);
 
 // ------------------------------------------------------------------ cylinders (clusters)
-// Clusters and single cylinders are drawn on one canvas of their own: a redraw is a few
-// thousand arc() calls at most, never a DOM node or a Leaflet object per cylinder, so a
-// zoom or pan over 100k cylinders stays within a frame or two.
-let index = null;
-const CLUSTER_FILL = { ok: "rgba(22,163,74,0.88)", warn: "rgba(234,179,8,0.92)", bad: "rgba(220,38,38,0.88)" };
-const CLUSTER_HALO = { ok: "rgba(22,163,74,0.25)", warn: "rgba(234,179,8,0.28)", bad: "rgba(220,38,38,0.25)" };
-
-function abbrev(n) {
-  if (n >= 10000) return Math.round(n / 1000) + "k";
-  if (n >= 1000) return (n / 1000).toFixed(1) + "k";
-  return String(n);
-}
-
-const ClusterCanvas = L.Layer.extend({
-  onAdd: function (m) {
-    // its own pane under the overlay pane: sites, vehicles and alerts stay on top
-    const pane = m.getPane("cwClusters") || m.createPane("cwClusters");
-    pane.style.zIndex = 350;
-    pane.style.pointerEvents = "none";
-    this._canvas = L.DomUtil.create("canvas", "cw-cluster-canvas leaflet-zoom-hide", pane);
-    m.on("moveend resize", this._reset, this);
-    m.on("click", this._onClick, this);
-    m.on("mousemove", this._onMove, this);
-    this._items = this._items || [];
-    this._reset();
-  },
-  onRemove: function (m) {
-    L.DomUtil.remove(this._canvas);
-    m.off("moveend resize", this._reset, this);
-    m.off("click", this._onClick, this);
-    m.off("mousemove", this._onMove, this);
-  },
-  setItems: function (items) { this._items = items; if (this._map) this._draw(); },
-  _reset: function () {
-    const size = this._map.getSize();
-    const ratio = window.devicePixelRatio || 1;
-    L.DomUtil.setPosition(this._canvas, this._map.containerPointToLayerPoint([0, 0]));
-    this._canvas.width = size.x * ratio;
-    this._canvas.height = size.y * ratio;
-    this._canvas.style.width = size.x + "px";
-    this._canvas.style.height = size.y + "px";
-    this._draw();
-  },
-  _draw: function () {
-    const ctx = this._canvas.getContext("2d");
-    const ratio = window.devicePixelRatio || 1;
-    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-    ctx.clearRect(0, 0, this._canvas.width, this._canvas.height);
-    ctx.textAlign = "center";
-    ctx.textBaseline = "middle";
-    ctx.font = "bold 12px system-ui, sans-serif";
-    const m = this._map;
-    this._items.forEach(function (it) {
-      const p = m.latLngToContainerPoint([it.lat, it.lon]);
-      it.x = p.x; it.y = p.y;
-      ctx.beginPath();
-      if (it.n) {
-        ctx.fillStyle = CLUSTER_HALO[it.cls];
-        ctx.arc(p.x, p.y, it.r + 5, 0, 2 * Math.PI);
-        ctx.fill();
-        ctx.beginPath();
-        ctx.fillStyle = CLUSTER_FILL[it.cls];
-        ctx.arc(p.x, p.y, it.r, 0, 2 * Math.PI);
-        ctx.fill();
-        ctx.fillStyle = it.cls === "warn" ? "#422006" : "#ffffff";
-        ctx.fillText(abbrev(it.n), p.x, p.y);
-      } else {
-        ctx.fillStyle = STATUS_COLORS[it.s] || "#334155";
-        ctx.arc(p.x, p.y, 4.5, 0, 2 * Math.PI);
-        ctx.fill();
-        ctx.lineWidth = 1;
-        ctx.strokeStyle = "#ffffff";
-        ctx.stroke();
-      }
-    });
-  },
-  _hit: function (e) {
-    const p = e.containerPoint;
-    let best = null, bestD = Infinity;
-    this._items.forEach(function (it) {
-      const d = (it.x - p.x) * (it.x - p.x) + (it.y - p.y) * (it.y - p.y);
-      const r = (it.n ? it.r + 3 : 7);
-      if (d <= r * r && d < bestD) { best = it; bestD = d; }
-    });
-    return best;
-  },
-  _onMove: function (e) {
-    const hit = this._hit(e);
-    this._map.getContainer().style.cursor = hit ? "pointer" : "";
-  },
-  _onClick: function (e) {
-    const hit = this._hit(e);
-    if (!hit) return;
-    if (hit.n) {
-      this._map.setView([hit.lat, hit.lon], Math.min(index.getClusterExpansionZoom(hit.id), 18));
-    } else {
-      L.tooltip({ className: "cw-tip", direction: "top" }).setLatLng([hit.lat, hit.lon])
-        .setContent(t("compliance." + (cfg.compliance_codes || [])[hit.s])).openOn(this._map);
-    }
+/** @type {number[][]} the compact rows: a clicked point's stored (WGS-84) position */
+let customerRows = [];
+const clusterCanvas = new ClusterCanvas({
+  onPoint: function (it) {
+    const r = customerRows[it.i];
+    if (r) openPoint(map, L.latLng(it.lat, it.lon), [r[0], r[1]], state.filter);
   }
 });
-const clusterCanvas = new ClusterCanvas();
 layers.cylinders.addLayer(clusterCanvas);
 
 function renderClusters() {
-  if (!index || !map.hasLayer(layers.cylinders)) { clusterCanvas.setItems([]); return 0; }
-  const b = map.getBounds().pad(0.1);
-  const zoom = Math.round(map.getZoom());
-  const found = index.getClusters([b.getWest(), Math.max(-85, b.getSouth()), b.getEast(), Math.min(85, b.getNorth())], zoom);
-  const items = new Array(found.length);
-  for (let i = 0; i < found.length; i++) {
-    const c = found[i], p = c.properties;
-    const it = { lon: c.geometry.coordinates[0], lat: c.geometry.coordinates[1] };
-    if (p.cluster) {
-      const n = p.point_count;
-      it.n = n;
-      it.id = p.cluster_id;
-      it.r = n < 100 ? 15 : n < 1000 ? 19 : n < 10000 ? 23 : 27;
-      it.cls = p.bad / n > 0.05 ? "bad" : (p.due / n > 0.1 ? "warn" : "ok");
-    } else {
-      it.s = p.s;
-    }
-    items[i] = it;
-  }
-  clusterCanvas.setItems(items);
-  return items.length;
+  if (!map.hasLayer(layers.cylinders)) { clusterCanvas.setItems([]); return 0; }
+  return clusterCanvas.refresh();
 }
 
 function loadCylinders() {
   return api("/dashboard/data/cylinders", { query: state.filter }).then(function (res) {
-    const rows = res.rows || [];
-    const points = new Array(rows.length);
-    for (let i = 0; i < rows.length; i++) {
-      const ll = toDisplay(rows[i][0], rows[i][1]);
-      points[i] = { type: "Feature", properties: { s: rows[i][2] }, geometry: { type: "Point", coordinates: [ll[1], ll[0]] } };
-    }
-    index = new Supercluster({
-      radius: 80, maxZoom: 17,
-      map: function (p) { return { bad: p.s >= 3 ? 1 : 0, due: p.s === 1 || p.s === 2 ? 1 : 0 }; },
-      reduce: function (a, b) { a.bad += b.bad; a.due += b.due; }
-    });
-    index.load(points);
-    state.cylinders = res.count || rows.length;
+    customerRows = res.rows || [];
+    clusterCanvas.setIndex(clusterIndex(customerRows, toDisplay));
+    state.cylinders = res.count || customerRows.length;
     renderClusters();
     updateKpis();
   }).catch(function (err) { toast(t("error.load_failed") + " " + err.message, "error"); });
