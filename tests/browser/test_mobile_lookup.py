@@ -288,6 +288,32 @@ async def test_inspector_registers_a_cylinder_from_the_phone(
         await pool.execute("DELETE FROM cylinders WHERE id = ANY($1)", ids)
 
 
+async def test_company_admin_registers_its_own_cylinder(
+    open_session: OpenSession, live_server: Live, pool: asyncpg.Pool, world: World
+) -> None:
+    """A company admin registers for its own company only and states no inspection findings
+    (server.domain.registration): the owner is its company, the last inspection is not asked."""
+    tag = f"MCO-{secrets.token_hex(3).upper()}"
+    s = await open_session("t_company_a", viewport=PHONE)
+    try:
+        await open_tab(s, "register")
+        await s.page.wait_for_function("window.__m.register.owners === 1")
+        assert await s.page.input_value("#reg-owner") == str(world.companies["A"])
+        assert await s.page.is_hidden("#reg-last")
+        await s.page.fill("#reg-tag", tag)
+        await s.page.select_option("#reg-spec", "YSP12")
+        await s.page.fill("#reg-made", (world.today - dt.timedelta(days=10)).isoformat())
+        await s.page.click("#register-submit")
+        await s.page.wait_for_selector("#register-done")
+        owner = await pool.fetchval("SELECT owner_company_id FROM cylinders WHERE tag = $1", tag)
+        assert owner == world.companies["A"]
+        assert s.errors == [], s.errors
+    finally:
+        ids = [r["id"] for r in await pool.fetch("SELECT id FROM cylinders WHERE tag = $1", tag)]
+        await pool.execute("DELETE FROM events WHERE cylinder_id = ANY($1)", ids)
+        await pool.execute("DELETE FROM cylinders WHERE id = ANY($1)", ids)
+
+
 async def test_officer_has_no_registration_tab(
     open_session: OpenSession, live_server: Live
 ) -> None:
