@@ -11,9 +11,10 @@
    - GET /api/v1/fills?cylinder=: the fills, only for roles that may read fills (for others
      the section is left out: who.js);
    - GET /api/v1/cylinders/{id}/trajectory: oldest first and paged, so the last pages;
-   - GET /api/v1/sites/{id}: the site the cylinder is at (its coordinates place the marker
-     when the cylinder has none of its own) and /dashboard/data/sites: the live counts of
-     full and empty cylinders per site, the same numbers the regulator's map shows.
+   - GET /api/v1/sites/{id}: the site the cylinder is at, with its live stock (stock_full,
+     stock_empty: cylinders held there now, as the overstock rule counts them) and the
+     storage limit that rule applies (0: none); its coordinates place the marker when the
+     cylinder has none of its own.
    window.__m.lookup exposes what was shown (for tests). */
 import { api } from "/static/js/lib/api.js";
 import { byId, clear, el } from "/static/js/lib/dom.js";
@@ -162,25 +163,23 @@ function renderMap(body, pos) {
   shown.markerSource = pos.source;
 }
 
-/** @param {HTMLElement} body @param {any} site @param {any} counts a row of /dashboard/data/sites */
-function renderStock(body, site, counts) {
+/** @param {HTMLElement} body @param {any} site GET /api/v1/sites/{id} */
+function renderStock(body, site) {
   clear(body).className = "";
   const dl = el("dl", { class: "m-dl" });
   field(dl, "site", site.name + " (" + site.code + ")");
   field(dl, "site_kind", tOr("site_kind." + site.kind, site.kind));
-  if (counts) {
-    const permitted = counts.permitted_full_storage;
-    const over = permitted != null && counts.full > permitted;
-    field(dl, "stock_full", el("span", { id: "stock-full", class: over ? "m-over" : "", text: number(counts.full, 0) + (permitted != null ? " / " + number(permitted, 0) : "") }));
-    field(dl, "stock_empty", el("span", { id: "stock-empty", text: number(counts.empty, 0) }));
-    field(dl, "stock_alerts", el("span", { id: "stock-alerts", text: number(counts.open_alerts, 0) }));
-    shown.stock = { full: counts.full, empty: counts.empty };
+  const known = typeof site.stock_full === "number";
+  const limit = Number(site.storage_limit) || 0; // 0: the site has no storage limit
+  const over = known && limit > 0 && site.stock_full > limit;
+  if (known) {
+    field(dl, "stock_full", el("span", { id: "stock-full", class: over ? "m-over" : "", text: number(site.stock_full, 0) + (limit > 0 ? " / " + number(limit, 0) : "") }));
+    field(dl, "stock_empty", el("span", { id: "stock-empty", text: number(site.stock_empty, 0) }));
+    shown.stock = { full: site.stock_full, empty: site.stock_empty };
   }
   body.appendChild(dl);
-  if (!counts) body.appendChild(el("p", { class: "m-muted", text: t("stock.unknown") }));
-  else if (counts.permitted_full_storage != null && counts.full > counts.permitted_full_storage) {
-    body.appendChild(el("p", { class: "m-error", text: t("stock.over") }));
-  }
+  if (!known) body.appendChild(el("p", { class: "m-muted", text: t("stock.unknown") }));
+  else if (over) body.appendChild(el("p", { class: "m-error", text: t("stock.over") }));
 }
 
 /** The latest trajectory steps (the endpoint pages oldest first). @param {number} id */
@@ -191,12 +190,6 @@ async function latestSteps(id) {
   const last = Math.ceil(first.total / STEPS_SHOWN);
   const pages = await Promise.all([last - 1, last].map((page) => api(path, { query: { page, page_size: STEPS_SHOWN } })));
   return pages.flatMap((p) => p.items || []).slice(-STEPS_SHOWN);
-}
-
-/** A site's live counts, as the regulator's map shows them (in the caller's scope). @param {any} site */
-async function siteCounts(site) {
-  const res = await api("/dashboard/data/sites", { query: { district: site.district_code, company: site.company_id } });
-  return (res.items || []).find((/** @type {any} */ s) => s.id === site.id) || null;
 }
 
 /** @param {HTMLElement} body @param {unknown} err */
@@ -236,10 +229,7 @@ async function openCylinder(id) {
     (err) => { failed(stepsBox.body, err); return []; });
   const site = stockBox ? api("/api/v1/sites/" + loc.site_id).catch(() => null) : Promise.resolve(null);
   const placed = Promise.all([site, steps]).then(([s, items]) => renderMap(mapBox.body, position(c, s, items)));
-  const stock = stockBox ? site.then(async (s) => {
-    if (!s) { stockBox.card.remove(); return; }
-    renderStock(stockBox.body, s, await siteCounts(s).catch(() => null));
-  }) : Promise.resolve();
+  const stock = stockBox ? site.then((s) => { if (s) renderStock(stockBox.body, s); else stockBox.card.remove(); }) : Promise.resolve();
   await Promise.all([fills, steps, placed, stock]);
   shown.done = true;
   result.dataset.ready = "1";
