@@ -12,7 +12,8 @@ States on a day, for lists and for what may still be done (docs/ARCHITECTURE.md 
 
 :func:`check_new` holds the rules of a new entrustment: two different companies, an end not
 before its start, not already over. Overlap with another entrustment of the same two
-companies is a conflict the API checks against the stored rows (:func:`overlaps`).
+companies (periods sharing a day, ends included) is a conflict the API checks against the
+stored rows, under a lock of the owner's row (``server.api.entrustments``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ __all__ = [
     "end_date",
     "entrustment_state",
     "in_force",
-    "overlaps",
 ]
 
 ENTRUSTMENT_STATES: Final[tuple[str, ...]] = ("active", "pending", "expired", "ended")
@@ -67,11 +67,6 @@ def check_new(
         raise EntrustmentRefused("valid_to", "ends before it starts (valid_from)")
     if valid_to is not None and valid_to < today:
         raise EntrustmentRefused("valid_to", "is already over")
-
-
-def overlaps(a_from: date, a_to: date | None, b_from: date, b_to: date | None) -> bool:
-    """Do two periods (ends included, ``None``: open) share a day?"""
-    return (a_to is None or b_from <= a_to) and (b_to is None or a_from <= b_to)
 
 
 def end_date(valid_to: date | None, today: date) -> date:
