@@ -29,6 +29,8 @@ Behaviours:
   ``deliver`` at each customer (``customer`` = account number), ``return`` of the
   collected empties at the station, ``transfer``/``receive`` between sites. Walk-in sales
   at stores make the rest of the scans.
+- Circulation is lawful by default and broken on purpose at ``--circulation-rate``
+  (:mod:`device_sim.circulation`: what is full, what is out, walk-in sales, the faults).
 - Devices drop offline (their retained status says so, as their last will would),
   buffer what they produce, then come back, say so, and replay the buffer with the
   original ``ts`` and ``msg_id``.
@@ -49,6 +51,7 @@ import msgspec
 
 from server.domain.statuses import POST_CHECK_ITEMS, PRE_CHECK_ITEMS
 
+from .circulation import Circulation
 from .config import KINDS, SimConfig
 from .payloads import (
     BAD_KINDS,
@@ -88,6 +91,8 @@ class Rules:
     underfill_tolerance_kg: float
     overfill_tolerance_kg: float
     leak_ppm_threshold: float
+    cloned_tag_km: float
+    """``[circulation]``: how far apart two reads of a cloned tag must be."""
 
     @classmethod
     def from_settings(cls, settings: object) -> Rules:
@@ -95,11 +100,13 @@ class Rules:
         filling = getattr(settings, "filling")  # noqa: B009 - duck-typed on purpose
         alerts = getattr(settings, "alerts")  # noqa: B009
         models = getattr(settings, "models")  # noqa: B009
+        circulation = getattr(settings, "circulation")  # noqa: B009
         return cls(
             max_fill_kg={spec: m.max_fill_kg for spec, m in models.items()},
             underfill_tolerance_kg=float(filling.underfill_tolerance_kg),
             overfill_tolerance_kg=float(filling.overfill_tolerance_kg),
             leak_ppm_threshold=float(alerts.leak_ppm_threshold),
+            cloned_tag_km=float(circulation.cloned_tag_km),
         )
 
 
@@ -200,6 +207,14 @@ class CitySim:
         self._hh_by_company: dict[int | None, list[Device]] = {}
         for h in city.handhelds:
             self._hh_by_company.setdefault(h.company_id, []).append(h)
+        self.circ = Circulation(
+            city,
+            self.rng,
+            rate=cfg.circulation_rate,
+            cloned_tag_km=rules.cloned_tag_km,
+            msg_id=self._msg_id,
+            scans=self.stats.scans,
+        )
         self._setup_vehicles(start_ms)
 
     # ------------------------------------------------------------------ public
@@ -240,6 +255,7 @@ class CitySim:
             self._route(m, now_ms, out)
         for m in out:
             self._count(m)
+            self.circ.observe(m)
             if m.kind == "fill" and m.label in ("", "replay"):
                 self._busy.discard(m.device.partition("/")[2])  # the gun is free again
         return out
@@ -355,6 +371,8 @@ class CitySim:
             return None
         if self.cfg.bad_rate > 0 and self.rng.random() < self.cfg.bad_rate:
             return self._bad(now_ms)
+        if self.circ.due() and (m := self.circ.fault(now_ms, self._schedule)) is not None:
+            return m
         kind = self.rng.choices(self._kinds, self._weights)[0]
         if kind == "gun":
             m = self._auth(now_ms)
@@ -489,26 +507,7 @@ class CitySim:
 
     def _walk_in_scan(self, now_ms: int, *, count: bool = True) -> Outgoing:
         """A store or station handheld sells a full cylinder or takes an empty back."""
-        hh = self.rng.choice(self.city.handhelds)
-        site = self.city.site(hh.site_code)
-        company = site.company_id if site else (hh.company_id or 0)
-        cyls = self.city.cylinders_of(company) or self.city.legal
-        customers = self.city.customers_of(company) or self.city.customers
-        cyl = self.rng.choice(cyls)
-        cust = self.rng.choice(customers)
-        action = "deliver" if self.rng.random() < 0.5 else "return"
-        lat, lon = (site.lat, site.lon) if site else (cust.lat, cust.lon)
-        return self._scan(
-            hh,
-            now_ms,
-            cyl.tag,
-            action,
-            site=site.code if site else None,
-            customer=cust.account_no,
-            lat=lat,
-            lon=lon,
-            count=count,
-        )
+        return self.circ.walk_in(now_ms, count=count)
 
     def _scan(
         self,
@@ -548,7 +547,7 @@ class CitySim:
             if home is None:
                 self.stats.skipped["vehicle_without_station"] += 1
                 continue
-            hhs = self._hh_by_company.get(v.company_id) or self.city.handhelds
+            hhs = self._hh_by_company.get(v.company_id) or []  # never another company's
             handheld = hhs[len(self._vehicles) % len(hhs)] if hhs else None
             veh = self._new_trip(v, handheld, home, start_ms)
             # start somewhere along the trip, so a short run sees arrivals
@@ -561,7 +560,6 @@ class CitySim:
 
     def _new_trip(self, v: Device, hh: Device | None, home: Site, now_ms: int) -> _Vehicle:
         speed = self.cfg.vehicle_speed_kmh * self.rng.uniform(1 - SPEED_SPREAD, 1 + SPEED_SPREAD)
-        own = self.city.cylinders_of(home.company_id) or self.city.legal
         stores = self.city.stores_of(home.company_id)
         home_stop = Stop(home.lat, home.lon, "station", home.code)
         customers: list[Customer] = []
@@ -582,7 +580,7 @@ class CitySim:
             n_cargo = len(customers) * self.cfg.cargo_per_stop
         if len(stops) < 2 or all(s == home_stop for s in stops):
             stops = [home_stop, home_stop]
-        cargo = [c.tag for c in self.rng.sample(own, min(n_cargo, len(own)))]
+        cargo = self.circ.load(home.company_id, n_cargo)  # full ones only
         route = Route(stops, now_ms, speed, self.cfg.dwell_s)
         return _Vehicle(v, hh, home, route, trip, customers, cargo, [], now_ms)
 
@@ -631,9 +629,9 @@ class CitySim:
                 self._ready.append(
                     self._scan(hh, at_ms, tag, "deliver", customer=stop.ref, lat=lat, lon=lon)
                 )
-            own = self.city.cylinders_of(veh.home.company_id)
-            if own:
-                veh.empties.append(self.rng.choice(own).tag)
+            empty = self.circ.empty_one(veh.home.company_id, collect=True)
+            if empty is not None:
+                veh.empties.append(empty)
 
     def _position(self, now_ms: int) -> Outgoing | None:
         if not self._vehicles:

@@ -17,7 +17,7 @@ Simulate the seeded city over MQTT (docs/ARCHITECTURE.md §5): filling guns at t
 for authorization and fill on "allow" (GB/T 38059 flow), smart valves report telemetry,
 delivery vehicles drive between stations, customers and stores while their handhelds
 scan dispatch / deliver / return / transfer / receive, and devices misbehave: illegal
-fill attempts, duplicates, bad payloads, outages with buffered replay.
+fill attempts, circulation faults, duplicates, bad payloads, outages with buffered replay.
 
 Reads the city from the database (run `cylwatch seed` first). Prints progress every
 --report-every seconds and a summary at the end: messages per kind, auth allow/deny and
@@ -112,6 +112,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="share of valve readings above the leak threshold (default %(default)s)",
     )
     p.add_argument(
+        "--circulation-rate",
+        type=_rate,
+        default=_D.circulation_rate,
+        help="share of fresh messages that break a circulation rule: an overdue or scrapped "
+        "cylinder dispatched, an empty delivered as full, another company's cylinder taken "
+        "back, a tag read at two far places (default %(default)s)",
+    )
+    p.add_argument(
         "--dup-rate",
         type=_rate,
         default=_D.dup_rate,
@@ -182,6 +190,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         underfill_rate=args.underfill_rate,
         check_fail_rate=args.check_fail_rate,
         leak_rate=args.leak_rate,
+        circulation_rate=args.circulation_rate,
         dup_rate=args.dup_rate,
         bad_rate=args.bad_rate,
         offline_rate=args.offline_rate,

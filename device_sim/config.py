@@ -66,6 +66,10 @@ class SimConfig:
     check_fail_rate: float = 0.01
     """Share of fills where a pre/post check item fails (the fill is then ``aborted``)."""
     leak_rate: float = 0.001
+    circulation_rate: float = 0.002
+    """Share of fresh slots that break a circulation rule (an overdue or scrapped cylinder
+    dispatched, an empty delivered as full, another company's cylinder taken back, a tag
+    read at two far places), in equal parts: the platform's circulation alerts."""
     """Share of valve readings above the leak threshold."""
     dup_rate: float = 0.01
     """Share of messages re-published later with the same msg_id (broker redelivery,

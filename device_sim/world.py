@@ -67,6 +67,10 @@ class Cylinder:
     smart_valve: bool = True
     lat: float | None = None
     lon: float | None = None
+    deliverable: bool = True
+    """Filled at a licensed station since its last return (or registration): the platform
+    lets it go to a customer without ``suspected_illegal_fill``. A synthetic city's cylinders
+    are; a seeded one's say so from their record (:func:`load_city`)."""
 
 
 @dataclass(slots=True)
@@ -152,7 +156,11 @@ class City:
 _CYL_COLUMNS = """
     c.tag, c.owner_company_id, c.spec, c.tare_kg::float8 AS tare_kg, c.status,
     c.next_inspection_date, c.scrap_date, c.valve_type = 'smart' AS smart,
-    COALESCE(c.lat, s.lat, cu.lat) AS lat, COALESCE(c.lon, s.lon, cu.lon) AS lon
+    COALESCE(c.lat, s.lat, cu.lat) AS lat, COALESCE(c.lon, s.lon, cu.lon) AS lon,
+    (c.last_fill_at > coalesce(c.last_return_at, c.registered_at) AND EXISTS (
+        SELECT 1 FROM sites f WHERE f.id = c.last_fill_site_id AND f.licence_status = 'valid'
+           AND btrim(coalesce(f.licence_no, '')) <> ''
+           AND f.licence_expiry >= c.last_fill_at::date)) IS TRUE AS deliverable
 """
 _CYL_FROM = """
     FROM cylinders c
@@ -173,6 +181,7 @@ def _cylinder(r: Any) -> Cylinder:
         smart_valve=bool(r["smart"]),
         lat=r["lat"],
         lon=r["lon"],
+        deliverable=bool(r["deliverable"]),
     )
 
 

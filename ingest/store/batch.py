@@ -10,14 +10,15 @@ the second pass a no-op for what had been stored.
 Order of work for a batch, one module each:
 
 1. look up, in one query each, the devices, cylinders (``FOR UPDATE``), sites and customers
-   the messages mention (:mod:`ingest.store.lookups`);
-2. refuse what names an unknown device (→ dead letters);
+   the messages mention, and the facts of the circulation checks (:mod:`ingest.store.lookups`,
+   :mod:`ingest.store.circulation`);
+2. refuse what names an unknown device or another company's site (→ dead letters);
 3. build the rows (:mod:`ingest.store.rows`), COPY them and learn which messages are new
    (:func:`ingest.records.insert_dedupe`);
 4. for the new ones only, in device-time order, apply the state changes and rules of DOMAIN.md
    "Abnormal behaviour" of each message kind: :mod:`~ingest.store.filling`,
    :mod:`~ingest.store.custody`, :mod:`~ingest.store.valves`, :mod:`~ingest.store.vehicles`,
-   :mod:`~ingest.store.device_status`;
+   :mod:`~ingest.store.device_status`; then the reads of one tag are compared (``cloned_tag``);
 5. write the changed state (:mod:`ingest.store.live_state`), count the stock of the sites
    touched (:mod:`ingest.store.storage`), raise the alerts (:mod:`ingest.store.alerts`).
 
@@ -50,6 +51,7 @@ from ingest.schemas import (
     VehiclePosition,
 )
 from ingest.store.alerts import raise_alerts
+from ingest.store.circulation import check_cloned_tags, note_read
 from ingest.store.context import BatchContext, Item, Territory
 from ingest.store.custody import apply_scan
 from ingest.store.device_status import apply_status
@@ -170,6 +172,7 @@ class BatchStore:
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
             _apply(item, batch, now)
+        check_cloned_tags(batch)
         t4 = clock()
         phases["rules"] = t4 - t3
         await write_state(conn, batch)
@@ -203,3 +206,4 @@ def _apply(item: Item, batch: BatchContext, now: datetime) -> None:
         apply_telemetry(p, body, batch)
     elif isinstance(body, VehiclePosition):
         apply_position(p, body, batch)
+    note_read(p, batch)

@@ -29,7 +29,15 @@ from server.kernel.districts import DistrictIndex
 from server.kernel.events import Event
 from server.kernel.settings import Settings
 
-__all__ = ["BatchContext", "Item", "PendingAlert", "Territory"]
+__all__ = [
+    "BatchContext",
+    "CirculationFacts",
+    "Item",
+    "NewRead",
+    "PendingAlert",
+    "Read",
+    "Territory",
+]
 
 
 @dataclass(slots=True)
@@ -106,6 +114,49 @@ class PendingAlert:
     count: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One reading of a tag with a place: a handheld scan with its fix, a gun at its station,
+    a smart valve's own position (``cloned_tag``)."""
+
+    at: datetime
+    lat: float
+    lon: float
+    via: str
+    """What read it: a scan action, ``fill``, ``auth`` (a gun's request), ``valve``."""
+    device_id: str | None = None
+
+
+@dataclass(slots=True)
+class CirculationFacts:
+    """What the circulation checks need beyond the registry rows, fetched in one query
+    (:func:`ingest.store.circulation.fetch_facts`)."""
+
+    entrustments: dict[tuple[int, int], list[tuple[date, date | None]]] = field(
+        default_factory=dict
+    )
+    """(owner company, entrusted company) → the (valid_from, valid_to) of its entrustments."""
+    reads: dict[int, list[Read]] = field(default_factory=dict)
+    """Earlier reads with a place of the cylinders in :attr:`watched`, by cylinder id."""
+    watched: set[int] = field(default_factory=set)
+    """Cylinders read by a handheld or a gun in this batch: the ``cloned_tag`` check's."""
+
+    def periods(self, owner: int | None, holder: int | None) -> list[tuple[date, date | None]]:
+        if owner is None or holder is None:
+            return []
+        return self.entrustments.get((owner, holder), [])
+
+
+@dataclass(frozen=True, slots=True)
+class NewRead:
+    """A read of a watched cylinder made by this batch's messages."""
+
+    read: Read
+    rfid: bool
+    """A tag read by a handheld or a gun (a trigger of ``cloned_tag``), not a valve's fix."""
+    site_id: int | None = None
+
+
 @dataclass(slots=True)
 class BatchContext:
     """Lookups and accumulators of one batch."""
@@ -130,6 +181,9 @@ class BatchContext:
     )
     """Refused fills per (station, local day, reason): ``fill_denials_daily``."""
     live_events: list[Event] = field(default_factory=list)
+    circulation: CirculationFacts = field(default_factory=CirculationFacts)
+    new_reads: dict[int, list[NewRead]] = field(default_factory=dict)
+    """Reads of watched cylinders by this batch, by cylinder id (``cloned_tag``)."""
 
     def device_seen(self, dev_pk: int, ts: datetime) -> None:
         prev = self.dev_seen.get(dev_pk)

@@ -6,7 +6,8 @@ site as empty, ``receive`` at the site of a transfer's destination (DOMAIN.md "T
 events and their EPCIS 2.0 mapping"). Every scan is also a sighting: where it happened moves
 the cylinder on the map. A tag the registry lacks raises ``unknown_tag``; a scan outside the
 city ``out_of_region`` — that fires for late data too: where a cylinder was is a fact about the
-cylinder, not about "now".
+cylinder, not about "now". The circulation checks of a known cylinder's scan run first
+(:func:`ingest.store.circulation.check_scan`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from ingest.live import position_event, trajectory_event
 from ingest.schemas import HandheldScan, Parsed
+from ingest.store.circulation import check_scan
 from ingest.store.context import BatchContext, PendingAlert
 from ingest.store.lookups import scan_customer, scan_site
 from server.domain.events import SCAN_ACTIONS
@@ -67,6 +69,8 @@ def apply_scan(p: Parsed, body: HandheldScan, batch: BatchContext) -> None:
     district: str | None = pos_district or site_district
     if cyl is not None:
         action = body.action
+        scan_district = customer["district_code"] if customer and action == "deliver" else None
+        check_scan(p, body, batch, cyl, site, scan_district or district)
         if action == "dispatch" or action == "transfer":
             batch.set_state(
                 cyl,

@@ -9,7 +9,9 @@ touches them, so :mod:`ingest.store.live_state` guards each device column by its
 time instead.
 
 A message from a device the registry does not know, or has disabled, is refused here
-(:func:`registry_problem`) and dead-lettered by the batch.
+(:func:`registry_problem`) and dead-lettered by the batch; so is a handheld's scan naming a
+site of another company (:func:`ingest.store.circulation.site_problem`). The facts of the
+circulation checks are fetched last, in one more query (:mod:`ingest.store.circulation`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Final
 import asyncpg
 
 from ingest.schemas import GunAuth, GunFill, HandheldScan, MessageKind
+from ingest.store.circulation import fetch_facts, site_problem
 from ingest.store.context import BatchContext, Item, Territory
 
 __all__ = [
@@ -49,7 +52,8 @@ CYLINDER_STATE: Final = (
 """The cylinder columns the rules read and :mod:`ingest.store.live_state` writes back."""
 
 _CYL_SQL = f"""
-SELECT id, tag, owner_company_id, spec, tag_voided, {", ".join(CYLINDER_STATE)}
+SELECT id, tag, owner_company_id, spec, tag_voided, status, next_inspection_date, scrap_date,
+       registered_at, {", ".join(CYLINDER_STATE)}
   FROM cylinders WHERE tag = ANY($1::text[]) ORDER BY id FOR UPDATE
 """
 
@@ -63,7 +67,8 @@ SELECT d.id, d.device_id, d.kind, d.active, d.site_id, d.company_id, d.online,
 """
 
 _SITES_SQL = """
-SELECT id, code, kind, company_id, district_code, permitted_full_storage, lat, lon
+SELECT id, code, kind, company_id, district_code, permitted_full_storage, lat, lon,
+       licence_no, licence_expiry, licence_status
   FROM sites WHERE code = ANY($1::text[]) OR id = ANY($2::bigint[])
 """
 
@@ -81,6 +86,7 @@ async def look_up(
     """Read (and lock) what *items* (all parsed) mention; return the batch's context."""
     device_ids: set[str] = set()
     tags: set[str] = set()
+    scanned: set[str] = set()
     site_codes: set[str] = set()
     for item in items:
         p = item.parsed
@@ -96,8 +102,10 @@ async def look_up(
             tags.add(p.device_id)
         if isinstance(body, GunFill | HandheldScan):
             tags.add(body.tag)
-        if isinstance(body, HandheldScan) and body.site:
-            site_codes.add(body.site)
+        if isinstance(body, HandheldScan):
+            scanned.add(body.tag)
+            if body.site:
+                site_codes.add(body.site)
     devices = (
         {r["device_id"]: r for r in await conn.fetch(_DEV_SQL, list(device_ids))}
         if device_ids
@@ -108,6 +116,12 @@ async def look_up(
         for r in await conn.fetch(_CYL_SQL, sorted(tags)):
             cylinders[r["tag"]] = dict(r)
     site_ids = {d["site_id"] for d in devices.values() if d["site_id"] is not None}
+    # the station of a scanned cylinder's last fill: was it licensed? (suspected_illegal_fill)
+    site_ids.update(
+        c["last_fill_site_id"]
+        for t in scanned
+        if (c := cylinders.get(t)) is not None and c["last_fill_site_id"] is not None
+    )
     sites_by_code: dict[str, asyncpg.Record] = {}
     sites_by_id: dict[int, asyncpg.Record] = {}
     if site_codes or site_ids:
@@ -126,6 +140,7 @@ async def look_up(
             customers[(r["company_id"], r["account_no"])] = r
     batch = BatchContext(territory, devices, cylinders, sites_by_code, sites_by_id, customers)
     batch.cyl_by_id = {c["id"]: c for c in cylinders.values()}
+    await fetch_facts(conn, items, batch)
     return batch
 
 
@@ -152,7 +167,7 @@ def registry_problem(item: Item, batch: BatchContext) -> str | None:
         return f"unknown device: valve {p.device_id} is no cylinder's tag"
     if dev is None or dev["kind"] != p.device_kind or not dev["active"]:
         return f"unknown device: {p.device_kind} {p.device_id} is not registered or inactive"
-    return None
+    return site_problem(p, batch)
 
 
 def scan_site(

@@ -179,15 +179,30 @@ ALERT_KINDS: Final[Mapping[str, AlertKind]] = MappingProxyType(
         # 区域外流: the event happened, late or not, so it is raised from late data too.
         "out_of_region": AlertKind("warning", "cylinder", False, "seen outside the city"),
         "licence_expiring": AlertKind("info", "site", False, "filling licence close to expiry"),
+        # DOMAIN.md "Circulation checks": facts about a scan, so raised from late data too.
+        # An unsafe cylinder moving on towards a household (TSG 23-2021 forbids its use).
+        "circulation_violation": AlertKind(
+            "critical", "cylinder", False, "overdue, scrapped or voided cylinder circulating"
+        ),
+        # 黑充装嫌疑: it reached a customer full without passing a supervised gun.
+        "suspected_illegal_fill": AlertKind(
+            "critical", "cylinder", False, "delivered with no licensed fill since its return"
+        ),
+        # 串瓶 / 产权瓶流失: the owner's property in another company's hands.
+        "foreign_cylinder": AlertKind(
+            "warning", "cylinder", False, "scanned by a company neither owner nor entrusted"
+        ),
+        # 克隆标签嫌疑: one of two reads is a copied chip (or a device's position is wrong).
+        "cloned_tag": AlertKind("warning", "cylinder", False, "one tag read too far apart"),
     }
 )
 """Every alert kind the platform raises (docs/ARCHITECTURE.md §4), with its severity and
 subject: the one table to change. Iterating it gives the kind names in a stable order.
 
-The circulation checks of DOMAIN.md (``circulation_violation``, ``suspected_illegal_fill``,
-``foreign_cylinder``, ``cloned_tag``) are not here because no rule raises them yet; a kind
-joins this table together with the rule that raises it, so that no filter offers an alert
-that can never fire."""
+A kind joins this table together with the rule that raises it, so that no filter offers an
+alert that can never fire: the circulation checks of DOMAIN.md (``circulation_violation``,
+``suspected_illegal_fill``, ``foreign_cylinder``, ``cloned_tag``) are raised by ingest at
+every handheld scan and gun read (:mod:`server.domain.circulation`)."""
 
 ALERT_STATES: Final[tuple[str, ...]] = ("open", "acknowledged", "resolved")
 """Alert life cycle of docs/ARCHITECTURE.md §4, in the only order it may advance."""

@@ -211,6 +211,18 @@ class Alerts(Section, frozen=True):
             raise ValueError(f"timezone: {self.timezone!r} is not an IANA time zone") from None
 
 
+class Circulation(Section, frozen=True):
+    """DOMAIN.md "Circulation checks": which checks run, and what no vehicle can travel."""
+
+    circulation_violation: bool
+    suspected_illegal_fill: bool
+    foreign_cylinder: bool
+    cloned_tag: bool
+    cloned_tag_km: Annotated[float, Meta(gt=0)]
+    cloned_tag_window_s: Count
+    cloned_tag_speed_kmh: Annotated[float, Meta(gt=0)]
+
+
 class Ingest(Section, frozen=True):
     batch_max_rows: Count
     batch_max_ms: Count
@@ -423,6 +435,7 @@ class Settings(msgspec.Struct, frozen=True):
     filling: Filling
     gun_codes: GunCodes
     alerts: Alerts
+    circulation: Circulation
     ingest: Ingest
     realtime: Realtime
     public: Public
@@ -448,6 +461,7 @@ _SECTIONS: dict[str, type[Section]] = {
     "filling": Filling,
     "gun_codes": GunCodes,
     "alerts": Alerts,
+    "circulation": Circulation,
     "ingest": Ingest,
     "realtime": Realtime,
     "public": Public,

@@ -79,6 +79,10 @@ def test_every_kind_of_design_has_a_severity() -> None:
         "device_offline",
         "out_of_region",
         "licence_expiring",
+        "circulation_violation",
+        "suspected_illegal_fill",
+        "foreign_cylinder",
+        "cloned_tag",
     }
     assert set(ALERT_KINDS) == kinds
     assert {k.severity for k in ALERT_KINDS.values()} <= {"info", "warning", "critical"}

@@ -220,7 +220,8 @@ def test_vehicles_scan_along_their_trips(city: City, rules: Rules) -> None:
         transfer_share=0.5,
     )
     sim = CitySim(city, cfg, rules, start_ms=T0)
-    msgs = _run(sim, rate=50, seconds=600, tick_ms=200)
+    # long enough for a transfer trip (loaded with full cylinders only) to reach its store
+    msgs = _run(sim, rate=50, seconds=1200, tick_ms=200)
     actions = Counter(str(_body(m)["action"]) for m in msgs if m.kind == "scan")
     assert set(actions) == {"dispatch", "deliver", "return", "transfer", "receive"}
     customers = {c.account_no for c in city.customers}

@@ -68,7 +68,7 @@ def test_payload_and_alert_vocabularies() -> None:
 
 
 def test_alert_kinds_are_the_design_list_with_a_severity_and_subject() -> None:
-    # docs/ARCHITECTURE.md §4; the circulation checks join when their rules do
+    # docs/ARCHITECTURE.md §4, then DOMAIN.md "Circulation checks"
     assert tuple(ALERT_KINDS) == (
         "fill_denied",
         "overfill",
@@ -80,6 +80,10 @@ def test_alert_kinds_are_the_design_list_with_a_severity_and_subject() -> None:
         "device_offline",
         "out_of_region",
         "licence_expiring",
+        "circulation_violation",
+        "suspected_illegal_fill",
+        "foreign_cylinder",
+        "cloned_tag",
     )
     for kind in ALERT_KINDS.values():
         assert kind.severity in SEVERITIES
