@@ -338,6 +338,17 @@ class Privacy(Section, frozen=True):
     a relative path is taken from the project directory."""
 
 
+class Uploads(Section, frozen=True):
+    """Files people upload (server.kernel.uploads, docs/ARCHITECTURE.md §3)."""
+
+    dir: Name
+    """Where the bytes live, at their SHA-256; a relative path is from the project directory."""
+    image_max_mb: Count
+    file_max_mb: Count
+    image_max_side_px: Annotated[int, Meta(ge=320, le=16384)]
+    image_max_pixels: Annotated[int, Meta(ge=100_000, le=200_000_000)]
+
+
 def _redacted(section: Section, *secrets: str) -> str:
     """A section's repr with its credentials blanked: settings may be logged, secrets never."""
     parts = []
@@ -444,6 +455,7 @@ class Settings(msgspec.Struct, frozen=True):
     big_screen: BigScreen
     storage: Storage
     privacy: Privacy
+    uploads: Uploads
     sms: Sms
     upstream: Upstream
     models: Mapping[str, CylinderModel]
@@ -470,6 +482,7 @@ _SECTIONS: dict[str, type[Section]] = {
     "big_screen": BigScreen,
     "storage": Storage,
     "privacy": Privacy,
+    "uploads": Uploads,
     "sms": Sms,
     "upstream": Upstream,
 }
