@@ -91,7 +91,12 @@ async def _write_stream(chunks: AsyncIterator[bytes], fh: IO[bytes], limit: int)
     async for chunk in chunks:
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, errors.PAYLOAD_TOO_LARGE, f"the file is larger than {limit} bytes")
+            raise ApiError(
+                413,
+                errors.PAYLOAD_TOO_LARGE,
+                f"the file is larger than {limit} bytes",
+                {"limit_bytes": limit},  # as the body-limit middleware says it
+            )
         await asyncio.to_thread(fh.write, chunk)
     return size
 

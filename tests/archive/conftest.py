@@ -173,7 +173,8 @@ def make_archive_client(aiohttp_client: Any, world: World) -> Any:
     return lambda settings: _archive_client(aiohttp_client, settings)
 
 
-async def _archive_client(aiohttp_client: Any, settings: Settings) -> Any:
+async def _archive_client(aiohttp_client: Any, settings: Settings, more: Any = ()) -> Any:
+    """The app of `make_archive_client`, with *more* routes (the rules tests PATCH too)."""
     from collections.abc import AsyncIterator
 
     from aiohttp import web
@@ -200,4 +201,5 @@ async def _archive_client(aiohttp_client: Any, settings: Settings) -> Any:
     app.cleanup_ctx.append(services)
     app.router.add_routes(auth.routes())
     app.router.add_routes(archive.routes())
+    app.router.add_routes(more)
     return await aiohttp_client(app)

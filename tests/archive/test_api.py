@@ -177,3 +177,98 @@ async def test_export_xlsx_and_filters(archive_client: Any, pool: asyncpg.Pool) 
         assert err["code"] == "invalid_query" and err["details"]["field"] == field
     resp = await archive_client.get("/api/v1/cylinders/export")
     assert resp.status == 401
+
+
+async def test_rejected_rows_come_back_in_the_files_columns_to_correct(
+    archive_client: Any, arc: Arc, pool: asyncpg.Pool
+) -> None:
+    """`report=rows`: the rejected rows as the file had them (its header, its extra columns,
+    its values) plus why — a formula-like cell neutralised — and the corrected file imports."""
+    good = company_a_row(arc)
+    bad_date = company_a_row(arc, manufacture_date="2021-02-30", manufacturer="=1+2")
+    bad_spec = company_a_row(arc, spec="YSP99")
+    columns = (*ARCHIVE_COLUMNS, "备注")
+    data = csv_bytes(
+        [{**good, "备注": "a"}, {**bad_date, "备注": "b"}, {**bad_spec, "备注": "c"}], columns
+    )
+    headers = {**await auth(archive_client, "t_company_a"), "Content-Type": "text/csv"}
+    resp = await archive_client.post(URL + "?dry_run=true&report=rows", data=data, headers=headers)
+    assert resp.status == 200, await resp.text()
+    assert (resp.headers["X-Import-Rejected"], resp.headers["X-Import-Dry-Run"]) == ("2", "true")
+    raw = await resp.read()
+    assert raw.startswith(CSV_BOM)
+    back = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert list(back[0]) == [*columns, "reason"]
+    assert [(r["tag"], r["备注"]) for r in back] == [(bad_date["tag"], "b"), (bad_spec["tag"], "c")]
+    assert back[0]["manufacture_date"] == "2021-02-30"
+    assert back[0]["manufacturer"] == "'=1+2"  # neutralised, as every export
+    assert back[0]["reason"].startswith("manufacture_date")
+    assert "not a calendar date" in back[0]["reason"]
+    assert back[1]["reason"].startswith("spec") and "YSP99" in back[1]["reason"]
+    assert await pool.fetchval("SELECT count(*) FROM cylinders WHERE tag = $1", good["tag"]) == 0
+
+    # corrected where it was written, uploaded again with its reason column: all stored
+    back[0]["manufacture_date"] = good["manufacture_date"]
+    back[1]["spec"] = "YSP12"
+    fixed = csv_bytes(back, [*columns, "reason"])
+    resp = await archive_client.post(URL, data=fixed, headers=headers)
+    body = await resp.json()
+    assert (body["inserted"], body["rejected"]) == (2, 0), body
+    assert "reason" in body["warnings"][0]  # ignored, said so
+    stored = await pool.fetchval(
+        "SELECT manufacturer FROM cylinders WHERE tag = $1", bad_date["tag"]
+    )
+    assert stored == "=1+2"  # the quote came off again
+
+
+async def test_rejected_rows_of_a_second_round_keep_one_reason_column(
+    archive_client: Any, arc: Arc
+) -> None:
+    row = {**company_a_row(arc, spec="NOPE"), "reason": "an earlier reason"}
+    data = csv_bytes([row], (*ARCHIVE_COLUMNS, "reason"))
+    headers = {**await auth(archive_client, "t_inspector"), "Content-Type": "text/csv"}
+    resp = await archive_client.post(URL + "?dry_run=true&report=rows", data=data, headers=headers)
+    back = list(csv.reader(io.StringIO((await resp.read()).decode("utf-8-sig"))))
+    assert back[0] == [*ARCHIVE_COLUMNS, "reason"]
+    assert "not a configured model" in back[1][-1]
+
+
+async def test_rejected_rows_of_an_xlsx(archive_client: Any, arc: Arc, tmp_path: Path) -> None:
+    path = tmp_path / "bad.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    ws = wb.add_worksheet()
+    row = arc.row(owner_code="NOPE-CO")
+    ws.write_row(0, 0, ARCHIVE_COLUMNS)
+    ws.write_row(1, 0, [row[c] for c in ARCHIVE_COLUMNS])
+    ws.write_number(1, ARCHIVE_COLUMNS.index("tare_kg"), 15.0)
+    wb.close()
+    headers = {**await auth(archive_client, "t_admin"), "Content-Type": XLSX_MIME}
+    resp = await archive_client.post(
+        URL + "?dry_run=true&report=rows", data=path.read_bytes(), headers=headers
+    )
+    back = list(csv.DictReader(io.StringIO((await resp.read()).decode("utf-8-sig"))))
+    assert [(r["tag"], r["owner_code"], r["tare_kg"]) for r in back] == [
+        (row["tag"], "NOPE-CO", "15")
+    ]
+    assert "not a registered company" in back[0]["reason"]
+
+
+async def test_the_template_is_the_archive_header(archive_client: Any) -> None:
+    headers = await auth(archive_client, "t_company_a")
+    resp = await archive_client.get("/api/v1/cylinders/import/template", headers=headers)
+    assert resp.status == 200
+    assert "cylinder-archive.csv" in resp.headers["Content-Disposition"]
+    assert (await resp.read()).decode("utf-8-sig").splitlines() == [",".join(ARCHIVE_COLUMNS)]
+    resp = await archive_client.get(
+        "/api/v1/cylinders/import/template?format=xlsx", headers=headers
+    )
+    assert resp.headers["Content-Type"] == XLSX_MIME
+    wb = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(await resp.read()))
+    assert wb.get_sheet_by_index(0).to_python() == [list(ARCHIVE_COLUMNS)]
+    resp = await archive_client.get("/api/v1/cylinders/import/template?format=pdf", headers=headers)
+    assert resp.status == 400
+    assert (await resp.json())["error"]["details"]["field"] == "format"
+    resp = await archive_client.get(
+        "/api/v1/cylinders/import/template", headers=await auth(archive_client, "t_regulator")
+    )
+    assert resp.status == 403

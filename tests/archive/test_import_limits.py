@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import msgspec
 import xlsxwriter
@@ -96,3 +97,48 @@ async def test_rejected_rows_beyond_the_cap_are_counted_not_kept(
     assert report.summary()["rejected"] == 7
     assert report.to_json()["rejected_truncated"] is True
     assert "7 rows rejected; only 3 of them are listed" in report.warnings
+
+
+_MB = 1 << 20
+
+
+async def _hundred_mb() -> Any:
+    """100 MB of archive rows, streamed (no Content-Length: the limit holds while reading)."""
+    yield b"tag,owner_code,spec,manufacture_date\n"
+    line = b"T" * 60 + b",TEST-A,YSP35.5,2020-01-01\n"
+    block = line * (_MB // len(line))
+    for _ in range(100):
+        yield block
+
+
+async def test_a_100_mb_upload_is_refused_in_the_one_error_shape(
+    make_archive_client: Any, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """Beyond `[http] max_upload_mb` (here lowered to 50): 413 `payload_too_large`, nothing
+    stored — announced by Content-Length (refused before a byte is read), streamed (refused
+    while reading), raw or as a form."""
+    client = await make_archive_client(limited(settings, max_upload_mb=50))
+    headers = await auth(client, "t_company_a")
+    before = await pool.fetchval("SELECT count(*) FROM cylinders")
+    resp = await client.post(
+        URL, data=_hundred_mb(), headers={**headers, "Content-Type": "text/csv"}
+    )
+    body = await resp.json()
+    assert (resp.status, body["error"]["code"]) == (413, "payload_too_large"), body
+    assert "larger than" in body["error"]["message"]
+    assert body["error"]["details"] == {"limit_bytes": 50 * _MB}
+    form = aiohttp.FormData()
+    form.add_field("file", _hundred_mb(), filename="big.csv", content_type="text/csv")
+    resp = await client.post(URL, data=form, headers=headers)
+    assert resp.status == 413
+    assert (await resp.json())["error"]["code"] == "payload_too_large"
+    whole = b"".join([chunk async for chunk in _hundred_mb()])
+    assert len(whole) > 99 * _MB
+    # a file object of known size: aiohttp announces it by Content-Length
+    resp = await client.post(
+        URL, data=io.BytesIO(whole), headers={**headers, "Content-Type": "text/csv"}
+    )
+    assert resp.status == 413
+    err = (await resp.json())["error"]
+    assert err["code"] == "payload_too_large" and err["details"]["limit_bytes"] == 50 * _MB
+    assert await pool.fetchval("SELECT count(*) FROM cylinders") == before
