@@ -72,7 +72,7 @@ CASES: dict[str, Case] = {
         "GET", "/api/v1/cylinders", (200, 200, 200, 200, 200, 200, 200, 200, 401)
     ),
     "cylinders.create": Case(
-        "POST", "/api/v1/cylinders", (201, 403, 403, 403, 403, 403, 403, 201, 401), _cyl_body
+        "POST", "/api/v1/cylinders", (201, 403, 403, 403, 201, 400, 403, 201, 401), _cyl_body
     ),
     "cylinders.get": Case(
         "GET", "/api/v1/cylinders/{cyl_a}", (200, 200, 200, 200, 200, 404, 200, 200, 401)
