@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from server.kernel.clock import city_today
 from tests.api.conftest import Fresh, call, unique
 from tests.api.fill_auth import reasons
 from tests.conftest import World
@@ -37,6 +38,12 @@ async def _company(pool: Any, district: str = "410105") -> int:
 
 
 @pytest.fixture
+def today(settings: Any) -> dt.date:
+    """The city's day, the one the API judges entrustments by."""
+    return city_today(settings)
+
+
+@pytest.fixture
 async def cleanup(pool: Any, world: World) -> AsyncIterator[list[int]]:
     """Entrustments a test makes between the world's companies are removed afterwards: the
     session database is shared (tests/sim reads which pairs may fill)."""
@@ -50,22 +57,30 @@ async def _count(pool: Any) -> int:
 
 
 async def test_entrusting_lets_the_filler_fill_at_once_and_ending_stops_it(
-    client: Any, pool: Any, settings: Any, world: World, fresh: Fresh, cleanup: list[int]
+    client: Any,
+    pool: Any,
+    settings: Any,
+    world: World,
+    fresh: Fresh,
+    cleanup: list[int],
+    today: dt.date,
 ) -> None:
     tag = await pool.fetchval("SELECT tag FROM cylinders WHERE id = $1", await fresh.cylinder("A"))
     assert await reasons(settings, pool, "GUN-STA-B1", tag) == ["not_owner"]
+    # a month: the role walk's A→B entrustments (years ahead) must not overlap this one
+    month = (today + dt.timedelta(days=30)).isoformat()
     status, body = await call(
         client,
         "POST",
         URL,
         "t_company_a",
-        {"filler_company_id": world.companies["B"], "note": "委托协议 2026-01"},
+        {"filler_company_id": world.companies["B"], "note": "委托协议 2026-01", "valid_to": month},
     )
     assert status == 201, body
     cleanup.append(body["id"])
     assert body["owner_company_id"] == world.companies["A"] and body["owner_code"] == "TEST-A"
     assert body["filler_code"] == "TEST-B" and body["state"] == "active"
-    assert body["valid_from"] == dt.date.today().isoformat() and body["valid_to"] is None
+    assert body["valid_from"] == today.isoformat() and body["valid_to"] == month
     assert await reasons(settings, pool, "GUN-STA-B1", tag) == []
     # A's own cylinders only: B's station still may not fill a third company's
     audit = await pool.fetchrow(
@@ -81,14 +96,18 @@ async def test_entrusting_lets_the_filler_fill_at_once_and_ending_stops_it(
     )
     assert status == 200, ended
     assert ended["state"] == "ended" and ended["end_reason"] == "协议终止"
-    assert ended["valid_to"] == (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    assert ended["valid_to"] == (today - dt.timedelta(days=1)).isoformat()
     assert await reasons(settings, pool, "GUN-STA-B1", tag) == ["not_owner"]
     status, again = await call(client, "POST", f"{URL}/{body['id']}/end", "t_company_a")
     assert status == 409, again
     _error(again, "invalid_transition", "state")
     # ended by mistake on its first day: it can be made again from the same day
     status, body = await call(
-        client, "POST", URL, "t_company_a", {"filler_company_id": world.companies["B"]}
+        client,
+        "POST",
+        URL,
+        "t_company_a",
+        {"filler_company_id": world.companies["B"], "valid_to": month},
     )
     assert status == 201, body
     cleanup.append(body["id"])
@@ -142,10 +161,9 @@ async def test_scope_each_company_sees_what_it_gives_or_receives(
 
 
 async def test_state_filter_and_the_owner_filler_filters(
-    client: Any, pool: Any, world: World
+    client: Any, pool: Any, world: World, today: dt.date
 ) -> None:
     filler = await _company(pool)
-    today = dt.date.today()
     rows = {}
     for name, extra in {
         "active": {"valid_to": (today + dt.timedelta(days=30)).isoformat()},
@@ -212,8 +230,8 @@ async def test_bad_input_is_one_error_shape_and_writes_nothing(
     status: int,
     code: str,
     field: str | None,
+    today: dt.date,
 ) -> None:
-    today = dt.date.today()
 
     def fill(v: Any) -> Any:
         if v == "{A}" or v == "{B}":
@@ -229,9 +247,10 @@ async def test_bad_input_is_one_error_shape_and_writes_nothing(
     assert await _count(pool) == before
 
 
-async def test_an_overlapping_duplicate_is_a_conflict(client: Any, pool: Any, world: World) -> None:
+async def test_an_overlapping_duplicate_is_a_conflict(
+    client: Any, pool: Any, world: World, today: dt.date
+) -> None:
     filler = await _company(pool)
-    today = dt.date.today()
     first = {
         "filler_company_id": filler,
         "valid_from": (today + dt.timedelta(days=10)).isoformat(),

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from server.kernel.clock import city_today
 from tests.api.conftest import call, unique
 from tests.api.fill_auth import reasons, station_with_gun
 from tests.conftest import World
@@ -52,17 +53,21 @@ async def _company(pool: Any, district: str = "410105", **licence: Any) -> tuple
     return int(cid), code
 
 
-async def test_list_shows_expiry_days_left_and_state(client: Any, world: World) -> None:
+async def test_list_shows_expiry_days_left_and_state(
+    client: Any, world: World, settings: Any
+) -> None:
+    # the world's dates are the machine's day; the API counts from the city's
+    shift = (world.today - city_today(settings)).days
     status, body = await call(client, "GET", f"{URL}?q=TEST-A&kind=company", "t_regulator")
     assert status == 200, body
     [row] = body["items"]
     assert row["kind"] == "company" and row["code"] == "TEST-A"
     assert row["licence_no"] == "LIC-A" and row["licence_status"] == "valid"
-    assert row["days_left"] == 400 and row["state"] == "valid"
+    assert row["days_left"] == 400 + shift and row["state"] == "valid"
     status, body = await call(client, "GET", f"{URL}?q=STA-A1&kind=site", "t_regulator")
     [row] = body["items"]
     assert row["site_kind"] == "filling_station" and row["company_id"] == world.companies["A"]
-    assert row["days_left"] == 300 and row["company_name"] == "测试燃气A公司"
+    assert row["days_left"] == 300 + shift and row["company_name"] == "测试燃气A公司"
 
 
 @pytest.mark.parametrize(
@@ -92,9 +97,11 @@ async def test_list_refused_to_roles_without_the_page(client: Any, user: str) ->
     _error(body, "forbidden")
 
 
-async def test_state_filter_agrees_with_the_state_shown(client: Any, pool: Any) -> None:
+async def test_state_filter_agrees_with_the_state_shown(
+    client: Any, pool: Any, settings: Any
+) -> None:
     """Each state of server.domain.licences, made once; the SQL filter finds exactly it."""
-    today = dt.date.today()
+    today = city_today(settings)
     made: dict[str, str] = {}
     kinds: dict[str, dict[str, Any]] = {
         "valid": {},
