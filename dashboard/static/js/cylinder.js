@@ -1,6 +1,7 @@
 // @ts-check
 /* One cylinder: archive (GET /api/v1/cylinders/{id}), trajectory table and its track on a
-   Leaflet map (GET /api/v1/cylinders/{id}/trajectory; events with lat/lon are the track). */
+   Leaflet map (GET /api/v1/cylinders/{id}/trajectory; events with lat/lon are the track), and
+   its periodic inspection and scrap records, newest first (GET /api/v1/cylinders/{id}/inspections). */
 import { api } from "./lib/api.js";
 import { config } from "./lib/config.js";
 import { byId, clear, el } from "./lib/dom.js";
@@ -137,11 +138,45 @@ async function loadTrajectory(page) {
   }
 }
 
+const INSPECTION_CLASS = { pass: "badge-ok", fail: "badge-overdue", scrap: "badge-scrapped" };
+
+/** @param {number} page */
+async function loadInspections(page) {
+  const box = byId("inspection-history");
+  loading(box);
+  try {
+    const env = await api("/api/v1/cylinders/" + id + "/inspections", { query: { page: page || 1 } });
+    const items = env.items || [];
+    byId("insp-count").textContent = t("inspections.history.count", { n: env.total || items.length });
+    if (!items.length) emptyState(box, "inspections.history.empty", "inspections.history.empty_hint", "✓");
+    else {
+      clear(box).appendChild(table([
+        { label: "inspections.col.inspected_on", render: (r) => date(r.inspected_on) },
+        { label: "inspections.col.result", render: (r) => el("span", {
+          class: "badge " + (/** @type {Record<string, string>} */ (INSPECTION_CLASS)[r.result] || "badge-neutral"),
+          text: tOr("inspection.result." + r.result, r.result) }) },
+        { label: "inspections.col.outcome", render: (r) => (r.result === "pass"
+          ? t("inspections.next_on", { date: date(r.next_inspection_date) })
+          : tOr("scrap_reason." + r.scrap_reason, r.scrap_reason || "—")) },
+        { label: "inspections.report_no", render: (r) => text(r.report_no) },
+        { label: "inspections.note", render: (r) => text(r.notes) },
+        { label: "inspections.agency", render: (r) => text(r.agency_name) },
+        { label: "inspections.col.by", render: (r) => text(r.recorded_by) },
+        { label: "inspections.col.recorded", render: (r) => dateTime(r.created_at) },
+      ], items, (r) => ({ dataset: { result: r.result } })));
+    }
+    pager(byId("insp-pager"), env, loadInspections);
+  } catch (err) {
+    errorState(box, /** @type {Error} */ (err));
+  }
+}
+
 api("/api/v1/cylinders/" + id)
   .then((c) => {
     renderArchive(c);
     byId("cylinder-more").hidden = false;
-    return loadTrajectory(1);
+    byId("inspections-card").hidden = false;
+    return Promise.all([loadTrajectory(1), loadInspections(1)]);
   })
   .catch((err) => {
     if (err.status !== 404) {
