@@ -24,7 +24,6 @@ refusal leaves nothing half-written:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from typing import Any, Final
 
 import asyncpg
@@ -128,22 +127,14 @@ def _day(settings: Any, field: str, value: dt.date | None) -> dt.date:
     return value
 
 
-async def _insert_record(
-    conn: asyncpg.Connection, p: Principal, cid: int, values: Mapping[str, Any]
-) -> asyncpg.Record:
+async def _insert_record(conn: asyncpg.Connection, p: Principal, *values: Any) -> asyncpg.Record:
+    """One inspection record: (cylinder, agency, day, result, next inspection, scrap date,
+    scrap reason, report no., notes), entered by *p*."""
     row = await conn.fetchrow(
         """INSERT INTO inspections (cylinder_id, agency_site_id, inspected_on, result,
                next_inspection_date, scrap_date, scrap_reason, report_no, notes, created_by)
            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) RETURNING *""",
-        cid,
-        values["agency"],
-        values["day"],
-        values["result"],
-        values["next_inspection_date"],
-        values["scrap_date"],
-        values["scrap_reason"],
-        values["report_no"],
-        values["notes"],
+        *values,
         p.user_id,
     )
     assert row is not None
@@ -218,16 +209,14 @@ async def inspect(request: web.Request) -> web.Response:
             conn,
             p,
             cid,
-            {
-                "agency": agency,
-                "day": body.inspected_on,
-                "result": body.result,
-                "next_inspection_date": next_insp,
-                "scrap_date": scrap,
-                "scrap_reason": reason,
-                "report_no": body.report_no,
-                "notes": body.notes,
-            },
+            agency,
+            body.inspected_on,
+            body.result,
+            next_insp,
+            scrap,
+            reason,
+            body.report_no,
+            body.notes,
         )
         await conn.execute(
             """UPDATE cylinders SET last_inspection_date = $2, next_inspection_date = $3,
@@ -323,16 +312,14 @@ async def scrap(request: web.Request) -> web.Response:
             conn,
             p,
             cid,
-            {
-                "agency": agency,
-                "day": day,
-                "result": "scrap",
-                "next_inspection_date": cur["next_inspection_date"],
-                "scrap_date": scrap_date,
-                "scrap_reason": reason,
-                "report_no": body.report_no,
-                "notes": body.note,
-            },
+            agency,
+            day,
+            "scrap",
+            cur["next_inspection_date"],
+            scrap_date,
+            reason,
+            body.report_no,
+            body.note,
         )
         await conn.execute(
             """UPDATE cylinders SET status = 'scrapped', scrap_date = $2, tag_voided = true,

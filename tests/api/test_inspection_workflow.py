@@ -285,7 +285,9 @@ async def test_scrapped_once_never_again(
         ("inspections", {"inspected_on": world.today.isoformat(), "result": "pass"}),
         ("inspections", {"inspected_on": world.today.isoformat(), "result": "fail"}),
     ):
-        status, err = await call(client, "POST", f"/api/v1/cylinders/{cid}/{path}", "t_inspector", body)
+        status, err = await call(
+            client, "POST", f"/api/v1/cylinders/{cid}/{path}", "t_inspector", body
+        )
         assert status == 409 and err["error"]["code"] == "invalid_transition", err
         assert err["error"]["details"]["field"] == "status"
         assert await _footprint(pool, cid) == before
@@ -361,7 +363,9 @@ async def test_who_sees_which_records(
     assert await seen("t_company_a") == {"a_own", "a_other"}
     assert await seen("t_company_b") == {"b_own"}
     # the history of a cylinder follows the cylinder: every agency's records
-    status, hist = await call(client, "GET", f"/api/v1/cylinders/{cyl_a}/inspections", "t_inspector")
+    status, hist = await call(
+        client, "GET", f"/api/v1/cylinders/{cyl_a}/inspections", "t_inspector"
+    )
     assert [r["id"] for r in hist["items"]] == [ids["a_other"], ids["a_own"]]  # newest first
 
 
