@@ -145,6 +145,40 @@ async def test_exports_neutralise_formulas_and_are_audited(
     assert {r["details"]["format"] for r in exports} == {"csv", "xlsx"}
 
 
+async def test_a_district_total_is_counted_a_little_past_the_page(
+    client: Any, pool: Any, world: World
+) -> None:
+    """LOOKAHEAD_ROWS: a district regulator's total stops past the page (each row is placed in
+    a district by a lookup); a city-wide reader's total is exact."""
+    from server.api.audit_log import LOOKAHEAD_ROWS
+
+    action = f"test.many_{unique('x').lower().replace('-', '_')}"
+    site = world.sites["STA-A1"]  # in 410105, the district of t_regulator_jinshui
+    many = LOOKAHEAD_ROWS + 5
+    await pool.execute(
+        """INSERT INTO audit_log (user_id, username, role, action, entity, entity_id, details)
+           SELECT $1, 't_admin', 'admin', $2, 'site', $3, jsonb_build_object('n', g)
+             FROM generate_series(1, $4) g""",
+        world.users["t_admin"],
+        action,
+        str(site),
+        many,
+    )
+    query = f"{AUDIT}?action={action}&page_size=2"
+    status, district = await call(client, "GET", query, "t_regulator_jinshui")
+    assert status == 200 and len(district["items"]) == 2
+    assert district["total"] == 2 + LOOKAHEAD_ROWS and district["total_capped"] is True
+    status, city = await call(client, "GET", query, "t_regulator")
+    assert city["total"] == many and city["total_capped"] is False
+    # the last page of a district regulator is exact
+    status, last = await call(client, "GET", f"{query}&page={many // 2}", "t_regulator_jinshui")
+    assert status == 200 and last["total"] == many and last["total_capped"] is False
+    status, few = await call(
+        client, "GET", f"{AUDIT}?action={action}&q=nothing", "t_regulator_jinshui"
+    )
+    assert few == {**few, "items": [], "total": 0, "total_capped": False}
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [

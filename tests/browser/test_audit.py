@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from server.api.audit_log import LOOKAHEAD_ROWS
 from tests.browser.conftest import OpenSession, Session
 
 pytestmark = pytest.mark.browser
@@ -107,7 +108,7 @@ async def test_admin_filters_reads_the_diff_and_exports(
 
 
 async def test_district_regulator_and_an_officer(
-    open_session: OpenSession, pool: asyncpg.Pool, world: Any
+    open_session: OpenSession, pool: asyncpg.Pool, world: Any, settings: Any
 ) -> None:
     code = f"AUD-{secrets.token_hex(3)}"
     admin = await open_session("t_admin")
@@ -130,6 +131,23 @@ async def test_district_regulator_and_an_officer(
     await rows.first.wait_for()
     assert await rows.count() == 1
     assert f"{code}-J" in await rows.first.inner_text()
+
+    # a long list: the district's total is counted a little past the page, and says so
+    action = f"test.bulk_{secrets.token_hex(3)}"
+    await pool.execute(
+        """INSERT INTO audit_log (user_id, username, role, action, entity, entity_id, details)
+           SELECT $1, 't_admin', 'admin', $2, 'site', $3, '{}' FROM generate_series(1, $4)""",
+        world.users["t_admin"],
+        action,
+        str(world.sites["STA-A1"]),
+        LOOKAHEAD_ROWS + 100,
+    )
+    await s.page.goto(f"/admin/audit?action={action}&lang=en")
+    total = s.page.get_by_test_id("total")
+    await total.wait_for()
+    assert (await total.inner_text()).startswith(
+        f"at least {settings.http.page_size_default + LOOKAHEAD_ROWS:,}"
+    )
     assert not s.errors, s.errors
 
     officer = await open_session("t_officer")
