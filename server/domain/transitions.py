@@ -1,7 +1,8 @@
 """Status transitions of a cylinder record, and what a periodic inspection does to it.
 
 One rule, one place (docs/ARCHITECTURE.md §4): the REST API (a PATCH of the archive, an
-inspection result), the archive importer and the database itself (a trigger of migration
+inspection result), the archive importer (by way of ``server.domain.record_changes``, with the
+importing person's role, exactly as a PATCH) and the database itself (a trigger of migration
 ``0060_status_transitions``) all refuse the same moves, for the same reasons:
 
 - a scrapped cylinder never returns to use: TSG 23-2021 takes a cylinder out of use for good
@@ -129,9 +130,11 @@ def check_settable(new_status: str, role: str) -> None:
 def check_transition(old_status: str, new_status: str, role: str | None) -> None:
     """Refuse a move from *old_status* to *new_status* by *role* with :class:`TransitionRefused`.
 
-    *role* ``None`` is an act on behalf of another system of record — the archive import
-    (docs/API.md "Cylinders", import) — which is bound by the life cycle alone, not by the
-    per-role lists. Keeping a status is always allowed, a final one included.
+    *role* ``None`` is an act of the platform itself rather than of a person's choice (an
+    inspection outcome, ``apply_inspection``), bound by the life cycle alone, not by the
+    per-role lists. A person's act always passes its role — the archive import too, whose
+    rows are judged like a PATCH (``server.domain.record_changes.check_change``). Keeping a
+    status is always allowed, a final one included.
     """
     if role is not None:
         check_settable(new_status, role)
@@ -222,6 +225,7 @@ def apply_inspection(
         scrap = min(scrap, inspected_on)
     last = max(inspected_on, last_inspection_date or inspected_on)
     return InspectionOutcome(status, last, next_insp, scrap, capped)
+
 
 def scrap_reason_of(result: str, reason: str | None, note: str | None) -> str | None:
     """The scrap reason an inspection record keeps (报废原因, :data:`SCRAP_REASONS`).
