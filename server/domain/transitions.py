@@ -130,11 +130,11 @@ def check_settable(new_status: str, role: str) -> None:
 def check_transition(old_status: str, new_status: str, role: str | None) -> None:
     """Refuse a move from *old_status* to *new_status* by *role* with :class:`TransitionRefused`.
 
-    *role* ``None`` is an act of the platform itself rather than of a person's choice (an
-    inspection outcome, ``apply_inspection``), bound by the life cycle alone, not by the
-    per-role lists. A person's act always passes its role — the archive import too, whose
-    rows are judged like a PATCH (``server.domain.record_changes.check_change``). Keeping a
-    status is always allowed, a final one included.
+    *role* ``None`` judges the life cycle alone, not the per-role lists: for an act of the
+    platform itself rather than of a person's choice. A person's act always passes its role —
+    the archive import too, whose rows are judged like a PATCH
+    (``server.domain.record_changes.check_change``). Keeping a status is always allowed, a
+    final one included.
     """
     if role is not None:
         check_settable(new_status, role)
