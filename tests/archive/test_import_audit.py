@@ -5,6 +5,7 @@ nothing for unchanged or new cylinders (they get a register event), nothing for 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -12,7 +13,7 @@ from server.kernel.settings import Settings
 from tests.archive.conftest import Arc, csv_bytes, run_import, write_file
 
 
-async def _changes(pool: asyncpg.Pool, name: str, after: int) -> list[dict[str, object]]:
+async def _changes(pool: asyncpg.Pool, name: str, after: int) -> list[dict[str, Any]]:
     rows = await pool.fetch(
         "SELECT username, role, details FROM audit_log WHERE action = 'cylinder.import.changes'"
         " AND details->>'file' = $1 AND id > $2 ORDER BY id",
