@@ -340,8 +340,6 @@ async def _store_chunk(
         if chunk.stated_of:
             problems += await _registration_refusals(conn, chunk, principal, problems)
         if problems:
-            for problem in problems:
-                report.reject(problem, chunk.cells_of.get(problem.line))
             await conn.execute(
                 "DELETE FROM cyl_import_stage WHERE line = ANY($1::int[])",
                 [r.line for r in problems],
@@ -378,6 +376,9 @@ async def _store_chunk(
         else:
             row = await conn.fetchrow(_UPSERT_SQL, *args)
     assert row is not None
+    # counted once the chunk is through: a chunk tried again (import_archive) counts once
+    for problem in problems:
+        report.reject(problem, chunk.cells_of.get(problem.line))
     inserted, updated = int(row["inserted"]), int(row["updated"])
     report.inserted += inserted
     report.updated += updated
