@@ -106,7 +106,9 @@ async def gun(settings: Any, pool: asyncpg.Pool) -> AsyncIterator[Gun]:
 async def made(pool: asyncpg.Pool) -> AsyncIterator[Made]:
     m = Made()
     yield m
-    await pool.execute("DELETE FROM alerts WHERE site_id = ANY($1)", m.sites)
+    await pool.execute(
+        "DELETE FROM alerts WHERE site_id = ANY($1) OR cylinder_id = ANY($2)", m.sites, m.cylinders
+    )
     await pool.execute("DELETE FROM events WHERE site_id = ANY($1)", m.sites)
     await pool.execute("DELETE FROM events WHERE cylinder_id = ANY($1)", m.cylinders)
     await pool.execute(
@@ -139,11 +141,11 @@ async def _cylinder(pool: asyncpg.Pool, world: World, owner: str, made: Made) ->
 
 
 async def test_regulator_suspends_a_station_and_its_gun_is_refused(
+    made: Made,  # before the gun: torn down after the worker has stopped and committed
     open_session: OpenSession,
     gun: Gun,
     pool: asyncpg.Pool,
     world: World,
-    made: Made,
     settings: Any,
 ) -> None:
     expiry = city_today(settings) + dt.timedelta(days=200)
@@ -191,11 +193,11 @@ async def test_regulator_suspends_a_station_and_its_gun_is_refused(
 
 
 async def test_company_entrusts_another_and_its_gun_may_fill_the_cylinder(
+    made: Made,  # before the gun: torn down after the worker has stopped and committed
     open_session: OpenSession,
     gun: Gun,
     pool: asyncpg.Pool,
     world: World,
-    made: Made,
     settings: Any,
 ) -> None:
     site_b, gun_b = await station_with_gun(pool, world.companies["B"], "410103")
