@@ -58,7 +58,7 @@ class Gun:
             await c.publish(f"cyl/v1/gun/{gun_id}/auth", orjson.dumps(request), qos=1)
             async with asyncio.timeout(REPLY_TIMEOUT_S):
                 async for message in c.messages:
-                    body = orjson.loads(message.payload)  # type: ignore[arg-type]
+                    body = orjson.loads(message.payload)
                     if body.get("msg_id") == request["msg_id"]:
                         return dict(body)
         raise AssertionError("no reply")  # pragma: no cover - the loop returns or times out
