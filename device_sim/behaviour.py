@@ -92,7 +92,8 @@ class Rules:
     overfill_tolerance_kg: float
     leak_ppm_threshold: float
     cloned_tag_km: float
-    """``[circulation]``: how far apart two reads of a cloned tag must be."""
+    cloned_tag_window_s: int
+    """``[circulation]``: how far apart two reads of a cloned tag are, and within what time."""
 
     @classmethod
     def from_settings(cls, settings: object) -> Rules:
@@ -107,6 +108,7 @@ class Rules:
             overfill_tolerance_kg=float(filling.overfill_tolerance_kg),
             leak_ppm_threshold=float(alerts.leak_ppm_threshold),
             cloned_tag_km=float(circulation.cloned_tag_km),
+            cloned_tag_window_s=int(circulation.cloned_tag_window_s),
         )
 
 
@@ -212,6 +214,7 @@ class CitySim:
             self.rng,
             rate=cfg.circulation_rate,
             cloned_tag_km=rules.cloned_tag_km,
+            quiet_ms=rules.cloned_tag_window_s * 1000,
             msg_id=self._msg_id,
             scans=self.stats.scans,
         )
@@ -408,8 +411,7 @@ class CitySim:
         if self.rng.random() < self.cfg.illegal_rate:
             expected, cyl = self._illegal(company)
         if expected == "allow":
-            own = self.city.cylinders_of(company)
-            cyl = self.rng.choice(own) if own else None
+            cyl = self.circ.to_fill(company, now_ms)  # quiet, not on a vehicle, empty if any
             if cyl is None:
                 expected, cyl = "unknown_tag", None
         tag = cyl.tag if cyl is not None else f"{UNKNOWN_PREFIX}{next(self._unknown_seq):08d}"
@@ -486,7 +488,7 @@ class CitySim:
             self.stats.labels["leak"] += 1
         else:
             leak = thr * self.rng.uniform(0.0, 0.05)
-        lat, lon = cyl.lat, cyl.lon
+        lat, lon = self.circ.position(cyl)  # where it was last read
         if lat is not None and lon is not None:  # GPS jitter of a few metres
             lat += self.rng.gauss(0, 0.00003)
             lon += self.rng.gauss(0, 0.00003)
@@ -580,7 +582,7 @@ class CitySim:
             n_cargo = len(customers) * self.cfg.cargo_per_stop
         if len(stops) < 2 or all(s == home_stop for s in stops):
             stops = [home_stop, home_stop]
-        cargo = self.circ.load(home.company_id, n_cargo)  # full ones only
+        cargo = self.circ.load(home.company_id, n_cargo, now_ms)  # full ones only
         route = Route(stops, now_ms, speed, self.cfg.dwell_s)
         return _Vehicle(v, hh, home, route, trip, customers, cargo, [], now_ms)
 
@@ -629,7 +631,7 @@ class CitySim:
                 self._ready.append(
                     self._scan(hh, at_ms, tag, "deliver", customer=stop.ref, lat=lat, lon=lon)
                 )
-            empty = self.circ.empty_one(veh.home.company_id, collect=True)
+            empty = self.circ.empty_one(veh.home.company_id, at_ms, collect=True)
             if empty is not None:
                 veh.empties.append(empty)
 

@@ -93,8 +93,13 @@ class _Pool:
             self._items[i] = last
             self._at[last] = i
 
-    def pick(self, rng: random.Random) -> str | None:
-        return self._items[rng.randrange(len(self._items))] if self._items else None
+    def pick(self, rng: random.Random, ok: Callable[[str], bool] = bool) -> str | None:
+        """A random tag that is *ok*, or None after :data:`PICK_TRIES` draws."""
+        for _ in range(PICK_TRIES if self._items else 0):
+            tag = self._items[rng.randrange(len(self._items))]
+            if ok(tag):
+                return tag
+        return None
 
 
 @dataclass(slots=True)
@@ -113,6 +118,7 @@ class Circulation:
         *,
         rate: float,
         cloned_tag_km: float,
+        quiet_ms: int,
         msg_id: Callable[[], str],
         scans: Counter[str],
     ) -> None:
@@ -121,7 +127,12 @@ class Circulation:
         self.rate = rate
         self._msg_id = msg_id
         self._scans = scans
+        self._quiet_ms = quiet_ms
+        self._cylinder: dict[str, Cylinder] = {c.tag: c for c in city.legal}
         self._company: dict[str, int] = {c.tag: c.company_id for c in city.legal}
+        self._seen: dict[str, tuple[int, float, float]] = {}
+        """Last read of a tag with a place, as sent: (ts, lat, lon)."""
+        self._guns = {g.device_id: city.site(g.site_code) for g in city.guns}
         self._ledgers: dict[int, _Ledger] = {}
         self._on_board: set[str] = set()
         for c in city.legal:
@@ -150,12 +161,46 @@ class Circulation:
     def _hh_co(self, h: Device) -> int:
         return self._company_of_handheld(h) or 0
 
-    def load(self, company: int, n: int) -> list[str]:
+    def _quiet(self, now_ms: int) -> Callable[[str], bool]:
+        """Tags not read anywhere within the platform's ``cloned_tag_window_s``: a lawful
+        read of one of them now, wherever, cannot look like a clone of the last one."""
+
+        def ok(tag: str) -> bool:
+            seen = self._seen.get(tag)
+            return seen is None or now_ms - seen[0] >= self._quiet_ms
+
+        return ok
+
+    def position(self, cyl: Cylinder) -> tuple[float | None, float | None]:
+        """Where the cylinder was last read (its valve reports from there), else its record's;
+        no fix on a vehicle (a valve under the truck's roof, and the sim does not say which)."""
+        if cyl.tag in self._on_board:
+            return None, None
+        seen = self._seen.get(cyl.tag)
+        return (seen[1], seen[2]) if seen is not None else (cyl.lat, cyl.lon)
+
+    def to_fill(self, company: int, now_ms: int) -> Cylinder | None:
+        """A cylinder of *company* for a gun: quiet, not on a vehicle, empty if one is."""
+        own = self.city.cylinders_of(company)
+        quiet = self._quiet(now_ms)
+        ledger = self._ledger(company)
+        best: Cylinder | None = None
+        for _ in range(PICK_TRIES if own else 0):
+            cyl = self.rng.choice(own)
+            if cyl.tag in self._on_board or not quiet(cyl.tag):
+                continue
+            best = cyl
+            if cyl.tag not in ledger.full:
+                break
+        return best if best is not None or not own else self.rng.choice(own)
+
+    def load(self, company: int, n: int, now_ms: int) -> list[str]:
         """Up to *n* full cylinders of *company* for a vehicle's trip (taken from the pool)."""
         full = self._ledger(company).full
+        quiet = self._quiet(now_ms)
         out: list[str] = []
         while len(out) < n:
-            tag = full.pick(self.rng)
+            tag = full.pick(self.rng, quiet)
             if tag is None:
                 break
             full.discard(tag)
@@ -163,16 +208,17 @@ class Circulation:
             out.append(tag)
         return out
 
-    def empty_one(self, company: int, *, collect: bool = False) -> str | None:
-        """A cylinder of *company* to take back empty: one delivered, else any not full nor
-        on a vehicle. *collect*: a vehicle picks it up now and returns it at the end of its
-        trip, so it is on board till then (nobody else takes it back or loads it)."""
+    def empty_one(self, company: int, now_ms: int, *, collect: bool = False) -> str | None:
+        """A quiet cylinder of *company* to take back empty: one delivered, else any not
+        full nor on a vehicle. *collect*: a vehicle picks it up now and returns it at the end
+        of its trip, so it is on board till then (nobody else takes it back or loads it)."""
         ledger = self._ledger(company)
-        tag = ledger.out.pick(self.rng)
+        quiet = self._quiet(now_ms)
+        tag = ledger.out.pick(self.rng, quiet)
         own = self.city.cylinders_of(company)
         for _ in range(0 if tag is not None or not own else PICK_TRIES):
             pick = self.rng.choice(own).tag
-            if pick not in ledger.full and pick not in self._on_board:
+            if pick not in ledger.full and pick not in self._on_board and quiet(pick):
                 tag = pick
                 break
         if tag is not None and collect:
@@ -180,11 +226,12 @@ class Circulation:
             self._on_board.add(tag)
         return tag
 
-    def _not_on_board(self, company: int) -> str | None:
+    def _not_on_board(self, company: int, now_ms: int) -> str | None:
         own = self.city.cylinders_of(company)
+        quiet = self._quiet(now_ms)
         for _ in range(PICK_TRIES if own else 0):
             tag = self.rng.choice(own).tag
-            if tag not in self._on_board:
+            if tag not in self._on_board and quiet(tag):
                 return tag
         return None
 
@@ -197,6 +244,11 @@ class Circulation:
         company = self._company.get(tag) if isinstance(tag, str) else None
         if tag is None or company is None:
             return
+        station = self._guns.get(m.device.partition("/")[2]) if m.kind == "fill" else None
+        if station is not None:
+            self._seen[tag] = (m.ts, station.lat, station.lon)
+        elif body.get("lat") is not None and body.get("lon") is not None:
+            self._seen[tag] = (m.ts, body["lat"], body["lon"])
         ledger = self._ledger(company)
         action = body.get("action") if m.kind == "scan" else "fill"
         if action == "fill" and body.get("result", "completed") == "completed":
@@ -225,12 +277,14 @@ class Circulation:
         customers = self.city.customers_of(company) or self.city.customers
         cust = self.rng.choice(customers)
         sell = self.rng.random() < 0.5
-        full = self._ledger(company).full.pick(self.rng)
-        empty = None if sell and full is not None else self.empty_one(company)
+        full = self._ledger(company).full.pick(self.rng, self._quiet(now_ms))
+        empty = None if sell and full is not None else self.empty_one(company, now_ms)
         action = "deliver" if full is not None and (sell or empty is None) else "return"
         tag = full if action == "deliver" else empty
         if tag is None:  # nothing full, nothing empty: a dispatch changes nobody's ledger
             action = "dispatch"
+            tag = self._not_on_board(company, now_ms)
+        if tag is None:
             tag = self.rng.choice(self.city.cylinders_of(company) or self.city.legal).tag
         lat, lon = (site.lat, site.lon) if site else (cust.lat, cust.lon)
         return self._scan(
@@ -319,7 +373,7 @@ class Circulation:
             return []
         hh = self.rng.choice(self._walk_in)
         company = self._hh_co(hh)
-        tag = self.empty_one(company) or self._not_on_board(company)
+        tag = self.empty_one(company, now_ms) or self._not_on_board(company, now_ms)
         customers = self.city.customers_of(company)
         if tag is None or not customers:
             return []

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +33,10 @@ def city() -> City:
 
 @pytest.fixture
 def rules() -> Rules:
-    return Rules.from_settings(SETTINGS)
+    """The platform's rules, but a cloned tag's window of one second: the simulator leaves a
+    cylinder alone for the window after each read (a lawful read elsewhere could look like
+    a clone), which would starve a 120-cylinder city of cylinders to move."""
+    return dataclasses.replace(Rules.from_settings(SETTINGS), cloned_tag_window_s=1)
 
 
 def run(sim: CitySim, rate: float, seconds: float, tick_ms: int = 100) -> list[Outgoing]:
