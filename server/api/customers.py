@@ -58,9 +58,9 @@ from server.api.common import (
     read_body,
     require_some,
     today,
-    update_row,
 )
 from server.api.params import company_filter
+from server.api.rows import before_after, update_row_audited
 from server.db.install import load_id_hash_key
 from server.domain.statuses import CUSTOMER_KINDS
 from server.kernel.appkeys import POOL, SETTINGS
@@ -312,14 +312,14 @@ async def patch_customer(request: web.Request) -> web.Response:
     _check_dates(fields, today(request.app[SETTINGS]))
     await _personal(request, fields)
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        row = await update_row(conn, "customers", cid, fields, "account_no")
+        row, before = await update_row_audited(conn, "customers", cid, fields, "account_no")
         await audit(
             conn,
             p,
             "customer.update",
             "customer",
             cid,
-            jsonable({k: v for k, v in fields.items() if k not in HIDDEN}),
+            jsonable(before_after(before, fields, HIDDEN)),
             request.remote,
         )
     return json_response(plain(row, HIDDEN))

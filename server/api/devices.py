@@ -57,9 +57,9 @@ from server.api.common import (
     q_id,
     read_body,
     require_some,
-    update_row,
 )
 from server.api.params import company_filter
+from server.api.rows import before_after, update_row_audited
 from server.domain.statuses import DEVICE_KINDS
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.audit import audit
@@ -266,8 +266,9 @@ async def patch_device(request: web.Request) -> web.Response:
     if p.role == "company_admin":
         fields.pop("company_id", None)
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        row = await update_row(conn, "devices", did, fields, "site_id")
-        await audit(conn, p, "device.update", "device", did, jsonable(fields), request.remote)
+        row, before = await update_row_audited(conn, "devices", did, fields, "site_id")
+        details = before_after(before, fields, HIDDEN)
+        await audit(conn, p, "device.update", "device", did, jsonable(details), request.remote)
     out = plain(row, HIDDEN)
     if "active" in fields:
         # after the commit: a deactivated device is cut off the broker at once (its client

@@ -147,6 +147,33 @@ async def update_row(
     return row
 
 
+async def update_row_audited(
+    conn: asyncpg.Connection, table: str, row_id: int, values: Mapping[str, Any], fallback: str
+) -> tuple[asyncpg.Record, dict[str, Any]]:
+    """:func:`update_row`, and the changed columns' values before it, read under a row lock in
+    the same transaction: the audit log shows before → after (docs/ARCHITECTURE.md §7), not
+    only what was written."""
+    cols = ", ".join(values)
+    old = await conn.fetchrow(f"SELECT {cols} FROM {table} WHERE id = $1 FOR UPDATE", row_id)
+    row = await update_row(conn, table, row_id, values, fallback)
+    return row, dict(old.items()) if old is not None else {}
+
+
+def before_after(
+    before: Mapping[str, Any], after: Mapping[str, Any], hidden: Sequence[str] = ()
+) -> dict[str, Any]:
+    """An audit entry's details for a change: ``{"before": {...}, "after": {...}}`` over the
+    changed fields, secrets (*hidden*) shown as ``***`` and unchanged fields left out."""
+    b: dict[str, Any] = {}
+    a: dict[str, Any] = {}
+    for k, v in after.items():
+        if k in before and before[k] == v:
+            continue
+        b[k] = "***" if k in hidden else before.get(k)
+        a[k] = "***" if k in hidden else v
+    return {"before": b, "after": a}
+
+
 async def iter_rows(
     pool: asyncpg.Pool, sql: str, params: Sequence[Any], columns: Sequence[str]
 ) -> AsyncIterator[Sequence[Any]]:

@@ -50,9 +50,9 @@ from server.api.common import (
     q_id,
     read_body,
     require_some,
-    update_row,
 )
 from server.api.params import company_filter
+from server.api.rows import before_after, update_row_audited
 from server.domain.statuses import LICENCE_STATUSES, ROLES, SITE_KINDS
 from server.domain.supervision import permitted_storage
 from server.kernel.appkeys import POOL, SETTINGS
@@ -270,8 +270,16 @@ async def patch_site(request: web.Request) -> web.Response:
         raise forbidden("a company admin manages its own sites only")
     _check_position(fields.get("lat", cur["lat"]), fields.get("lon", cur["lon"]))
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        row = await update_row(conn, "sites", sid, fields, "code")
-        await audit(conn, p, "site.update", "site", sid, jsonable(fields), request.remote)
+        row, before = await update_row_audited(conn, "sites", sid, fields, "code")
+        await audit(
+            conn,
+            p,
+            "site.update",
+            "site",
+            sid,
+            jsonable(before_after(before, fields)),
+            request.remote,
+        )
     return json_response(plain(row))
 
 

@@ -43,8 +43,8 @@ from server.api.common import (
     q_id,
     read_body,
     require_some,
-    update_row,
 )
+from server.api.rows import before_after, update_row_audited
 from server.domain.statuses import ROLES
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.audit import audit
@@ -301,8 +301,8 @@ async def patch_user(request: web.Request) -> web.Response:
         return json_response(cur)
     deactivated = fields.get("active") is False and cur["active"]
     async with pool.acquire() as conn, conn.transaction():
-        await update_row(conn, "users", uid, fields, "username")
-        details = {k: ("***" if k == "password_hash" else v) for k, v in fields.items()}
+        _, before = await update_row_audited(conn, "users", uid, fields, "username")
+        details = before_after(before, fields, ("password_hash",))
         if deactivated:
             details["api_keys_revoked"] = await _revoke_api_keys(conn, uid)
             details["kiosk_tokens_revoked"] = await revoke_kiosk_tokens(conn, uid)

@@ -45,7 +45,7 @@ async def test_an_account_is_closed_and_reopened(client: Any, world: World, pool
         " ORDER BY id DESC LIMIT 1",
         str(cust["id"]),
     )
-    assert audit == {"closed_on": world.today.isoformat()}
+    assert audit == {"before": {"closed_on": None}, "after": {"closed_on": world.today.isoformat()}}
     account = cust["account_no"]
     status, shut = await call(client, "GET", f"/api/v1/customers?q={account}&state=closed")
     assert [c["id"] for c in shut["items"]] == [cust["id"]]

@@ -302,6 +302,9 @@ async def _writes(world: World, fresh: Fresh) -> list[tuple[str, str, str, Any, 
     ]
 
 
+BEFORE_AFTER = {"site.update", "customer.update", "device.update", "user.update"}
+
+
 async def test_every_write_leaves_an_audit_row(
     client: Any, world: World, fresh: Fresh, pool: Any
 ) -> None:
@@ -313,6 +316,11 @@ async def test_every_write_leaves_an_audit_row(
             "SELECT * FROM audit_log WHERE id > $1 AND action = $2", before or 0, action
         )
         assert row is not None, action
+        if action.endswith(".update") and action in BEFORE_AFTER:
+            # a change shows what it replaced (issue 12: the audit log's before/after)
+            assert set(row["details"]) == {"before", "after"}, (action, row["details"])
+            assert row["details"]["after"] == body, action
+            assert set(row["details"]["before"]) == set(body), action
         if user != "anonymous":
             assert row["username"] == user and row["user_id"] == world.users[user]
 

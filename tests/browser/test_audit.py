@@ -51,6 +51,8 @@ async def test_admin_filters_reads_the_diff_and_exports(
     page = s.page
     new_name = f"充装工{secrets.token_hex(3)}"
     uid = world.users["t_operator_a"]
+    old_name = f"旧名{secrets.token_hex(3)}"
+    await _write(s, "PATCH", f"/api/v1/users/{uid}", {"display_name": old_name})
     await _write(s, "PATCH", f"/api/v1/users/{uid}", {"display_name": new_name})
     key_name = f"审计测试 {secrets.token_hex(3)}"
     made = await _write(s, "POST", "/api/v1/auth/api-keys", {"name": key_name})
@@ -59,7 +61,7 @@ async def test_admin_filters_reads_the_diff_and_exports(
     await page.goto("/admin/audit")
     await page.get_by_test_id("results").locator("tbody tr").first.wait_for()
 
-    # the user's change: found by action and who; the new value recorded, the old one not
+    # the user's change: found by action and who, the old and the new value side by side
     await _filter(s, action="user.update", user="t_admin")
     row = page.locator("tr[data-action='user.update']", has_text=new_name).first
     await row.wait_for()
@@ -71,8 +73,8 @@ async def test_admin_filters_reads_the_diff_and_exports(
     await entry.wait_for()
     changed = entry.locator("tr[data-field='display_name']")
     assert await changed.get_by_test_id("diff-after").inner_text() == new_name
-    await entry.get_by_test_id("diff-new-only").wait_for()
-    await s.screenshot("audit-entry-new-values")
+    assert await changed.get_by_test_id("diff-before").inner_text() == old_name
+    await s.screenshot("audit-entry-before-after")
     await entry.get_by_test_id("entry-close").click()
     await entry.wait_for(state="hidden")
 
