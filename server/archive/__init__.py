@@ -8,7 +8,10 @@ the one place that turns such a file into cylinder records and back, used alike 
 - `interface` — the columns, who may import, the limits, the import report;
 - `reader` — opening a CSV (UTF-8, UTF-8 with BOM, GBK/GB18030) or XLSX/XLS (python-calamine);
 - `validation` — checking each row on its own;
-- `importer` — the database checks and the idempotent upsert, chunk by chunk;
+- `importer` — the database checks (a change of an existing cylinder judged by the rule a
+  change by hand obeys, `server.domain.record_changes`) and the idempotent upsert, chunk by
+  chunk; `statements` — its SQL;
+- `rejected` — the rejected rows given back in the file's own columns, to correct;
 - `exporter` — CSV by `COPY … TO STDOUT`, XLSX by the streaming writer of
   `server.kernel.tabular`, both in the caller's scope;
 - `cli` — the two commands.
