@@ -99,9 +99,7 @@ async def test_bad_rows_are_reported_and_good_rows_stored(
         (arc.row(next_inspection_date="2000-01-01"), "next_inspection_date", "after manufacture"),
         # the rule a registration and a change by hand obey (server.domain.record_changes)
         (
-            arc.row(
-                manufacture_date=made.isoformat(), next_inspection_date=made.isoformat()
-            ),
+            arc.row(manufacture_date=made.isoformat(), next_inspection_date=made.isoformat()),
             "next_inspection_date",
             "next_inspection_date must be after manufacture_date",
         ),
