@@ -53,7 +53,7 @@ async def test_an_edit_is_read_back_with_who_what_and_the_values(client: Any, wo
     )
     assert status == 200
     rows = await _rows(client, "t_admin", f"?action=user.update&entity=user&entity_id={uid}")
-    row = next(r for r in rows if r["details"].get("display_name") == name)
+    row = next(r for r in rows if r["details"]["after"].get("display_name") == name)
     assert row["username"] == "t_admin" and row["role"] == "admin"
     assert row["entity"] == "user" and row["target_label"] == "t_operator_a"
     assert row["remote"] and row["at"]
