@@ -39,7 +39,7 @@ from server.api.db_errors import db_errors
 from server.api.doc import api_doc
 from server.api.fields import UNSET, Code, Count, District, Id, Measure, Name, Note, UnsetType
 from server.api.params import changes, read_body, require_some
-from server.api.rows import jsonable
+from server.api.rows import before_after, jsonable
 from server.domain.dates import derive_next_inspection, derive_scrap_date
 from server.domain.events import EventKind
 from server.domain.record_changes import (
@@ -352,7 +352,7 @@ async def patch_cylinder(request: web.Request) -> web.Response:
                 "cylinder.update",
                 "cylinder",
                 cid,
-                {"changed": jsonable(real), "reason": reason},
+                {**jsonable(before_after(dict(cur), real)), "reason": reason},
                 request.remote,
             )
         row = await fetch_visible(conn, p, cid)

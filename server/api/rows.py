@@ -113,6 +113,8 @@ def jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
             out[k] = v.isoformat()
         elif isinstance(v, Decimal):
             out[k] = float(v)
+        elif isinstance(v, Mapping):
+            out[k] = jsonable(v)  # a before → after pair (:func:`before_after`)
         else:
             out[k] = v
     return out
