@@ -3,7 +3,8 @@
 `setup(app)` mounts ``GET /ws`` and the push API and adds one cleanup context that, once
 the database pool and Redis are open (`server.app`), starts in this order and stops in
 reverse: the websocket hub, the Redis bridge (publisher + subscriber), the KPI task and
-the Web Push sender. Protocol: docs/WEBSOCKET.md.
+the Web Push sender, the inbox's PostgreSQL listener (`realtime.inbox`). Protocol:
+docs/WEBSOCKET.md.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from realtime.keys import BRIDGE, HUB, KPIS, PUSH
+from realtime.keys import BRIDGE, HUB, INBOX, KPIS, PUSH
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     from realtime import push
     from realtime.bridge import RedisBridge
     from realtime.hub import Hub
+    from realtime.inbox import InboxListener
     from realtime.kpis import KpiService
     from realtime.scope import LiveFilter
     from realtime.snapshot import make_snapshot
@@ -48,6 +50,9 @@ async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     sender = push.PushSender(app[POOL], app[REDIS], bus, settings)
     app[PUSH] = sender
     sender.start()
+    inbox = InboxListener(settings, bus, pool)
+    app[INBOX] = inbox
+    inbox.start()
     kpi_task = asyncio.get_running_loop().create_task(kpis.run(), name="realtime-kpis")
     try:
         yield
@@ -55,6 +60,7 @@ async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
         kpi_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await kpi_task
+        await inbox.aclose()
         await sender.aclose()
         await bridge.aclose()
         hub.close_all()

@@ -45,6 +45,7 @@ from aiohttp import WSMsgType, web
 
 from realtime import protocol as proto
 from realtime.scope import LiveFilter, Predicate, Rule, compile_predicate
+from server.domain.messages import CHANNEL_INBOX
 from server.kernel.events import Bus, Event
 from server.kernel.principal import SESSIONS_ENDED_CHANNEL, Principal
 from server.kernel.settings import Realtime
@@ -339,6 +340,57 @@ class KpiGroup(Group):
                 sub.conn.send(b"".join((sub.prefix, data, b"}")), True, sub.id)
 
 
+class InboxGroup(Group):
+    """Every ``inbox`` subscription of this process: each row goes to the users it names.
+
+    An inbox event carries ``{"users": [ids], "row": {...}}`` (``realtime.inbox``); the row
+    is encoded once and sent to the subscriptions of those users only — found through the
+    hub's index of connections by user when the row names fewer users than there are
+    subscriptions, else by testing each subscription — and the list of users is never sent.
+    The snapshot is the subscriber's counts (unread messages, notices to sign).
+    """
+
+    def start(self, bus: Bus) -> None:
+        # no predicate: the rule (RECIPIENTS) admits nothing; routing by user is done here
+        self._remove_listener = bus.listen(self.channel, self.on_event)
+
+    def _subs_of(self, users: list[int]) -> list[Subscription]:
+        if len(users) < len(self.subs):
+            out: list[Subscription] = []
+            for uid in users:
+                for conn in self.hub.by_user.get(uid, ()):
+                    out.extend(s for s in conn.subscriptions.values() if s.group is self)
+            return out
+        wanted = set(users)
+        return [s for s in self.subs if s.conn.principal.user_id in wanted]
+
+    def on_event(self, event: Event) -> None:
+        users, row = event.data.get("users"), event.data.get("row")
+        if not isinstance(users, list) or not isinstance(row, Mapping):
+            return
+        data: bytes | None = None
+        for sub in self._subs_of(users):
+            if sub.buffering:
+                sub.buffer.append(event)
+                continue
+            if data is None:
+                data = proto.dumps([row])
+            sub.conn.send(b"".join((sub.prefix, data, b"}")), False, sub.id)
+
+    def finish_snapshot(self, sub: Subscription, snapshot: list[Row] | None) -> None:
+        buffered = sub.buffer
+        sub.buffer = []
+        sub.buffering = False
+        sub.conn.send(
+            proto.event_prefix(sub.id, sub.channel, snapshot=True)
+            + proto.dumps(snapshot or [])
+            + b"}"
+        )
+        for event in buffered:
+            data = proto.dumps([event.data["row"]])
+            sub.conn.send(b"".join((sub.prefix, data, b"}")), False, sub.id)
+
+
 @dataclass(frozen=True, slots=True)
 class GroupKey:
     channel: str
@@ -404,6 +456,8 @@ class Hub:
                 cls = PositionGroup
             elif key.channel == proto.KPIS:
                 cls = KpiGroup
+            elif key.channel == CHANNEL_INBOX:
+                cls = InboxGroup
             else:
                 cls = Group
             group = cls(self, key, predicate)

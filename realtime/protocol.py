@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import msgspec
 
+from server.domain import messages as inbox
 from server.domain import statuses as vocabulary
 from server.kernel.events import Event
 from server.kernel.http import dumps as dumps
@@ -121,7 +122,9 @@ FILLS: Final = vocabulary.CHANNEL_FILLS
 KPIS: Final = vocabulary.CHANNEL_KPIS
 EVENTS: Final = vocabulary.CHANNEL_EVENTS
 DEVICES: Final = vocabulary.CHANNEL_DEVICES
-CHANNELS: Final = vocabulary.LIVE_CHANNELS
+CHANNELS: Final = (*vocabulary.LIVE_CHANNELS, inbox.CHANNEL_INBOX)
+"""The domain's channels of live rows, and each user's own ``inbox`` (messages and notices:
+server.domain.messages), whose rows go only to the users they name (realtime.hub.InboxGroup)."""
 
 DROPPABLE_CHANNELS: Final = frozenset({POSITIONS, KPIS})
 """Frames a slow client may lose: a newer frame supersedes them. Anything else backing up

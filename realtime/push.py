@@ -16,7 +16,11 @@
   else ``count == 1`` and state ``open``. Every server process sees every alert (Redis
   bridge), so a Redis ``SET NX`` on the alert id makes exactly one process push it.
 - Recipients are the users with a subscription whose role scope covers the alert — the
-  same `realtime.scope` rule as live rows. The payload is encrypted (RFC 8291,
+  same `realtime.scope` rule as live rows.
+- New messages and notices (the bus ``inbox`` channel, `realtime.inbox`) are pushed the
+  same way to their recipients' own subscriptions (`realtime.inbox.push_inbox`), once
+  across processes (``SET NX`` on the message or notice id); reads and receipts are not
+  news on a phone and are not pushed. The payload is encrypted (RFC 8291,
   aes128gcm) and VAPID-signed in a thread (CPU work off the event loop) and POSTed with
   aiohttp; a push service answering 404 or 410 means the subscription is gone: deleted.
 """
@@ -47,6 +51,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from realtime.scope import rule_for, visible
+from server.domain.messages import CHANNEL_INBOX
 from server.kernel import errors
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.audit import audit
@@ -59,6 +64,8 @@ log = logging.getLogger(__name__)
 
 PUSH_ROLES = ("admin", "regulator", "officer")
 DEDUPE_PREFIX = "cylwatch:push:alert:"
+INBOX_PUSHED = ("message", "notice")
+"""Inbox rows worth a phone notification: something new to read or sign."""
 _ENDPOINT_MAX_CHARS = 2048
 _P256DH_BYTES = 65  # an uncompressed P-256 point
 _AUTH_BYTES = 16  # RFC 8291 auth secret
@@ -336,16 +343,24 @@ class PushSender:
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._remove: Callable[[], None] | None = None
+        self._remove_inbox: Callable[[], None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._keys: VapidKeys | None = None
 
     def start(self) -> None:
         self._remove = self.bus.listen("alerts", self._on_alert, lambda e: is_new_alert(e.data))
+        self._remove_inbox = self.bus.listen(
+            CHANNEL_INBOX,
+            self._on_alert,
+            lambda e: e.data.get("row", {}).get("kind") in INBOX_PUSHED,
+        )
         self._task = asyncio.get_running_loop().create_task(self._run(), name="push-sender")
 
     async def aclose(self) -> None:
         if self._remove is not None:
             self._remove()
+        if self._remove_inbox is not None:
+            self._remove_inbox()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -370,7 +385,12 @@ class PushSender:
                 continue
             event = self._pending.popleft()
             try:
-                await self.push_alert(event)
+                if event.channel == CHANNEL_INBOX:
+                    from realtime.inbox import push_inbox
+
+                    await push_inbox(self, event)
+                else:
+                    await self.push_alert(event)
             except (OSError, RedisError, asyncpg.PostgresError) as exc:
                 log.warning("push: alert %s not pushed (%s)", event.data.get("id"), exc)
             except Exception:
@@ -433,6 +453,20 @@ class PushSender:
                     outcome,
                     exc_info=outcome,
                 )
+
+    async def send_all(self, targets: list[Target], payload: bytes, what: str) -> None:
+        """Push *payload* to each target; one failure never keeps it from the others."""
+        if self._keys is None:
+            self._keys = await vapid_keys(self.pool)
+        results = await asyncio.gather(
+            *(self._send(t, payload, "normal") for t in targets), return_exceptions=True
+        )
+        for target, outcome in zip(targets, results, strict=True):
+            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                raise outcome
+            if isinstance(outcome, Exception):
+                self.failed += 1
+                log.error("push: %s to subscription %d failed: %s", what, target.id, outcome)
 
     async def _send(self, target: Target, payload: bytes, urgency: str) -> None:
         rt = self.settings.realtime

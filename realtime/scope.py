@@ -14,6 +14,11 @@ module decides with the same table (docs/ARCHITECTURE.md §7, the docstring of `
 
 ("all-seeing": admins and regulators without districts.)
 
+The ``inbox`` channel has no entity: its rows are a user's own (a message or notice for
+them, a receipt of theirs), each naming the users it is for, and every role has an inbox.
+Its rule is :data:`RECIPIENTS`: the hub hands a row to the named users' subscriptions only
+(`realtime.hub.InboxGroup`), never by district or company.
+
 A scope is reduced to a hashable `Rule` so that subscriptions with the same rule and the
 same filter share one bus listener and one serialization (`realtime.hub.Group`). A row
 missing the key a rule needs (no district for a district officer) is not shown: unknown
@@ -39,7 +44,7 @@ CHANNEL_ENTITY: Final = {
 }
 """The `server.kernel.scope` entity whose rule a live channel follows."""
 
-Kind = Literal["all", "none", "district", "company", "site"]
+Kind = Literal["all", "none", "district", "company", "site", "recipients"]
 Predicate = Callable[[Event], bool]
 
 
@@ -53,6 +58,9 @@ class Rule:
 
 ALL: Final = Rule("all")
 NONE: Final = Rule("none")
+RECIPIENTS: Final = Rule("recipients")
+"""Rows for the users they name (the ``inbox`` channel); as a predicate it admits nothing:
+only the inbox group, which routes by user, delivers such rows."""
 
 
 def rule_for(p: Principal, entity: str) -> Rule:
@@ -91,7 +99,7 @@ def rule_test(rule: Rule) -> Predicate | None:
     """The rule as a predicate; None means every row passes (no call at all)."""
     if rule.kind == "all":
         return None
-    if rule.kind == "none":
+    if rule.kind in ("none", "recipients"):
         return lambda e: False
     values = rule.values
     if rule.kind == "district":

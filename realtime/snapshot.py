@@ -6,6 +6,8 @@
   bbox is given, the cylinders last seen inside it, newest first; together at most
   ``snapshot_positions_max`` rows. Rows have the live shape (``kind, id, lat, lon, ts``).
 - ``kpis``: the current KPI row (`realtime.kpis`).
+- ``inbox``: the subscriber's counts, ``{kind: "counts", messages, notices}`` (unread
+  messages, notices awaiting their signature: `server.db.messages.unread_counts`).
 - ``fills``, ``events``, ``devices``: streams, no snapshot.
 
 Rows are shaped exactly like the live rows (ISO times, ``district`` not
@@ -23,6 +25,8 @@ import asyncpg
 
 from realtime import protocol as proto
 from realtime.scope import LiveFilter, Rule
+from server.db.messages import unread_counts
+from server.domain.messages import CHANNEL_INBOX
 from server.kernel.principal import Principal
 from server.kernel.scope import Sql, scope_where
 from server.kernel.settings import Realtime
@@ -186,6 +190,8 @@ def make_snapshot(
             return await positions_snapshot(pool, p, rule, flt, settings.snapshot_positions_max)
         if channel == proto.KPIS:
             return await kpis(p, flt)
+        if channel == CHANNEL_INBOX:
+            return [{"kind": "counts", **await unread_counts(pool, p.user_id)}]
         return None
 
     return snapshot

@@ -30,7 +30,8 @@ from aiohttp import WSMsgType, web
 from realtime import protocol as proto
 from realtime.hub import Connection, GroupKey, Hub
 from realtime.keys import HUB, KPIS
-from realtime.scope import CHANNEL_ENTITY, LiveFilter, rule_for
+from realtime.scope import CHANNEL_ENTITY, RECIPIENTS, LiveFilter, rule_for
+from server.domain.messages import CHANNEL_INBOX
 from server.kernel import errors
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.errors import ApiError
@@ -105,6 +106,9 @@ async def _subscribe(
         )
         return
     p = conn.principal
+    if channel == CHANNEL_INBOX:
+        await _subscribe_inbox(hub, conn, cmd)
+        return
     if channel != proto.KPIS and not all(can_read(p, e) for e in _LIVE_NEEDS[channel]):
         conn.send(
             proto.error_frame(
@@ -131,6 +135,33 @@ async def _subscribe(
     else:
         key = GroupKey(channel, rule_for(p, CHANNEL_ENTITY[channel]), flt)
     if not await hub.subscribe(conn, cmd.id, key):
+        conn.send(
+            proto.error_frame(
+                cmd.id, proto.UNAVAILABLE, "the current state cannot be read; try again"
+            )
+        )
+
+
+async def _subscribe_inbox(hub: Hub, conn: Connection, cmd: proto.Subscribe) -> None:
+    """Every role has an inbox, its own only: no filter (there is nothing to narrow)."""
+    flt = cmd.filter
+    if flt is not None and (flt.bbox is not None or flt.district is not None or flt.company):
+        conn.send(
+            proto.error_frame(
+                cmd.id, proto.INVALID_FILTER, "filter: the inbox takes no filter", "filter"
+            )
+        )
+        return
+    if len(conn.subscriptions) >= hub.settings.subscriptions_max:
+        conn.send(
+            proto.error_frame(
+                cmd.id,
+                proto.TOO_MANY_SUBSCRIPTIONS,
+                f"at most {hub.settings.subscriptions_max} subscriptions per connection",
+            )
+        )
+        return
+    if not await hub.subscribe(conn, cmd.id, GroupKey(CHANNEL_INBOX, RECIPIENTS, LiveFilter())):
         conn.send(
             proto.error_frame(
                 cmd.id, proto.UNAVAILABLE, "the current state cannot be read; try again"
