@@ -26,6 +26,8 @@ API_MODULES = (
     "server.api.events",
     "server.api.epcis",
     "server.api.public",
+    "server.api.complaints",
+    "server.api.complaints_public",
     "server.api.archive",
     "server.api.reports",
     "server.api.outbound",
@@ -34,8 +36,9 @@ API_MODULES = (
 
 
 def setup(app: web.Application) -> None:
-    from server.api import customers
+    from server.api import complaints, customers
 
     customers.setup(app)
+    complaints.setup(app)  # the reminder round (docs/API.md "Complaints")
     for name in API_MODULES:
         app.router.add_routes(importlib.import_module(name).routes())

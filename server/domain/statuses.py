@@ -207,8 +207,9 @@ every handheld scan and gun read (:mod:`server.domain.circulation`)."""
 ALERT_STATES: Final[tuple[str, ...]] = ("open", "acknowledged", "resolved")
 """Alert life cycle of docs/ARCHITECTURE.md §4, in the only order it may advance."""
 
-COMPLAINT_STATES: Final[tuple[str, ...]] = ("new", "handled")
-"""A public complaint (举报) as the regulator works it: received, then handled."""
+COMPLAINT_STATES: Final[tuple[str, ...]] = ("new", "assigned", "answered", "closed")
+"""A complaint (投诉举报) as the bureau works it, in the only order it advances; the moves and
+who makes them are server.domain.complaints."""
 
 # ------------------------------------------------------------------ live channels
 

@@ -54,6 +54,7 @@ from server.kernel.settings.rules import (
     Ingest,
     Public,
 )
+from server.kernel.settings.work import Complaints
 
 __all__ = [
     "CONFIG_DIR",
@@ -61,6 +62,7 @@ __all__ = [
     "Auth",
     "BigScreen",
     "Circulation",
+    "Complaints",
     "ConfigError",
     "CylinderModel",
     "Dates",
@@ -105,6 +107,7 @@ class Settings(msgspec.Struct, frozen=True):
     uploads: Uploads
     sms: Sms
     upstream: Upstream
+    complaints: Complaints
     models: Mapping[str, CylinderModel]
     """Cylinder models keyed by their spec code (e.g. ``"YSP35.5"``)."""
 
@@ -132,6 +135,7 @@ _SECTIONS: dict[str, type[Section]] = {
     "uploads": Uploads,
     "sms": Sms,
     "upstream": Upstream,
+    "complaints": Complaints,
 }
 _MODELS = "models"
 

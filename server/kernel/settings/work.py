@@ -3,3 +3,23 @@ articles, the enterprise data interface (docs/CONFIG.md). Each section is one cl
 registered in ``server.kernel.settings`` (the ``Settings`` struct and ``_SECTIONS``)."""
 
 from __future__ import annotations
+
+from typing import Annotated
+
+from msgspec import Meta
+
+from server.kernel.settings.base import Section
+
+
+class Complaints(Section, frozen=True):
+    """Complaints (投诉举报, DOMAIN.md "Complaints"): the answer deadline, the reminder round and
+    the text of the answer's SMS (docs/CONFIG.md "[complaints]")."""
+
+    answer_working_days: Annotated[int, Meta(ge=1, le=60)]
+    """Working days (Monday to Friday, the city's calendar) to answer a complaint."""
+    reminder_interval_s: Annotated[float, Meta(ge=10, le=86400)]
+    """How often each server process looks for complaints past their deadline."""
+    city_name: Annotated[str, Meta(min_length=1, max_length=20)]
+    """The city as the answer's SMS names it (``{city}`` of ``[sms.templates]``)."""
+    sms_answer_max_chars: Annotated[int, Meta(ge=10, le=500)]
+    """Characters of the answer quoted in the SMS; the whole answer is on the tracking page."""
