@@ -102,6 +102,10 @@ NAV: tuple[NavItem, ...] = (
     ),
     NavItem("users", "/admin/users", ("admin", "company_admin"), "manage"),
     NavItem("api_keys", "/admin/api-keys", ("admin", "company_admin", "inspector"), "manage"),
+    # communication with the public and the companies (投诉举报 …)
+    NavItem(
+        "complaints", "/complaints", ("admin", "regulator", "officer", "company_admin"), "comms"
+    ),
     NavItem("audit", "/admin/audit", ("admin", "regulator"), "system"),
     NavItem("dead_letters", "/admin/dead-letters", ("admin",), "system"),
 )

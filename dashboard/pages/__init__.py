@@ -23,6 +23,7 @@ PAGE_MODULES = (
     "dashboard.pages.entrustments",
     "dashboard.pages.api_keys",
     "dashboard.pages.audit",
+    "dashboard.pages.complaints",
 )
 
 
