@@ -332,13 +332,21 @@ async def public_cylinder(request: web.Request) -> web.StreamResponse:
     t = _t(request)
     code = request.match_info["code"]
     settings = request.app[SETTINGS].public
+    photo_max_mb = request.app[SETTINGS].uploads.image_max_mb
     return render(
         request,
         "public.html",
         title=t("public.title"),
         code=code,
         complaint_max=settings.complaint_max_chars,
-        page_config={"code": code, "complaint_max": settings.complaint_max_chars},
+        photo_max_mb=photo_max_mb,
+        page_config={
+            "code": code,
+            "complaint_max": settings.complaint_max_chars,
+            # a photo over the limit is refused in the page, before minutes of upload on a
+            # phone's network end in a 413 (server.kernel.uploads)
+            "photo_max_mb": photo_max_mb,
+        },
     )
 
 

@@ -26,6 +26,7 @@ API_MODULES = (
     "server.api.events",
     "server.api.epcis",
     "server.api.public",
+    "server.api.labels",
     "server.api.complaints",
     "server.api.complaints_public",
     "server.api.archive",

@@ -11,6 +11,7 @@ among them.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
 import msgspec
 from aiohttp import web
@@ -49,7 +50,13 @@ from server.kernel.http import json_response, path_int, q_choice, q_page, q_str
 from server.kernel.principal import require
 from server.kernel.scope import Sql, scope_where
 
-CONTACT_FIELDS = frozenset({"contact_name", "contact_phone", "order_phone", "address"})
+CONTACT_FIELDS = frozenset(
+    {"contact_name", "contact_phone", "order_phone", "address", "notice_text", "notice_url"}
+)
+# the notice or promotion of the public QR page (migration 0150): a phone screen's couple of
+# lines, and a link that can only be a web address (never `javascript:`)
+NoticeText = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+NoticeUrl = Annotated[str, msgspec.Meta(max_length=300, pattern=r'^https?://[^\s<>"]+$')]
 ALL_FIELDS = CONTACT_FIELDS | {
     "code",
     "name",
@@ -84,6 +91,8 @@ class CompanyPatch(msgspec.Struct, forbid_unknown_fields=True):
     contact_phone: Phone | UnsetType | None = UNSET
     order_phone: Phone | UnsetType | None = UNSET
     address: Text | UnsetType | None = UNSET
+    notice_text: NoticeText | UnsetType | None = UNSET
+    notice_url: NoticeUrl | UnsetType | None = UNSET
 
 
 def _check_licence_status(value: object) -> None:
@@ -168,7 +177,8 @@ async def create_company(request: web.Request) -> web.Response:
     tags=["companies"],
     roles=["admin", "company_admin"],
     body=CompanyPatch,
-    description="admin: any field; company_admin: contact_name, contact_phone, address of its own.",
+    description="admin: any field; company_admin: contact_name, contact_phone, order_phone, "
+    "address, notice_text and notice_url (the public QR page's notice) of its own.",
 )
 async def patch_company(request: web.Request) -> web.Response:
     """Change a company; licence fields are the bureau's (admin only)."""

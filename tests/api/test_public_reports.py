@@ -30,6 +30,10 @@ PUBLIC_KEYS = {
     "scrapped",
     "last_fill",
     "checked_on",
+    "trajectory",
+    "order_phone",
+    "order_tel",
+    "notice",
 }
 
 
