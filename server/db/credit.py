@@ -75,7 +75,7 @@ SELECT x.company_id, x.day, 'overstock_day', $4::numeric, 1, 'site_day',
        x.company_id || ':' || x.site_id || ':' || x.day, x.site_id, min(x.subject_id)
   FROM (SELECT a.company_id, a.site_id, a.subject_id, g::date AS day
           FROM alerts a
-         CROSS JOIN LATERAL generate_series((a.first_at AT TIME ZONE $1)::date,
+         CROSS JOIN LATERAL generate_series(greatest((a.first_at AT TIME ZONE $1)::date, $3::date),
                                             (a.last_at AT TIME ZONE $1)::date,
                                             interval '1 day') AS g
          WHERE a.kind = 'overstock' AND a.last_at >= $2
@@ -146,17 +146,22 @@ entry's kind), ``today`` the city's day. A kind without a statement has no fact 
 UPSERT: Final = """
 INSERT INTO credit_events AS c
        (company_id, day, kind, points, count, source_type, source_id, site_id, note)
-SELECT company_id, day, kind, points, count, source_type, source_id, site_id, note
-  FROM credit_derived
+SELECT d.company_id, d.day, d.kind, d.points, d.count, d.source_type, d.source_id, d.site_id,
+       d.note
+  FROM credit_derived d
+  LEFT JOIN credit_events e
+         ON e.kind = d.kind AND e.source_type = d.source_type AND e.source_id = d.source_id
+ WHERE e.id IS NULL
+    OR (e.company_id, e.day, e.points, e.count, e.site_id, e.note)
+       IS DISTINCT FROM (d.company_id, d.day, d.points, d.count, d.site_id, d.note)
 ON CONFLICT (kind, source_type, source_id) DO UPDATE
    SET company_id = EXCLUDED.company_id, day = EXCLUDED.day, points = EXCLUDED.points,
        count = EXCLUDED.count, site_id = EXCLUDED.site_id, note = EXCLUDED.note,
        updated_at = now()
- WHERE (c.company_id, c.day, c.points, c.count, c.site_id, c.note)
-       IS DISTINCT FROM (EXCLUDED.company_id, EXCLUDED.day, EXCLUDED.points, EXCLUDED.count,
-                         EXCLUDED.site_id, EXCLUDED.note)
 RETURNING (xmax = 0) AS inserted"""
-"""Only entries whose values changed are written: a round over unchanged facts writes nothing."""
+"""Only new entries and entries whose values changed are written (found by one hash join, so
+an unchanged ledger is neither written nor locked row by row); the conflict clause keeps the
+source unique whatever else writes meanwhile."""
 
 PRUNE: Final = """
 DELETE FROM credit_events c
@@ -168,11 +173,17 @@ DELETE FROM credit_events c
 alert deleted), sticky kinds excepted (``server.domain.credit.STICKY_KINDS``)."""
 
 SUMS: Final = """
-SELECT w.month, e.company_id, e.kind, sum(e.count)::bigint AS count, sum(e.points) AS points
+WITH daily AS (
+    SELECT company_id, kind, day, sum(count) AS count, sum(points) AS points
+      FROM credit_events WHERE day BETWEEN $4::date AND $5::date
+     GROUP BY company_id, kind, day)
+SELECT w.month, d.company_id, d.kind, sum(d.count)::bigint AS count, sum(d.points) AS points
   FROM unnest($1::date[], $2::date[], $3::date[]) AS w (month, first_day, as_of)
-  JOIN credit_events e ON e.day BETWEEN w.first_day AND w.as_of
- GROUP BY w.month, e.company_id, e.kind"""
-"""Each snapshot's window sums per company and kind (``credit_events_day_idx``)."""
+  JOIN daily d ON d.day BETWEEN w.first_day AND w.as_of
+ GROUP BY w.month, d.company_id, d.kind"""
+"""Each snapshot's window sums per company and kind: the ledger of the snapshots' span read
+once (``credit_events_day_idx``) and summed per company, kind and day first, so that the
+overlapping windows join days, not entries."""
 
 COMPANIES: Final = "SELECT id, (created_at AT TIME ZONE $1)::date AS since FROM companies"
 

@@ -158,7 +158,12 @@ async def _snapshots(
     firsts = [window_start(as_of, cfg) for _, as_of in snapshots]
     sums: dict[dt.date, dict[int, dict[str, KindTotal]]] = defaultdict(lambda: defaultdict(dict))
     for r in await conn.fetch(
-        sql.SUMS, [m for m, _ in snapshots], firsts, [a for _, a in snapshots]
+        sql.SUMS,
+        [m for m, _ in snapshots],
+        firsts,
+        [a for _, a in snapshots],
+        min(firsts),
+        max(a for _, a in snapshots),
     ):
         sums[r["month"]][r["company_id"]][r["kind"]] = KindTotal(int(r["count"]), r["points"])
     companies = await conn.fetch(sql.COMPANIES, settings.alerts.timezone)
