@@ -32,6 +32,7 @@ API_MODULES = (
     "server.api.archive",
     "server.api.reports",
     "server.api.outbound",
+    "server.api.enterprise_ingest",
     "server.api.openapi",
 )
 

@@ -44,6 +44,10 @@ class ApiDoc:
     formats: tuple[str, ...] = ()
     description: str = ""
     responses: Mapping[int, str] = field(default_factory=dict)
+    request_example: Any = None
+    """An example request body (OpenAPI ``example`` of the request's media type)."""
+    response_example: Any = None
+    """An example of the success answer (``example`` of its media type)."""
 
 
 _DOC_ATTR: Final = "__api_doc__"
@@ -64,6 +68,8 @@ def api_doc(
     formats: Sequence[str] = (),
     description: str = "",
     responses: Mapping[int, str] | None = None,
+    request_example: Any = None,
+    response_example: Any = None,
 ) -> Callable[[H], H]:
     """Attach OpenAPI metadata to a handler. `roles` lists who may call it ("public" = anyone)."""
 
@@ -82,6 +88,8 @@ def api_doc(
                 formats=tuple(formats),
                 description=description or (handler.__doc__ or "").strip(),
                 responses=dict(responses or {}),
+                request_example=request_example,
+                response_example=response_example,
             ),
         )
         return handler

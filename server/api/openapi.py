@@ -125,12 +125,16 @@ def _operation(method: str, path: str, handler: Any, bodies: list[type[Any]]) ->
                     }
                 },
             }
+            if doc.request_example is not None:
+                op["requestBody"]["content"]["application/json"]["example"] = doc.request_example
         ok = "201" if 201 in doc.responses else "200"
         content = (
             {"application/json": {"schema": {"$ref": "#/components/schemas/Page"}}}
             if doc.paginated
             else {"application/json": {"schema": {"type": "object"}}}
         )
+        if doc.response_example is not None:
+            content["application/json"]["example"] = doc.response_example
         op["responses"][ok] = {"description": doc.responses.get(int(ok), "OK"), "content": content}
         for status, text in doc.responses.items():
             if str(status) != ok:

@@ -18,16 +18,20 @@ from aiohttp import web
 from server.kernel import errors
 from server.kernel.appkeys import SETTINGS
 from server.kernel.errors import ApiError
-from server.kernel.settings import Http
+from server.kernel.settings import Http, Settings
 
 BodyClass = Literal["small", "json", "upload"]
+BodySize = Callable[[Settings], int]
+"""A route's own limit in bytes, read from the settings (a batch interface sized by its own
+section, e.g. ``[enterprise] max_body_mb``)."""
 H = TypeVar("H", bound=Callable[..., Awaitable[web.StreamResponse]])
 _ATTR = "__cylwatch_body_limit__"
 _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def body_limit(kind: BodyClass) -> Callable[[H], H]:
-    """Mark a handler: ``small`` (login, public forms), ``json`` (default), ``upload`` (files)."""
+def body_limit(kind: BodyClass | BodySize) -> Callable[[H], H]:
+    """Mark a handler: ``small`` (login, public forms), ``json`` (default), ``upload`` (files),
+    or a function of the settings giving the route's own limit in bytes."""
 
     def mark(handler: H) -> H:
         setattr(handler, _ATTR, kind)
@@ -51,8 +55,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.method in _NO_BODY:
         return await handler(request)
-    kind: BodyClass = getattr(request.match_info.handler, _ATTR, "json")
-    limit = limit_bytes(request.app[SETTINGS].http, kind)
+    kind: BodyClass | BodySize = getattr(request.match_info.handler, _ATTR, "json")
+    settings = request.app[SETTINGS]
+    limit = kind(settings) if callable(kind) else limit_bytes(settings.http, kind)
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(
             413,

@@ -54,7 +54,7 @@ from server.kernel.settings.rules import (
     Ingest,
     Public,
 )
-from server.kernel.settings.work import Complaints
+from server.kernel.settings.work import Complaints, Enterprise
 
 __all__ = [
     "CONFIG_DIR",
@@ -63,6 +63,7 @@ __all__ = [
     "BigScreen",
     "Circulation",
     "Complaints",
+    "Enterprise",
     "ConfigError",
     "CylinderModel",
     "Dates",
@@ -108,6 +109,7 @@ class Settings(msgspec.Struct, frozen=True):
     sms: Sms
     upstream: Upstream
     complaints: Complaints
+    enterprise: Enterprise
     models: Mapping[str, CylinderModel]
     """Cylinder models keyed by their spec code (e.g. ``"YSP35.5"``)."""
 
@@ -136,6 +138,7 @@ _SECTIONS: dict[str, type[Section]] = {
     "sms": Sms,
     "upstream": Upstream,
     "complaints": Complaints,
+    "enterprise": Enterprise,
 }
 _MODELS = "models"
 
