@@ -40,8 +40,8 @@ from server.api.common import (
     q_district,
     read_body,
     require_some,
-    update_row,
 )
+from server.api.rows import before_after, update_row_audited
 from server.domain.statuses import LICENCE_STATUSES, ROLES
 from server.kernel.appkeys import POOL
 from server.kernel.audit import audit
@@ -194,8 +194,9 @@ async def patch_company(request: web.Request) -> web.Response:
     if "licence_status" in fields:  # set by hand: no regulator's reason applies any more
         stored.update(licence_status_at=dt.datetime.now(dt.UTC), licence_status_reason=None)
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        row = await update_row(conn, "companies", cid, stored, "code")
-        await audit(conn, p, "company.update", "company", cid, jsonable(fields), request.remote)
+        row, before = await update_row_audited(conn, "companies", cid, stored, "code")
+        details = jsonable(before_after(before, fields))
+        await audit(conn, p, "company.update", "company", cid, details, request.remote)
     return json_response(plain(row))
 
 

@@ -94,12 +94,16 @@ SELECT c.company_id, (c.closed_at AT TIME ZONE $1)::date, 'complaint_upheld', $4
 _LAPSES = """
 WITH lapse (holder, holder_id, day, what) AS (
     SELECT l.entity, l.entity_id::bigint, (l.at AT TIME ZONE $1)::date,
-           coalesce(l.details ->> 'to', l.details ->> 'licence_status')
+           coalesce(l.details ->> 'to', l.details -> 'after' ->> 'licence_status',
+                    l.details ->> 'licence_status')
       FROM audit_log l
      WHERE l.at >= $2 AND l.entity IN ('company', 'site') AND l.entity_id ~ '^[0-9]{1,18}$'
        AND (l.action IN ('licence.suspend', 'licence.revoke')
             OR l.action IN ('company.update', 'site.update')
-               AND l.details ->> 'licence_status' IN ('suspended', 'revoked'))
+               -- a change records {"before", "after"} (server.api.rows.before_after);
+               -- older rows the new values alone
+               AND coalesce(l.details -> 'after' ->> 'licence_status',
+                            l.details ->> 'licence_status') IN ('suspended', 'revoked'))
     UNION ALL
     SELECT 'company', co.id, (coalesce(co.licence_status_at, co.updated_at) AT TIME ZONE $1)::date,
            co.licence_status

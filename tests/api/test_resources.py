@@ -302,7 +302,7 @@ async def _writes(world: World, fresh: Fresh) -> list[tuple[str, str, str, Any, 
     ]
 
 
-BEFORE_AFTER = {"site.update", "customer.update", "device.update", "user.update"}
+BEFORE_AFTER = {"site.update", "customer.update", "device.update", "user.update", "company.update"}
 
 
 async def test_every_write_leaves_an_audit_row(
