@@ -329,7 +329,8 @@ async def patch_article(request: web.Request) -> web.Response:
             if mime is None or media_kind(mime) != "image":
                 raise bad_field("cover_upload_id", "is not one of this article's pictures")
         new_state = values.get("state", row["state"])
-        if new_state == "published" and row["state"] != "published":
+        # publishing, or emptying a published article's text: it must still have something
+        if new_state == "published" and (row["state"] != "published" or "body" in values):
             refusal = publish_refusal(
                 values.get("title", row["title"]),
                 values.get("body", row["body"]),
