@@ -12,23 +12,19 @@ and — when an answer reaches a complainant whose contact is a phone number —
 outbox (``server.outbound.sms``, keyed ``complaint:<id>:answer``, so it is queued once however
 the answer is retried). The contact is never selected for a company's admin.
 
-Each server process also runs the reminder round (:func:`setup`): complaints past their
-deadline are marked once (``server.db.complaints.remind_overdue``) and show as overdue on
-the page and in its filter.
+What a move sends — the answer's SMS — and the reminder round every server process runs
+(:func:`setup`) are ``server.api.complaint_notices``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
-import logging
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from aiohttp import web
 
+from server.api import complaint_notices
 from server.api.common import (
     API,
     Code,
@@ -59,12 +55,10 @@ from server.domain.complaints import (
     READ_ROLES,
     Assignment,
     TransitionRefused,
-    contact_phone,
     is_overdue,
     may_act,
     next_state,
     normalize_ticket,
-    sms_excerpt,
 )
 from server.kernel import errors
 from server.kernel.appkeys import POOL, SETTINGS
@@ -74,11 +68,8 @@ from server.kernel.http import json_response, path_int, q_bool, q_choice, q_dist
 from server.kernel.principal import Principal, require
 from server.kernel.scope import Sql
 from server.kernel.uploads import file_response, read_verified
-from server.outbound.sms import enqueue_sms
 
 __all__ = ["item", "routes", "setup"]
-
-log = logging.getLogger(__name__)
 
 Answer = Annotated[str, msgspec.Meta(min_length=1, max_length=5000)]
 Contact = Annotated[str, msgspec.Meta(max_length=100)]
@@ -362,31 +353,6 @@ async def _assignment(conn: Any, body: ComplaintAction, day: dt.date) -> dict[st
     return {"assigned_company_id": body.company_id, "assigned_user_id": body.user_id}
 
 
-async def _queue_answer_sms(conn: Any, request: web.Request, row: Any, answer: str) -> int | None:
-    """The answer's SMS to the complainant, when their contact is a phone number."""
-    settings = request.app[SETTINGS]
-    phone = contact_phone(row["contact"])
-    if phone is None:
-        return None
-    params = {
-        "city": settings.complaints.city_name,
-        "ticket": row["ticket"],
-        "answer": sms_excerpt(answer, settings.complaints.sms_answer_max_chars),
-    }
-    try:
-        return await enqueue_sms(
-            conn,
-            settings.sms,
-            phone=phone,
-            kind="complaint_answer",
-            params=params,
-            key=f"complaint:{row['id']}:answer",
-        )
-    except ValueError as exc:  # a template without the kind: the answer stands, on the page
-        log.warning("complaint %s: answer SMS not queued: %s", row["id"], exc)
-        return None
-
-
 @api_doc(
     "Assign, answer or close a complaint",
     tags=["complaints"],
@@ -463,7 +429,8 @@ async def act_on_complaint(request: web.Request) -> web.Response:
         if answer is not None:
             sets |= {"answer": answer, "answered_at": dt.datetime.now(dt.UTC)}
             sets["answered_by"] = p.user_id
-            details["sms"] = await _queue_answer_sms(conn, request, row, answer) is not None
+            queued = await complaint_notices.queue_answer_sms(conn, settings, row, answer)
+            details["sms"] = queued is not None
         q = Sql(cid)
         assignments = ", ".join(f"{k} = {q.add(v)}" for k, v in sets.items())
         await conn.execute(
@@ -513,33 +480,9 @@ async def complaint_photo(request: web.Request) -> web.StreamResponse:
     return file_response(f, data)
 
 
-async def _reminder_rounds(app: web.Application) -> None:
-    """Run the reminder round every ``[complaints] reminder_interval_s`` (docs/CONFIG.md)."""
-    settings = app[SETTINGS]
-    while True:
-        try:
-            marked = await store.remind_overdue(app[POOL], settings)
-            if marked:
-                log.info("complaints past their deadline marked: %d", len(marked))
-        except Exception:  # a database blip: the next round catches up (state is in the rows)
-            log.exception("complaint reminder round failed")
-        await asyncio.sleep(settings.complaints.reminder_interval_s)
-
-
-async def _reminders_ctx(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(_reminder_rounds(app), name="complaint-reminders")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 def setup(app: web.Application) -> None:
-    """Run the reminder round in this server process, once the pool is open (the app root
-    opens it in an earlier cleanup context) and stopped before it closes."""
-    app.cleanup_ctx.append(_reminders_ctx)
+    """Run the reminder round in this server process (``server.api.complaint_notices``)."""
+    complaint_notices.setup(app)
 
 
 def routes() -> list[web.RouteDef]:

@@ -5,8 +5,9 @@ Why here and not in the API: a complaint is filed by three callers — the publi
 complaint and fault reports, a regulator entering a phone call, and any later source (the
 phone view) — and each must get the same ticket, deadline, scope and first history row, so
 :func:`file_complaint` is the one way a complaint gets in. The reminder round runs in every
-server process (``server.api.complaints``) and :func:`remind_overdue` is safe to run in all of
-them at once.
+server process (``server.api.complaint_notices``) and :func:`remind_overdue` is safe to run
+in all of them at once; it messages whoever must act through the inbox (``server.db.messages``)
+in the same transaction, so a reminder is sent exactly when its mark commits.
 
 Scope (``server.kernel.scope`` has no entity for a row with two companies):
 
@@ -29,7 +30,8 @@ from typing import Any, Final
 
 import asyncpg
 
-from server.domain.complaints import CONTACT_ROLES, OPEN_STATES, answer_deadline
+from server.db.messages import deliver_system_message
+from server.domain.complaints import CONTACT_ROLES, OPEN_STATES, answer_deadline, format_ticket
 from server.domain.localtime import city_date
 from server.kernel.principal import Principal
 from server.kernel.scope import Sql
@@ -263,7 +265,8 @@ async def remind_overdue(
     pool: asyncpg.Pool, settings: Settings, now: dt.datetime | None = None
 ) -> list[Overdue]:
     """One reminder round: mark each open complaint past its deadline day once (``reminded_at``
-    and an ``overdue`` history row) and return them.
+    and an ``overdue`` history row), message whoever must act on it (:func:`_remind`) and
+    return them.
 
     Every server process runs rounds; the transaction-scoped advisory lock lets one at a
     time work and the others return at once, and what a round did is in the rows it commits
@@ -291,12 +294,58 @@ async def remind_overdue(
             now,
         )
         marked = [Overdue(**dict(r.items())) for r in rows]
-        if marked:
-            await conn.executemany(
+        for o in marked:
+            told = await _remind(conn, o)
+            await conn.execute(
                 """INSERT INTO complaint_events (complaint_id, at, kind, from_state, to_state,
                                                  details)
                    VALUES ($1, $2, 'overdue', $3, $3, $4)
                    ON CONFLICT DO NOTHING""",
-                [(o.id, now, o.state, {"deadline": o.deadline.isoformat()}) for o in marked],
+                o.id,
+                now,
+                o.state,
+                {"deadline": o.deadline.isoformat(), "reminded_users": told},
             )
     return marked
+
+
+REMINDER_TEXT: Final = {
+    "zh-CN": (
+        "投诉 {ticket} 已超过答复期限",
+        "投诉（受理编号 {ticket}）的答复期限为 {deadline}，至今尚未答复。"
+        "请在“投诉举报”页面办理：/complaints?ticket={ticket}",
+    ),
+    "en": (
+        "Complaint {ticket} is past its deadline",
+        "The answer to complaint {ticket} was due by {deadline} and has not been given. "
+        "Handle it on the Complaints page: /complaints?ticket={ticket}",
+    ),
+}
+"""The reminder's subject and body in each interface language (users.language)."""
+
+
+async def _remind(conn: asyncpg.Connection, o: Overdue) -> int:
+    """Message whoever must act on an overdue complaint, in their language, through the inbox
+    (server.db.messages, in the round's transaction): the user it is assigned to, or the
+    admins of the company it is assigned to; a complaint nobody was given yet, the regulators
+    of its district and the city-wide ones. Returns how many users were told."""
+    rows = await conn.fetch(
+        """SELECT id, language FROM users
+            WHERE active AND (id = $1 OR (role = 'company_admin' AND company_id = $2)
+                  OR ($3 AND role = 'regulator'
+                      AND (cardinality(districts) = 0 OR $4 = ANY(districts))))
+            ORDER BY id""",
+        o.assigned_user_id,
+        o.assigned_company_id,
+        o.state == "new",
+        o.district_code,
+    )
+    by_language: dict[str, list[int]] = {}
+    for r in rows:
+        lang = r["language"] if r["language"] in REMINDER_TEXT else "zh-CN"
+        by_language.setdefault(lang, []).append(r["id"])
+    values = {"ticket": format_ticket(o.ticket), "deadline": o.deadline.isoformat()}
+    for lang, users in by_language.items():
+        subject, body = REMINDER_TEXT[lang]
+        await deliver_system_message(conn, users, subject.format(**values), body.format(**values))
+    return len(rows)

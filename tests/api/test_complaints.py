@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from server.db.complaints import remind_overdue
-from server.domain.complaints import add_working_days
+from server.domain.complaints import add_working_days, format_ticket
 from server.kernel.clock import city_today
 from tests.api.conftest import call, unique
 from tests.conftest import World
@@ -516,6 +516,18 @@ async def test_the_answer_is_texted_once(sms_client: Any, pool: Any, world: Worl
     )
 
 
+async def reminded(pool: Any, ticket: str) -> dict[int, int]:
+    """Users who got the platform's reminder about *ticket*, and how many times."""
+    rows = await pool.fetch(
+        """SELECT r.user_id, count(*) AS n FROM messages m
+             JOIN message_recipients r ON r.message_id = m.id
+            WHERE m.kind = 'system' AND m.subject LIKE '%' || $1 || '%'
+            GROUP BY r.user_id""",
+        format_ticket(ticket),
+    )
+    return {r["user_id"]: r["n"] for r in rows}
+
+
 async def test_two_reminder_rounds_at_once_mark_a_complaint_once(
     pool: Any, settings: Any, world: World
 ) -> None:
@@ -533,6 +545,9 @@ async def test_two_reminder_rounds_at_once_mark_a_complaint_once(
     assert sum(1 for marked in rounds for o in marked if o.id == cid) == 1
     again = await remind_overdue(pool, settings)
     assert cid not in {o.id for o in again}
+    # nobody was given it yet: the regulators of 金水区 and the city-wide ones are told, once
+    told = await reminded(pool, filed.ticket)
+    assert told == {world.users["t_regulator"]: 1, world.users["t_regulator_jinshui"]: 1}
 
     async def overdue_events() -> int:
         return int(
@@ -558,7 +573,7 @@ async def test_two_reminder_rounds_at_once_mark_a_complaint_once(
 async def test_a_new_deadline_when_assigning_clears_the_reminder(
     client: Any, pool: Any, world: World, settings: Any
 ) -> None:
-    cid, _ = await file_one(client, pool)
+    cid, ticket = await file_one(client, pool)
     await pool.execute(
         "UPDATE complaints SET deadline = $2 WHERE id = $1", cid, world.today - dt.timedelta(days=1)
     )
@@ -576,3 +591,24 @@ async def test_a_new_deadline_when_assigning_clears_the_reminder(
     )
     assert status == 200 and out["deadline"] == deadline and out["overdue"] is False
     assert out["reminded_at"] is None
+    # past the new deadline too: now the company it was given to is told, in its language
+    await pool.execute("UPDATE users SET language = 'en' WHERE id = $1", world.users["t_company_a"])
+    try:
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=10)
+        assert cid in {o.id for o in await remind_overdue(pool, settings, later)}
+    finally:
+        await pool.execute(
+            "UPDATE users SET language = 'zh-CN' WHERE id = $1", world.users["t_company_a"]
+        )
+    assert await reminded(pool, ticket) == {  # when new, the regulators; then the company
+        world.users["t_regulator"]: 1,
+        world.users["t_regulator_jinshui"]: 1,
+        world.users["t_company_a"]: 1,
+    }
+    subject = await pool.fetchval(
+        """SELECT m.subject FROM messages m JOIN message_recipients r ON r.message_id = m.id
+            WHERE r.user_id = $1 AND m.subject LIKE '%' || $2 || '%'""",
+        world.users["t_company_a"],
+        format_ticket(ticket),
+    )
+    assert subject == f"Complaint {format_ticket(ticket)} is past its deadline"
