@@ -195,7 +195,8 @@ async def test_facts_become_the_ledger_and_the_score(
 
     status, done = await call(client, "POST", RECOMPUTE, "t_admin")
     assert status == 200, done
-    assert done["inserted"] >= 7 and done["companies"] >= 2
+    # (a round the app ran at start-up may have found some of the facts first)
+    assert done["companies"] >= 2 and done["as_of"] == city_today(settings).isoformat()
 
     status, d = await call(client, "GET", _detail(x), "t_admin")
     assert status == 200, d
@@ -285,8 +286,18 @@ async def test_a_second_round_changes_nothing(
     await city.alert("overstock", x, sx, first=dt.timedelta(days=1))
     await city.complaint(x, "upheld")
     first = await recompute(pool, settings, trigger="test")
-    assert first is not None and first.inserted >= 3
+    assert first is not None
     before = await _ledger(pool, x)
+    assert sorted(e["kind"] for e in before) == [
+        "complaint_upheld",
+        "denied_attempt",
+        "overstock_day",
+        "overstock_day",
+    ] or sorted(e["kind"] for e in before) == [
+        "complaint_upheld",
+        "denied_attempt",
+        "overstock_day",
+    ]
     again = await recompute(pool, settings, trigger="test")
     assert again is not None and (again.inserted, again.updated) == (0, 0)
     assert await _ledger(pool, x) == before  # same rows, not even touched
