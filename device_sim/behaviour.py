@@ -488,7 +488,7 @@ class CitySim:
             self.stats.labels["leak"] += 1
         else:
             leak = thr * self.rng.uniform(0.0, 0.05)
-        lat, lon = self.circ.position(cyl)  # where it was last read
+        lat, lon = self.circ.position(cyl, now_ms)  # where it was last read
         if lat is not None and lon is not None:  # GPS jitter of a few metres
             lat += self.rng.gauss(0, 0.00003)
             lon += self.rng.gauss(0, 0.00003)

@@ -171,13 +171,17 @@ class Circulation:
 
         return ok
 
-    def position(self, cyl: Cylinder) -> tuple[float | None, float | None]:
-        """Where the cylinder was last read (its valve reports from there), else its record's;
-        no fix on a vehicle (a valve under the truck's roof, and the sim does not say which)."""
+    def position(self, cyl: Cylinder, now_ms: int) -> tuple[float | None, float | None]:
+        """The fix its valve reports now: where the cylinder was last read, else its record's
+        place; none on a vehicle (a valve under the truck's roof; the sim does not say which
+        vehicle). A fix is a read too: the cylinder is then left alone for the window."""
         if cyl.tag in self._on_board:
             return None, None
         seen = self._seen.get(cyl.tag)
-        return (seen[1], seen[2]) if seen is not None else (cyl.lat, cyl.lon)
+        lat, lon = (seen[1], seen[2]) if seen is not None else (cyl.lat, cyl.lon)
+        if lat is not None and lon is not None:
+            self._seen[cyl.tag] = (now_ms, lat, lon)
+        return lat, lon
 
     def to_fill(self, company: int, now_ms: int) -> Cylinder | None:
         """A cylinder of *company* for a gun: quiet, not on a vehicle, empty if one is."""
