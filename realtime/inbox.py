@@ -148,13 +148,13 @@ def inbox_notification(row: dict[str, Any]) -> bytes:
     """What the service worker shows for a new message or notice: its subject, who sent it,
     and the page that opens it."""
     kind, ident = row.get("kind"), row.get("id")
-    page = "/notices" if kind == "notice" else "/messages"
+    url = f"/notices/{ident}" if kind == "notice" else f"/messages?open={ident}"
     return dumps(
         {
             "title": str(row.get("title") or row.get("subject") or ""),
             "body": str(row.get("from") or ""),
             "tag": f"{kind}-{ident}",
-            "url": f"{page}?open={ident}",
+            "url": url,
             "inbox": {"kind": kind, "id": ident},
         }
     )

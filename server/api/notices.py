@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any, Final
+from urllib.parse import unquote
 
 import msgspec
 from aiohttp import web
@@ -121,7 +122,9 @@ async def _read_form(request: web.Request) -> tuple[NoticeCreate, list[tuple[str
                 f"file: only {', '.join(ATTACHMENT_TYPES)} are accepted",
                 {"field": "file", "allowed": list(ATTACHMENT_TYPES)},
             )
-    return body, [(name, data) for _, name, data in files]
+    # a client may percent-encode a name (aiohttp does; browsers encode only '"' and line
+    # breaks, as %22, %0D, %0A): shown to people, it is decoded
+    return body, [(unquote(name) if name else name, data) for _, name, data in files]
 
 
 @api_doc(

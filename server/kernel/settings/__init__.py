@@ -54,7 +54,7 @@ from server.kernel.settings.rules import (
     Ingest,
     Public,
 )
-from server.kernel.settings.work import Complaints, Enterprise
+from server.kernel.settings.work import Complaints, Enterprise, Messages
 
 __all__ = [
     "CONFIG_DIR",
@@ -64,6 +64,7 @@ __all__ = [
     "Circulation",
     "Complaints",
     "Enterprise",
+    "Messages",
     "ConfigError",
     "CylinderModel",
     "Dates",
@@ -110,6 +111,7 @@ class Settings(msgspec.Struct, frozen=True):
     upstream: Upstream
     complaints: Complaints
     enterprise: Enterprise
+    messages: Messages
     models: Mapping[str, CylinderModel]
     """Cylinder models keyed by their spec code (e.g. ``"YSP35.5"``)."""
 
@@ -139,6 +141,7 @@ _SECTIONS: dict[str, type[Section]] = {
     "upstream": Upstream,
     "complaints": Complaints,
     "enterprise": Enterprise,
+    "messages": Messages,
 }
 _MODELS = "models"
 

@@ -34,3 +34,17 @@ class Enterprise(Section, frozen=True):
     """Records one ``POST /api/v1/ingest/cylinders`` or ``/ingest/fills`` carries at most."""
     max_body_mb: Annotated[int, Meta(ge=1, le=512)]
     """The largest request body of those two routes (their own limit, not ``[http]``'s)."""
+
+
+class Messages(Section, frozen=True):
+    """Messages (系统消息) and notices to sign (通知/文件): the fan-out bound, the attachments and
+    the notices' reminder round (docs/CONFIG.md "[messages]")."""
+
+    recipients_max: Annotated[int, Meta(ge=1, le=100_000)]
+    """Users one message or notice reaches at most, fanned out in its sending transaction."""
+    attachments_max: Annotated[int, Meta(ge=1, le=50)]
+    """Files one notice carries."""
+    reminder_interval_s: Annotated[float, Meta(ge=10, le=86400)]
+    """How often each server process looks for notices past their deadline."""
+    city_name: Annotated[str, Meta(min_length=1, max_length=20)]
+    """The city as the reminder's SMS names it (``{city}`` of ``[sms.templates]``)."""

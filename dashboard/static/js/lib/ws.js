@@ -43,9 +43,14 @@ function compact(filter) {
   return out;
 }
 
+/** Every LiveSocket of this page, oldest first: a script that wants a subscription on a page
+    that already has a socket (the header's inbox count on the map) uses it, never a second. */
+export const pageSockets = /** @type {LiveSocket[]} */ ([]);
+
 export class LiveSocket {
   /** @param {LiveOptions} [opts] */
   constructor(opts = {}) {
+    pageSockets.push(this);
     this.opts = opts;
     /** Counters for tests and a technician's console. */
     this.stats = { state: "connecting", opens: 0, closes: 0, frames: 0, lastClose: /** @type {number | null} */ (null), subscribed: 0 };
