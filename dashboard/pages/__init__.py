@@ -24,7 +24,7 @@ PAGE_MODULES = (
     "dashboard.pages.api_keys",
     "dashboard.pages.audit",
     "dashboard.pages.complaints",
-    "dashboard.pages.messages",
+    "dashboard.pages.articles",
 )
 
 
