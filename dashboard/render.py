@@ -106,6 +106,9 @@ NAV: tuple[NavItem, ...] = (
     NavItem(
         "complaints", "/complaints", ("admin", "regulator", "officer", "company_admin"), "comms"
     ),
+    # 系统消息 and 通知: everyone has an inbox; admins and regulators write (server.domain.messages)
+    NavItem("messages", "/messages", ALL_ROLES, "comms"),
+    NavItem("notices", "/notices", ALL_ROLES, "comms"),
     # 公益宣传: the bureau (admins, regulators) writes and publishes; the public reads on /portal
     NavItem("articles", "/admin/articles", ("admin", "regulator"), "comms"),
     NavItem("audit", "/admin/audit", ("admin", "regulator"), "system"),

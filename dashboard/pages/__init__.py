@@ -25,6 +25,7 @@ PAGE_MODULES = (
     "dashboard.pages.audit",
     "dashboard.pages.complaints",
     "dashboard.pages.articles",
+    "dashboard.pages.messages",
 )
 
 

@@ -30,6 +30,8 @@ API_MODULES = (
     "server.api.labels",
     "server.api.complaints",
     "server.api.complaints_public",
+    "server.api.messages",
+    "server.api.notices",
     "server.api.archive",
     "server.api.reports",
     "server.api.outbound",
@@ -39,9 +41,10 @@ API_MODULES = (
 
 
 def setup(app: web.Application) -> None:
-    from server.api import complaints, customers
+    from server.api import complaints, customers, notice_reminders
 
     customers.setup(app)
     complaints.setup(app)  # the reminder round (docs/API.md "Complaints")
+    notice_reminders.setup(app)  # the notices' reminder round (docs/API.md "Messages and notices")
     for name in API_MODULES:
         app.router.add_routes(importlib.import_module(name).routes())
