@@ -28,7 +28,7 @@ from server.api.common import API, Code, Param, api_doc, check_query
 from server.api.complaints import check_text
 from server.api.public import rate_limit
 from server.db.complaints import file_complaint
-from server.domain.complaints import is_overdue, normalize_ticket
+from server.domain.complaints import format_ticket, is_overdue, normalize_ticket
 from server.kernel import errors
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.audit import audit
@@ -105,8 +105,8 @@ async def _multipart_body(
     roles=["public"],
     body=PublicComplaint,
     responses={
-        201: "filed: {ticket, kind, state, created_at, deadline, matched_cylinder, photo, "
-        "track_url}",
+        201: "filed: {ticket, ticket_display, kind, state, created_at, deadline, "
+        "matched_cylinder, photo, track_url}",
         413: "a JSON body over [http] max_small_body_kb, or a photo over [uploads] image_max_mb",
         415: "a photo that is not a JPEG, PNG or WebP picture",
         429: "rate limited",
@@ -168,6 +168,7 @@ async def create_public_complaint(request: web.Request) -> web.Response:
     return json_response(
         {
             "ticket": filed.ticket,
+            "ticket_display": format_ticket(filed.ticket),
             "kind": body.kind,
             "state": "new",
             "created_at": filed.created_at,
@@ -186,7 +187,8 @@ async def create_public_complaint(request: web.Request) -> web.Response:
     roles=["public"],
     query=[Param("lang", enum=list(LANGUAGES))],
     responses={404: "no complaint has this ticket", 429: "rate limited"},
-    description="kind, state, created_at, deadline, overdue, assigned_at, answered_at, the "
+    description="ticket_display, kind, state, created_at, deadline, overdue, assigned_at, "
+    "answered_at, the "
     "answer (once answered), closed_at and outcome. Never the contact, the people or the "
     "bureau's notes.",
 )
@@ -210,6 +212,7 @@ async def track_complaint(request: web.Request) -> web.Response:
     return json_response(
         {
             "ticket": row["ticket"],
+            "ticket_display": format_ticket(row["ticket"]),
             "kind": row["kind"],
             "state": row["state"],
             "created_at": row["created_at"],

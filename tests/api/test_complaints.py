@@ -78,6 +78,7 @@ async def test_filing_gives_a_ticket_and_a_deadline_the_public_can_follow(
     )
     assert status == 201, out
     assert TICKET.match(out["ticket"]) and out["state"] == "new" and out["kind"] == "fault"
+    assert out["ticket_display"] == format_ticket(out["ticket"])
     assert out["matched_cylinder"] is True and out["photo"] is False
     assert out["track_url"] == f"/complaints/track?ticket={out['ticket']}"
     due = add_working_days(city_today(settings), settings.complaints.answer_working_days)
