@@ -23,6 +23,8 @@ Shape of the fan-out, and why:
   buffered rows already present in the snapshot are not sent twice.
 - Every subscription is released when its connection ends; when a group's last
   subscription goes, its bus listener goes with it.
+- The ``inbox`` channel has one group for all its subscriptions (`InboxGroup`): each row
+  names its users and goes to their subscriptions only, found through the index below.
 - Connections are indexed by user: a user holds at most ``ws_connections_per_user_max``
   sockets per process, and when the kernel announces ended sessions
   (`server.kernel.principal.SESSIONS_ENDED_CHANNEL`, carried to every process by the Redis

@@ -1,6 +1,7 @@
-"""Messages in PostgreSQL: whom an audience reaches, the fan-out, inbox and outbox, read
-receipts, the live notification, and the one call other features use to put a message in
-someone's inbox (docs/ARCHITECTURE.md §4 and §7; the rules are server.domain.messages).
+"""Messages in PostgreSQL: the fan-out, inbox and outbox, read receipts, the live
+notification, and the one call other features use to put a message in someone's inbox
+(docs/ARCHITECTURE.md §4 and §7; the rules are server.domain.messages, whom an audience
+reaches is server.db.audience).
 
 Why this shape:
 

@@ -265,7 +265,7 @@ async def test_two_rounds_at_once_remind_each_unsigned_user_once(
         unique("RS"),
         company,
     )
-    users = {}
+    users: dict[str, list[int]] = {}
     for role, site_id in (
         ("company_admin", None),
         ("station_operator", site),
