@@ -109,6 +109,7 @@ NAV: tuple[NavItem, ...] = (
     # 系统消息 and 通知: everyone has an inbox; admins and regulators write (server.domain.messages)
     NavItem("messages", "/messages", ALL_ROLES, "comms"),
     NavItem("notices", "/notices", ALL_ROLES, "comms"),
+    NavItem("credit", "/credit", ("admin", "regulator", "officer", "company_admin"), "comms"),
     # 公益宣传: the bureau (admins, regulators) writes and publishes; the public reads on /portal
     NavItem("articles", "/admin/articles", ("admin", "regulator"), "comms"),
     NavItem("audit", "/admin/audit", ("admin", "regulator"), "system"),

@@ -24,6 +24,7 @@ PAGE_MODULES = (
     "dashboard.pages.api_keys",
     "dashboard.pages.audit",
     "dashboard.pages.complaints",
+    "dashboard.pages.credit",
     "dashboard.pages.articles",
     "dashboard.pages.messages",
 )

@@ -30,6 +30,7 @@ API_MODULES = (
     "server.api.labels",
     "server.api.complaints",
     "server.api.complaints_public",
+    "server.api.credit",
     "server.api.messages",
     "server.api.notices",
     "server.api.archive",
@@ -41,10 +42,11 @@ API_MODULES = (
 
 
 def setup(app: web.Application) -> None:
-    from server.api import complaints, customers, notice_reminders
+    from server.api import complaints, credit, customers, notice_reminders
 
     customers.setup(app)
     complaints.setup(app)  # the reminder round (docs/API.md "Complaints")
+    credit.setup(app)  # the recomputation round (docs/API.md "Credit evaluation")
     notice_reminders.setup(app)  # the notices' reminder round (docs/API.md "Messages and notices")
     for name in API_MODULES:
         app.router.add_routes(importlib.import_module(name).routes())

@@ -54,7 +54,7 @@ from server.kernel.settings.rules import (
     Ingest,
     Public,
 )
-from server.kernel.settings.work import Complaints, Enterprise, Messages
+from server.kernel.settings.work import Complaints, Credit, Enterprise, Messages
 
 __all__ = [
     "CONFIG_DIR",
@@ -63,6 +63,7 @@ __all__ = [
     "BigScreen",
     "Circulation",
     "Complaints",
+    "Credit",
     "Enterprise",
     "Messages",
     "ConfigError",
@@ -111,6 +112,7 @@ class Settings(msgspec.Struct, frozen=True):
     upstream: Upstream
     complaints: Complaints
     enterprise: Enterprise
+    credit: Credit
     messages: Messages
     models: Mapping[str, CylinderModel]
     """Cylinder models keyed by their spec code (e.g. ``"YSP35.5"``)."""
@@ -141,6 +143,7 @@ _SECTIONS: dict[str, type[Section]] = {
     "upstream": Upstream,
     "complaints": Complaints,
     "enterprise": Enterprise,
+    "credit": Credit,
     "messages": Messages,
 }
 _MODELS = "models"

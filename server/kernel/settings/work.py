@@ -4,11 +4,12 @@ registered in ``server.kernel.settings`` (the ``Settings`` struct and ``_SECTION
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Literal, get_args
 
 from msgspec import Meta
 
-from server.kernel.settings.base import Section
+from server.kernel.settings.base import Section, _ordered
 
 
 class Complaints(Section, frozen=True):
@@ -34,6 +35,73 @@ class Enterprise(Section, frozen=True):
     """Records one ``POST /api/v1/ingest/cylinders`` or ``/ingest/fills`` carries at most."""
     max_body_mb: Annotated[int, Meta(ge=1, le=512)]
     """The largest request body of those two routes (their own limit, not ``[http]``'s)."""
+
+
+CreditKind = Literal[
+    "denied_attempt",
+    "overfill",
+    "overstock_day",
+    "suspected_illegal_fill",
+    "complaint_upheld",
+    "rectification_overdue",
+    "licence_lapsed",
+]
+"""The ledger's kinds that the recomputation round derives from facts (bad conduct, each with
+its points); the same words as ``server.domain.credit.DERIVED_KINDS`` (a unit test checks).
+Good conduct has no fact behind it: a regulator records it by hand with its points."""
+
+CreditPoints = Annotated[float, Meta(ge=0, le=100)]
+"""Points one event moves the score by (the kind says which way); at most the whole base."""
+CreditCap = Annotated[float, Meta(gt=0, le=1000)]
+"""The most one kind may take off (or add) within the window."""
+CreditThreshold = Annotated[float, Meta(ge=0, le=1000)]
+
+
+class Credit(Section, frozen=True):
+    """Credit evaluation (信用评价, DOMAIN.md "Credit evaluation"; docs/CONFIG.md "[credit]"):
+    the ledger's points and caps, the window, the grading, the recomputation round."""
+
+    interval_s: Annotated[float, Meta(ge=0, le=604800)]
+    """The recomputation round's period in the server processes (one runs it); 0: only on
+    demand (POST /api/v1/credit/recompute)."""
+    window_months: Annotated[int, Meta(ge=1, le=60)]
+    """A score counts the ledger's events of this many months up to its day (rolling)."""
+    history_months: Annotated[int, Meta(ge=1, le=60)]
+    """Monthly snapshots each round writes, the current month included (the history chart)."""
+    base: CreditThreshold
+    """Every company's score before any event."""
+    points: Mapping[CreditKind, CreditPoints]
+    """Points per event of each derived kind (every kind named once)."""
+    caps: Mapping[str, CreditCap]
+    """The most each capped kind counts within the window (kinds not named: no cap)."""
+    denied_reasons: Annotated[tuple[Annotated[str, Meta(min_length=1)], ...], Meta(min_length=1)]
+    """Refusal reasons of a gun that count as a denied attempt (any one of them)."""
+    grading: Literal["thresholds", "rank"]
+    """``thresholds``: A/B/C/D by the score; ``rank``: the best ``rank_top`` companies of the
+    city are A, the worst ``rank_bottom`` D, the others B or C by ``grade_b``."""
+    grade_a: CreditThreshold
+    grade_b: CreditThreshold
+    grade_c: CreditThreshold
+    rank_top: Annotated[int, Meta(ge=0, le=1000)]
+    rank_bottom: Annotated[int, Meta(ge=0, le=1000)]
+    manual_max_points: Annotated[float, Meta(gt=0, le=100)]
+    """The most points one manual event (good or bad conduct) may carry."""
+    search_similarity: Annotated[float, Meta(gt=0, le=1)]
+    """pg_trgm similarity a company name must reach to match a search by resemblance
+    (a name containing the text always matches)."""
+    public_results_max: Annotated[int, Meta(ge=1, le=100)]
+    """Companies one public search answers at most."""
+
+    def __post_init__(self) -> None:
+        missing = sorted(set(get_args(CreditKind)) - set(self.points))
+        if missing:
+            raise ValueError(f"points: no points for {', '.join(missing)}")
+        known = set(get_args(CreditKind)) | {"good_conduct", "bad_conduct"}
+        unknown = sorted(set(self.caps) - known)
+        if unknown:
+            raise ValueError(f"caps: unknown kind {', '.join(unknown)}")
+        _ordered(self, "grade_c", "grade_b")
+        _ordered(self, "grade_b", "grade_a")
 
 
 class Messages(Section, frozen=True):
