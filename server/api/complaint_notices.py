@@ -64,16 +64,20 @@ async def queue_answer_sms(
 
 
 async def _reminder_rounds(app: web.Application) -> None:
-    """Run the reminder round every ``[complaints] reminder_interval_s`` (docs/CONFIG.md)."""
+    """Run the reminder round every ``[complaints] reminder_interval_s`` (docs/CONFIG.md).
+
+    The first round waits one interval too: a process that just started has nothing more
+    urgent than the others running (whose rounds continue), and one started briefly — a
+    command, a test — never sends reminders in passing."""
     settings = app[SETTINGS]
     while True:
+        await asyncio.sleep(settings.complaints.reminder_interval_s)
         try:
             marked = await remind_overdue(app[POOL], settings)
             if marked:
                 log.info("complaints past their deadline marked: %d", len(marked))
         except Exception:  # a database blip: the next round catches up (state is in the rows)
             log.exception("complaint reminder round failed")
-        await asyncio.sleep(settings.complaints.reminder_interval_s)
 
 
 async def _reminders_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -471,6 +471,8 @@ async def test_list_filters(client: Any, pool: Any, world: World, settings: Any)
     for bad in ("state=handled", "overdue=maybe", "kind=x", "colour=red", "company=0"):
         status, out = await call(client, "GET", f"/api/v1/complaints?{bad}", "t_regulator")
         assert status == 400, (bad, out)
+    # gone: no later reminder round (another test's server) messages anyone about it
+    await pool.execute("DELETE FROM complaints WHERE id = $1", cid)
 
 
 # ---------------------------------------------------------------- SMS and reminders
@@ -613,3 +615,32 @@ async def test_a_new_deadline_when_assigning_clears_the_reminder(
         format_ticket(ticket),
     )
     assert subject == f"Complaint {format_ticket(ticket)} is past its deadline"
+
+
+async def test_every_server_process_runs_the_round(
+    aiohttp_client: Any, pool: Any, settings: Any, world: World
+) -> None:
+    """The app runs the round by itself, every [complaints] reminder_interval_s."""
+    from server.app import create_app
+    from server.db.complaints import file_complaint
+
+    async with pool.acquire() as conn, conn.transaction():
+        filed = await file_complaint(
+            conn, settings, text="无人答复 " + unique(), code="BC-TAG-A-OK"
+        )
+    await pool.execute(
+        "UPDATE complaints SET deadline = $2 WHERE id = $1",
+        filed.id,
+        world.today - dt.timedelta(days=1),
+    )
+    quick = msgspec.structs.replace(settings.complaints, reminder_interval_s=10.0)
+    await aiohttp_client(create_app(msgspec.structs.replace(settings, complaints=quick)))
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + 10.0 * 4
+    while await pool.fetchval("SELECT reminded_at FROM complaints WHERE id = $1", filed.id) is None:
+        assert loop.time() < give_up, "no reminder round ran"
+        await asyncio.sleep(0.2)
+    assert await reminded(pool, filed.ticket) == {
+        world.users["t_regulator"]: 1,
+        world.users["t_regulator_jinshui"]: 1,
+    }
