@@ -5,6 +5,7 @@ and sizes, who reads which file, markup kept as the text it is, the public list'
 from __future__ import annotations
 
 import io
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -18,6 +19,15 @@ EDITORS = ("t_admin", "t_regulator", "t_regulator_jinshui")
 READERS = tuple(u for u in ALL_USERS if u not in EDITORS and u != ANON)
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+
+
+@pytest.fixture(autouse=True)
+async def _remove_made_articles(pool: Any) -> AsyncIterator[None]:
+    """Articles made here are removed afterwards: the session's other suites count the
+    published ones (tests/api/test_public_reports.py: as many in each language)."""
+    before = await pool.fetchval("SELECT COALESCE(max(id), 0) FROM articles")
+    yield
+    await pool.execute("DELETE FROM articles WHERE id > $1", before)
 
 
 def png(size: tuple[int, int] = (40, 30)) -> bytes:
