@@ -114,6 +114,15 @@ def _in_batch_words(reason: str) -> str:
     return reason.replace("in the file:", "in the record:")
 
 
+def _in_batch_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The reason's parameters (``server.archive.reasons``), a line of the file as the index
+    of a record of this batch."""
+    out = {k: v for k, v in params.items() if k != "line"}
+    if "line" in params:
+        out["index"] = int(params["line"]) - 1
+    return out
+
+
 _STATE_SQL: Final = (
     "SELECT tag, id, updated_at FROM cylinders WHERE tag = ANY($1::text[]) ORDER BY id"
 )
@@ -147,7 +156,11 @@ async def apply_cylinders(
         now = after.get(tag)
         if bad is not None or now is None:
             row.outcome = (
-                rejected(bad.column or "record", _in_batch_words(bad.reason))
+                {
+                    **rejected(bad.column or "record", _in_batch_words(bad.reason)),
+                    "code": bad.code,
+                    "params": _in_batch_params(bad.params),
+                }
                 if bad is not None
                 else rejected("record", "not stored")  # pragma: no cover - the import lists it
             )

@@ -48,6 +48,7 @@ import asyncpg
 
 from server.archive.interface import CHUNK_ROWS, IMPORT_ROLES, Cell, ImportReport, RejectedRow
 from server.archive.reader import ArchiveSource
+from server.archive.reasons import reason
 from server.archive.statements import CHECK_SQL, CREATE_TEMP, UPDATED_COLUMNS, UPSERT_SQL
 from server.archive.validation import (
     STAGE,
@@ -63,8 +64,8 @@ from server.archive.validation import (
 from server.domain.events import EventKind, epcis_for
 from server.domain.record_changes import FieldRefused, check_change, status_event
 from server.domain.registration import INSPECTION_FINDINGS, refused_at_registration
-from server.domain.statuses import CYLINDER_STATUSES, SCRAPPED
-from server.domain.transitions import FINAL_STATUSES, Rule, TransitionRefused
+from server.domain.statuses import CYLINDER_STATUSES
+from server.domain.transitions import FINAL_STATUSES, Rule, TransitionRefused, statuses_for
 from server.kernel.audit import audit
 from server.kernel.clock import city_today
 from server.kernel.principal import Principal
@@ -129,26 +130,17 @@ def _next_chunk(src: ArchiveSource, ctx: Context, report: ImportReport) -> _Chun
         try:
             rec = validate_row(line, cells, src, ctx)
         except BadValue as bad:
-            report.reject(RejectedRow(line, bad.column, show(bad.value), bad.reason), cells)
+            report.reject(RejectedRow.of(line, bad.column, show(bad.value), bad.why), cells)
         else:
             tag, barcode = rec[1], rec[3]
             first = seen_tags.get(tag)
             if first is not None:
-                report.reject(
-                    RejectedRow(line, "tag", tag, f"tag {tag} repeats line {first} of this file"),
-                    cells,
-                )
+                why = reason("tag_repeated", tag=tag, line=first)
+                report.reject(RejectedRow.of(line, "tag", tag, why), cells)
             elif barcode is not None and barcode in seen_barcodes:
                 other_tag, other_line = seen_barcodes[barcode]
-                report.reject(
-                    RejectedRow(
-                        line,
-                        "barcode",
-                        barcode,
-                        f"barcode {barcode} is also given to tag {other_tag} on line {other_line}",
-                    ),
-                    cells,
-                )
+                why = reason("barcode_repeated", barcode=barcode, tag=other_tag, line=other_line)
+                report.reject(RejectedRow.of(line, "barcode", barcode, why), cells)
             else:
                 seen_tags[tag] = line
                 if barcode is not None:
@@ -258,16 +250,8 @@ async def _registration_refusals(
         line = rec["line"]
         field = refused_at_registration(principal.role, chunk.stated_of[line])
         if field is not None:
-            out.append(
-                RejectedRow(
-                    line,
-                    field,
-                    _stated_value(chunk, line, field),
-                    f"{field}: role {principal.role} may not state this when registering a "
-                    "cylinder; the dates are derived from manufacture_date and set by "
-                    "inspections (leave the cell empty)",
-                )
-            )
+            why = reason("finding_not_stated", column=field, role=principal.role)
+            out.append(RejectedRow.of(line, field, _stated_value(chunk, line, field), why))
     return out
 
 
@@ -284,38 +268,24 @@ def _db_rejection(p: asyncpg.Record, principal: Principal, ctx: Context) -> Reje
     cylinder is returned so that the domain judges the change, and the domain may allow it."""
     line, tag, barcode = p["line"], p["tag"], p["barcode"]
     if p["dup_line"] is not None:
-        return RejectedRow(line, "tag", tag, f"tag {tag} repeats line {p['dup_line']} of this file")
+        return RejectedRow.of(line, "tag", tag, reason("tag_repeated", tag=tag, line=p["dup_line"]))
     changed: dict[str, list[Any]] = p["changed"] or {}
     if (p["tag_voided"] or p["old_status"] in FINAL_STATUSES) and p["status"] != p["old_status"]:
         # the record is scrapped (its tag voided): whether the row revives it or registers a
         # new cylinder on the old chip, the tag is what cannot be (POST says so too)
-        return RejectedRow(
-            line,
-            "tag",
-            tag,
-            f"tag {tag} is voided: its cylinder was scrapped, a scrapped cylinder never returns"
-            " to use and its tag is never used again (a new cylinder needs a new tag)",
-        )
+        return RejectedRow.of(line, "tag", tag, reason("tag_voided", tag=tag))
     if p["other_company"]:
-        return RejectedRow(line, "tag", tag, "tag belongs to another company")
+        return RejectedRow.of(line, "tag", tag, reason("tag_other_company"))
     if changed:
         refused = _change_refused(p, changed, principal, ctx)
         if refused is not None:
             return refused
     if p["barcode_dup_line"] is not None:
-        return RejectedRow(
-            line,
-            "barcode",
-            barcode,
-            f"barcode {barcode} is also given to another tag on line {p['barcode_dup_line']}",
-        )
+        why = reason("barcode_repeated_line", barcode=barcode, line=p["barcode_dup_line"])
+        return RejectedRow.of(line, "barcode", barcode, why)
     if p["barcode_owner"] is not None:
-        return RejectedRow(
-            line,
-            "barcode",
-            barcode,
-            f"barcode {barcode} already belongs to cylinder {p['barcode_owner']}",
-        )
+        why = reason("barcode_taken", barcode=barcode, cylinder=p["barcode_owner"])
+        return RejectedRow.of(line, "barcode", barcode, why)
     return None
 
 
@@ -332,21 +302,17 @@ def _change_refused(
     except FieldRefused as exc:
         column = _FILE_COLUMN.get(exc.field, exc.field)
         before, after = (_as_text(exc.field, v, ctx) for v in changed[exc.field])
-        return RejectedRow(
-            line,
-            column,
-            after,
-            f"role {role} may not change {column} (on record: {before or 'empty'}, "
-            f"in the file: {after or 'empty'})",
-        )
+        why = reason("field_not_changeable", role=role, column=column, before=before, after=after)
+        return RejectedRow.of(line, column, after, why)
     except TransitionRefused as exc:
         if exc.rule is Rule.ROLE_MAY_NOT_SET:
-            why = f"role {role} may not set status {new_status} ({exc.message})"
-        elif exc.rule is Rule.FINAL and old_status == SCRAPPED:
-            why = f"the cylinder is scrapped; {exc.message}"
+            allowed = sorted(statuses_for(role))
+            why = reason("status_not_settable", role=role, status=new_status, allowed=allowed)
+        elif exc.rule is Rule.FINAL:
+            why = reason("status_final", old_status=old_status)
         else:
-            why = f"the cylinder is {old_status}; {exc.message}"
-        return RejectedRow(line, "status", new_status, why)
+            why = reason("status_no_return", old_status=old_status, role=role)
+        return RejectedRow.of(line, "status", new_status, why)
     return None
 
 
@@ -391,8 +357,7 @@ async def import_archive(
         header=list(src.header),
     )
     if src.ignored_columns:
-        names = ", ".join(src.ignored_columns)
-        report.warnings.append(f"column(s) ignored, not part of the archive interface: {names}")
+        report.warn(reason("columns_ignored", columns=list(src.ignored_columns)))
     ctx = await _context(conn, settings, principal)
     await conn.execute(CREATE_TEMP)
     try:
@@ -419,9 +384,7 @@ async def import_archive(
             )
     report.rejected.sort(key=lambda r: r.line)
     if report.rejected_total > len(report.rejected):
-        report.warnings.append(
-            f"{report.rejected_total} rows rejected; only {kept} of them are listed"
-        )
+        report.warn(reason("rejected_truncated", total=report.rejected_total, kept=kept))
     if not dry_run:
         await audit(conn, principal, "cylinder.import", "cylinder", None, report.summary(), remote)
     return report

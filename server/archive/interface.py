@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
+from server.archive.reasons import Reason
 from server.kernel.tabular import CsvWriter
 
 ARCHIVE_COLUMNS: Final[tuple[str, ...]] = (
@@ -73,12 +74,20 @@ class ArchiveFileError(Exception):
 @dataclass(frozen=True, slots=True)
 class RejectedRow:
     """One refused row: where it is (1-based line/row number as a spreadsheet shows it),
-    which column is wrong (empty for the row as a whole), the value seen, and why."""
+    which column is wrong (empty for the row as a whole), the value seen, and why — in
+    English (`reason`) and as a stable code with its parameters (`server.archive.reasons`),
+    for a page to say in its reader's language."""
 
     line: int
     column: str
     value: str
     reason: str
+    code: str
+    params: dict[str, Any]
+
+    @classmethod
+    def of(cls, line: int, column: str, value: str, why: Reason) -> RejectedRow:
+        return cls(line, column, value, why.text, why.code, why.params)
 
 
 @dataclass
@@ -103,6 +112,8 @@ class ImportReport:
     rejected_kept_max: int | None = None
     """None: every rejected row is kept."""
     warnings: list[str] = field(default_factory=list)
+    """The warnings in English; `warning_reasons` the same with their codes (`warn`)."""
+    warning_reasons: list[Reason] = field(default_factory=list)
     keep_cells: bool = False
     """Keep each kept rejected row's original cells too (`rejected_cells`), to give the rows
     back in the file's own columns; off by default, as nothing else needs them."""
@@ -119,6 +130,11 @@ class ImportReport:
             self.rejected.append(row)
             if self.keep_cells and cells is not None:
                 self.rejected_cells[row.line] = cells
+
+    def warn(self, why: Reason) -> None:
+        """Add a warning (its English sentence to `warnings`, its code to the JSON report)."""
+        self.warnings.append(why.text)
+        self.warning_reasons.append(why)
 
     @property
     def stored(self) -> int:
@@ -143,6 +159,9 @@ class ImportReport:
         rows = self.rejected if max_rejected is None else self.rejected[:max_rejected]
         out = self.summary()
         out["rejected_rows"] = [asdict(r) for r in rows]
+        out["warning_details"] = [
+            {"code": w.code, "params": w.params, "text": w.text} for w in self.warning_reasons
+        ]
         out["rejected_truncated"] = len(rows) < self.rejected_total
         return out
 

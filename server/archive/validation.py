@@ -13,6 +13,7 @@ the record must be coherent by the rule a registration or a change by hand obeys
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import re
@@ -28,6 +29,7 @@ from server.archive.interface import (
     Cell,
 )
 from server.archive.reader import ArchiveSource
+from server.archive.reasons import Reason, reason
 from server.db.bulk import Staging
 from server.domain.dates import derive_next_inspection, derive_scrap_date
 from server.domain.record_changes import DatesRefused, RecordDates, check_dates
@@ -43,11 +45,16 @@ _HUNDREDTH: Final = Decimal("0.01")
 
 
 class BadValue(Exception):
-    """A cell's value is wrong: raised inside row validation, becomes a RejectedRow."""
+    """A cell's value is wrong: raised inside row validation, becomes a RejectedRow (its
+    reason one of `server.archive.reasons`)."""
 
-    def __init__(self, column: str, value: Cell, reason: str) -> None:
-        super().__init__(reason)
-        self.column, self.value, self.reason = column, value, reason
+    def __init__(self, column: str, value: Cell, why: Reason) -> None:
+        super().__init__(why.text)
+        self.column, self.value, self.why = column, value, why
+
+    @property
+    def reason(self) -> str:
+        return self.why.text
 
 
 def show(value: Cell) -> str:
@@ -82,19 +89,19 @@ def _code(column: str, value: Cell, *, required: bool) -> str | None:
     text = _text(value)
     if text is None:
         if required:
-            raise BadValue(column, value, f"{column} is required")
+            raise BadValue(column, value, reason("required", column=column))
         return None
     if len(text) > TAG_MAX_LEN:
-        raise BadValue(column, value, f"{column} is longer than {TAG_MAX_LEN} characters")
+        raise BadValue(column, value, reason("too_long", column=column, max=TAG_MAX_LEN))
     if any(ch.isspace() for ch in text):
-        raise BadValue(column, value, f"{column} must not contain spaces")
+        raise BadValue(column, value, reason("has_spaces", column=column))
     return text
 
 
 def _free_text(column: str, value: Cell) -> str | None:
     text = _text(value)
     if text is not None and len(text) > TEXT_MAX_LEN:
-        raise BadValue(column, value, f"{column} is longer than {TEXT_MAX_LEN} characters")
+        raise BadValue(column, value, reason("too_long", column=column, max=TEXT_MAX_LEN))
     return text
 
 
@@ -105,35 +112,34 @@ def _date(column: str, value: Cell, *, required: bool = False) -> dt.date | None
     if isinstance(value, dt.date):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value) or value < _EXCEL_FIRST_REAL_SERIAL:
-            raise BadValue(column, value, f"{column}: {show(value)} is not a date")
-        try:
-            return EXCEL_EPOCH + dt.timedelta(days=int(value))
-        except OverflowError:
-            raise BadValue(column, value, f"{column}: {show(value)} is not a date") from None
+        if math.isfinite(value) and value >= _EXCEL_FIRST_REAL_SERIAL:
+            with contextlib.suppress(OverflowError):
+                return EXCEL_EPOCH + dt.timedelta(days=int(value))
+        raise BadValue(column, value, reason("not_a_date", column=column, value=show(value)))
     text = _text(value)
     if text is None:
         if required:
-            raise BadValue(column, value, f"{column} is required")
+            raise BadValue(column, value, reason("required", column=column))
         return None
     m = _DATE_RE.match(text)
     if m is None:
-        raise BadValue(column, value, f"{column}: expected a date YYYY-MM-DD, got {text!r}")
+        raise BadValue(column, value, reason("date_format", column=column, value=text))
     try:
         return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
     except ValueError:
-        raise BadValue(column, value, f"{column}: {text!r} is not a calendar date") from None
+        why = reason("not_calendar_date", column=column, value=text)
+        raise BadValue(column, value, why) from None
 
 
 def _number(column: str, value: Cell) -> Decimal | None:
     """A positive amount fitting numeric(7, 2), rounded half-up to hundredths."""
     if value is None:
         return None
-    if isinstance(value, bool | dt.date | dt.time | dt.timedelta):
-        raise BadValue(column, value, f"{column}: expected a number, got {show(value)!r}")
+    if isinstance(value, bool | dt.date | dt.time | dt.timedelta) or (
+        isinstance(value, float) and not math.isfinite(value)
+    ):
+        raise BadValue(column, value, reason("not_a_number", column=column, value=show(value)))
     if isinstance(value, float):
-        if not math.isfinite(value):
-            raise BadValue(column, value, f"{column}: expected a number, got {value!r}")
         number = Decimal(repr(value))
     elif isinstance(value, int):
         number = Decimal(value)
@@ -144,16 +150,16 @@ def _number(column: str, value: Cell) -> Decimal | None:
         try:
             number = Decimal(text)
         except InvalidOperation:
-            raise BadValue(column, value, f"{column}: expected a number, got {text!r}") from None
+            number = Decimal("NaN")
         if not number.is_finite():
-            raise BadValue(column, value, f"{column}: expected a number, got {text!r}")
+            raise BadValue(column, value, reason("not_a_number", column=column, value=text))
     if number <= 0:
-        raise BadValue(column, value, f"{column} must be positive")
+        raise BadValue(column, value, reason("not_positive", column=column))
     if number > NUMERIC_MAX:
-        raise BadValue(column, value, f"{column} is larger than {NUMERIC_MAX}")
+        raise BadValue(column, value, reason("too_large", column=column, max=str(NUMERIC_MAX)))
     number = number.quantize(_HUNDREDTH, rounding=ROUND_HALF_UP)
     if number <= 0:
-        raise BadValue(column, value, f"{column} is too small (rounds to 0.00)")
+        raise BadValue(column, value, reason("too_small", column=column))
     return number
 
 
@@ -258,7 +264,7 @@ def validate_row(line: int, cells: list[Cell], src: ArchiveSource, ctx: Context)
 
     for i in range(src.width, len(cells)):
         if _text(cells[i]) is not None:
-            raise BadValue("", cells[i], f"row has a value in column {i + 1}, beyond the header")
+            raise BadValue("", cells[i], reason("beyond_header", index=i + 1))
 
     tag = _code("tag", get("tag"), required=True)
     assert tag is not None
@@ -270,22 +276,18 @@ def validate_row(line: int, cells: list[Cell], src: ArchiveSource, ctx: Context)
     assert owner_code is not None
     company = ctx.companies.get(owner_code)
     if company is None:
-        raise BadValue(
-            "owner_code", owner_raw, f"owner_code {owner_code!r} is not a registered company"
-        )
+        raise BadValue("owner_code", owner_raw, reason("unknown_company", value=owner_code))
     if ctx.only_company is not None and company.id != ctx.only_company:
-        raise BadValue("owner_code", owner_raw, f"owner_code {owner_code!r} is not your company")
+        raise BadValue("owner_code", owner_raw, reason("not_your_company", value=owner_code))
 
     spec_raw = get("spec")
     spec_text = _text(spec_raw)
     if spec_text is None:
-        raise BadValue("spec", spec_raw, "spec is required")
+        raise BadValue("spec", spec_raw, reason("required", column="spec"))
     spec = ctx.specs.get(spec_text.casefold())
     if spec is None:
-        known_specs = ", ".join(sorted(ctx.settings.models))
-        raise BadValue(
-            "spec", spec_raw, f"spec {spec_text!r} is not a configured model ({known_specs})"
-        )
+        known = sorted(ctx.settings.models)
+        raise BadValue("spec", spec_raw, reason("unknown_model", value=spec_text, models=known))
 
     medium = _free_text("medium", get("medium")) or DEFAULT_MEDIUM
     manufacturer = _free_text("manufacturer", get("manufacturer"))
@@ -314,7 +316,9 @@ def validate_row(line: int, cells: list[Cell], src: ArchiveSource, ctx: Context)
         try:
             check_dates(dates, ctx.today)
         except DatesRefused as bad:
-            raise BadValue(bad.field, raw[bad.field], f"{bad.field} {bad.message}") from None
+            params = {} if bad.other is None else {"other": bad.other}
+            why = reason(bad.code, column=bad.field, **params)
+            raise BadValue(bad.field, raw[bad.field], why) from None
 
     rules = ctx.settings.dates
     try:
@@ -324,14 +328,16 @@ def validate_row(line: int, cells: list[Cell], src: ArchiveSource, ctx: Context)
         # derivation refuses a last inspection before manufacture and overflows only near
         # year 9999 (a date in the future): the rule names the field to correct
         coherent(RecordDates(manufacture, last, dt.date.max, dt.date.max))
-        raise BadValue("manufacture_date", mfg_raw, f"manufacture_date: {exc}") from None
+        why = reason("date_not_derivable", column="manufacture_date", detail=str(exc))
+        raise BadValue("manufacture_date", mfg_raw, why) from None
     coherent(RecordDates(manufacture, last, next_insp, scrap))
 
     status_raw = get("status")
     status_text = _text(status_raw)
     status = IN_SERVICE if status_text is None else status_text.lower()
     if status not in IMPORT_STATUSES:
-        raise BadValue("status", status_raw, f"status must be one of {', '.join(IMPORT_STATUSES)}")
+        why = reason("unknown_status", allowed=list(IMPORT_STATUSES))
+        raise BadValue("status", status_raw, why)
 
     return (
         line,

@@ -37,6 +37,7 @@ __all__ = [
     "ADMIN_ONLY_FIELDS",
     "ARCHIVE_FIELDS",
     "CHANGEABLE_FIELDS",
+    "DATE_REFUSALS",
     "INSPECTION_FIELDS",
     "OPERATIONAL_FIELDS",
     "STATUS_NOTE",
@@ -106,12 +107,28 @@ class FieldRefused(Exception):
         super().__init__(self.message)
 
 
-class DatesRefused(ValueError):
-    """Dates of one record that cannot all be true; ``field`` names the one to correct."""
+DATE_REFUSALS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "date_in_future": "is in the future",
+        "date_before": "is before {other}",
+        "date_not_after": "must be after {other}",
+    }
+)
+"""Why dates of one record cannot all be true: a stable code (which a report carries for a
+page to say it in the reader's language, ``server.archive.reasons``) and its English words,
+after the field's name; ``{other}`` is the field it is compared with."""
 
-    def __init__(self, field: str, message: str) -> None:
+
+class DatesRefused(ValueError):
+    """Dates of one record that cannot all be true; ``field`` names the one to correct,
+    ``code`` (one of :data:`DATE_REFUSALS`) and ``other`` say why, ``message`` in words."""
+
+    def __init__(self, field: str, code: str, other: str | None = None) -> None:
+        message = DATE_REFUSALS[code].format(other=other)
         super().__init__(message)
         self.field = field
+        self.code = code
+        self.other = other
         self.message = message
 
 
@@ -177,14 +194,14 @@ def check_dates(dates: RecordDates, today: date) -> None:
     """
     made, last = dates.manufacture, dates.last_inspection
     if made > today:
-        raise DatesRefused("manufacture_date", "is in the future")
+        raise DatesRefused("manufacture_date", "date_in_future")
     if last is not None and last < made:
-        raise DatesRefused("last_inspection_date", "is before manufacture_date")
+        raise DatesRefused("last_inspection_date", "date_before", "manufacture_date")
     if last is not None and last > today:
-        raise DatesRefused("last_inspection_date", "is in the future")
+        raise DatesRefused("last_inspection_date", "date_in_future")
     if dates.next_inspection <= made:
-        raise DatesRefused("next_inspection_date", "must be after manufacture_date")
+        raise DatesRefused("next_inspection_date", "date_not_after", "manufacture_date")
     if last is not None and dates.next_inspection <= last:
-        raise DatesRefused("next_inspection_date", "must be after last_inspection_date")
+        raise DatesRefused("next_inspection_date", "date_not_after", "last_inspection_date")
     if dates.scrap < made:
-        raise DatesRefused("scrap_date", "is before manufacture_date")
+        raise DatesRefused("scrap_date", "date_before", "manufacture_date")

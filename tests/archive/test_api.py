@@ -53,6 +53,8 @@ async def test_multipart_upload_as_company_admin(
             "column": "tag",
             "value": "TAG-B-OK",
             "reason": "tag belongs to another company",
+            "code": "tag_other_company",
+            "params": {},
         }
     ]
     owner = await pool.fetchval(
