@@ -25,6 +25,7 @@ Who sees what:
 | events     | all   | in their districts       | own company    | own company      | all       |
 | positions  | all   | in their districts       | own company    | own company      | —         |
 | users      | all   | self                     | own company    | self             | self      |
+| safety_inspections | all | in their districts   | own company    | own company      | —         |
 
 ``positions`` are where things are: live vehicle and cylinder positions, the coordinates of
 a cylinder and of its trajectory's events (a delivery's are a customer's door). Inspection
@@ -52,6 +53,7 @@ ENTITIES = (
     "users",
     "inspections",
     "positions",
+    "safety_inspections",
 )
 
 
@@ -79,11 +81,15 @@ _COLUMNS: dict[str, dict[str, str | None]] = {
     "users": {"district": None, "company": "company_id", "site": None},
     "inspections": {"district": None, "company": None, "site": "agency_site_id"},
     "positions": {"district": "district_code", "company": "company_id", "site": None},
+    # the customer's company and district at the time (also of safety_rectifications rows)
+    "safety_inspections": {"district": "district_code", "company": "company_id", "site": None},
 }
 
 # Entities each role may not read at all.
 _DENIED: dict[str, frozenset[str]] = {
-    "inspector": frozenset({"customers", "fills", "alerts", "devices", "positions"}),
+    "inspector": frozenset(
+        {"customers", "fills", "alerts", "devices", "positions", "safety_inspections"}
+    ),
 }
 
 
