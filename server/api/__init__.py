@@ -37,16 +37,18 @@ API_MODULES = (
     "server.api.reports",
     "server.api.outbound",
     "server.api.enterprise_ingest",
+    "server.api.safety_inspections",
     "server.api.openapi",
 )
 
 
 def setup(app: web.Application) -> None:
-    from server.api import complaints, credit, customers, notice_reminders
+    from server.api import complaints, credit, customers, notice_reminders, safety_inspections
 
     customers.setup(app)
     complaints.setup(app)  # the reminder round (docs/API.md "Complaints")
     credit.setup(app)  # the recomputation round (docs/API.md "Credit evaluation")
     notice_reminders.setup(app)  # the notices' reminder round (docs/API.md "Messages and notices")
+    safety_inspections.setup(app)  # rectifications' overdue round (docs/API.md "Safety inspections")
     for name in API_MODULES:
         app.router.add_routes(importlib.import_module(name).routes())

@@ -18,7 +18,8 @@ counts (``since``), never the whole table:
 - ``licence_lapsed``: one entry per holder (company or station) and day its licence was
   suspended or revoked (the audit log's ``licence.*`` and edits, and the present status) or
   expired (the day after ``licence_expiry``), charged to the holder's company;
-- ``rectification_overdue``: no fact yet (safety inspections, issue 8).
+- ``rectification_overdue``: one entry per rectification the safety round marked overdue
+  (``server.db.safety.CREDIT_DERIVE``, the same entry that round writes at once).
 
 Scope for reading: :func:`company_scope` — the admin and city-wide regulators see every
 company; district regulators and officers the companies registered in, or running a site in,
@@ -31,6 +32,7 @@ from typing import Final
 
 import asyncpg
 
+from server.db import safety
 from server.kernel.principal import Principal
 from server.kernel.scope import Sql
 
@@ -141,6 +143,7 @@ DERIVE: Final[dict[str, tuple[str, str | None]]] = {
     "suspected_illegal_fill": (_ALERTS, "kind"),
     "complaint_upheld": (_COMPLAINTS, None),
     "licence_lapsed": (_LAPSES, "today"),
+    "rectification_overdue": (safety.CREDIT_DERIVE, None),
 }
 """Derived kind → (statement, what its ``$5`` is). Every statement takes ``$1`` the city's
 time zone, ``$2`` the instant ``since`` starts, ``$3`` ``since``, ``$4`` the signed points of

@@ -54,7 +54,7 @@ from server.kernel.settings.rules import (
     Ingest,
     Public,
 )
-from server.kernel.settings.work import Complaints, Credit, Enterprise, Messages
+from server.kernel.settings.work import Complaints, Credit, Enterprise, Messages, Safety
 
 __all__ = [
     "CONFIG_DIR",
@@ -77,6 +77,7 @@ __all__ = [
     "Privacy",
     "Public",
     "Realtime",
+    "Safety",
     "Seed",
     "Services",
     "Settings",
@@ -114,6 +115,7 @@ class Settings(msgspec.Struct, frozen=True):
     enterprise: Enterprise
     credit: Credit
     messages: Messages
+    safety: Safety
     models: Mapping[str, CylinderModel]
     """Cylinder models keyed by their spec code (e.g. ``"YSP35.5"``)."""
 
@@ -145,6 +147,7 @@ _SECTIONS: dict[str, type[Section]] = {
     "enterprise": Enterprise,
     "credit": Credit,
     "messages": Messages,
+    "safety": Safety,
 }
 _MODELS = "models"
 

@@ -116,3 +116,18 @@ class Messages(Section, frozen=True):
     """How often each server process looks for notices past their deadline."""
     city_name: Annotated[str, Meta(min_length=1, max_length=20)]
     """The city as the reminder's SMS names it (``{city}`` of ``[sms.templates]``)."""
+
+
+class Safety(Section, frozen=True):
+    """Safety inspections at the customer (入户安检, DOMAIN.md "Safety inspection at the
+    customer"; docs/CONFIG.md "[safety]"): the rectification deadline's fallback, the overdue
+    round, what one submission may carry, the SMS's city."""
+
+    rectification_days: Annotated[int, Meta(ge=0, le=365)]
+    """Days to rectify a failed item whose catalogue item names no deadline of its own."""
+    round_interval_s: Annotated[float, Meta(ge=10, le=86400)]
+    """How often each server process looks for rectifications past their deadline."""
+    photos_max: Annotated[int, Meta(ge=1, le=100)]
+    """Photos one inspection carries at most (each within ``[uploads] image_max_mb``)."""
+    city_name: Annotated[str, Meta(min_length=1, max_length=20)]
+    """The city as the rectification SMS names it (``{city}`` of ``[sms.templates]``)."""
