@@ -27,6 +27,7 @@ from typing import Any, Final
 import asyncpg
 import orjson
 
+from realtime.bridge import bridge_channel
 from realtime.protocol import dumps
 from realtime.push import PushSender, Target
 from server.db.messages import NOTIFY_CHANNEL, recipients_of
@@ -164,7 +165,10 @@ async def push_inbox(sender: PushSender, event: Event) -> None:
     """A new message or notice to its recipients' own push subscriptions, by exactly one
     server process (every process hears the notification: a Redis ``SET NX`` decides)."""
     row, users = event.data["row"], event.data.get("users") or []
-    key = f"{PUSH_DEDUPE_PREFIX}{row.get('kind')}:{row.get('id')}"
+    # message ids are per database: platforms (and test runs) sharing a Redis must not
+    # take each other's keys, so the key carries the bridge's channel (database included)
+    where = bridge_channel(sender.settings)
+    key = f"{PUSH_DEDUPE_PREFIX}{where}:{row.get('kind')}:{row.get('id')}"
     ttl = sender.settings.realtime.push_dedupe_ttl_s
     if not users or not await sender.redis.set(key, b"1", nx=True, ex=ttl):
         sender.skipped += 1

@@ -100,6 +100,12 @@ async def test_a_message_read_live_and_its_receipt(open_session: OpenSession, wo
     receipt = regulator.page.locator('[data-testid=receipt-row][data-username="t_company_a"]')
     await receipt.get_by_test_id("receipt-read").wait_for(timeout=WAIT_MS)
     await regulator.screenshot("messages-receipts")
+
+    # in English too
+    await company.page.goto("/messages?lang=en")
+    assert await company.page.locator("h1").inner_text() == "Messages"
+    await company.page.get_by_test_id("message-row").filter(has_text=subject).wait_for()
+    assert (await company.page.get_by_test_id("tab-inbox").inner_text()).startswith("Inbox")
     assert company.errors == [] and regulator.errors == [], (company.errors, regulator.errors)
 
 

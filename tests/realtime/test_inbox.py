@@ -6,12 +6,15 @@ sent, and the subscription starts with the user's counts."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 from typing import Any
 
-from realtime.keys import INBOX
+from realtime.keys import INBOX, PUSH
 from server.db.messages import deliver_system_message
 from tests.conftest import World
 from tests.realtime.conftest import WS, token_for
+from tests.realtime.test_push import Browser
+from tests.realtime.test_push import push_service as push_service  # the local push service fixture
 
 LISTEN_WAIT_S = 5.0
 
@@ -107,3 +110,39 @@ async def test_the_inbox_takes_no_filter(rt_client: Any, connect: Any) -> None:
     assert reply["id"] == sub and reply["success"] is False
     assert reply["error"]["code"] == "invalid_filter"
     await ws.subscribe("inbox", {})  # every role has an inbox, the inspector included
+
+
+async def test_a_new_message_is_pushed_to_the_recipients_phone(
+    rt_client: Any, push_service: Any, pool: Any, world: World
+) -> None:
+    """Web Push of a new message (realtime.inbox.push_inbox): encrypted to the recipient's own
+    subscription, once; reading it pushes nothing."""
+    await listening(rt_client)
+    server, received = push_service
+    phone = Browser()
+    endpoint = str(server.make_url(f"/push/ok/{secrets.token_hex(4)}"))
+    officer = {"Authorization": f"Bearer {await token_for(rt_client, 't_officer')}"}
+    resp = await rt_client.post(
+        "/api/v1/push/subscriptions", json=phone.subscription(endpoint), headers=officer
+    )
+    assert resp.status == 201, await resp.text()
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            mid = await deliver_system_message(conn, [world.users["t_officer"]], "周报已送达", "")
+        path = endpoint.split(str(server.make_url("")).rstrip("/"))[-1]
+        for _ in range(50):  # the notification arrives after the commit, the push after it
+            if any(p == path for p, _h, _b in received):
+                break
+            await asyncio.sleep(0.1)
+        pushed = [body for p, _h, body in received if p == path]
+        assert len(pushed) == 1
+        note = phone.decrypt(pushed[0])
+        assert note["title"] == "周报已送达" and note["tag"] == f"message-{mid}"
+        assert note["url"] == f"/messages?open={mid}"
+        resp = await rt_client.post(f"/api/v1/messages/{mid}/read", headers=officer)
+        assert resp.status == 200
+        await asyncio.sleep(0.5)
+        await rt_client.app[PUSH].wait_idle()
+        assert [p for p, _h, _b in received if p == path] == [path]
+    finally:
+        await pool.execute("DELETE FROM push_subscriptions WHERE endpoint = $1", endpoint)
