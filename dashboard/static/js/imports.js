@@ -3,13 +3,16 @@
    (a dry run: POST /api/v1/cylinders/import?dry_run=true answers the per-row report and writes
    nothing), read the report, import for real, and download the rejected rows in the file's own
    columns plus a reason (report=rows) to correct and upload again. Every rule is the server's;
-   the page only shows what it said. A file the server refuses whole (too big, a zip bomb, not
-   a spreadsheet) comes back as the one error shape and is shown as a message. */
+   the page only shows what it said — each refused row and warning in the reader's language,
+   from its stable code and parameters (server/archive/reasons.py, the strings
+   imports.reason.<code>), the server's English sentence where the page has no string for a
+   code. A file the server refuses whole (too big, a zip bomb, not a spreadsheet) comes back
+   as the one error shape and is shown as a message. */
 import { ApiError, csrfToken } from "./lib/api.js";
 import { config } from "./lib/config.js";
 import { byId, clear, el } from "./lib/dom.js";
 import { number } from "./lib/format.js";
-import { t } from "./lib/i18n.js";
+import { has, t, tOr } from "./lib/i18n.js";
 import { table } from "./lib/table.js";
 import { toast } from "./lib/ui.js";
 
@@ -82,6 +85,41 @@ function errorMessage(err) {
   return t("imports.error.other", { message: String(err) });
 }
 
+/** Parameters that name a status or a role: said in the reader's words. */
+const STATUS_PARAMS = new Set(["status", "old_status"]);
+
+/**
+ * One parameter of a reason as the reader reads it: a list joined, an empty text named, a
+ * role or status in words — and an allowed status with the code the file must spell.
+ * @param {string} name
+ * @param {unknown} value
+ * @returns {string}
+ */
+function param(name, value) {
+  if (Array.isArray(value)) return value.map((v) => param(name, v)).join(t("imports.reason.list_sep"));
+  const text = value === null || value === undefined ? "" : String(value);
+  if (text === "") return t("imports.reason.empty");
+  if (name === "role") return tOr("role." + text, text);
+  if (STATUS_PARAMS.has(name)) return tOr("status." + text, text);
+  if (name === "allowed" && has("status." + text)) return t("imports.reason.coded", { label: t("status." + text), code: text });
+  return text;
+}
+
+/**
+ * A refusal or warning in the page's language: its code's string with the parameters filled
+ * in, or the server's own sentence for a code this page does not know.
+ * @param {{code?: string, params?: Record<string, unknown>}} entry
+ * @param {string} fallback
+ */
+function said(entry, fallback) {
+  const key = "imports.reason." + (entry.code || "");
+  if (!entry.code || !has(key)) return fallback;
+  /** @type {Record<string, string>} */
+  const vars = {};
+  for (const [name, value] of Object.entries(entry.params || {})) vars[name] = param(name, value);
+  return t(key, vars);
+}
+
 /**
  * POST the chosen file (multipart, field "file") with *query*; the JSON report, or the raw
  * response for report=rows. Errors arrive in the one error shape and become an ApiError.
@@ -140,8 +178,11 @@ function showReport(report) {
       rejected: report.rejected,
     }),
   });
-  const warnings = (report.warnings || []).length
-    ? el("ul", { class: "imp-warnings muted", dataset: { testid: "report-warnings" } }, report.warnings.map((w) => el("li", { text: w })))
+  /** @type {{code?: string, params?: Record<string, unknown>, text: string}[]} */
+  const notes = report.warning_details || (report.warnings || []).map((/** @type {string} */ w) => ({ text: w }));
+  const warnings = notes.length
+    ? el("ul", { class: "imp-warnings muted", dataset: { testid: "report-warnings" } },
+      notes.map((w) => el("li", { title: w.text, dataset: { code: w.code || "" }, text: said(w, w.text) })))
     : null;
   const rows = report.rejected_rows || [];
   const listed = rows.length
@@ -149,8 +190,8 @@ function showReport(report) {
       { label: "imports.col.line", render: (r) => String(r.line), sort: (r) => r.line, cls: "num" },
       { label: "imports.col.column", render: (r) => el("span", { class: "mono", text: r.column || "—" }), sort: (r) => r.column },
       { label: "imports.col.value", render: (r) => el("span", { class: "mono imp-value", text: r.value === "" ? "—" : r.value }) },
-      { label: "imports.col.reason", render: (r) => r.reason },
-    ], rows, (r) => ({ dataset: { line: String(r.line), column: r.column } }))
+      { label: "imports.col.reason", render: (r) => el("span", { title: r.reason, text: said(r, r.reason) }) },
+    ], rows, (r) => ({ dataset: { line: String(r.line), column: r.column, code: r.code || "" } }))
     : null;
   const truncated = report.rejected_truncated
     ? el("p", { class: "muted imp-note", text: t("imports.truncated", { listed: rows.length, total: report.rejected }) })
