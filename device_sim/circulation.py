@@ -130,8 +130,12 @@ class Circulation:
         self._quiet_ms = quiet_ms
         self._cylinder: dict[str, Cylinder] = {c.tag: c for c in city.legal}
         self._company: dict[str, int] = {c.tag: c.company_id for c in city.legal}
-        self._seen: dict[str, tuple[int, float, float]] = {}
-        """Last read of a tag with a place, as sent: (ts, lat, lon)."""
+        self._seen: dict[str, tuple[int, float, float]] = {
+            c.tag: (c.seen_ms, c.lat, c.lon)
+            for c in city.legal
+            if c.seen_ms is not None and c.lat is not None and c.lon is not None
+        }
+        """Last read of a tag with a place, as sent: (ts, lat, lon); the record's at start."""
         self._guns = {g.device_id: city.site(g.site_code) for g in city.guns}
         self._ledgers: dict[int, _Ledger] = {}
         self._on_board: set[str] = set()

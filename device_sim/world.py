@@ -71,6 +71,9 @@ class Cylinder:
     """Filled at a licensed station since its last return (or registration): the platform
     lets it go to a customer without ``suspected_illegal_fill``. A synthetic city's cylinders
     are; a seeded one's say so from their record (:func:`load_city`)."""
+    seen_ms: int | None = None
+    """When the platform last saw it (at ``lat``/``lon``): a sim started right after another
+    leaves it alone for the cloned-tag window too."""
 
 
 @dataclass(slots=True)
@@ -160,7 +163,8 @@ _CYL_COLUMNS = """
     (c.last_fill_at > coalesce(c.last_return_at, c.registered_at) AND EXISTS (
         SELECT 1 FROM sites f WHERE f.id = c.last_fill_site_id AND f.licence_status = 'valid'
            AND btrim(coalesce(f.licence_no, '')) <> ''
-           AND f.licence_expiry >= c.last_fill_at::date)) IS TRUE AS deliverable
+           AND f.licence_expiry >= c.last_fill_at::date)) IS TRUE AS deliverable,
+    (extract(epoch FROM c.last_seen_at) * 1000)::bigint AS seen_ms
 """
 _CYL_FROM = """
     FROM cylinders c
@@ -182,6 +186,7 @@ def _cylinder(r: Any) -> Cylinder:
         lat=r["lat"],
         lon=r["lon"],
         deliverable=bool(r["deliverable"]),
+        seen_ms=r["seen_ms"],
     )
 
 
