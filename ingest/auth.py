@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
@@ -35,7 +36,7 @@ from server.domain.authorization import (
 from server.domain.filling import max_fill_kg
 from server.kernel.settings import Settings
 
-__all__ = ["AUTH_SQL", "AuthOutcome", "FillAuthorizer", "reply_topic_for"]
+__all__ = ["AUTH_SQL", "AuthOutcome", "FillAuthorizer", "outcome_from_row", "reply_topic_for"]
 
 AUTH_SQL: Final = """
 SELECT d.id AS gun_pk, s.id AS station_id, s.code AS station_code, s.company_id,
@@ -75,6 +76,53 @@ class AuthOutcome:
 
 def reply_topic_for(gun_id: str) -> str:
     return f"cyl/v1/gun/{gun_id}/auth/reply"
+
+
+def outcome_from_row(
+    row: Mapping[str, Any], settings: Settings, today: date, now: datetime, started: float | None
+) -> AuthOutcome:
+    """The decision on one row of :data:`AUTH_SQL`'s facts, by the pure domain rule.
+    *started* is the ``perf_counter`` at receipt (``None``: no one waits, latency 0).
+
+    The one place that reads those columns: a gun's request (:meth:`FillAuthorizer.decide`)
+    and an enterprise's fill record (``server.api.enterprise_fills``, which runs the same
+    query for a whole batch) are judged alike (docs/ARCHITECTURE.md §4, §5).
+    """
+    station: StationFacts | None = None
+    if row["station_id"] is not None:
+        station = StationFacts(
+            station_id=row["station_id"],
+            company_id=row["company_id"],
+            licence_no=row["licence_no"],
+            licence_expiry=row["licence_expiry"],
+            licence_status=row["licence_status"],
+        )
+    cylinder: CylinderFacts | None = None
+    if row["cylinder_id"] is not None:
+        cylinder = CylinderFacts(
+            cylinder_id=row["cylinder_id"],
+            tag=row["tag"],
+            owner_company_id=row["owner_company_id"],
+            status=row["status"],
+            next_inspection_date=row["next_inspection_date"],
+            scrap_date=row["scrap_date"],
+            tag_voided=row["tag_voided"],
+            spec=row["spec"] or "",
+            stamp=row["stamp"] or "",
+        )
+    decision = authorize_fill(cylinder, station, today, frozenset(row["entrusted"] or ()))
+    return AuthOutcome(
+        decision=decision,
+        code=gun_code(decision, settings.gun_codes),
+        gun_known=row["gun_pk"] is not None,
+        station=station,
+        station_district=row["district_code"],
+        station_code=row["station_code"],
+        cylinder=cylinder,
+        max_fill_kg=max_fill_kg(cylinder.spec, settings.models) if cylinder is not None else None,
+        decided_at=now,
+        latency_s=time.perf_counter() - started if started is not None else 0.0,
+    )
 
 
 class FillAuthorizer:
@@ -123,44 +171,7 @@ class FillAuthorizer:
         """Fetch the facts and apply the rule. *started* is the ``perf_counter`` at receipt."""
         row = await self._fetch(gun_id, tag, today)
         assert row is not None  # the VALUES row always yields one
-        station: StationFacts | None = None
-        if row["station_id"] is not None:
-            station = StationFacts(
-                station_id=row["station_id"],
-                company_id=row["company_id"],
-                licence_no=row["licence_no"],
-                licence_expiry=row["licence_expiry"],
-                licence_status=row["licence_status"],
-            )
-        cylinder: CylinderFacts | None = None
-        if row["cylinder_id"] is not None:
-            cylinder = CylinderFacts(
-                cylinder_id=row["cylinder_id"],
-                tag=row["tag"],
-                owner_company_id=row["owner_company_id"],
-                status=row["status"],
-                next_inspection_date=row["next_inspection_date"],
-                scrap_date=row["scrap_date"],
-                tag_voided=row["tag_voided"],
-                spec=row["spec"] or "",
-                stamp=row["stamp"] or "",
-            )
-        entrusted = frozenset(row["entrusted"] or ())
-        decision = authorize_fill(cylinder, station, today, entrusted)
-        return AuthOutcome(
-            decision=decision,
-            code=gun_code(decision, self.settings.gun_codes),
-            gun_known=row["gun_pk"] is not None,
-            station=station,
-            station_district=row["district_code"],
-            station_code=row["station_code"],
-            cylinder=cylinder,
-            max_fill_kg=(
-                max_fill_kg(cylinder.spec, self.settings.models) if cylinder is not None else None
-            ),
-            decided_at=now,
-            latency_s=time.perf_counter() - started,
-        )
+        return outcome_from_row(row, self.settings, today, now, started)
 
     @staticmethod
     def reply_payload(request_msg_id: str, outcome: AuthOutcome, now_ms: int) -> bytes:

@@ -33,7 +33,7 @@ import asyncpg
 import msgspec
 import orjson
 
-from ingest.auth import AUTH_SQL, AuthOutcome
+from ingest.auth import AUTH_SQL, outcome_from_row
 from ingest.schemas import (
     Checks,
     Id,
@@ -50,13 +50,6 @@ from ingest.store.batch import BatchStore
 from ingest.store.context import Item
 from server.api.enterprise_batch import RecordId, Row, rejected, stored
 from server.db.enterprise import Entry
-from server.domain.authorization import (
-    CylinderFacts,
-    StationFacts,
-    authorize_fill,
-    gun_code,
-)
-from server.domain.filling import max_fill_kg
 from server.domain.localtime import city_date
 from server.domain.statuses import CHANNEL_ALERTS, FillResult
 from server.kernel.districts import District, DistrictIndex
@@ -136,48 +129,6 @@ SELECT f.msg_id, f.ts, f.cylinder_id, f.result, f.assessment
 _DISTRICTS_SQL: Final = (
     "SELECT code, name, coalesce(name_en, name) AS name_en, boundary FROM districts ORDER BY code"
 )
-
-
-def _outcome(
-    row: asyncpg.Record, settings: Settings, day: dt.date, now: dt.datetime
-) -> AuthOutcome:
-    """The decision on one record's facts, built as ``ingest.auth.FillAuthorizer.decide``
-    builds a gun's."""
-    station = None
-    if row["station_id"] is not None:
-        station = StationFacts(
-            station_id=row["station_id"],
-            company_id=row["company_id"],
-            licence_no=row["licence_no"],
-            licence_expiry=row["licence_expiry"],
-            licence_status=row["licence_status"],
-        )
-    cylinder = None
-    if row["cylinder_id"] is not None:
-        cylinder = CylinderFacts(
-            cylinder_id=row["cylinder_id"],
-            tag=row["tag"],
-            owner_company_id=row["owner_company_id"],
-            status=row["status"],
-            next_inspection_date=row["next_inspection_date"],
-            scrap_date=row["scrap_date"],
-            tag_voided=row["tag_voided"],
-            spec=row["spec"] or "",
-            stamp=row["stamp"] or "",
-        )
-    decision = authorize_fill(cylinder, station, day, frozenset(row["entrusted"] or ()))
-    return AuthOutcome(
-        decision=decision,
-        code=gun_code(decision, settings.gun_codes),
-        gun_known=row["gun_pk"] is not None,
-        station=station,
-        station_district=row["district_code"],
-        station_code=row["station_code"],
-        cylinder=cylinder,
-        max_fill_kg=max_fill_kg(cylinder.spec, settings.models) if cylinder else None,
-        decided_at=now,
-        latency_s=0.0,
-    )
 
 
 class FillStore:
@@ -311,7 +262,7 @@ class FillStore:
         for (row, item, _), fact, day in zip(
             ready, sorted(facts, key=lambda r: r["n"]), days, strict=True
         ):
-            outcome = _outcome(fact, self.settings, day, now)
+            outcome = outcome_from_row(fact, self.settings, day, now, started=None)
             decisions.append(outcome.decision)
             if not outcome.decision.allowed:  # recorded as the gun's refused request
                 asked = self._item(row, now, "auth")
