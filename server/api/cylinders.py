@@ -13,6 +13,7 @@ as the registration itself) and whether a tag is free, taken or voided.
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import msgspec
 from aiohttp import web
@@ -57,8 +58,9 @@ from server.kernel.http import (
 )
 from server.kernel.principal import require
 from server.kernel.scope import Sql, scope_where
+from server.kernel.settings import Settings
 
-__all__ = ["EVENT_COLUMNS", "EVENT_FROM", "routes"]
+__all__ = ["EVENT_COLUMNS", "EVENT_FROM", "LIST_QUERY", "routes", "search_where"]
 
 # ---------------------------------------------------------------- search
 
@@ -81,22 +83,11 @@ LIST_QUERY = (
 )
 
 
-@api_doc(
-    "Search cylinders",
-    tags=["cylinders"],
-    roles=ROLES,
-    query=LIST_QUERY,
-    paginated=True,
-)
-async def list_cylinders(request: web.Request) -> web.Response:
-    """Search the archive within the caller's scope. A tag or barcode filter is one probe of
-    its unique index; no total is counted when the first page holds every match."""
-    p = require(request)
-    check_query(request, [x.name for x in LIST_QUERY])
-    settings = request.app[SETTINGS]
-    page = q_page(request)
-    q = Sql()
-    where = [scope_where(p, "cylinders", "c", q)]
+def search_where(request: web.Request, q: Sql, settings: Settings, day: date) -> list[str]:
+    """The conditions of the cylinder search's filters (:data:`LIST_QUERY`), on ``cylinders c``;
+    the caller adds the role scope. One place, because the label sheet
+    (``server.api.labels``) prints what the search with the same filters lists."""
+    where: list[str] = []
     for name in ("tag", "stamp", "barcode", "spec"):
         value = q_str(request, name, max_len=64)
         if value is not None:
@@ -120,10 +111,29 @@ async def list_cylinders(request: web.Request) -> web.Response:
     site = q_id(request, "site")
     if site:
         where.append(f"c.location_site_id = {q.add(site)}")
-    day = city_today(settings)
     compliance = q_choice(request, "compliance", COMPLIANCE_VALUES)
     if compliance:
         where.append(compliance_where(compliance, "c", q, ComplianceBounds.of(day, settings.dates)))
+    return where
+
+
+@api_doc(
+    "Search cylinders",
+    tags=["cylinders"],
+    roles=ROLES,
+    query=LIST_QUERY,
+    paginated=True,
+)
+async def list_cylinders(request: web.Request) -> web.Response:
+    """Search the archive within the caller's scope. A tag or barcode filter is one probe of
+    its unique index; no total is counted when the first page holds every match."""
+    p = require(request)
+    check_query(request, [x.name for x in LIST_QUERY])
+    settings = request.app[SETTINGS]
+    page = q_page(request)
+    q = Sql()
+    day = city_today(settings)
+    where = [scope_where(p, "cylinders", "c", q), *search_where(request, q, settings, day)]
     rows, total = await fetch_page(
         request.app[POOL],
         LIST_COLUMNS,

@@ -28,17 +28,16 @@ from urllib.parse import quote
 import segno
 from aiohttp import web
 
+from server.api.cylinders import LIST_QUERY, search_where
 from server.api.doc import API, Param, api_doc
 from server.api.label_sheet import MAX_LABELS, Label, render_sheet
-from server.api.params import check_query, company_filter, like_prefix
+from server.api.params import check_query
 from server.api.public import CODE_RE, rate_limit
-from server.db.compliance import COMPLIANCE_VALUES, ComplianceBounds, compliance_where
-from server.domain.statuses import CYLINDER_STATUSES
 from server.kernel import errors
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.clock import city_today
 from server.kernel.errors import ApiError, bad_query, not_found
-from server.kernel.http import ID_MAX, q_choice, q_district, q_id, q_str
+from server.kernel.http import ID_MAX, q_str
 from server.kernel.principal import require
 from server.kernel.scope import Sql, scope_where
 from server.kernel.settings import Settings
@@ -154,16 +153,7 @@ async def qr_png(request: web.Request) -> web.Response:
 
 LABEL_QUERY = (
     Param("ids", description=f"comma-separated cylinder ids (at most {MAX_LABELS})"),
-    Param("tag", description="exact RFID tag"),
-    Param("stamp", description="exact steel stamp no."),
-    Param("barcode", description="exact QR/barcode"),
-    Param("q", description="prefix of tag, stamp or barcode"),
-    Param("company", description="owner company code or id"),
-    Param("status", enum=CYLINDER_STATUSES),
-    Param("compliance", enum=COMPLIANCE_VALUES),
-    Param("district", description="6-digit district code where the cylinder is now"),
-    Param("spec", description="model code, e.g. YSP35.5"),
-    Param("site", "integer", description="id of the site where the cylinder is now"),
+    *LIST_QUERY,
 )
 
 
@@ -181,40 +171,6 @@ def _ids(request: web.Request) -> list[int] | None:
     if len(unique) > MAX_LABELS:
         raise bad_query("ids", f"at most {MAX_LABELS} cylinders per sheet")
     return unique
-
-
-def _filters(request: web.Request, q: Sql, settings: Settings) -> list[str]:
-    """The cylinder search's filters (GET /api/v1/cylinders), as the cylinders page sends them."""
-    where: list[str] = []
-    for name in ("tag", "stamp", "barcode", "spec"):
-        value = q_str(request, name, max_len=64)
-        if value is not None:
-            where.append(f"c.{name} = {q.add(value)}")
-    prefix = q_str(request, "q", max_len=64)
-    if prefix is not None:
-        lo, hi = like_prefix(prefix)
-        ors = [
-            f"(c.{col} ~>=~ {q.add(lo)} AND c.{col} ~<~ {q.add(hi)})"
-            for col in ("tag", "stamp", "barcode")
-        ]
-        where.append("(" + " OR ".join(ors) + ")")
-    comp = company_filter(request, "c.owner_company_id", q)
-    if comp:
-        where.append(comp)
-    status = q_choice(request, "status", CYLINDER_STATUSES)
-    if status:
-        where.append(f"c.status = {q.add(status)}")
-    district = q_district(request)
-    if district:
-        where.append(f"c.district_code = {q.add(district)}")
-    site = q_id(request, "site")
-    if site:
-        where.append(f"c.location_site_id = {q.add(site)}")
-    compliance = q_choice(request, "compliance", COMPLIANCE_VALUES)
-    if compliance:
-        bounds = ComplianceBounds.of(city_today(settings), settings.dates)
-        where.append(compliance_where(compliance, "c", q, bounds))
-    return where
 
 
 @api_doc(
@@ -243,7 +199,7 @@ async def labels_pdf(request: web.Request) -> web.StreamResponse:
     where = [scope_where(p, "cylinders", "c", q)]
     if ids is not None:
         where.append(f"c.id = ANY({q.add(ids)}::bigint[])")
-    where += _filters(request, q, settings)
+    where += search_where(request, q, settings, city_today(settings))
     rows = await request.app[POOL].fetch(
         f"""SELECT c.id, c.barcode, c.spec, c.medium, o.name AS owner
               FROM cylinders c JOIN companies o ON o.id = c.owner_company_id
