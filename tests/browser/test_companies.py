@@ -6,7 +6,9 @@ a gun asking over MQTT (a private broker and a real ingest worker on the session
 - a company admin entrusts another company on the entrustments page, and the other company's
   gun may then fill its cylinder (``not_owner`` gone); ending it brings the refusal back;
 - scope: company B sees none of company A's entrustments with others, nor A's licences;
-- the register: the admin registers a company with its order phone; an officer reads only.
+- the register: the admin registers a company with its order phone; an officer reads only;
+- a company admin opens its own company (and no other), sets the notice of the public QR page,
+  and a household scanning one of its cylinders reads it there as text.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ import msgspec
 import orjson
 import pytest
 
+from server.api.public import RATE_PREFIX
+from server.kernel.appkeys import REDIS
 from server.kernel.clock import city_today
 from tests.api.fill_auth import station_with_gun
-from tests.browser.conftest import OpenSession
+from tests.browser.conftest import Live, OpenSession
 from tests.conftest import World
 from tests.ingest.conftest import Mosquitto
 
@@ -339,3 +343,78 @@ async def test_admin_registers_a_company_and_an_officer_only_reads(
     assert href == f"/admin/licences?kind=company&q={code}"
     await o.screenshot("company-view")
     assert not o.errors, o.errors
+
+
+async def test_a_company_admin_sets_its_qr_notice_and_the_public_page_shows_it(
+    open_session: OpenSession, pool: asyncpg.Pool, world: World, made: Made, live_server: Live
+) -> None:
+    company_a = world.companies["A"]
+    before = await pool.fetchrow(
+        "SELECT notice_text, notice_url, contact_name FROM companies WHERE id = $1", company_a
+    )
+    tag = await _cylinder(pool, world, "A", made)
+    barcode = f"BRW-QR-{secrets.token_hex(4).upper()}"
+    await pool.execute("UPDATE cylinders SET barcode = $1 WHERE tag = $2", barcode, tag)
+    notice = f"<b>夏季</b>免费入户安检 {barcode[-8:]}"
+    try:
+        s = await open_session("t_company_a")
+        await s.page.goto("/admin/companies")
+        rows = s.page.get_by_test_id("results").locator("tbody tr")
+        await rows.first.wait_for()
+        # its own company only (the API's scope), and no register of others to edit
+        assert await rows.evaluate_all("rs => rs.map(r => r.dataset.code)") == ["TEST-A"]
+        assert await s.page.get_by_test_id("new-company").count() == 0
+        await s.page.get_by_test_id("edit-own-company").click()
+        dialog = s.page.get_by_test_id("company-dialog")
+        await dialog.wait_for()
+        # the contacts and the notice; the code, name and licence are the bureau's
+        for testid in ("company-code", "company-name", "company-licence-no"):
+            assert await dialog.get_by_test_id(testid).count() == 0, testid
+        url = dialog.get_by_test_id("company-notice-url")
+        await url.fill("javascript:alert(1)")
+        await dialog.get_by_test_id("company-save").click()  # not a web address: refused here
+        assert await url.evaluate("e => e.validity.patternMismatch")
+        assert await dialog.is_visible()
+        await dialog.get_by_test_id("company-contact").fill("李站长")
+        await dialog.get_by_test_id("company-notice-text").fill(notice)
+        await dialog.get_by_test_id("company-notice-url").fill("https://gas.example.com/brw")
+        await s.screenshot("company-own-notice")
+        await dialog.get_by_test_id("company-save").click()
+        await dialog.wait_for(state="hidden")
+        await s.page.locator('tr[data-code="TEST-A"]:has-text("李站长")').wait_for()
+        stored = await pool.fetchrow(
+            "SELECT notice_text, notice_url FROM companies WHERE id = $1", company_a
+        )
+        assert (stored["notice_text"], stored["notice_url"]) == (
+            notice,
+            "https://gas.example.com/brw",
+        )
+        # the details show it as it was typed
+        await s.page.locator('tr[data-code="TEST-A"] [data-action="view"]').click()
+        view = s.page.get_by_test_id("company-view")
+        await view.wait_for()
+        assert notice in await view.locator('[data-field="notice_text"]').inner_text()
+        assert not s.errors, s.errors
+
+        # a household scans one of the company's cylinders
+        redis = live_server.app[REDIS]
+        keys = [k async for k in redis.scan_iter(match=RATE_PREFIX + "*")]
+        if keys:
+            await redis.delete(*keys)
+        q = await open_session(None, viewport={"width": 390, "height": 844})
+        await q.page.goto(f"/q/{barcode}")
+        shown = q.page.get_by_test_id("company-notice")
+        await shown.wait_for()
+        assert notice in await shown.inner_text()  # the markup as text, never as markup
+        assert await shown.locator("b").count() == 0
+        link = shown.get_by_role("link")
+        assert await link.get_attribute("href") == "https://gas.example.com/brw"
+        await q.screenshot("public-qr-company-notice")
+        assert not q.errors, q.errors
+    finally:
+        await pool.execute(
+            "UPDATE companies SET notice_text = $2, notice_url = $3, contact_name = $4"
+            " WHERE id = $1",
+            company_a,
+            *before.values(),
+        )

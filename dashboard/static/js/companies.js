@@ -1,8 +1,10 @@
 // @ts-check
 /* The register of companies (GET/POST/PATCH /api/v1/companies): search by code or name,
    filter by district and licence status, open a company in a detail dialog; the admin
-   registers and edits companies. Licence actions live on the licences page, linked from
-   the detail dialog. */
+   registers and edits companies. A company admin sees its own company (the API scopes the
+   list) and keeps its contact details and the notice of the public QR page (notice_text,
+   notice_url: shown there as text) current — the fields the API lets it change. Licence
+   actions live on the licences page, linked from the detail dialog. */
 import { api } from "./lib/api.js";
 import { config } from "./lib/config.js";
 import { byId, clear, el, formValues } from "./lib/dom.js";
@@ -23,10 +25,18 @@ function statusBadge(status) {
   return el("span", { class: "badge lic-badge lic-" + status, dataset: { value: status } }, t("licences.status." + status));
 }
 
-/** Opens the edit form (set below when the page has it: the admin). */
+/** Opens the edit form (set below when the page has it: the admin, a company admin). */
 let openForm = /** @type {(c: any) => void} */ (() => {});
 
+/** The company admin's own company id (null for every other role). */
+const user = config.user || {};
+const ownCompany = user.role === "company_admin" && user.company_id ? Number(user.company_id) : null;
+
+/** May the reader edit company *c*: the admin any, a company admin its own. @param {any} c */
+const mayEdit = (c) => Boolean(config.can_edit) || (ownCompany !== null && c.id === ownCompany);
+
 // ---------------------------------------------------------------- detail
+const editFromView = document.getElementById("company-view-edit");
 const view = /** @type {HTMLDialogElement} */ (byId("company-view"));
 const viewFields = byId("company-view-fields");
 /** @type {any} */
@@ -49,6 +59,8 @@ function openView(c) {
     ["companies.licence_expiry", date(c.licence_expiry)],
     ["companies.licence_status", statusBadge(c.licence_status)],
     ["companies.licence_status_reason", text(c.licence_status_reason)],
+    ["companies.notice_text", text(c.notice_text)],
+    ["companies.notice_url", el("span", { class: "mono", text: text(c.notice_url) })],
     ["companies.updated_at", dateTime(c.updated_at)],
   ];
   clear(viewFields);
@@ -56,9 +68,9 @@ function openView(c) {
     viewFields.appendChild(el("div", { dataset: { field: label.split(".")[1] } }, el("dt", { text: t(label) }), el("dd", {}, value)));
   }
   byId("company-view-licences").setAttribute("href", "/admin/licences?kind=company&q=" + encodeURIComponent(c.code));
+  if (editFromView) editFromView.hidden = !mayEdit(c);
   view.showModal();
 }
-const editFromView = document.getElementById("company-view-edit");
 if (editFromView) editFromView.addEventListener("click", () => { view.close(); openForm(viewing); });
 
 const page = listPage({
@@ -77,17 +89,22 @@ const page = listPage({
     { label: "companies.licence_status", render: (c) => statusBadge(c.licence_status), sort: (c) => c.licence_status },
     { label: "common.actions", render: (c) => el("div", { class: "btn-group" },
       el("button", { class: "btn btn-sm", type: "button", dataset: { action: "view" }, onclick: () => openView(c) }, t("companies.view")),
-      config.can_edit ? el("button", { class: "btn btn-sm", type: "button", dataset: { action: "edit" }, onclick: () => openForm(c) }, t("companies.edit")) : null) },
+      mayEdit(c) ? el("button", { class: "btn btn-sm", type: "button", dataset: { action: "edit" }, onclick: () => openForm(c) }, t("companies.edit")) : null) },
   ],
 });
 
-// ---------------------------------------------------------------- register / edit (admin)
+// ---------------------------------------------------------------- register / edit (admin, own company)
 const dialog = /** @type {HTMLDialogElement | null} */ (document.getElementById("company-dialog"));
 if (dialog) {
   const form = /** @type {HTMLFormElement} */ (byId("company-form"));
   const errorBox = byId("company-form-error");
   const saveBtn = /** @type {HTMLButtonElement} */ (byId("company-save"));
-  const FIELDS = ["code", "name", "district_code", "address", "contact_name", "contact_phone", "order_phone", "licence_no", "licence_expiry", "licence_status"];
+  const noticeBox = byId("company-notice-fields");
+  /** The notice is set on a registered company (PATCH), not when registering one (POST). */
+  const NOTICE = ["notice_text", "notice_url"];
+  // the fields this form has: a company admin's holds its contact details and the notice only
+  const FIELDS = ["code", "name", "district_code", "address", "contact_name", "contact_phone", "order_phone", "licence_no", "licence_expiry", "licence_status", ...NOTICE]
+    .filter((name) => form.elements.namedItem(name) !== null);
   /** @type {any} */
   let editing = null;
 
@@ -104,10 +121,25 @@ if (dialog) {
         if (field) field.value = shown(c, name);
       }
     }
+    noticeBox.hidden = !c;
     byId("company-dialog-title").textContent = c ? t("companies.edit_title", { code: c.code }) : t("companies.create");
     dialog.showModal();
   };
-  byId("new-company").addEventListener("click", () => openForm(null));
+  const newBtn = document.getElementById("new-company");
+  if (newBtn) newBtn.addEventListener("click", () => openForm(null));
+  const ownBtn = /** @type {HTMLButtonElement | null} */ (document.getElementById("edit-own-company"));
+  if (ownBtn && ownCompany !== null) {
+    ownBtn.addEventListener("click", async () => {
+      ownBtn.disabled = true;
+      try {
+        openForm(await api("/api/v1/companies/" + ownCompany));
+      } catch (err) {
+        toast(/** @type {Error} */ (err).message, "error");
+      } finally {
+        ownBtn.disabled = false;
+      }
+    });
+  }
   byId("company-cancel").addEventListener("click", () => dialog.close());
 
   form.addEventListener("submit", async (ev) => {
@@ -121,7 +153,7 @@ if (dialog) {
       if (editing) {
         const before = shown(editing, name) || null;
         if (before !== value && !(name === "licence_status" && value === null)) body[name] = value;
-      } else if (value !== null) {
+      } else if (value !== null && !NOTICE.includes(name)) {
         body[name] = value;
       }
     }
@@ -134,7 +166,7 @@ if (dialog) {
       if (editing) await api("/api/v1/companies/" + editing.id, { method: "PATCH", body });
       else await api("/api/v1/companies", { method: "POST", body });
       dialog.close();
-      toast(t(editing ? "companies.saved" : "companies.created", { name: String(v.name || "") }));
+      toast(t(editing ? "companies.saved" : "companies.created", { name: String(v.name || (editing && editing.name) || "") }));
       page.reload();
     } catch (err) {
       errorBox.hidden = false;
