@@ -87,7 +87,13 @@ NAV: tuple[NavItem, ...] = (
     NavItem("imports", "/registration/import", ("admin", "company_admin", "inspector"), "work"),
     NavItem("inspections", "/inspections", ("admin", "regulator", "inspector"), "work"),
     # management of the regulated parties and of the platform's own users
-    NavItem("companies", "/admin/companies", ("admin", "regulator", "officer"), "manage"),
+    # a company admin sees (and keeps the contacts and QR notice of) its own company only
+    NavItem(
+        "companies",
+        "/admin/companies",
+        ("admin", "regulator", "officer", "company_admin"),
+        "manage",
+    ),
     NavItem(
         "licences", "/admin/licences", ("admin", "regulator", "officer", "company_admin"), "manage"
     ),
