@@ -86,6 +86,15 @@ NAV: tuple[NavItem, ...] = (
     NavItem("registration", "/registration", ("admin", "company_admin", "inspector"), "work"),
     NavItem("imports", "/registration/import", ("admin", "company_admin", "inspector"), "work"),
     NavItem("inspections", "/inspections", ("admin", "regulator", "inspector"), "work"),
+    # 入户安检: records for whoever reads them (server.domain.safety.READ_ROLES); the catalogue
+    # is the admin's to publish, regulators read it
+    NavItem(
+        "safety",
+        "/safety-inspections",
+        ("admin", "regulator", "officer", "company_admin", "station_operator"),
+        "work",
+    ),
+    NavItem("safety_items", "/admin/safety-items", ("admin", "regulator"), "work"),
     # management of the regulated parties and of the platform's own users
     # a company admin sees (and keeps the contacts and QR notice of) its own company only
     NavItem(

@@ -27,6 +27,7 @@ PAGE_MODULES = (
     "dashboard.pages.credit",
     "dashboard.pages.articles",
     "dashboard.pages.messages",
+    "dashboard.pages.safety",
 )
 
 

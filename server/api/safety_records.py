@@ -260,8 +260,8 @@ async def get_file(request: web.Request) -> web.StreamResponse:
     roles=READ_ROLES,
     responses={404: "no such record in the caller's scope"},
     description="What a printable or shareable notice (整改通知书) shows the customer: the "
-    "customer, the company, the inspection's time and inspector, and each failed item with its "
-    "text (zh, en) and deadline.",
+    "customer, the company (with its order phone, 订气电话), the inspection's time and "
+    "inspector, and each failed item with its text (zh, en) and deadline.",
 )
 async def get_notice(request: web.Request) -> web.Response:
     p = require(request, *READ_ROLES)
@@ -269,7 +269,7 @@ async def get_notice(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     row = await _visible(pool, p, rid)
     company = await pool.fetchrow(
-        "SELECT name, code FROM companies WHERE id = $1", row["company_id"]
+        "SELECT name, code, order_phone FROM companies WHERE id = $1", row["company_id"]
     )
     rects = await rectifications(pool, rid, today(request.app[SETTINGS]))
     return json_response(
@@ -282,7 +282,7 @@ async def get_notice(request: web.Request) -> web.Response:
                 "account_no": row["customer_account_no"],
                 "address": row["customer_address"],
             },
-            "company": {"name": company["name"], "code": company["code"]},
+            "company": {k: company[k] for k in ("name", "code", "order_phone")},
             "inspector_name": row["inspector_name"],
             "items": [
                 {k: r[k] for k in ("code", "text_zh", "text_en", "deadline", "state")}

@@ -315,6 +315,7 @@ async def test_recheck_closes_a_rectification(client: Any, world: World) -> None
         client, "GET", f"/api/v1/safety-inspections/{out['id']}/notice", "t_company_a"
     )
     assert status == 200 and notice["items"][0]["state"] == "closed"
+    assert set(notice["company"]) == {"name", "code", "order_phone"}
 
 
 async def test_overdue_round_marks_once_with_one_credit_event(
