@@ -91,6 +91,11 @@ TICKET_ALPHABET: Final = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 """32 symbols: digits and capitals without 0/O and 1/I (migration 0140 generates from it)."""
 TICKET_LENGTH: Final = 12
 """60 random bits: guessing one live ticket among a million takes ~10^12 tries."""
+TICKET_GROUP: Final = 4
+"""Symbols per group when a ticket is shown (``ABCD-EFGH-JKLM``): read and typed in fours."""
+SATURDAY: Final = 5
+"""``date.weekday()`` of Saturday: Monday to Friday are working days (public holidays are not
+known to the platform)."""
 _SEPARATORS: Final = re.compile(r"[\s\-_.]")
 _TICKET: Final = re.compile(rf"^[{TICKET_ALPHABET}]{{{TICKET_LENGTH}}}$")
 _PHONE: Final = re.compile(r"^\+?[0-9]{5,15}$")
@@ -175,7 +180,7 @@ def add_working_days(start: date, days: int) -> date:
     left = days
     while left:
         day += timedelta(days=1)
-        if day.weekday() < 5:
+        if day.weekday() < SATURDAY:
             left -= 1
     return day
 
@@ -200,7 +205,7 @@ def normalize_ticket(raw: str) -> str | None:
 
 def format_ticket(ticket: str) -> str:
     """``ABCD-EFGH-JKLM``: groups of four, as people read and type it."""
-    return "-".join(ticket[i : i + 4] for i in range(0, len(ticket), 4))
+    return "-".join(ticket[i : i + TICKET_GROUP] for i in range(0, len(ticket), TICKET_GROUP))
 
 
 def contact_phone(contact: str | None) -> str | None:
