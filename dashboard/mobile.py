@@ -11,7 +11,8 @@ Routes:
 
 - ``GET /m`` — the shell (Jinja2 template ``templates/m/index.html``), in the request's
   language (``server.kernel.i18n``); its scripts are native ES modules (``m.js`` and the
-  modules it imports: the lookup, the registration from the phone, the camera scanner) using
+  modules it imports: the lookup, the registration from the phone, the camera scanner, the
+  safety inspection at the customer with its offline queue in IndexedDB) using
   the platform's shared modules under ``/static/js/lib/`` and the vendored Leaflet for the
   lookup's small map, all cached by the service worker with the shell;
 - ``GET /m/sw.js`` — the service worker, with ``Service-Worker-Allowed: /m`` so that its
@@ -37,6 +38,7 @@ from aiohttp import web
 
 from dashboard.render import environment
 from server.domain.registration import REGISTRANT_ROLES, refused_at_registration
+from server.domain.safety import CUSTOMER_KINDS, INSPECT_ROLES
 from server.domain.statuses import ROLES
 from server.kernel.appkeys import SETTINGS
 from server.kernel.i18n import load_strings, remember_language, request_language, translator
@@ -173,6 +175,11 @@ async def shell(request: web.Request) -> web.Response:
         # registration from the phone (static/m/register.js)
         "register_roles": list(REGISTRANT_ROLES),
         "register_hidden": register_hidden(),
+        # the safety inspection at the customer (static/m/safety.js): who inspects, the
+        # catalogue's customer kinds (all cached for offline work), the photos a record takes
+        "inspect_roles": list(INSPECT_ROLES),
+        "customer_kinds": list(CUSTOMER_KINDS),
+        "safety_photos_max": settings.safety.photos_max,
     }
     html = (
         environment()

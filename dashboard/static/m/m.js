@@ -8,7 +8,10 @@
    reconnect the page asks whether the session still exists, and after each one it re-reads
    the list, so nothing missed while a phone was in a lift stays missing.
    The lookup (lookup.js) and the registration from the phone (register.js) are modules of
-   their own; the registration tab is shown to the roles that register cylinders.
+   their own; the registration tab is shown to the roles that register cylinders, the safety
+   inspection tab (safety.js, with its IndexedDB queue) to the roles that inspect. The last
+   user is remembered on the phone, so the app (and the inspections waiting to be sent) opens
+   without signal too; it asks the server again as soon as there is one.
    window.__m exposes counters for tests. */
 import { ApiError, api, csrfToken } from "/static/js/lib/api.js";
 import { config } from "/static/js/lib/config.js";
@@ -17,14 +20,16 @@ import { cityFormat } from "/static/js/lib/format.js";
 import { t } from "/static/js/lib/i18n.js";
 import { LiveSocket } from "/static/js/lib/ws.js";
 import * as lookup from "./lookup.js";
+import { queueState } from "./offline-queue.js";
 import * as register from "./register.js";
+import * as safety from "./safety.js";
 import { mayRead, who } from "./who.js";
 
 const MAX_ALERTS = 100;
 const BOOT_RETRY_MS = 5000;
 
 const state = { user: null, wsOpens: 0, alertEvents: 0, lastAlert: null, sw: /** @type {string | null} */ (null), actions: 0,
-  lookup: lookup.shown, register: register.shown };
+  lookup: lookup.shown, register: register.shown, safety: safety.shown, queue: queueState, offlineStart: false };
 /** @type {any} */ (window).__m = state;
 const fmtTime = cityFormat({ month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
 /** @param {unknown} raw */
@@ -59,11 +64,13 @@ const tabButtons = /** @type {NodeListOf<HTMLButtonElement>} */ (document.queryS
 /** @param {string} name */
 function selectTab(name) {
   tabButtons.forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
-  for (const n of ["alerts", "lookup", "register", "settings"]) byId("tab-" + n).hidden = n !== name;
+  for (const n of ["alerts", "lookup", "register", "safety", "settings"]) byId("tab-" + n).hidden = n !== name;
   if (name !== "lookup") lookup.scanner.stop();
   else lookup.resized();
   if (name !== "register") register.scanner.stop();
   else if (state.user) register.opened(state.user);
+  if (name !== "safety") safety.scanner.stop();
+  else safety.opened();
 }
 tabButtons.forEach((b) => b.addEventListener("click", () => selectTab(String(b.dataset.tab))));
 
@@ -97,15 +104,30 @@ live.subscribe("alerts", {}, (rows) => {
 });
 
 // ------------------------------------------------------------------ login
+const USER_KEY = "cylwatch-m-user";
+/** @returns {any} the user of the last session on this phone (null: none) */
+function rememberedUser() {
+  try { return JSON.parse(localStorage.getItem(USER_KEY) || "null"); } catch { return null; }
+}
+/** @param {any} user */
+function remember(user) {
+  if (user) localStorage.setItem(USER_KEY, JSON.stringify(user));
+  else localStorage.removeItem(USER_KEY);
+}
+
 function boot() {
   // no CSRF cookie: no session either (they are set together), so do not ask
-  if (!csrfToken() && navigator.onLine) { show("login"); return; }
+  if (!csrfToken() && navigator.onLine) { remember(null); show("login"); return; }
   api("/api/v1/auth/me").then((body) => {
     setOffline(false);
-    startApp(body.user);
+    remember(body.user);
+    startApp(body.user, true);
   }).catch((e) => {
-    if (e.status === 401 || e.status === 403) { show("login"); return; }
+    if (e.status === 401 || e.status === 403) { remember(null); show("login"); return; }
     setOffline(true);
+    // no signal: open the app as the last user (what waits to be sent is theirs to see)
+    const last = rememberedUser();
+    if (last && !state.user) { state.offlineStart = true; startApp(last, false); }
     setTimeout(boot, BOOT_RETRY_MS);
   });
 }
@@ -125,6 +147,8 @@ byId("logout-btn").addEventListener("click", () => {
   api("/api/v1/auth/logout", { method: "POST" }).catch(() => {}).then(() => {
     live.stop();
     state.user = null;
+    remember(null);
+    safety.started(null, false);
     alerts.forEach((a) => a.el.remove());
     alerts.clear();
     show("login");
@@ -132,8 +156,11 @@ byId("logout-btn").addEventListener("click", () => {
 });
 
 let started = false;
-/** @param {any} user */
-function startApp(user) {
+/**
+ * @param {any} user
+ * @param {boolean} online false: opened from the remembered user without signal
+ */
+function startApp(user, online) {
   state.user = user;
   who.user = user;
   byId("me-name").textContent = (user.display_name || user.username) + " (" + user.role + ")";
@@ -141,9 +168,13 @@ function startApp(user) {
   const canAlerts = mayRead("alerts");
   byId("tab-btn-register").hidden = !register.mayRegister(user);
   byId("tab-btn-alerts").hidden = !canAlerts;
+  byId("tab-btn-safety").hidden = !safety.mayInspect(user);
   show("app");
-  const onForbiddenTab = (!register.mayRegister(user) && !byId("tab-register").hidden) || (!canAlerts && !byId("tab-alerts").hidden);
+  const onForbiddenTab = (!register.mayRegister(user) && !byId("tab-register").hidden) || (!canAlerts && !byId("tab-alerts").hidden)
+    || (!safety.mayInspect(user) && !byId("tab-safety").hidden);
   if (!started || onForbiddenTab) { started = true; selectTab(canAlerts ? "alerts" : "lookup"); }
+  safety.started(user, online);
+  if (!online) return;
   loadAlerts();
   live.start();
 }
