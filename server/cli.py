@@ -29,6 +29,7 @@ COMMAND_MODULES: Sequence[str] = (
     "server.archive",
     "server.cli_ingest",
     "server.cli_audit",
+    "server.cli_uploads",
     "device_sim.cli",
 )
 

@@ -103,3 +103,69 @@ def test_sniff_knows_only_our_types() -> None:
     assert uploads.sniff(b"\0\0\0\x18ftypisom") == "video/mp4"
     assert uploads.sniff(b"GIF89a") is None
     assert uploads.sniff(b"") is None
+
+
+async def test_sweep_removes_old_orphans_only(pool: Any, tmp_path: Path) -> None:
+    """A refused submission's bytes (a file, no row) go once past the grace period; a file with
+    a row, a young orphan and anything not at a content address stay."""
+    import datetime as dt
+    import hashlib
+    import os
+    import time
+
+    r = rules(tmp_path)
+    async with pool.acquire() as conn, conn.transaction():
+        kept = await uploads.store(conn, r, b"%PDF-1.4 kept", purpose="test")
+    root = uploads.root_dir(r)
+    kept_path = root / kept.sha256[:2] / kept.sha256[2:4] / kept.sha256
+
+    def orphan(data: bytes) -> Path:
+        digest = hashlib.sha256(data).hexdigest()
+        path = root / digest[:2] / digest[2:4] / digest
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path
+
+    old_orphan, young_orphan = orphan(b"refused photo"), orphan(b"in flight")
+    stray = root / "ab" / "cd" / "notes.txt"
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_text("not an upload")
+    half = kept_path.parent / ".up-crashed"
+    half.write_bytes(b"half")
+    day_ago = time.time() - 86400
+    for path in (kept_path, old_orphan, stray, half):
+        os.utime(path, (day_ago, day_ago))
+    grace = dt.timedelta(hours=1)
+    assert set(await uploads.sweep_orphans(pool, r, grace, dry_run=True)) == {old_orphan, half}
+    assert old_orphan.exists()
+    assert set(await uploads.sweep_orphans(pool, r, grace)) == {old_orphan, half}
+    assert not old_orphan.exists() and not half.exists()
+    assert kept_path.exists() and young_orphan.exists() and stray.exists()
+    _, data = await uploads.read_verified(pool, r, kept.id)
+    assert data == b"%PDF-1.4 kept"
+    with pytest.raises(ValueError):
+        await uploads.sweep_orphans(pool, r, dt.timedelta(seconds=5))
+
+
+async def test_a_reused_file_is_young_again(pool: Any, tmp_path: Path) -> None:
+    """An orphan taken again by a new upload is not swept under it: storing refreshes its time."""
+    import datetime as dt
+    import os
+    import time
+
+    r = rules(tmp_path)
+    async with pool.acquire() as conn:
+        tr = conn.transaction()
+        await tr.start()
+        f = await uploads.store(conn, r, b"%PDF-1.4 twice", purpose="test")
+        await tr.rollback()  # refused: the bytes stay, no row
+    path = uploads.root_dir(r) / f.sha256[:2] / f.sha256[2:4] / f.sha256
+    day_ago = time.time() - 86400
+    os.utime(path, (day_ago, day_ago))
+    async with pool.acquire() as conn:
+        tr = conn.transaction()
+        await tr.start()
+        await uploads.store(conn, r, b"%PDF-1.4 twice", purpose="test")  # not yet committed
+        assert await uploads.sweep_orphans(pool, r, dt.timedelta(hours=1)) == []
+        await tr.commit()
+    assert path.exists()

@@ -9,7 +9,9 @@ memory. Days are the city's calendar days (settings.alerts.timezone), not UTC's.
 - inspection-due: cylinders whose inspection is due or overdue (paginated in JSON);
 - fills-daily: fills per day per station;
 - denials: refused fill attempts per station per day per reason;
-- anomalies-by-company: alerts per company per kind.
+- anomalies-by-company: alerts per company per kind;
+- safety-inspections: pass rates per item and per company, open and overdue rectifications
+  (``server.api.report_safety``).
 
 The first two are open to admin, regulator, officer, company_admin and inspector (agencies
 call cylinders in for inspection); the activity reports to admin, regulator, officer and
@@ -19,8 +21,6 @@ Station operators get no reports: their tools are the gun and the handheld.
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -29,7 +29,6 @@ from server.api.common import (
     API,
     COMPLIANCE_VALUES,
     ComplianceBounds,
-    Param,
     api_doc,
     check_query,
     compliance_case,
@@ -37,92 +36,26 @@ from server.api.common import (
     fetch_page,
     iter_rows,
     plain,
-    q_district,
     q_format,
     today,
 )
-from server.api.params import company_filter
-from server.domain.localtime import city_zone
+from server.api.report_common import (
+    ACTIVITY_ROLES,
+    COMMON,
+    CYL_REPORT_ROLES,
+    FORMATS,
+    RANGE,
+)
+from server.api.report_common import days as _days
+from server.api.report_common import filters as _filters
+from server.api.report_common import respond as _respond
+from server.api.report_safety import safety_inspections
 from server.domain.statuses import ROLES
 from server.kernel.appkeys import POOL, SETTINGS
-from server.kernel.errors import bad_query
-from server.kernel.http import json_response, q_date, q_page
-from server.kernel.principal import Principal, require
-from server.kernel.scope import Sql, scope_where
+from server.kernel.http import json_response, q_page
+from server.kernel.principal import require
+from server.kernel.scope import Sql
 from server.kernel.tabular import stream_table
-
-CYL_REPORT_ROLES = ("admin", "regulator", "officer", "company_admin", "inspector")
-ACTIVITY_ROLES = ("admin", "regulator", "officer", "company_admin")
-FORMATS = ("json", "csv", "xlsx")
-DEFAULT_RANGE_DAYS = 30
-"""Range of an activity report when `from` is omitted: a presentation default (a month on
-screen), not a policy number."""
-COMMON = (
-    Param("district", description="6-digit district code"),
-    Param("company", description="company code or id"),
-)
-RANGE = (
-    Param("from", "date", "first day (city time; default: 30 days ago)"),
-    Param("to", "date", "last day, inclusive (default: today)"),
-)
-
-
-def _days(request: web.Request) -> tuple[dt.date, dt.date, dt.datetime, dt.datetime]:
-    """The inclusive day range and its [start, end) instants in the city's time zone."""
-    settings = request.app[SETTINGS]
-    zone = city_zone(settings.alerts)
-    last = q_date(request, "to") or today(settings)
-    try:
-        first = q_date(request, "from") or last - dt.timedelta(days=DEFAULT_RANGE_DAYS)
-    except OverflowError:
-        raise bad_query("from", "out of range") from None
-    if first > last:
-        raise bad_query("to", "must not be before from")
-    start = dt.datetime.combine(first, dt.time(), zone)
-    try:
-        end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), zone)
-    except OverflowError:
-        raise bad_query("to", "out of range") from None
-    return first, last, start, end
-
-
-def _filters(
-    request: web.Request,
-    p: Principal,
-    entity: str,
-    alias: str,
-    q: Sql,
-    district_col: str,
-    company_col: str,
-) -> list[str]:
-    where = [scope_where(p, entity, alias, q)]
-    district = q_district(request)
-    if district:
-        where.append(f"{district_col} = {q.add(district)}")
-    comp = company_filter(request, company_col, q)
-    if comp:
-        where.append(comp)
-    return where
-
-
-async def _respond(
-    request: web.Request,
-    fmt: str,
-    name: str,
-    header: Sequence[str],
-    rows: list[dict[str, Any]],
-    extra: dict[str, Any] | None = None,
-) -> web.StreamResponse:
-    """Small aggregated reports: JSON, or the same rows as a streamed table."""
-    if fmt == "json":
-        return json_response({"report": name, **(extra or {}), "rows": rows})
-
-    async def gen() -> AsyncIterator[Sequence[Any]]:
-        for r in rows:
-            yield [r.get(h) for h in header]
-
-    return await stream_table(request, fmt, name, header, gen())
-
 
 # ---------------------------------------------------------------- compliance-summary
 
@@ -398,6 +331,7 @@ REPORTS = {
     "fills-daily": fills_daily,
     "denials": denials,
     "anomalies-by-company": anomalies_by_company,
+    "safety-inspections": safety_inspections,
 }
 
 

@@ -319,19 +319,22 @@ async def _store(
     day = city_date(body.inspected_at, settings.alerts)
     by_id = {i.id: i for i in items}
     failed = [a for a in answers if a.answer == "fail"]
-    for a in failed:
-        await conn.execute(
-            """INSERT INTO safety_rectifications (inspection_id, item_id, company_id,
-                                                  district_code, deadline)
-               VALUES ($1, $2, $3, $4, $5)""",
-            rid,
-            a.item_id,
-            customer["company_id"],
-            customer["district_code"],
-            deadline_for(
-                day, by_id[a.item_id].rectification_days, settings.safety.rectification_days
-            ),
-        )
+    await store.open_rectifications(
+        conn,
+        rid,
+        body.corrects,
+        customer["company_id"],
+        customer["district_code"],
+        [
+            (
+                by_id[a.item_id],
+                deadline_for(
+                    day, by_id[a.item_id].rectification_days, settings.safety.rectification_days
+                ),
+            )
+            for a in failed
+        ],
+    )
     sms = await safety_rectifications.queue_issued_sms(conn, settings, rid, customer)
     await audit(
         conn,

@@ -20,8 +20,9 @@ from server.domain.safety import (
     CATALOGUE_READ_ROLES,
     CATALOGUE_WRITE_ROLES,
     CUSTOMER_KINDS,
+    fill_text,
 )
-from server.kernel.appkeys import POOL
+from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.audit import audit
 from server.kernel.errors import bad_field, not_found
 from server.kernel.http import json_response, q_choice, q_int
@@ -58,16 +59,28 @@ class NewCatalogue(msgspec.Struct, forbid_unknown_fields=True):
     note: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
 
 
-async def catalogue_json(db: Any, kind: str, version: int | None = None) -> dict[str, object]:
-    """The catalogue as the API answers it (404 when the kind has no such version)."""
+async def catalogue_json(
+    db: Any, limits: Any, kind: str, version: int | None = None
+) -> dict[str, object]:
+    """The catalogue as the API answers it (404 when the kind has no such version); texts
+    with their ``{regulator_life_months}`` / ``{hose_life_months}`` filled from *limits*
+    (``settings.safety``; ``server.domain.safety.fill_text``)."""
     found = await store.catalogue(db, kind, version)
     if found is None:
         raise not_found(f"catalogue {kind}" + (f" version {version}" if version else ""))
     head, items = found
     out = plain(head)
     out["catalogue_id"] = out.pop("id")
-    out["items"] = [plain(i) for i in items]
+    out["items"] = [fill_item(plain(i), limits) for i in items]
     return out
+
+
+def fill_item(item: dict[str, Any], limits: Any) -> dict[str, Any]:
+    """*item* with its texts' numbers filled (``text_zh``, ``text_en``)."""
+    for key in ("text_zh", "text_en"):
+        if isinstance(item.get(key), str):
+            item[key] = fill_text(item[key], limits)
+    return item
 
 
 QUERY = (
@@ -96,7 +109,9 @@ async def get_items(request: web.Request) -> web.Response:
     check_query(request, [x.name for x in QUERY])
     kind = q_choice(request, "customer_kind", CUSTOMER_KINDS) or "resident"
     version = q_int(request, "version", lo=1, hi=1_000_000)
-    return json_response(await catalogue_json(request.app[POOL], kind, version))
+    return json_response(
+        await catalogue_json(request.app[POOL], request.app[SETTINGS].safety, kind, version)
+    )
 
 
 @api_doc(
@@ -125,7 +140,7 @@ async def post_items(request: web.Request) -> web.Response:
     items = [msgspec.structs.asdict(i) for i in body.items]
     async with request.app[POOL].acquire() as conn, conn.transaction():
         cid = await store.publish(conn, body.customer_kind, items, p.user_id, body.note)
-        out = await catalogue_json(conn, body.customer_kind)
+        out = await catalogue_json(conn, request.app[SETTINGS].safety, body.customer_kind)
         await audit(
             conn,
             p,

@@ -32,6 +32,7 @@ from server.api.common import (
 from server.api.customers import id_hash_key
 from server.api.fills import time_range
 from server.api.params import company_filter
+from server.api.safety_items import fill_item
 from server.db import safety as store
 from server.domain.safety import READ_ROLES, canonical, seal_key, verify
 from server.kernel.appkeys import POOL, SETTINGS
@@ -174,14 +175,15 @@ async def detail(request: web.Request, p: Principal, rid: int) -> dict[str, Any]
             WHERE p.inspection_id = $1 ORDER BY p.item_id, u.id""",
         rid,
     )
-    rects = await rectifications(pool, rid, today(request.app[SETTINGS]))
+    limits = request.app[SETTINGS].safety
+    rects = await rectifications(pool, rid, today(request.app[SETTINGS]), limits)
     sig = await pool.fetchrow(
         "SELECT id, sha256 FROM uploads WHERE id = $1", row["signature_upload_id"]
     )
     corrected_by = await pool.fetch(
         "SELECT id FROM safety_inspections WHERE corrects = $1 ORDER BY id", rid
     )
-    out["items"] = [plain(i) for i in items]
+    out["items"] = [fill_item(plain(i), limits) for i in items]
     out["photos"] = [dict(plain(ph), url=file_url(rid, ph["id"])) for ph in photos]
     out["signature"] = {"id": sig["id"], "sha256": sig["sha256"], "url": file_url(rid, sig["id"])}
     out["rectifications"] = rects
@@ -195,7 +197,8 @@ async def detail(request: web.Request, p: Principal, rid: int) -> dict[str, Any]
     return out
 
 
-async def rectifications(db: Any, rid: int, day: Any) -> list[dict[str, Any]]:
+async def rectifications(db: Any, rid: int, day: Any, limits: Any) -> list[dict[str, Any]]:
+    """Record *rid*'s rectifications, texts filled from *limits* (``settings.safety``)."""
     rows = await db.fetch(
         """SELECT r.id, r.item_id, i.code, i.text_zh, i.text_en, r.deadline, r.state,
                   r.overdue_at, r.closed_at, r.closed_by, r.recheck_note, r.recheck_upload_id
@@ -205,7 +208,7 @@ async def rectifications(db: Any, rid: int, day: Any) -> list[dict[str, Any]]:
     )
     out = []
     for r in rows:
-        item = plain(r, drop=("recheck_upload_id",))
+        item = fill_item(plain(r, drop=("recheck_upload_id",)), limits)
         item["overdue"] = r["state"] == "open" and r["deadline"] < day
         item["recheck_photo_url"] = file_url(rid, r["recheck_upload_id"])
         out.append(item)
@@ -271,7 +274,8 @@ async def get_notice(request: web.Request) -> web.Response:
     company = await pool.fetchrow(
         "SELECT name, code, order_phone FROM companies WHERE id = $1", row["company_id"]
     )
-    rects = await rectifications(pool, rid, today(request.app[SETTINGS]))
+    settings = request.app[SETTINGS]
+    rects = await rectifications(pool, rid, today(settings), settings.safety)
     return json_response(
         {
             "inspection_id": rid,

@@ -31,7 +31,7 @@ from server.api.common import API, api_doc, jsonable
 from server.db import safety as store
 from server.db.messages import deliver_system_message
 from server.domain.complaints import contact_phone
-from server.domain.safety import RECHECK_ROLES
+from server.domain.safety import RECHECK_ROLES, fill_text
 from server.kernel import errors
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.audit import audit
@@ -91,7 +91,7 @@ async def queue_issued_sms(conn: Any, settings: Settings, rid: int, customer: An
     )
     if not rows:
         return None
-    issue = rows[0]["text_zh"][:SMS_ISSUE_CHARS]
+    issue = fill_text(rows[0]["text_zh"], settings.safety)[:SMS_ISSUE_CHARS]
     if len(rows) > 1:
         issue += f"等{len(rows)}项"
     params = {
@@ -131,7 +131,7 @@ async def _tell(conn: Any, settings: Settings, o: store.Overdue) -> None:
         values = {
             "customer": o.customer_name,
             "item": o.item_code,
-            "text": o.text_zh if lang == "zh-CN" else o.text_en,
+            "text": fill_text(o.text_zh if lang == "zh-CN" else o.text_en, settings.safety),
             "inspection": o.inspection_id,
             "deadline": o.deadline.isoformat(),
         }
@@ -139,7 +139,7 @@ async def _tell(conn: Any, settings: Settings, o: store.Overdue) -> None:
     params = {
         "city": settings.safety.city_name,
         "company": o.company_name,
-        "issue": o.text_zh[:SMS_ISSUE_CHARS],
+        "issue": fill_text(o.text_zh, settings.safety)[:SMS_ISSUE_CHARS],
         "deadline": o.deadline.isoformat(),
     }
     await _sms(conn, settings, o.customer_phone, params, f"safety:rect:{o.id}:overdue")

@@ -9,6 +9,10 @@ Why these shapes:
 - **One chain.** :func:`insert_record` takes :data:`CHAIN_LOCK` for its transaction, so each
   record links to the one committed before it (``prev_hash``); submissions are a few per
   inspector per hour, the lock is held for one insert.
+- **A correction supersedes.** :func:`open_rectifications` closes the corrected record's open
+  rectifications as ``superseded`` and carries an item failed again over (the earlier
+  deadline, the overdue mark kept; migration 0210), so a correction neither postpones a
+  deadline nor counts an overdue rectification twice against the company's credit.
 - **The overdue round is exactly-once.** :func:`mark_overdue` runs under a transaction-scoped
   advisory lock and claims rows ``FOR UPDATE SKIP LOCKED`` where ``overdue_at IS NULL``; the
   credit event is keyed (kind, 'rectification', id) with ``ON CONFLICT DO NOTHING``, and the
@@ -27,7 +31,7 @@ import asyncpg
 
 from server.domain.credit import event_points
 from server.domain.localtime import city_date
-from server.domain.safety import CatalogueItem
+from server.domain.safety import CatalogueItem, carried_deadline
 from server.kernel.settings import Settings
 
 __all__ = [
@@ -39,6 +43,7 @@ __all__ = [
     "catalogue_items",
     "insert_record",
     "mark_overdue",
+    "open_rectifications",
     "publish",
     "stored_record",
 ]
@@ -189,6 +194,52 @@ async def insert_record(
     return int(rid)
 
 
+async def open_rectifications(
+    conn: asyncpg.Connection,
+    rid: int,
+    corrects: int | None,
+    company_id: int,
+    district_code: str | None,
+    failed: Sequence[tuple[CatalogueItem, dt.date]],
+) -> None:
+    """Open a rectification for each failed item of record *rid* (item, computed deadline), in
+    the submission's transaction. When *rid* corrects a record, that record's open
+    rectifications are superseded first; one of an item (by code: the correction may use
+    another catalogue version) failed again is carried over."""
+    previous: dict[str, Any] = {}
+    if corrects is not None:
+        rows = await conn.fetch(
+            """UPDATE safety_rectifications r
+                  SET state = 'superseded', closed_at = now(), superseded_by = $2
+                 FROM safety_items i
+                WHERE i.id = r.item_id AND r.inspection_id = $1 AND r.state = 'open'
+            RETURNING r.id, i.code, r.deadline, r.overdue_at""",
+            corrects,
+            rid,
+        )
+        previous = {r["code"]: r for r in rows}
+    args = []
+    for item, deadline in failed:
+        old = previous.get(item.code)
+        args.append(
+            (
+                rid,
+                item.id,
+                company_id,
+                district_code,
+                carried_deadline(deadline, old["deadline"] if old else None),
+                old["overdue_at"] if old else None,
+                old["id"] if old else None,
+            )
+        )
+    await conn.executemany(
+        """INSERT INTO safety_rectifications (inspection_id, item_id, company_id, district_code,
+                                              deadline, overdue_at, carried_from)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        args,
+    )
+
+
 async def stored_record(
     db: asyncpg.Pool | asyncpg.Connection, rid: int
 ) -> tuple[dict[str, Any], Any] | None:
@@ -244,10 +295,14 @@ INSERT INTO credit_derived
 SELECT r.company_id, (r.overdue_at AT TIME ZONE $1)::date, 'rectification_overdue', $4::numeric,
        1, 'rectification', r.id::text, NULL, i.code
   FROM safety_rectifications r JOIN safety_items i ON i.id = r.item_id
- WHERE r.overdue_at >= $2 AND (r.overdue_at AT TIME ZONE $1)::date >= $3::date"""
+ WHERE r.overdue_at >= $2 AND (r.overdue_at AT TIME ZONE $1)::date >= $3::date
+   AND NOT EXISTS (SELECT 1 FROM safety_rectifications o
+                    WHERE o.id = r.carried_from AND o.overdue_at IS NOT NULL)"""
 """The credit round's derivation of ``rectification_overdue`` (``server.db.credit.DERIVE``):
 one entry per rectification the overdue round marked, on the city day it was marked — the
-same values :func:`mark_overdue` writes, so the credit round neither changes nor prunes it."""
+same values :func:`mark_overdue` writes, so the credit round neither changes nor prunes it.
+A rectification carried over by a correction with its overdue mark is the same lapse: its
+entry is the first rectification's."""
 
 
 @dataclass(frozen=True, slots=True)

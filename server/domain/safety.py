@@ -34,12 +34,15 @@ __all__ = [
     "INSPECT_ROLES",
     "READ_ROLES",
     "RECHECK_ROLES",
+    "RECTIFICATION_STATES",
     "Answer",
     "AnswerRefused",
     "CatalogueItem",
     "canonical",
+    "carried_deadline",
     "check_answers",
     "deadline_for",
+    "fill_text",
     "record_hash",
     "result_of",
     "seal",
@@ -66,6 +69,10 @@ RECHECK_ROLES: Final = ("station_operator", "officer", "company_admin")
 
 CATALOGUE_READ_ROLES: Final = READ_ROLES
 CATALOGUE_WRITE_ROLES: Final = ("admin",)
+
+RECTIFICATION_STATES: Final = ("open", "closed", "superseded")
+"""A rectification is open until a re-check closes it, or until a correction of its record
+supersedes it (:func:`carried_deadline`; migration 0210)."""
 
 GENESIS: Final = "0" * 64
 """The previous hash of the first record of the chain."""
@@ -144,6 +151,33 @@ def deadline_for(inspected_on: dt.date, item_days: int | None, default_days: int
     """A failed item's rectification deadline: the item's own days, else ``[safety]
     rectification_days`` (DOMAIN.md: 5 days by default), counted from the inspection day."""
     return inspected_on + dt.timedelta(days=item_days if item_days is not None else default_days)
+
+
+TEXT_LIMITS: Final = ("regulator_life_months", "hose_life_months")
+"""Numbers a catalogue item's text may name as ``{key}``: the ``[safety]`` keys of the same
+names (DOMAIN.md: a regulator's service life, 24 months to 5 years, and a hose's replacement
+interval, 18 months to 2 years, are local rules). The text carries the placeholder and not the
+number, so a deployment's rule is its config, and a published version never has to change."""
+
+
+def fill_text(text: str, limits: Any) -> str:
+    """*text* with each ``{key}`` of :data:`TEXT_LIMITS` replaced by ``limits.key`` (the
+    ``[safety]`` settings); other braces are left as typed."""
+    values = {
+        "regulator_life_months": limits.regulator_life_months,
+        "hose_life_months": limits.hose_life_months,
+    }
+    for key in TEXT_LIMITS:
+        text = text.replace("{" + key + "}", str(values[key]))
+    return text
+
+
+def carried_deadline(computed: dt.date, previous: dt.date | None) -> dt.date:
+    """The deadline of a correction's rectification of an item the corrected record failed too
+    (its open rectification carried over): the earlier of the two — a correction corrects what
+    was recorded, it never gives the customer more time (a correction submitted on day 4 of 5
+    would otherwise restart the count)."""
+    return computed if previous is None else min(computed, previous)
 
 
 def _utc(value: dt.datetime) -> str:

@@ -13,6 +13,11 @@ Why this shape:
   file is refused), scales it down to ``[uploads] image_max_side_px``, and writes it again
   without metadata — the EXIF block, with the phone's GPS position, is gone unless the
   caller keeps a position of its own. Decoding runs in a thread, off the event loop.
+- **Orphans are swept, rows never.** :func:`store` writes the bytes before its row, so a
+  submission refused after that (or a transaction rolled back) leaves a file no row names.
+  :func:`sweep_orphans` (``cylwatch uploads sweep``) removes such files once they are older
+  than a grace period; a file any ``uploads`` row names is never removed, and :func:`_write`
+  refreshes a reused file's time so a file an upload in flight is taking again is young.
 - **Served by the feature that owns the file.** Each feature checks that the caller may see
   the complaint, notice or article, then answers with :func:`file_response`, which forbids
   sniffing and scripts (a stored file is never run as a page).
@@ -21,10 +26,13 @@ Why this shape:
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import io
 import os
+import re
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +54,7 @@ __all__ = [
     "read_verified",
     "sniff",
     "store",
+    "sweep_orphans",
 ]
 
 IMAGE_TYPES: Final = ("image/jpeg", "image/png", "image/webp")
@@ -144,7 +153,12 @@ def _write(root: Path, digest: str, data: bytes) -> None:
     """Put *data* at its content address, atomically (a reader never sees half a file)."""
     target = root / digest[:2] / digest[2:4] / digest
     if target.exists():
-        return
+        # the file is taken again: young again, so the orphan sweep leaves it to this upload
+        try:
+            os.utime(target)
+            return
+        except FileNotFoundError:  # swept a moment ago: write it again
+            pass
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".up-")
     try:
@@ -304,3 +318,72 @@ async def read_multipart(
                 raise errors.bad_field(name, "too long")
             fields[name] = text
     return fields, got
+
+
+_STORED_NAME: Final = re.compile(r"^[0-9a-f]{64}$")
+_SWEEP_BATCH: Final = 1000
+"""Hashes looked up per query (one round trip for a thousand files, a bounded array)."""
+
+
+def _candidates(root: Path, cutoff: float) -> list[Path]:
+    """Files under *root* at a content address (``ab/cd/<hash>``) or half-written temporary
+    files (``.up-*``), last modified before *cutoff*; nothing else is ever a candidate."""
+    out: list[Path] = []
+    if not root.is_dir():
+        return out
+    for a in root.iterdir():
+        if not (a.is_dir() and len(a.name) == 2):
+            continue
+        for b in a.iterdir():
+            if not (b.is_dir() and len(b.name) == 2):
+                continue
+            for f in b.iterdir():
+                named = (
+                    _STORED_NAME.match(f.name) and f.name[:2] == a.name and f.name[2:4] == b.name
+                )
+                if not (named or f.name.startswith(".up-")) or not f.is_file():
+                    continue
+                if f.stat().st_mtime < cutoff:
+                    out.append(f)
+    return out
+
+
+def _remove_if_old(path: Path, cutoff: float) -> bool:
+    try:
+        if path.stat().st_mtime >= cutoff:  # taken again since it was listed
+            return False
+        path.unlink()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+async def sweep_orphans(
+    db: Any, rules: Any, grace: dt.timedelta, *, dry_run: bool = False
+) -> list[Path]:
+    """Remove files under ``[uploads] dir`` older than *grace* that no ``uploads`` row names
+    (the bytes of a refused submission, docs/ARCHITECTURE.md §3); the paths removed (or that
+    would be, *dry_run*). A file whose hash any row records is never removed; *grace* must
+    exceed the longest request, as an upload in flight has its file but not yet its row."""
+    if grace < dt.timedelta(minutes=1):
+        raise ValueError("grace must be at least a minute: uploads in flight have no row yet")
+    root = root_dir(rules)
+    cutoff = time.time() - grace.total_seconds()
+    found = await asyncio.to_thread(_candidates, root, cutoff)
+    orphans: list[Path] = [f for f in found if f.name.startswith(".up-")]
+    stored = [f for f in found if not f.name.startswith(".up-")]
+    for n in range(0, len(stored), _SWEEP_BATCH):
+        batch = stored[n : n + _SWEEP_BATCH]
+        rows = await db.fetch(
+            "SELECT DISTINCT sha256 FROM uploads WHERE sha256 = ANY($1::text[])",
+            [f.name for f in batch],
+        )
+        named = {r["sha256"] for r in rows}
+        orphans += [f for f in batch if f.name not in named]
+    if dry_run:
+        return orphans
+    removed = []
+    for f in orphans:
+        if await asyncio.to_thread(_remove_if_old, f, cutoff):
+            removed.append(f)
+    return removed

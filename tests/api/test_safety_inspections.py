@@ -365,3 +365,108 @@ async def test_overdue_round_marks_once_with_one_credit_event(
     )
     status, after = await call(client, "GET", f"/api/v1/safety-inspections/{out['id']}")
     assert after["rectifications"][0]["overdue"] is True
+
+
+# ---------------------------------------------------------------- corrections, limits, retention
+
+
+async def test_a_correction_supersedes_and_carries_over(
+    client: Any, pool: Any, settings: Any, world: World
+) -> None:
+    cat = await catalogue(client)
+    ids = {i["code"]: i["id"] for i in cat["items"]}
+    rec = record(
+        cat,
+        world.customers["A"],
+        fail=("valve_no_leak", "hose_type"),
+        photo_items=[ids["valve_no_leak"], ids["hose_type"]],
+        inspected_at=(dt.datetime.now(dt.UTC) - dt.timedelta(days=3)).isoformat(),
+    )
+    status, old = await submit(client, "t_operator_a", form(rec, [jpeg(), jpeg()], png()))
+    assert status == 201, old
+    await run_round(pool, settings)  # the leak (1 day) is overdue: marked, one credit event
+    valve_old = next(r for r in old["rectifications"] if r["code"] == "valve_no_leak")
+    fix = record(
+        cat,
+        world.customers["A"],
+        fail=("valve_no_leak",),
+        photo_items=[ids["valve_no_leak"]],
+        corrects=old["id"],
+    )
+    status, new = await submit(client, "t_operator_a", form(fix, [jpeg()], png()))
+    assert status == 201, new
+    status, old_after = await call(client, "GET", f"/api/v1/safety-inspections/{old['id']}")
+    assert {r["state"] for r in old_after["rectifications"]} == {"superseded"}
+    assert old_after["corrected_by"] == [new["id"]]
+    [carried] = new["rectifications"]
+    assert carried["deadline"] == valve_old["deadline"]  # not restarted by the correction
+    assert carried["overdue"] is True and carried["overdue_at"] is not None
+    await run_round(pool, settings)
+    from server.db.credit_round import recompute
+
+    await recompute(pool, settings, trigger="test")
+    lapses = await pool.fetchval(
+        """SELECT count(*) FROM credit_events WHERE kind = 'rectification_overdue'
+            AND source_id = ANY($1::text[])""",
+        [str(valve_old["id"]), str(carried["id"])],
+    )
+    assert lapses == 1  # one lapse, counted once
+    # a superseded rectification is not re-checked
+    data = aiohttp.FormData(default_to_multipart=True)
+    data.add_field("photo", io.BytesIO(jpeg()), filename="f.jpg", content_type="image/jpeg")
+    resp = await client.post(
+        f"/api/v1/rectifications/{valve_old['id']}/recheck",
+        data=data,
+        headers=await headers_for(client, "t_operator_a"),
+    )
+    assert resp.status == 409
+
+
+async def test_item_texts_show_the_configured_service_life(
+    client: Any, pool: Any, settings: Any
+) -> None:
+    cat = await catalogue(client)
+    texts = {i["code"]: (i["text_zh"], i["text_en"]) for i in cat["items"]}
+    life, hose = settings.safety.regulator_life_months, settings.safety.hose_life_months
+    assert str(life) in texts["regulator_ok"][0] and f"{life} months" in texts["regulator_ok"][1]
+    assert (
+        str(hose) in texts["hose_condition"][0] and f"{hose} months" in texts["hose_condition"][1]
+    )
+    assert "{" not in "".join(t for pair in texts.values() for t in pair)
+    stored = await pool.fetchval(
+        "SELECT text_en FROM safety_items WHERE id = $1",
+        next(i["id"] for i in cat["items"] if i["code"] == "regulator_ok"),
+    )
+    assert "{regulator_life_months}" in stored  # the number is the config's, not the row's
+    from types import SimpleNamespace
+
+    from server.domain.safety import fill_text
+
+    limits = SimpleNamespace(regulator_life_months=24, hose_life_months=24)
+    assert (
+        fill_text(stored, limits).endswith("at most 24 months")
+        and fill_text("{x}", limits) == "{x}"
+    )
+
+
+def test_no_job_deletes_records_or_their_files() -> None:
+    """No job deletes safety records or their uploads (docs/API.md: kept permanently): no
+    code outside the migrations names such a DELETE (a retention job would have to)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    pattern = ("delete from safety_", "delete from uploads", "truncate safety_", "truncate uploads")
+    for pkg in ("server", "realtime", "ingest"):
+        for path in root.glob(f"{pkg}/**/*.py"):
+            text = " ".join(path.read_text(encoding="utf-8").lower().split())
+            assert not any(p in text for p in pattern), path
+
+
+async def test_the_database_refuses_deleting_records(client: Any, pool: Any, world: World) -> None:
+    cat = await catalogue(client)
+    rec, _ = failing_record(cat, world)
+    status, _ = await submit(client, "t_operator_a", form(rec, [jpeg()], png()))
+    assert status == 201
+    for table in ("safety_inspections", "safety_rectifications", "safety_answers"):
+        with pytest.raises(Exception, match="immutable"):
+            await pool.execute(f"DELETE FROM {table}")

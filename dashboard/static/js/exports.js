@@ -12,7 +12,7 @@ import { emptyState, errorState } from "./lib/ui.js";
 const form = /** @type {HTMLFormElement} */ (byId("scope-form"));
 const box = byId("reports");
 const role = config.user && config.user.role;
-const DATED = new Set(["fills-daily", "denials", "anomalies-by-company"]);
+const DATED = new Set(["fills-daily", "denials", "anomalies-by-company", "safety-inspections"]);
 /** @type {any[]} */
 let reports = [];
 

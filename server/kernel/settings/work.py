@@ -131,3 +131,9 @@ class Safety(Section, frozen=True):
     """Photos one inspection carries at most (each within ``[uploads] image_max_mb``)."""
     city_name: Annotated[str, Meta(min_length=1, max_length=20)]
     """The city as the rectification SMS names it (``{city}`` of ``[sms.templates]``)."""
+    regulator_life_months: Annotated[int, Meta(ge=6, le=120)]
+    """A regulator's (减压阀) service life: ``{regulator_life_months}`` in catalogue texts
+    (DOMAIN.md: local rules say 24 months to 5 years)."""
+    hose_life_months: Annotated[int, Meta(ge=6, le=60)]
+    """A hose's replacement interval: ``{hose_life_months}`` in catalogue texts (DOMAIN.md:
+    18 months to 2 years locally)."""

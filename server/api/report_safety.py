@@ -1,0 +1,196 @@
+"""The ``safety-inspections`` report (安检: DESIGN §9 report names; docs/API.md "Reports"):
+pass rates per catalogue item and per company over a period, and the rectifications open and
+overdue today — one set of rows served as JSON, CSV or XLSX like every report
+(``server.api.report_common``), scoped in SQL by ``server.kernel.scope`` "safety_inspections"
+(docs/ARCHITECTURE.md §7: a company admin counts its customers' records, a district regulator
+or officer its districts).
+
+What is counted, and why:
+- **The period's current records.** Records inspected in the period's city days; a record
+  corrected by a later one is left out (the correction is the truth about the visit and is
+  counted on its own day), so a correction never counts one visit twice.
+- **An item's pass rate** is passed / (passed + failed) of the records answering it: "not
+  applicable" says nothing about the household's safety. Items are grouped by ``code`` across
+  catalogue versions and customer kinds (a new version keeps its codes); the name is the
+  newest version's text.
+- **A company's pass rate** is records passed / records (a record fails when any item fails).
+- **Rectifications open and overdue are today's**, whatever day their inspection was: an old
+  rectification still open is the one a report must not hide. Overdue: open and past its
+  deadline (the overdue round marks the same rows, a round later at most).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from server.api.common import api_doc, check_query, q_format, today
+from server.api.report_common import (
+    ACTIVITY_ROLES,
+    COMMON,
+    FORMATS,
+    RANGE,
+    days,
+    filters,
+    respond,
+)
+from server.domain.safety import fill_text
+from server.kernel.appkeys import POOL, SETTINGS
+from server.kernel.http import json_response
+from server.kernel.principal import require
+from server.kernel.scope import Sql
+
+__all__ = ["HEADER", "pass_rate", "safety_inspections"]
+
+HEADER = [
+    "dimension",
+    "code",
+    "name",
+    "name_en",
+    "records",
+    "passed",
+    "failed",
+    "na",
+    "pass_rate",
+    "open_rectifications",
+    "overdue_rectifications",
+]
+RATE_DIGITS = 4
+"""A rate as a fraction to four places: a hundredth of a percent, finer than any target."""
+
+CURRENT = "NOT EXISTS (SELECT 1 FROM safety_inspections c WHERE c.corrects = s.id)"
+"""A record no later record corrects."""
+
+
+def pass_rate(passed: int, failed: int) -> float | None:
+    """passed / (passed + failed); None when nothing was judged."""
+    judged = passed + failed
+    return round(passed / judged, RATE_DIGITS) if judged else None
+
+
+def _row(dimension: str, code: Any, name: Any, name_en: Any) -> dict[str, Any]:
+    return {
+        "dimension": dimension,
+        "code": code,
+        "name": name,
+        "name_en": name_en,
+        "records": 0,
+        "passed": 0,
+        "failed": 0,
+        "na": 0 if dimension == "item" else None,
+        "pass_rate": None,
+        "open_rectifications": 0,
+        "overdue_rectifications": 0,
+    }
+
+
+@api_doc(
+    "Report: safety inspections — pass rates per item and per company, open and overdue "
+    "rectifications",
+    tags=["reports"],
+    roles=ACTIVITY_ROLES,
+    query=COMMON + RANGE,
+    formats=FORMATS,
+    description="Records inspected in the range (a corrected record is left out: its "
+    "correction counts); an item's pass_rate is passed/(passed+failed), a company's records "
+    "passed/records; open and overdue rectifications are today's, whatever their inspection "
+    "day. JSON: {from, to, date, totals, by_item, by_company}; CSV/XLSX: one row per item and "
+    "per company (`dimension`).",
+)
+async def safety_inspections(request: web.Request) -> web.StreamResponse:
+    """Pass rates and rectifications of the caller's scope (DOMAIN.md "Safety inspection at
+    the customer")."""
+    p = require(request, *ACTIVITY_ROLES)
+    check_query(request, ["district", "company", "format", "from", "to"])
+    fmt = q_format(request, FORMATS)
+    first, last, start, end = days(request)
+    settings = request.app[SETTINGS]
+    day = today(settings)
+    pool = request.app[POOL]
+
+    def scoped(q: Sql) -> str:
+        return " AND ".join(
+            filters(request, p, "safety_inspections", "s", q, "s.district_code", "s.company_id")
+        )
+
+    q1 = Sql()
+    period = f"{scoped(q1)} AND s.inspected_at >= {q1.add(start)} AND s.inspected_at < {q1.add(end)} AND {CURRENT}"
+    items = await pool.fetch(
+        f"""SELECT i.code, (array_agg(i.text_zh ORDER BY i.id DESC))[1] AS text_zh,
+                   (array_agg(i.text_en ORDER BY i.id DESC))[1] AS text_en,
+                   count(*) AS records, count(*) FILTER (WHERE a.answer = 'pass') AS passed,
+                   count(*) FILTER (WHERE a.answer = 'fail') AS failed,
+                   count(*) FILTER (WHERE a.answer = 'na') AS na
+              FROM safety_inspections s JOIN safety_answers a ON a.inspection_id = s.id
+              JOIN safety_items i ON i.id = a.item_id
+             WHERE {period} GROUP BY i.code""",
+        *q1.params,
+    )
+    companies = await pool.fetch(
+        f"""SELECT s.company_id, co.code, co.name, count(*) AS records,
+                   count(*) FILTER (WHERE s.result = 'pass') AS passed,
+                   count(*) FILTER (WHERE s.result = 'fail') AS failed
+              FROM safety_inspections s JOIN companies co ON co.id = s.company_id
+             WHERE {period} GROUP BY 1, 2, 3""",
+        *q1.params,
+    )
+    q2 = Sql()
+    where = scoped(q2)
+    rects = await pool.fetch(
+        f"""SELECT i.code, s.company_id, co.code AS company_code, co.name AS company_name,
+                   (array_agg(i.text_zh ORDER BY i.id DESC))[1] AS text_zh,
+                   (array_agg(i.text_en ORDER BY i.id DESC))[1] AS text_en,
+                   count(*) AS open, count(*) FILTER (WHERE r.deadline < {q2.add(day)}) AS overdue
+              FROM safety_rectifications r JOIN safety_inspections s ON s.id = r.inspection_id
+              JOIN safety_items i ON i.id = r.item_id JOIN companies co ON co.id = s.company_id
+             WHERE r.state = 'open' AND {where} GROUP BY 1, 2, 3, 4""",
+        *q2.params,
+    )
+    by_item: dict[str, dict[str, Any]] = {}
+    by_company: dict[int, dict[str, Any]] = {}
+    for r in items:
+        e = by_item.setdefault(r["code"], _row("item", r["code"], r["text_zh"], r["text_en"]))
+        e.update(records=r["records"], passed=r["passed"], failed=r["failed"], na=r["na"])
+    for r in companies:
+        e = by_company.setdefault(r["company_id"], _row("company", r["code"], r["name"], None))
+        e.update(records=r["records"], passed=r["passed"], failed=r["failed"])
+    for r in rects:
+        for e in (
+            by_item.setdefault(r["code"], _row("item", r["code"], r["text_zh"], r["text_en"])),
+            by_company.setdefault(
+                r["company_id"], _row("company", r["company_code"], r["company_name"], None)
+            ),
+        ):
+            e["open_rectifications"] += r["open"]
+            e["overdue_rectifications"] += r["overdue"]
+    for e in (*by_item.values(), *by_company.values()):
+        e["pass_rate"] = pass_rate(e["passed"], e["failed"])
+    for e in by_item.values():
+        e["name"] = fill_text(e["name"], settings.safety)
+        e["name_en"] = fill_text(e["name_en"], settings.safety)
+    item_rows = sorted(by_item.values(), key=lambda e: str(e["code"]))
+    company_rows = sorted(by_company.values(), key=lambda e: str(e["code"]))
+    if fmt != "json":
+        return await respond(
+            request, fmt, "safety-inspections", HEADER, [*item_rows, *company_rows]
+        )
+    totals = {
+        "records": sum(e["records"] for e in company_rows),
+        "passed": sum(e["passed"] for e in company_rows),
+        "failed": sum(e["failed"] for e in company_rows),
+        "open_rectifications": sum(e["open_rectifications"] for e in company_rows),
+        "overdue_rectifications": sum(e["overdue_rectifications"] for e in company_rows),
+    }
+    totals["pass_rate"] = pass_rate(totals["passed"], totals["failed"])
+    return json_response(
+        {
+            "report": "safety-inspections",
+            "from": first,
+            "to": last,
+            "date": day,
+            "totals": totals,
+            "by_item": item_rows,
+            "by_company": company_rows,
+        }
+    )
