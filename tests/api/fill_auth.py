@@ -12,21 +12,25 @@ import datetime as dt
 import time
 from typing import Any
 
-from ingest.auth import FillAuthorizer
+from ingest.auth import AuthOutcome, FillAuthorizer
 from server.kernel.clock import city_today
 from tests.api.conftest import unique
 
 
-async def reasons(settings: Any, pool: Any, gun_id: str, tag: str) -> list[str]:
-    """The reasons a gun's request for *tag* is refused today ([] = allowed)."""
+async def fill_outcome(settings: Any, pool: Any, gun_id: str, tag: str) -> AuthOutcome:
+    """What the platform decides on a gun's request for *tag* today."""
     auth = FillAuthorizer(settings, pool)
     try:
-        out = await auth.decide(
+        return await auth.decide(
             gun_id, tag, city_today(settings), dt.datetime.now(dt.UTC), time.perf_counter()
         )
     finally:
         await auth.close()
-    return list(out.decision.reason_codes)
+
+
+async def reasons(settings: Any, pool: Any, gun_id: str, tag: str) -> list[str]:
+    """The reasons a gun's request for *tag* is refused today ([] = allowed)."""
+    return list((await fill_outcome(settings, pool, gun_id, tag)).decision.reason_codes)
 
 
 async def station_with_gun(

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import secrets
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -32,21 +31,19 @@ import msgspec
 import orjson
 import pytest
 
-from ingest.auth import FillAuthorizer
 from ingest.broker_sync import DeviceEntry, sync_broker
 from ingest.credentials import verify_mosquitto_hash
 from ingest.dynsec import BrokerControl
 from tests.api.conftest import call, unique
+from tests.api.fill_auth import fill_outcome
 from tests.conftest import World
-from tests.ingest.conftest import Mosquitto, mid, now_ms, running_worker
+from tests.gun_mqtt import ADMIN, ask_gun, start_secure_broker
+from tests.ingest.conftest import Mosquitto, running_worker
 
-ADMIN = "cylwatch-admin"
 INGEST = "cylwatch-ingest"
 V5 = aiomqtt.ProtocolVersion.V5
 CUT_OFF_S = 1.0
 """A deactivated device is disconnected within this (test_broker_security's bound)."""
-REPLY_S = 15.0
-"""Longest wait for a fill-authorization reply (a worker just started on a loaded machine)."""
 
 
 @dataclass
@@ -59,15 +56,7 @@ class Secured:
 @contextlib.contextmanager
 def _secured_broker(settings: Any) -> Iterator[Secured]:
     """A dynamic-security broker with the platform's admin client, the settings pointing at it."""
-    broker = Mosquitto(secure=True)
-    password = secrets.token_urlsafe(12)
-    subprocess.run(
-        ["mosquitto_ctrl", "dynsec", "init", str(broker.dynsec_file), ADMIN, password],
-        check=True,
-        capture_output=True,
-    )
-    broker.dynsec_file.chmod(0o666)  # the broker (its own user) saves every change into it
-    broker.start()
+    broker, password = start_secure_broker()
     admin_url = f"mqtt://{ADMIN}:{password}@127.0.0.1:{broker.port}"
     services = msgspec.structs.replace(settings.services, mqtt_admin_url=admin_url)
     try:
@@ -135,15 +124,6 @@ async def _closed_within(client: aiomqtt.Client, topic: str, deadline: float) ->
     return False
 
 
-async def _decide(settings: Any, pool: Any, gun_id: str, tag: str) -> Any:
-    authorizer = FillAuthorizer(settings, pool)
-    try:
-        today = dt.date.today()
-        return await authorizer.decide(gun_id, tag, today, dt.datetime.now(dt.UTC), 0.0)
-    finally:
-        await authorizer.close()
-
-
 # ------------------------------------------------------------------- dynamic security
 
 
@@ -187,7 +167,7 @@ async def test_deactivating_closes_the_connection_and_the_platform_refuses(
     )["tag"]
     dev = await _register_gun(client, station)
     gun, password = dev["device_id"], dev["mqtt_password"]
-    assert (await _decide(secured.settings, pool, gun, tag)).decision.decision == "allow"
+    assert (await fill_outcome(secured.settings, pool, gun, tag)).decision.decision == "allow"
     url = f"/api/v1/devices/{dev['id']}"
     device = _device(secured.broker.port, gun, password)
     await device.__aenter__()
@@ -200,7 +180,7 @@ async def test_deactivating_closes_the_connection_and_the_platform_refuses(
         with contextlib.suppress(aiomqtt.MqttError):
             await device.__aexit__(None, None, None)
     assert await _refused(_device(secured.broker.port, gun, password))
-    outcome = await _decide(secured.settings, pool, gun, tag)
+    outcome = await fill_outcome(secured.settings, pool, gun, tag)
     assert outcome.decision.decision == "deny"
     assert "unknown_station" in outcome.decision.reason_codes
     status, on = await call(client, "PATCH", url, "t_company_a", {"active": True})
@@ -228,7 +208,7 @@ async def test_broker_down_nothing_is_lost_and_broker_sync_applies_it(
         )
         assert status == 200 and off["broker"] == "pending", off
         assert await pool.fetchval("SELECT active FROM devices WHERE id = $1", dev["id"]) is False
-        outcome = await _decide(s.settings, pool, gun, tag)  # the platform refuses at once
+        outcome = await fill_outcome(s.settings, pool, gun, tag)  # the platform refuses at once
         assert outcome.decision.decision == "deny"
         assert "unknown_station" in outcome.decision.reason_codes
         late = await _register_gun(client, station)  # registered while the broker is down
@@ -275,20 +255,6 @@ async def anonymous_broker() -> AsyncIterator[Mosquitto]:
         broker.close()
 
 
-async def _ask(port: int, gun: str, tag: str) -> dict[str, Any]:
-    """A fill request as the gun sends it; the platform's reply."""
-    async with aiomqtt.Client("127.0.0.1", port, protocol=V5) as device:
-        await device.subscribe(f"cyl/v1/gun/{gun}/auth/reply", 1)
-        request = {"msg_id": mid(), "ts": now_ms(), "tag": tag}
-        await device.publish(f"cyl/v1/gun/{gun}/auth", orjson.dumps(request), qos=1)
-        async with asyncio.timeout(REPLY_S):
-            async for message in device.messages:
-                reply = orjson.loads(message.payload)
-                if reply.get("msg_id") == request["msg_id"]:
-                    return dict(reply)
-    raise AssertionError("no reply")
-
-
 async def test_unmanaged_broker_the_platform_still_refuses_a_deactivated_gun(
     aiohttp_client: Any,
     settings: Any,
@@ -316,11 +282,11 @@ async def test_unmanaged_broker_the_platform_still_refuses_a_deactivated_gun(
     dev = await _register_gun(client, station)
     assert dev["broker"] == "unmanaged" and dev["mqtt_password"]  # for the password file
     async with running_worker(local, pool):
-        before = await _ask(anonymous_broker.port, dev["device_id"], tag)
+        before = await ask_gun(anonymous_broker.url, dev["device_id"], tag)
         assert before["decision"] == "allow", before
         status, off = await call(
             client, "PATCH", f"/api/v1/devices/{dev['id']}", "t_company_a", {"active": False}
         )
         assert status == 200 and off["broker"] == "unmanaged"
-        after = await _ask(anonymous_broker.port, dev["device_id"], tag)
+        after = await ask_gun(anonymous_broker.url, dev["device_id"], tag)
     assert after["decision"] == "deny" and "unknown_station" in after["reasons"], after

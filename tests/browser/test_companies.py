@@ -13,20 +13,14 @@ a gun asking over MQTT (a private broker and a real ingest worker on the session
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import secrets
-import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiomqtt
 import asyncpg
-import msgspec
-import orjson
 import pytest
 
 from server.api.public import RATE_PREFIX
@@ -35,12 +29,9 @@ from server.kernel.clock import city_today
 from tests.api.fill_auth import station_with_gun
 from tests.browser.conftest import Live, OpenSession
 from tests.conftest import World
-from tests.ingest.conftest import Mosquitto
+from tests.gun_mqtt import answering_guns, ask_gun
 
 pytestmark = pytest.mark.browser
-
-REPLY_TIMEOUT_S = 15
-"""A reply is due within 50 ms (docs/ARCHITECTURE.md §10); this only bounds a broken run."""
 
 
 @dataclass
@@ -50,22 +41,7 @@ class Gun:
     url: str
 
     async def ask(self, gun_id: str, tag: str) -> dict[str, Any]:
-        host, port = self.url.removeprefix("mqtt://").rsplit(":", 1)
-        request = {
-            "msg_id": str(uuid.uuid4()),
-            "ts": int(time.time() * 1000),
-            "tag": tag,
-            "operator": "张师傅",
-        }
-        async with aiomqtt.Client(host, int(port), protocol=aiomqtt.ProtocolVersion.V5) as c:
-            await c.subscribe(f"cyl/v1/gun/{gun_id}/auth/reply", 1)
-            await c.publish(f"cyl/v1/gun/{gun_id}/auth", orjson.dumps(request), qos=1)
-            async with asyncio.timeout(REPLY_TIMEOUT_S):
-                async for message in c.messages:
-                    body = orjson.loads(message.payload)
-                    if body.get("msg_id") == request["msg_id"]:
-                        return dict(body)
-        raise AssertionError("no reply")  # pragma: no cover - the loop returns or times out
+        return await ask_gun(self.url, gun_id, tag, operator="张师傅")
 
 
 @dataclass
@@ -80,30 +56,8 @@ class Made:
 @pytest.fixture
 async def gun(settings: Any, pool: asyncpg.Pool) -> AsyncIterator[Gun]:
     """A private broker and an ingest worker on the session database, answering guns."""
-    from ingest.worker import IngestWorker
-    from realtime.bus import EventBus
-
-    broker = Mosquitto()
-    broker.start()
-    token = secrets.token_hex(3)
-    ingest = msgspec.structs.replace(
-        settings.ingest,
-        shared_group=f"brw{token}",
-        client_id_prefix=f"brw-{token}",
-        housekeeping_interval_s=3600.0,  # no periodic rule runs on the shared database
-        batch_max_ms=50,
-    )
-    worker = IngestWorker(
-        msgspec.structs.replace(settings, ingest=ingest), pool, EventBus(), mqtt_url=broker.url
-    )
-    task = asyncio.create_task(worker.run())
-    try:
-        await asyncio.wait_for(worker.ready.wait(), 15)
-        yield Gun(broker.url)
-    finally:
-        await worker.stop()
-        await asyncio.wait_for(task, 30)
-        broker.close()
+    async with answering_guns(settings, pool, "brw") as url:
+        yield Gun(url)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import secrets
-import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,26 +24,23 @@ from typing import Any
 import aiomqtt
 import asyncpg
 import msgspec
-import orjson
 import pytest
 from aiohttp import web
 
-from ingest.auth import FillAuthorizer
 from ingest.broker_sync import sync_broker
 from ingest.dynsec import BrokerControl
+from tests.api.fill_auth import fill_outcome
 from tests.browser.conftest import ARTIFACTS, VIEWPORT, OpenSession
 from tests.conftest import PASSWORD, World
-from tests.ingest.conftest import Mosquitto, free_port, mid, now_ms, running_worker
+from tests.gun_mqtt import ADMIN, ask_gun, start_secure_broker
+from tests.ingest.conftest import free_port, running_worker
 
 pytestmark = pytest.mark.browser
 
-ADMIN = "cylwatch-admin"
 INGEST = "cylwatch-ingest"
 V5 = aiomqtt.ProtocolVersion.V5
 CUT_OFF_S = 1.0
 """A deactivated device is disconnected within this (tests/ingest/test_broker_security.py)."""
-REPLY_S = 15.0
-"""Longest wait for a fill-authorization reply (a worker just started on a loaded machine)."""
 
 
 @dataclass
@@ -52,21 +48,6 @@ class Secured:
     url: str
     settings: Any
     port: int
-
-
-def _start_secure_broker() -> tuple[Mosquitto, str]:
-    """A private broker with the shipped authentication, its dynamic-security file made
-    with the platform's admin client as an operator would (``mosquitto_ctrl dynsec init``)."""
-    broker = Mosquitto(secure=True)
-    admin_password = secrets.token_urlsafe(12)
-    subprocess.run(
-        ["mosquitto_ctrl", "dynsec", "init", str(broker.dynsec_file), ADMIN, admin_password],
-        check=True,
-        capture_output=True,
-    )
-    broker.dynsec_file.chmod(0o666)  # the broker (its own user) saves every change into it
-    broker.start()
-    return broker, admin_password
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +58,7 @@ async def secured(
     ingest client broker-sync has set up (no device clients: the page registers its own)."""
     from server.app import create_app
 
-    broker, admin_password = _start_secure_broker()
+    broker, admin_password = start_secure_broker()
     token = secrets.token_hex(3)
     ingest_password = secrets.token_urlsafe(12)
     admin_url = f"mqtt://{ADMIN}:{admin_password}@127.0.0.1:{broker.port}"
@@ -134,22 +115,6 @@ async def _logged_in(
         yield page, errors
     finally:
         await context.close()
-
-
-async def _ask(port: int, gun: str, password: str, tag: str) -> dict[str, Any]:
-    """A fill request as the gun sends it, over the broker with its own credentials."""
-    async with aiomqtt.Client(
-        "127.0.0.1", port, username=gun, password=password, protocol=V5
-    ) as device:
-        await device.subscribe(f"cyl/v1/gun/{gun}/auth/reply", 1)
-        request = {"msg_id": mid(), "ts": now_ms(), "tag": tag}
-        await device.publish(f"cyl/v1/gun/{gun}/auth", orjson.dumps(request), qos=1)
-        async with asyncio.timeout(REPLY_S):
-            async for message in device.messages:
-                reply = orjson.loads(message.payload)
-                if reply.get("msg_id") == request["msg_id"]:
-                    return dict(reply)
-    raise AssertionError("no reply")
 
 
 async def _refused(port: int, gun: str, password: str) -> bool:
@@ -218,7 +183,9 @@ async def test_company_admin_registers_a_gun_then_deactivates_it(
         assert await row.locator('[data-active="true"]').count() == 1
 
         async with running_worker(secured.settings, pool):
-            before = await _ask(secured.port, gun, password, tag)
+            before = await ask_gun(
+                f"mqtt://127.0.0.1:{secured.port}", gun, tag, username=gun, password=password
+            )
             assert before["decision"] == "allow", before
             device = aiomqtt.Client(
                 "127.0.0.1", secured.port, username=gun, password=password, protocol=V5
@@ -239,13 +206,7 @@ async def test_company_admin_registers_a_gun_then_deactivates_it(
             assert "已断开其消息服务器连接" in toast, toast
             assert await _refused(secured.port, gun, password)
         # and the platform: the gun's fill request is refused, whatever reached the broker
-        authorizer = FillAuthorizer(secured.settings, pool)
-        try:
-            outcome = await authorizer.decide(
-                gun, tag, dt.date.today(), dt.datetime.now(dt.UTC), time.perf_counter()
-            )
-        finally:
-            await authorizer.close()
+        outcome = await fill_outcome(secured.settings, pool, gun, tag)
         assert outcome.decision.decision == "deny"
         assert "unknown_station" in outcome.decision.reason_codes
         assert await pool.fetchval("SELECT active FROM devices WHERE device_id = $1", gun) is False

@@ -13,20 +13,14 @@ database):
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import re
 import secrets
-import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiomqtt
 import asyncpg
-import msgspec
-import orjson
 import pytest
 
 from server.domain.dates import add_years
@@ -34,12 +28,9 @@ from server.kernel.clock import city_today
 from tests.api.fill_auth import station_with_gun
 from tests.browser.conftest import OpenSession, Session
 from tests.conftest import World
-from tests.ingest.conftest import Mosquitto
+from tests.gun_mqtt import answering_guns, ask_gun
 
 pytestmark = pytest.mark.browser
-
-REPLY_TIMEOUT_S = 15
-"""A reply is due within 50 ms (docs/ARCHITECTURE.md §10); this only bounds a broken run."""
 
 
 @dataclass
@@ -92,48 +83,11 @@ async def _cylinder(pool: asyncpg.Pool, world: World, made: Made, **over: Any) -
     return {"id": int(cid), **values}
 
 
-async def _ask_gun(url: str, gun_id: str, tag: str) -> dict[str, Any]:
-    """A gun's fill request over MQTT and the platform's reply (docs/ARCHITECTURE.md §5)."""
-    host, port = url.removeprefix("mqtt://").rsplit(":", 1)
-    request = {"msg_id": str(uuid.uuid4()), "ts": int(time.time() * 1000), "tag": tag}
-    async with aiomqtt.Client(host, int(port), protocol=aiomqtt.ProtocolVersion.V5) as c:
-        await c.subscribe(f"cyl/v1/gun/{gun_id}/auth/reply", 1)
-        await c.publish(f"cyl/v1/gun/{gun_id}/auth", orjson.dumps(request), qos=1)
-        async with asyncio.timeout(REPLY_TIMEOUT_S):
-            async for message in c.messages:
-                body = orjson.loads(message.payload)
-                if body.get("msg_id") == request["msg_id"]:
-                    return dict(body)
-    raise AssertionError("no reply")  # pragma: no cover - the loop returns or times out
-
-
 @pytest.fixture
 async def broker_url(settings: Any, pool: asyncpg.Pool) -> AsyncIterator[str]:
     """A private broker and an ingest worker on the session database, answering guns."""
-    from ingest.worker import IngestWorker
-    from realtime.bus import EventBus
-
-    broker = Mosquitto()
-    broker.start()
-    token = secrets.token_hex(3)
-    ingest = msgspec.structs.replace(
-        settings.ingest,
-        shared_group=f"insp{token}",
-        client_id_prefix=f"insp-{token}",
-        housekeeping_interval_s=3600.0,  # no periodic rule runs on the shared database
-        batch_max_ms=50,
-    )
-    worker = IngestWorker(
-        msgspec.structs.replace(settings, ingest=ingest), pool, EventBus(), mqtt_url=broker.url
-    )
-    task = asyncio.create_task(worker.run())
-    try:
-        await asyncio.wait_for(worker.ready.wait(), 15)
-        yield broker.url
-    finally:
-        await worker.stop()
-        await asyncio.wait_for(task, 30)
-        broker.close()
+    async with answering_guns(settings, pool, "insp") as url:
+        yield url
 
 
 async def _scan(s: Session, code: str) -> None:
@@ -157,7 +111,7 @@ async def test_an_inspector_scraps_a_batch_by_scanning(
     batch = [await _cylinder(pool, world, made) for _ in range(3)]
     site, gun_id = await station_with_gun(pool, world.companies["A"])
     made.sites.append(site)
-    before = await _ask_gun(broker_url, gun_id, batch[1]["tag"])
+    before = await ask_gun(broker_url, gun_id, batch[1]["tag"])
     assert before["decision"] == "allow", before  # a cylinder in service, its owner's gun
 
     s = await open_session("t_inspector")
@@ -194,7 +148,7 @@ async def test_an_inspector_scraps_a_batch_by_scanning(
         )
         assert tuple(row.values()) == ("scrapped", True, "scrap", "damage", world.sites["INS-1"])
     # the gun is refused now: a voided tag names no cylinder any more
-    after = await _ask_gun(broker_url, gun_id, batch[1]["tag"])
+    after = await ask_gun(broker_url, gun_id, batch[1]["tag"])
     assert after["decision"] == "deny" and after["reasons"] == ["unknown_tag"], after
     # scanning one again in the same mode writes nothing and says why
     await _scan(s, batch[0]["tag"])

@@ -18,7 +18,6 @@ import secrets
 import shutil
 import ssl
 import stat
-import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -44,9 +43,9 @@ from ingest.dynsec import (
 )
 from server.cli_ingest import cmd_broker_sync
 from tests.conftest import World, login
+from tests.gun_mqtt import ADMIN, start_secure_broker
 from tests.ingest.conftest import Env, Mosquitto, mid, now_ms, running_worker
 
-ADMIN = "cylwatch-admin"
 INGEST = "cylwatch-ingest"
 V5 = aiomqtt.ProtocolVersion.V5
 CUT_OFF_S = 1.0
@@ -130,15 +129,7 @@ def _start_secure_broker() -> tuple[Mosquitto, dict[str, Path], str]:
     cert_dir = Path(tempfile.mkdtemp(prefix="cyl-tls-"))
     cert_dir.chmod(0o755)  # the broker runs as the mosquitto user
     tls = _certificates(cert_dir)
-    broker = Mosquitto(secure=True, tls=tls)
-    admin_password = secrets.token_urlsafe(12)
-    subprocess.run(
-        ["mosquitto_ctrl", "dynsec", "init", str(broker.dynsec_file), ADMIN, admin_password],
-        check=True,
-        capture_output=True,
-    )
-    broker.dynsec_file.chmod(0o666)  # the broker (its own user) saves every change into it
-    broker.start()
+    broker, admin_password = start_secure_broker(tls)
     return broker, tls, admin_password
 
 
