@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import secrets
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,21 @@ import orjson
 
 from tests.ingest.conftest import Mosquitto, mid, now_ms, running_worker
 
-__all__ = ["ADMIN", "REPLY_TIMEOUT_S", "answering_guns", "ask_gun", "start_secure_broker"]
+__all__ = [
+    "ADMIN",
+    "CUT_OFF_S",
+    "REPLY_TIMEOUT_S",
+    "answering_guns",
+    "ask_gun",
+    "closed_within",
+    "refused",
+    "start_secure_broker",
+]
 
 ADMIN = "cylwatch-admin"
 """The platform's client on a dynamic-security broker (``[services] mqtt_admin_url``)."""
+CUT_OFF_S = 1.0
+"""A deactivated device is disconnected within this (issue: "cut off within a second")."""
 REPLY_TIMEOUT_S = 15.0
 """A reply is due within 50 ms (docs/ARCHITECTURE.md §10); this only bounds a broken run (a
 worker just started on a loaded machine)."""
@@ -98,3 +110,24 @@ def start_secure_broker(tls: dict[str, Path] | None = None) -> tuple[Mosquitto, 
     broker.dynsec_file.chmod(0o666)  # the broker (its own user) saves every change into it
     broker.start()
     return broker, admin_password
+
+
+async def refused(client: aiomqtt.Client) -> bool:
+    """Whether the broker refuses *client*'s connection."""
+    try:
+        async with client:
+            return False
+    except aiomqtt.MqttError:
+        return True
+
+
+async def closed_within(client: aiomqtt.Client, own_topic: str, deadline: float) -> bool:
+    """Whether the broker has closed *client*'s connection by *deadline* (monotonic): a
+    publish on a closed connection fails at once (qos 0: nothing is queued)."""
+    while time.monotonic() < deadline:
+        try:
+            await client.publish(own_topic, b'{"online": true}', qos=0)
+        except aiomqtt.MqttError:
+            return True
+        await asyncio.sleep(0.02)
+    return False

@@ -17,7 +17,6 @@ plugin loaded) cannot show the first half:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import secrets
@@ -37,13 +36,11 @@ from ingest.dynsec import BrokerControl
 from tests.api.conftest import call, unique
 from tests.api.fill_auth import fill_outcome
 from tests.conftest import World
-from tests.gun_mqtt import ADMIN, ask_gun, start_secure_broker
+from tests.gun_mqtt import ADMIN, CUT_OFF_S, ask_gun, closed_within, refused, start_secure_broker
 from tests.ingest.conftest import Mosquitto, running_worker
 
 INGEST = "cylwatch-ingest"
 V5 = aiomqtt.ProtocolVersion.V5
-CUT_OFF_S = 1.0
-"""A deactivated device is disconnected within this (test_broker_security's bound)."""
 
 
 @dataclass
@@ -105,25 +102,6 @@ def _device(port: int, username: str, password: str | None) -> aiomqtt.Client:
     return aiomqtt.Client("127.0.0.1", port, username=username, password=password, protocol=V5)
 
 
-async def _refused(client: aiomqtt.Client) -> bool:
-    try:
-        async with client:
-            return False
-    except aiomqtt.MqttError:
-        return True
-
-
-async def _closed_within(client: aiomqtt.Client, topic: str, deadline: float) -> bool:
-    """Whether the broker has closed *client*'s connection by *deadline* (monotonic)."""
-    while time.monotonic() < deadline:
-        try:
-            await client.publish(topic, b'{"online": true}', qos=0)
-        except aiomqtt.MqttError:
-            return True
-        await asyncio.sleep(0.02)
-    return False
-
-
 # ------------------------------------------------------------------- dynamic security
 
 
@@ -143,7 +121,7 @@ async def test_registering_creates_the_client_and_shows_the_password_once(
     gun = dev["device_id"]
     async with _device(secured.broker.port, gun, password) as device:
         await device.publish(f"cyl/v1/gun/{gun}/status", b'{"online": true}', qos=1)
-    assert await _refused(_device(secured.broker.port, gun, "not-" + password))
+    assert await refused(_device(secured.broker.port, gun, "not-" + password))
     rows = await pool.fetch(
         "SELECT action, username, details::text AS d FROM audit_log"
         " WHERE entity = 'device' AND entity_id IN ($1, $2) ORDER BY id",
@@ -175,11 +153,11 @@ async def test_deactivating_closes_the_connection_and_the_platform_refuses(
         started = time.monotonic()
         status, off = await call(client, "PATCH", url, "t_company_a", {"active": False})
         assert status == 200 and off["active"] is False and off["broker"] == "applied", off
-        assert await _closed_within(device, f"cyl/v1/gun/{gun}/status", started + CUT_OFF_S)
+        assert await closed_within(device, f"cyl/v1/gun/{gun}/status", started + CUT_OFF_S)
     finally:
         with contextlib.suppress(aiomqtt.MqttError):
             await device.__aexit__(None, None, None)
-    assert await _refused(_device(secured.broker.port, gun, password))
+    assert await refused(_device(secured.broker.port, gun, password))
     outcome = await fill_outcome(secured.settings, pool, gun, tag)
     assert outcome.decision.decision == "deny"
     assert "unknown_station" in outcome.decision.reason_codes
@@ -237,7 +215,7 @@ async def test_broker_down_nothing_is_lost_and_broker_sync_applies_it(
                 admin_user=None,
             )
         assert report.disabled == [gun] and report.created == [INGEST, late["device_id"]]
-        assert await _refused(_device(s.broker.port, gun, password))
+        assert await refused(_device(s.broker.port, gun, password))
         async with _device(s.broker.port, late["device_id"], report.passwords[late["device_id"]]):
             pass
 

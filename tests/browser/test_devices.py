@@ -12,7 +12,6 @@ without any way to change; company B sees none of A's devices (docs/ARCHITECTURE
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import secrets
@@ -32,15 +31,13 @@ from ingest.dynsec import BrokerControl
 from tests.api.fill_auth import fill_outcome
 from tests.browser.conftest import ARTIFACTS, VIEWPORT, OpenSession
 from tests.conftest import PASSWORD, World
-from tests.gun_mqtt import ADMIN, ask_gun, start_secure_broker
+from tests.gun_mqtt import ADMIN, CUT_OFF_S, ask_gun, closed_within, refused, start_secure_broker
 from tests.ingest.conftest import free_port, running_worker
 
 pytestmark = pytest.mark.browser
 
 INGEST = "cylwatch-ingest"
 V5 = aiomqtt.ProtocolVersion.V5
-CUT_OFF_S = 1.0
-"""A deactivated device is disconnected within this (tests/ingest/test_broker_security.py)."""
 
 
 @dataclass
@@ -117,14 +114,6 @@ async def _logged_in(
         await context.close()
 
 
-async def _refused(port: int, gun: str, password: str) -> bool:
-    try:
-        async with aiomqtt.Client("127.0.0.1", port, username=gun, password=password, protocol=V5):
-            return False
-    except aiomqtt.MqttError:
-        return True
-
-
 async def _station_and_cylinder(pool: asyncpg.Pool, world: World) -> tuple[str, str]:
     """A licensed station of company A and a cylinder of A in date, for this test alone."""
     code = f"DST-{secrets.token_hex(3).upper()}"
@@ -197,14 +186,18 @@ async def test_company_admin_registers_a_gun_then_deactivates_it(
                 assert gun in await confirm.inner_text()
                 started = time.monotonic()
                 await confirm.get_by_test_id("deactivate-confirm").click()
-                assert await _closed_within(device, f"cyl/v1/gun/{gun}/status", started + CUT_OFF_S)
+                assert await closed_within(device, f"cyl/v1/gun/{gun}/status", started + CUT_OFF_S)
             finally:
                 with contextlib.suppress(aiomqtt.MqttError):
                     await device.__aexit__(None, None, None)
             await page.locator(f'tr[data-device="{gun}"] [data-active="false"]').wait_for()
             toast = await page.locator("#toasts").inner_text()
             assert "已断开其消息服务器连接" in toast, toast
-            assert await _refused(secured.port, gun, password)
+            assert await refused(
+                aiomqtt.Client(
+                    "127.0.0.1", secured.port, username=gun, password=password, protocol=V5
+                )
+            )
         # and the platform: the gun's fill request is refused, whatever reached the broker
         outcome = await fill_outcome(secured.settings, pool, gun, tag)
         assert outcome.decision.decision == "deny"
@@ -212,17 +205,6 @@ async def test_company_admin_registers_a_gun_then_deactivates_it(
         assert await pool.fetchval("SELECT active FROM devices WHERE device_id = $1", gun) is False
         await page.screenshot(path=str(ARTIFACTS / "devices.png"))
         assert not errors, errors
-
-
-async def _closed_within(client: aiomqtt.Client, topic: str, deadline: float) -> bool:
-    """Whether the broker has closed *client*'s connection by *deadline* (monotonic)."""
-    while time.monotonic() < deadline:
-        try:
-            await client.publish(topic, b'{"online": true}', qos=0)
-        except aiomqtt.MqttError:
-            return True
-        await asyncio.sleep(0.02)
-    return False
 
 
 async def test_regulator_reads_without_edit_buttons(open_session: OpenSession) -> None:

@@ -43,13 +43,11 @@ from ingest.dynsec import (
 )
 from server.cli_ingest import cmd_broker_sync
 from tests.conftest import World, login
-from tests.gun_mqtt import ADMIN, start_secure_broker
+from tests.gun_mqtt import ADMIN, CUT_OFF_S, closed_within, refused, start_secure_broker
 from tests.ingest.conftest import Env, Mosquitto, mid, now_ms, running_worker
 
 INGEST = "cylwatch-ingest"
 V5 = aiomqtt.ProtocolVersion.V5
-CUT_OFF_S = 1.0
-"""A deactivated device is disconnected within this (issue: "cut off within a second")."""
 
 
 @dataclass
@@ -170,14 +168,6 @@ async def _receive(client: aiomqtt.Client, seconds: float) -> list[str]:
     return got
 
 
-async def _refused(client: aiomqtt.Client) -> bool:
-    try:
-        async with client:
-            return False
-    except aiomqtt.MqttError:
-        return True
-
-
 # ----------------------------------------------------------------------------- tests
 
 
@@ -194,12 +184,12 @@ async def test_sync_gives_active_devices_a_password_and_stores_its_hash(
 
 
 async def test_anonymous_clients_are_refused_on_both_listeners(secure: Secure) -> None:
-    assert await _refused(_client(secure, None, None))
-    assert await _refused(_client(secure, "GUN-A1", "guess"))
+    assert await refused(_client(secure, None, None))
+    assert await refused(_client(secure, "GUN-A1", "guess"))
     context = ssl.create_default_context(cafile=str(secure.ca))
     port = secure.broker.tls_port
     anonymous = aiomqtt.Client("127.0.0.1", port, protocol=V5, tls_context=context)
-    assert await _refused(anonymous)
+    assert await refused(anonymous)
     async with aiomqtt.Client(
         "127.0.0.1",
         port,
@@ -287,7 +277,7 @@ async def test_sync_is_idempotent_and_follows_the_registry(
         assert await cmd_broker_sync(_sync_args(out), settings) == 0
         assert set(_read_csvs(out)) == {"HH-TMP"}
         vehicle = _client(secure, "VEH-A1", secure.passwords["VEH-A1"])
-        assert await _refused(vehicle)  # deactivated in the registry: disabled
+        assert await refused(vehicle)  # deactivated in the registry: disabled
     finally:
         await env.pool.execute("DELETE FROM devices WHERE device_id = 'HH-TMP'")
         await env.pool.execute("UPDATE devices SET active = true WHERE device_id = 'VEH-A1'")
@@ -340,25 +330,13 @@ async def test_deactivating_through_the_api_cuts_the_device_off_at_once(
             started = time.monotonic()
             resp = await client.patch(url, json={"active": False}, headers=headers)
             assert resp.status == 200, await resp.text()
-            assert await _closed_within(gun, f"cyl/v1/gun/{gun_id}/status", started + CUT_OFF_S)
-        assert await _refused(_client(secure, gun_id, password))
+            assert await closed_within(gun, f"cyl/v1/gun/{gun_id}/status", started + CUT_OFF_S)
+        assert await refused(_client(secure, gun_id, password))
     finally:
         resp = await client.patch(url, json={"active": True}, headers=headers)
         assert resp.status == 200
     async with _client(secure, gun_id, password):
         pass  # re-activated through the API: let in again
-
-
-async def _closed_within(client: aiomqtt.Client, own_topic: str, deadline: float) -> bool:
-    """Whether the broker has closed *client*'s connection by *deadline* (monotonic): a
-    publish on a closed connection fails at once (qos 0: nothing is queued)."""
-    while time.monotonic() < deadline:
-        try:
-            await client.publish(own_topic, b'{"online": true}', qos=0)
-        except aiomqtt.MqttError:
-            return True
-        await asyncio.sleep(0.02)
-    return False
 
 
 @contextlib.asynccontextmanager
