@@ -109,7 +109,7 @@ class FillDecision:
         return tuple(r.value for r in self.reasons)
 
 
-def _licence_missing(station: StationFacts, today: date) -> bool:
+def licence_missing(station: StationFacts, today: date) -> bool:
     """TSG 23-2021: only a unit holding a valid filling licence (气瓶充装许可证) may fill.
 
     Missing or blank licence number, unknown expiry, expiry passed (the expiry day itself
@@ -148,7 +148,7 @@ def authorize_fill(
     - ``not_in_service``: any status other than ``in_service`` and ``scrapped`` — the
       listed in_inspection/lost/suspended/not_activated, and, failing closed, any status
       the platform does not know.
-    - ``station_not_licensed``: see :func:`_licence_missing`.
+    - ``station_not_licensed``: see :func:`licence_missing`.
     - ``unknown_station``: the gun's station is not registered. The cylinder's own checks
       are still reported; ownership cannot be, for want of a company to compare.
     """
@@ -158,7 +158,7 @@ def authorize_fill(
         reasons.append(Reason.UNKNOWN_TAG)
     if station is None:
         reasons.append(Reason.UNKNOWN_STATION)
-    elif _licence_missing(station, today):
+    elif licence_missing(station, today):
         reasons.append(Reason.STATION_NOT_LICENSED)
     if cylinder is not None and known:
         if (

@@ -36,7 +36,7 @@ from typing import Final
 
 from server.kernel.settings import Circulation, Dates
 
-from .authorization import StationFacts, _licence_missing
+from .authorization import StationFacts, licence_missing
 from .dates import ComplianceStatus, compliance_status
 from .entrustments import in_force
 
@@ -107,7 +107,7 @@ def station_licensed(
     licensed station" means exactly what the gun would have allowed. The bureau's status is
     today's (its history is not kept); the expiry is compared with *day*."""
     facts = StationFacts(station_id, company_id, licence_no, licence_expiry, licence_status)
-    return not _licence_missing(facts, day)
+    return not licence_missing(facts, day)
 
 
 @dataclass(frozen=True, slots=True)
