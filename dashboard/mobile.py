@@ -5,7 +5,10 @@ network comes and goes. The shell (``/m``, its script, stylesheet, manifest and 
 cached by the service worker so the app starts offline; everything live — alerts for the
 officer's districts (``/ws``, scoped server-side), acknowledge/resolve (REST with the CSRF
 header), cylinder lookup, Web Push subscription — goes to the network and says so when it
-cannot. The shell holds no personal data, so caching it is harmless.
+cannot. The shell holds no personal data, so caching it is harmless. The safety inspection
+works without signal from IndexedDB (``static/m/store.js``): the catalogues, the customers
+looked up today (removed the next day and at logout) and the completed inspections waiting to
+be sent (``offline-queue.js``; the server takes each ``client_id`` once).
 
 Routes:
 

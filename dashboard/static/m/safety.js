@@ -384,6 +384,9 @@ queue.onChange(() => { renderQueue(); });
 export function started(u, online) {
   user = u;
   queue.setUser(u ? u.user_id : null);
+  // logged out: the customers' names and addresses leave the phone (the queue stays: it is
+  // signed work not yet stored anywhere else)
+  if (!u) store.all("customers").then((rows) => Promise.all(rows.map((c) => store.remove("customers", c.id)))).catch(() => {});
   renderQueue();
   if (online) {
     if (mayInspect(u)) refreshCaches();
