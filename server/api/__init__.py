@@ -49,6 +49,8 @@ def setup(app: web.Application) -> None:
     complaints.setup(app)  # the reminder round (docs/API.md "Complaints")
     credit.setup(app)  # the recomputation round (docs/API.md "Credit evaluation")
     notice_reminders.setup(app)  # the notices' reminder round (docs/API.md "Messages and notices")
-    safety_inspections.setup(app)  # rectifications' overdue round (docs/API.md "Safety inspections")
+    safety_inspections.setup(
+        app
+    )  # rectifications' overdue round (docs/API.md "Safety inspections")
     for name in API_MODULES:
         app.router.add_routes(importlib.import_module(name).routes())
