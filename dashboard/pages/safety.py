@@ -7,8 +7,10 @@ CSV/XLSX links that follow the filters. ``GET /safety-inspections/{id}``: one re
 items grouped by answer, photos, the customer's signature, the seal's check, rectifications
 (re-checked with a photo by the roles the API allows) and corrections.
 ``GET /safety-inspections/{id}/notice``: the rectification notice (整改通知书) the customer
-is handed, print-friendly. Its data endpoint needs a login, so the page is printed (or saved
-as PDF) by a logged-in user; there is no public link to it.
+is handed, print-friendly, with a button that copies a share link for the customer.
+``GET /n/{token}`` (no login): the notice the share link opens — only what the customer must
+fix — from the rate-limited public endpoint (``server.api.safety_share``), which checks the
+token; a forged or expired one shows a clear message, never data.
 ``GET /admin/safety-items`` (nav key ``safety_items``): the catalogue per customer kind, past
 versions, and publishing a new version (admin).
 
@@ -98,6 +100,18 @@ async def notice(request: web.Request, p: Principal) -> web.StreamResponse:
     )
 
 
+async def shared(request: web.Request) -> web.StreamResponse:
+    """The customer's notice by share link: the page is a shell; the data and the token's check
+    are the public endpoint's (``GET /api/v1/public/safety-notices/{token}``)."""
+    t = page_translator(request)
+    return render(
+        request,
+        "safety_share.html",
+        title=t("safety_share.title"),
+        page_config={"token": request.match_info["token"]},
+    )
+
+
 @page("safety_items")
 async def catalogue(request: web.Request, p: Principal) -> web.StreamResponse:
     t = page_translator(request)
@@ -126,4 +140,5 @@ def routes() -> list[web.RouteDef]:
         web.get(r"/safety-inspections/{id:\d+}", record),
         web.get(r"/safety-inspections/{id:\d+}/notice", notice),
         web.get("/admin/safety-items", catalogue),
+        web.get("/n/{token}", shared),
     ]

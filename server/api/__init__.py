@@ -38,6 +38,7 @@ API_MODULES = (
     "server.api.outbound",
     "server.api.enterprise_ingest",
     "server.api.safety_inspections",
+    "server.api.safety_share",
     "server.api.openapi",
 )
 

@@ -2,13 +2,14 @@
 /* The rectification notice (整改通知书) handed to the customer after an inspection
    (GET /api/v1/safety-inspections/{id}/notice): what failed, by when it must be fixed, whom to
    call. Built for paper: the print style sheet (app.css "safety") drops everything else. The
-   data needs a login, so the notice is shared as print or a saved PDF, never as a link. */
+   data needs a login; "copy share link" asks GET .../notice-link for an expiring link the
+   customer opens without one (/n/<token>, safety_share.js). */
 import { api } from "./lib/api.js";
 import { config } from "./lib/config.js";
 import { byId, clear, el } from "./lib/dom.js";
 import { date, dateTime, text } from "./lib/format.js";
 import { lang, t } from "./lib/i18n.js";
-import { errorState } from "./lib/ui.js";
+import { errorState, toast } from "./lib/ui.js";
 
 const root = byId("notice-root");
 
@@ -58,6 +59,28 @@ function draw(n) {
 }
 
 byId("notice-print").addEventListener("click", () => window.print());
+
+const shareButton = /** @type {HTMLButtonElement} */ (byId("notice-share"));
+shareButton.addEventListener("click", async () => {
+  shareButton.disabled = true;
+  try {
+    const link = await api("/api/v1/safety-inspections/" + Number(config.record_id) + "/notice-link");
+    const input = /** @type {HTMLInputElement} */ (byId("notice-share-url"));
+    input.value = link.url;
+    byId("notice-share-box").hidden = false;
+    input.select();
+    try {
+      await navigator.clipboard.writeText(link.url);
+      toast(t("safety_share.copied", { date: date(link.expires) }));
+    } catch {
+      toast(t("safety_share.copy_failed"), "error");
+    }
+  } catch (err) {
+    toast(err instanceof Error ? err.message : String(err), "error");
+  } finally {
+    shareButton.disabled = false;
+  }
+});
 
 api("/api/v1/safety-inspections/" + Number(config.record_id) + "/notice")
   .then(draw)
