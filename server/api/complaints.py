@@ -2,7 +2,9 @@
 DOMAIN.md "Complaints"; docs/ARCHITECTURE.md §4, §7).
 
 ``GET /api/v1/complaints`` (filters), ``GET /api/v1/complaints/{id}`` (with its history and
-what the caller may do), ``POST /api/v1/complaints`` (a regulator enters a phone call),
+what the caller may do), ``POST /api/v1/complaints`` (a regulator enters a phone call; a field
+officer files one from the phone app ``/m`` — source ``mobile``, in the officer's districts,
+JSON or multipart with a ``photo``),
 ``PATCH /api/v1/complaints/{id}`` (``assign`` / ``answer`` / ``close``),
 ``GET /api/v1/complaints/{id}/photo``. The moves and who makes them are the domain's
 (:mod:`server.domain.complaints`); the rows, the scope and filing are ``server.db.complaints``.
@@ -64,12 +66,28 @@ from server.kernel import errors
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.audit import audit
 from server.kernel.errors import ApiError, bad_field, not_found
-from server.kernel.http import json_response, path_int, q_bool, q_choice, q_district, q_page, q_str
+from server.kernel.http import (
+    field_from_msgspec,
+    json_response,
+    path_int,
+    q_bool,
+    q_choice,
+    q_district,
+    q_page,
+    q_str,
+)
+from server.kernel.limits import body_limit
 from server.kernel.principal import Principal, require
 from server.kernel.scope import Sql
-from server.kernel.uploads import file_response, read_verified
+from server.kernel.uploads import file_response, read_multipart, read_verified
+from server.kernel.uploads import store as store_upload
 
 __all__ = ["item", "routes", "setup"]
+
+FILE_ROLES: Final = (*ASSIGN_ROLES, "officer")
+"""Who files a complaint: regulators enter phone calls, field officers file what they meet on
+their rounds (DESIGN §1) from the phone app; an officer's lands only in its districts."""
+_MB: Final = 1024 * 1024
 
 Answer = Annotated[str, msgspec.Meta(min_length=1, max_length=5000)]
 Contact = Annotated[str, msgspec.Meta(max_length=100)]
@@ -263,27 +281,67 @@ def check_text(request: web.Request, text: str) -> str:
     return clean
 
 
+async def _multipart(request: web.Request) -> tuple[PhoneComplaint, tuple[str | None, bytes]]:
+    """A multipart complaint (the phone app's, with a photo): its fields as the JSON ones."""
+    max_bytes = request.app[SETTINGS].uploads.image_max_mb * _MB
+    fields, files = await read_multipart(request, max_bytes, files=("photo",), max_files=1)
+    if any("\x00" in v for v in fields.values()):
+        raise bad_field("body", "strings must not contain NUL characters")
+    values: dict[str, Any] = {k: v for k, v in fields.items() if v != "" or k == "text"}
+    try:
+        body = msgspec.convert(values, PhoneComplaint, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        raise bad_field(field_from_msgspec(message), message.split(" - at ")[0]) from None
+    if not files:
+        raise bad_field("photo", "a multipart complaint carries one photo (else send JSON)")
+    return body, (files[0][1], files[0][2])
+
+
 @api_doc(
-    "Enter a complaint taken on the phone",
+    "File a complaint (a phone call, or an officer's from the phone app)",
     tags=["complaints"],
-    roles=ASSIGN_ROLES,
+    roles=FILE_ROLES,
     body=PhoneComplaint,
     responses={
         201: "filed: the complaint with its ticket (tell it to the caller)",
         400: "empty or too long text, a code naming no cylinder, an unknown company",
-        403: "the complaint would fall outside the regulator's districts",
+        403: "the complaint would fall outside the regulator's or officer's districts",
+        413: "a photo over [uploads] image_max_mb",
+        415: "a photo that is not a JPEG, PNG or WebP picture",
     },
-    description="A regulator enters a call (source `phone`) with the caller's contact and the "
-    "cylinder (code) or company concerned; the district comes from the cylinder, else the "
-    "company, else district_code. Deadline: [complaints] answer_working_days working days.",
+    description="A regulator enters a call (source `phone`); an officer files one from the "
+    "phone app /m (source `mobile`: the source follows the role, officers have no phone desk). "
+    "With the complainant's contact and the cylinder (code) or company concerned; the district "
+    "comes from the cylinder, else the company, else district_code, and must be one of the "
+    "caller's. JSON, or multipart/form-data with the same fields and one `photo`. "
+    "Deadline: [complaints] answer_working_days working days.",
 )
+@body_limit("upload")
 async def create_complaint(request: web.Request) -> web.Response:
-    """File a phone call's complaint (audited)."""
-    p = require(request, *ASSIGN_ROLES)
-    body = await read_body(request, PhoneComplaint)
+    """File a complaint taken on the phone or met by an officer (audited)."""
+    p = require(request, *FILE_ROLES)
+    photo = None
+    if request.content_type.startswith("multipart/"):
+        body, photo = await _multipart(request)
+    else:
+        body = await read_body(request, PhoneComplaint)
     text = check_text(request, body.text)
+    source = "mobile" if p.role == "officer" else "phone"
     settings = request.app[SETTINGS]
     async with request.app[POOL].acquire() as conn, conn.transaction():
+        photo_id = None
+        if photo is not None:
+            stored = await store_upload(
+                conn,
+                settings.uploads,
+                photo[1],
+                purpose="complaint",
+                field="photo",
+                images_only=True,
+                filename=photo[0],
+            )
+            photo_id = stored.id
         if body.code and await store.find_cylinder(conn, body.code) is None:
             raise bad_field("code", f"no cylinder has the code {body.code}")
         if body.company_id is not None and (
@@ -300,11 +358,12 @@ async def create_complaint(request: web.Request) -> web.Response:
             settings,
             text=text,
             kind=body.kind,
-            source="phone",
+            source=source,
             code=body.code,
             contact=_clean(body.contact),
             company_id=body.company_id,
             district_code=body.district_code,
+            photo_upload_id=photo_id,
             created_by=p.user_id,
         )
         q = Sql(filed.id)
@@ -324,7 +383,7 @@ async def create_complaint(request: web.Request) -> web.Response:
             "complaint.create",
             "complaint",
             filed.id,
-            {"source": "phone", "kind": body.kind, "ticket": filed.ticket},
+            {"source": source, "kind": body.kind, "ticket": filed.ticket, "photo": photo_id},
             request.remote,
         )
         out = await _detail(conn, p, filed.id, today(settings))

@@ -9,7 +9,8 @@
    the list, so nothing missed while a phone was in a lift stays missing.
    The lookup (lookup.js) and the registration from the phone (register.js) are modules of
    their own; the registration tab is shown to the roles that register cylinders, the safety
-   inspection tab (safety.js, with its IndexedDB queue) to the roles that inspect. The last
+   inspection tab (safety.js, with its IndexedDB queue) to the roles that inspect, the
+   complaint tab (complaint.js, 投诉登记) to field officers. The last
    user is remembered on the phone, so the app (and the inspections waiting to be sent) opens
    without signal too; it asks the server again as soon as there is one.
    window.__m exposes counters for tests. */
@@ -19,6 +20,7 @@ import { byId, el } from "/static/js/lib/dom.js";
 import { cityFormat } from "/static/js/lib/format.js";
 import { t } from "/static/js/lib/i18n.js";
 import { LiveSocket } from "/static/js/lib/ws.js";
+import * as complaint from "./complaint.js";
 import * as lookup from "./lookup.js";
 import { queueState } from "./offline-queue.js";
 import * as register from "./register.js";
@@ -29,7 +31,7 @@ const MAX_ALERTS = 100;
 const BOOT_RETRY_MS = 5000;
 
 const state = { user: null, wsOpens: 0, alertEvents: 0, lastAlert: null, sw: /** @type {string | null} */ (null), actions: 0,
-  lookup: lookup.shown, register: register.shown, safety: safety.shown, queue: queueState, offlineStart: false };
+  lookup: lookup.shown, register: register.shown, safety: safety.shown, complaint: complaint.shown, queue: queueState, offlineStart: false };
 /** @type {any} */ (window).__m = state;
 const fmtTime = cityFormat({ month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
 /** @param {unknown} raw */
@@ -64,13 +66,14 @@ const tabButtons = /** @type {NodeListOf<HTMLButtonElement>} */ (document.queryS
 /** @param {string} name */
 function selectTab(name) {
   tabButtons.forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
-  for (const n of ["alerts", "lookup", "register", "safety", "settings"]) byId("tab-" + n).hidden = n !== name;
+  for (const n of ["alerts", "lookup", "register", "safety", "complaint", "settings"]) byId("tab-" + n).hidden = n !== name;
   if (name !== "lookup") lookup.scanner.stop();
   else lookup.resized();
   if (name !== "register") register.scanner.stop();
   else if (state.user) register.opened(state.user);
   if (name !== "safety") safety.scanner.stop();
   else safety.opened();
+  if (name !== "complaint") complaint.scanner.stop();
 }
 tabButtons.forEach((b) => b.addEventListener("click", () => selectTab(String(b.dataset.tab))));
 
@@ -169,9 +172,10 @@ function startApp(user, online) {
   byId("tab-btn-register").hidden = !register.mayRegister(user);
   byId("tab-btn-alerts").hidden = !canAlerts;
   byId("tab-btn-safety").hidden = !safety.mayInspect(user);
+  byId("tab-btn-complaint").hidden = !complaint.mayFile(user);
   show("app");
   const onForbiddenTab = (!register.mayRegister(user) && !byId("tab-register").hidden) || (!canAlerts && !byId("tab-alerts").hidden)
-    || (!safety.mayInspect(user) && !byId("tab-safety").hidden);
+    || (!safety.mayInspect(user) && !byId("tab-safety").hidden) || (!complaint.mayFile(user) && !byId("tab-complaint").hidden);
   if (!started || onForbiddenTab) { started = true; selectTab(canAlerts ? "alerts" : "lookup"); }
   safety.started(user, online);
   if (!online) return;
