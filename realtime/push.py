@@ -1,4 +1,5 @@
-"""Web Push of new alerts to field officers' and regulators' phones (docs/ARCHITECTURE.md §8 ``/m``).
+"""Web Push of new alerts to field officers' and regulators' phones, and of inbox items to
+every subscriber's (docs/ARCHITECTURE.md §8 ``/m``).
 
 - The platform's VAPID key pair is generated on first use and kept in PostgreSQL
   (``push_vapid_keys``), so every server process signs alike and browser subscriptions
@@ -15,8 +16,11 @@
   bump of an open alert is not news on a phone): ``created`` true when the row says so,
   else ``count == 1`` and state ``open``. Every server process sees every alert (Redis
   bridge), so a Redis ``SET NX`` on the alert id makes exactly one process push it.
-- Recipients are the users with a subscription whose role scope covers the alert — the
-  same `realtime.scope` rule as live rows.
+- Who may subscribe (:data:`SUBSCRIBE_ROLES`): the bureau's roles, and a company's admin and
+  station operators (delivery staff), who inspect customers and are reminded of overdue
+  rectifications in their inbox (issue 8). Alert pushes go only to :data:`PUSH_ROLES` — the
+  users with a subscription whose role scope covers the alert, the same `realtime.scope`
+  rule as live rows; the company roles' phones get their inbox only.
 - New messages and notices (the bus ``inbox`` channel, `realtime.inbox`) are pushed the
   same way to their recipients' own subscriptions (`realtime.inbox.push_inbox`), once
   across processes (``SET NX`` on the message or notice id); reads and receipts are not
@@ -63,6 +67,10 @@ from server.kernel.settings import Settings
 log = logging.getLogger(__name__)
 
 PUSH_ROLES = ("admin", "regulator", "officer")
+"""Whose subscriptions receive alert pushes (unchanged by who else may subscribe)."""
+SUBSCRIBE_ROLES = (*PUSH_ROLES, "company_admin", "station_operator")
+"""Who may hold a push subscription: the alert roles, and the company roles for their inbox
+(messages, notices, rectification reminders; `realtime.inbox.push_inbox`)."""
 DEDUPE_PREFIX = "cylwatch:push:alert:"
 INBOX_PUSHED = ("message", "notice")
 """Inbox rows worth a phone notification: something new to read or sign."""
@@ -183,7 +191,7 @@ async def get_public_key(request: web.Request) -> web.Response:
 
 
 async def add_subscription(request: web.Request) -> web.Response:
-    p = require(request, *PUSH_ROLES)
+    p = require(request, *SUBSCRIBE_ROLES)
     body = await read_json(request, PushSubscriptionBody)
     rt = request.app[SETTINGS].realtime
     check_endpoint(body.endpoint, rt.push_allow_http)

@@ -87,10 +87,10 @@ async def test_vapid_key_is_generated_once_and_stable(rt_client: Any) -> None:
 
 async def test_subscription_validation(rt_client: Any) -> None:
     officer = {"Authorization": f"Bearer {await token_for(rt_client, 't_officer')}"}
-    company = {"Authorization": f"Bearer {await token_for(rt_client, 't_company_a')}"}
+    inspector = {"Authorization": f"Bearer {await token_for(rt_client, 't_inspector')}"}
     good = Browser().subscription("https://push.example.invalid/x")
     assert (
-        await rt_client.post("/api/v1/push/subscriptions", json=good, headers=company)
+        await rt_client.post("/api/v1/push/subscriptions", json=good, headers=inspector)
     ).status == 403
     bad_keys = {**good, "keys": {"p256dh": "AAAA", "auth": "AAAA"}}
     resp = await rt_client.post("/api/v1/push/subscriptions", json=bad_keys, headers=officer)
