@@ -63,6 +63,27 @@ ACTIONS: Final = (
     "push.unsubscribe",
     "upstream.retry",
     "audit.export",
+    "article.create",
+    "article.update",
+    "article.publish",
+    "article.unpublish",
+    "article.delete",
+    "article.media_add",
+    "article.media_remove",
+    "complaint.assign",
+    "complaint.answer",
+    "complaint.close",
+    "credit.event",
+    "credit.recompute",
+    "enterprise.fills",
+    "message.send",
+    "message.read",
+    "notice.send",
+    "notice.sign",
+    "safety_catalogue.publish",
+    "safety_inspection.create",
+    "safety_notice.share",
+    "safety_rectification.close",
 )
 """Actions written today, offered as suggestions (the API accepts any well-formed one)."""
 ENTITIES: Final = (
@@ -80,6 +101,14 @@ ENTITIES: Final = (
     "push_subscription",
     "upstream_batch",
     "audit_log",
+    "article",
+    "credit",
+    "fill",
+    "message",
+    "notice",
+    "safety_catalogue",
+    "safety_inspection",
+    "safety_rectification",
 )
 """Target types written today (suggestions, like ACTIONS)."""
 
