@@ -29,6 +29,7 @@ API_MODULES = (
     "server.api.articles",
     "server.api.labels",
     "server.api.complaints",
+    "server.api.complaints_filing",
     "server.api.complaints_public",
     "server.api.credit",
     "server.api.messages",

@@ -2,11 +2,9 @@
 DOMAIN.md "Complaints"; docs/ARCHITECTURE.md §4, §7).
 
 ``GET /api/v1/complaints`` (filters), ``GET /api/v1/complaints/{id}`` (with its history and
-what the caller may do), ``POST /api/v1/complaints`` (a regulator enters a phone call; a field
-officer files one from the phone app ``/m`` — source ``mobile``, in the officer's districts,
-JSON or multipart with a ``photo``),
-``PATCH /api/v1/complaints/{id}`` (``assign`` / ``answer`` / ``close``),
-``GET /api/v1/complaints/{id}/photo``. The moves and who makes them are the domain's
+what the caller may do), ``PATCH /api/v1/complaints/{id}`` (``assign`` / ``answer`` / ``close``),
+``GET /api/v1/complaints/{id}/photo``. Filing (``POST /api/v1/complaints``, from the desk or
+the phone) is ``server.api.complaints_filing``. The moves and who makes them are the domain's
 (:mod:`server.domain.complaints`); the rows, the scope and filing are ``server.db.complaints``.
 
 Every move is one transaction: the complaint's row (locked), its history row, the audit row
@@ -29,8 +27,6 @@ from aiohttp import web
 from server.api import complaint_notices
 from server.api.common import (
     API,
-    Code,
-    District,
     Id,
     Note,
     Param,
@@ -48,7 +44,6 @@ from server.api.params import company_filter
 from server.db import complaints as store
 from server.domain.complaints import (
     ACTIONS,
-    ASSIGN_ROLES,
     ASSIGNEE_ROLES,
     COMPLAINT_KINDS,
     COMPLAINT_SOURCES,
@@ -67,7 +62,6 @@ from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.audit import audit
 from server.kernel.errors import ApiError, bad_field, not_found
 from server.kernel.http import (
-    field_from_msgspec,
     json_response,
     path_int,
     q_bool,
@@ -76,38 +70,13 @@ from server.kernel.http import (
     q_page,
     q_str,
 )
-from server.kernel.limits import body_limit
 from server.kernel.principal import Principal, require
 from server.kernel.scope import Sql
-from server.kernel.uploads import file_response, read_multipart, read_verified
-from server.kernel.uploads import store as store_upload
+from server.kernel.uploads import file_response, read_verified
 
-__all__ = ["item", "routes", "setup"]
-
-FILE_ROLES: Final = (*ASSIGN_ROLES, "officer")
-"""Who files a complaint: regulators enter phone calls, field officers file what they meet on
-their rounds (DESIGN §1) from the phone app; an officer's lands only in its districts."""
-_MB: Final = 1024 * 1024
+__all__ = ["detail", "item", "routes", "setup"]
 
 Answer = Annotated[str, msgspec.Meta(min_length=1, max_length=5000)]
-Contact = Annotated[str, msgspec.Meta(max_length=100)]
-ComplaintText = Annotated[str, msgspec.Meta(min_length=1, max_length=100_000)]
-"""Bounded by ``[public] complaint_max_chars`` in the handler (a setting, not a type)."""
-
-
-class PhoneComplaint(msgspec.Struct, forbid_unknown_fields=True):
-    """A complaint a regulator takes on the phone (热线) and enters for the caller."""
-
-    text: ComplaintText
-    kind: Literal["complaint", "report", "fault"] = "complaint"
-    contact: Contact | None = None
-    """The caller's name and number: regulators read it, the company never does."""
-    code: Code | None = None
-    """The cylinder concerned (barcode or tag), if the caller has it."""
-    company_id: Id | None = None
-    """The company concerned, when no cylinder is named."""
-    district_code: District | None = None
-    """Where it happened, when neither a cylinder nor a company says it."""
 
 
 class ComplaintAction(msgspec.Struct, forbid_unknown_fields=True):
@@ -242,7 +211,7 @@ def _may(p: Principal, row: Any) -> dict[str, bool]:
     return out
 
 
-async def _detail(db: Any, p: Principal, cid: int, day: dt.date) -> dict[str, Any]:
+async def detail(db: Any, p: Principal, cid: int, day: dt.date) -> dict[str, Any]:
     row = await _one(db, p, cid)
     out = item(row, day)
     out["history"] = await store.history(db, cid)
@@ -263,131 +232,11 @@ async def get_complaint(request: web.Request) -> web.Response:
     p = require(request, *READ_ROLES)
     cid = path_int(request)
     day = today(request.app[SETTINGS])
-    return json_response(await _detail(request.app[POOL], p, cid, day))
+    return json_response(await detail(request.app[POOL], p, cid, day))
 
 
 def _clean(text: str | None) -> str | None:
     return text.strip() if text and text.strip() else None
-
-
-def check_text(request: web.Request, text: str) -> str:
-    """The complaint's text, trimmed, within ``[public] complaint_max_chars`` (400 otherwise)."""
-    limit = request.app[SETTINGS].public.complaint_max_chars
-    clean = text.strip()
-    if not clean:
-        raise bad_field("text", "is empty")
-    if len(clean) > limit:
-        raise bad_field("text", f"at most {limit} characters")
-    return clean
-
-
-async def _multipart(request: web.Request) -> tuple[PhoneComplaint, tuple[str | None, bytes]]:
-    """A multipart complaint (the phone app's, with a photo): its fields as the JSON ones."""
-    max_bytes = request.app[SETTINGS].uploads.image_max_mb * _MB
-    fields, files = await read_multipart(request, max_bytes, files=("photo",), max_files=1)
-    if any("\x00" in v for v in fields.values()):
-        raise bad_field("body", "strings must not contain NUL characters")
-    values: dict[str, Any] = {k: v for k, v in fields.items() if v != "" or k == "text"}
-    try:
-        body = msgspec.convert(values, PhoneComplaint, strict=False)
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        raise bad_field(field_from_msgspec(message), message.split(" - at ")[0]) from None
-    if not files:
-        raise bad_field("photo", "a multipart complaint carries one photo (else send JSON)")
-    return body, (files[0][1], files[0][2])
-
-
-@api_doc(
-    "File a complaint (a phone call, or an officer's from the phone app)",
-    tags=["complaints"],
-    roles=FILE_ROLES,
-    body=PhoneComplaint,
-    responses={
-        201: "filed: the complaint with its ticket (tell it to the caller)",
-        400: "empty or too long text, a code naming no cylinder, an unknown company",
-        403: "the complaint would fall outside the regulator's or officer's districts",
-        413: "a photo over [uploads] image_max_mb",
-        415: "a photo that is not a JPEG, PNG or WebP picture",
-    },
-    description="A regulator enters a call (source `phone`); an officer files one from the "
-    "phone app /m (source `mobile`: the source follows the role, officers have no phone desk). "
-    "With the complainant's contact and the cylinder (code) or company concerned; the district "
-    "comes from the cylinder, else the company, else district_code, and must be one of the "
-    "caller's. JSON, or multipart/form-data with the same fields and one `photo`. "
-    "Deadline: [complaints] answer_working_days working days.",
-)
-@body_limit("upload")
-async def create_complaint(request: web.Request) -> web.Response:
-    """File a complaint taken on the phone or met by an officer (audited)."""
-    p = require(request, *FILE_ROLES)
-    photo = None
-    if request.content_type.startswith("multipart/"):
-        body, photo = await _multipart(request)
-    else:
-        body = await read_body(request, PhoneComplaint)
-    text = check_text(request, body.text)
-    source = "mobile" if p.role == "officer" else "phone"
-    settings = request.app[SETTINGS]
-    async with request.app[POOL].acquire() as conn, conn.transaction():
-        photo_id = None
-        if photo is not None:
-            stored = await store_upload(
-                conn,
-                settings.uploads,
-                photo[1],
-                purpose="complaint",
-                field="photo",
-                images_only=True,
-                filename=photo[0],
-            )
-            photo_id = stored.id
-        if body.code and await store.find_cylinder(conn, body.code) is None:
-            raise bad_field("code", f"no cylinder has the code {body.code}")
-        if body.company_id is not None and (
-            await conn.fetchval("SELECT id FROM companies WHERE id = $1", body.company_id) is None
-        ):
-            raise bad_field("company_id", f"no company {body.company_id}")
-        if body.district_code is not None and (
-            await conn.fetchval("SELECT 1 FROM districts WHERE code = $1", body.district_code)
-            is None
-        ):
-            raise bad_field("district_code", f"no district {body.district_code}")
-        filed = await store.file_complaint(
-            conn,
-            settings,
-            text=text,
-            kind=body.kind,
-            source=source,
-            code=body.code,
-            contact=_clean(body.contact),
-            company_id=body.company_id,
-            district_code=body.district_code,
-            photo_upload_id=photo_id,
-            created_by=p.user_id,
-        )
-        q = Sql(filed.id)
-        visible = await conn.fetchval(
-            f"SELECT 1 FROM complaints k WHERE k.id = $1 AND {store.scope(p, 'k', q)}", *q.params
-        )
-        if not visible:
-            raise ApiError(
-                403,
-                errors.FORBIDDEN,
-                "district_code: the complaint would fall outside your districts",
-                {"field": "district_code"},
-            )
-        await audit(
-            conn,
-            p,
-            "complaint.create",
-            "complaint",
-            filed.id,
-            {"source": source, "kind": body.kind, "ticket": filed.ticket, "photo": photo_id},
-            request.remote,
-        )
-        out = await _detail(conn, p, filed.id, today(settings))
-    return json_response(out, 201)
 
 
 def _unused(body: ComplaintAction) -> None:
@@ -514,7 +363,7 @@ async def act_on_complaint(request: web.Request) -> web.Response:
             jsonable({"from": state, "to": new_state, **details, "note": note}),
             request.remote,
         )
-        out = await _detail(conn, p, cid, day)
+        out = await detail(conn, p, cid, day)
     return json_response(out)
 
 
@@ -547,7 +396,6 @@ def setup(app: web.Application) -> None:
 def routes() -> list[web.RouteDef]:
     return [
         web.get(f"{API}/complaints", list_complaints, allow_head=False),
-        web.post(f"{API}/complaints", create_complaint),
         web.get(API + r"/complaints/{id:\d+}", get_complaint, allow_head=False),
         web.patch(API + r"/complaints/{id:\d+}", act_on_complaint),
         web.get(API + r"/complaints/{id:\d+}/photo", complaint_photo, allow_head=False),

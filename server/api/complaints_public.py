@@ -25,7 +25,7 @@ import msgspec
 from aiohttp import web
 
 from server.api.common import API, Code, Param, api_doc, check_query
-from server.api.complaints import check_text
+from server.api.complaints_filing import check_text
 from server.api.public import rate_limit
 from server.db.complaints import file_complaint
 from server.domain.complaints import format_ticket, is_overdue, normalize_ticket
