@@ -37,7 +37,9 @@ SHARE_CONTEXT: Final = b"cylwatch safety-notice share link v1"
 TAG_BYTES: Final = 16
 """128 bits of the HMAC: beyond guessing, and a short URL to paste into a chat."""
 
-TOKEN_RE: Final = re.compile(r"^([1-9][0-9]{0,17})\.([1-9][0-9]{0,11})\.([A-Za-z0-9_-]{22})$")
+TOKEN_RE: Final = re.compile(
+    r"^(?P<id>[1-9][0-9]{0,17})\.(?P<expires>[1-9][0-9]{0,11})\.(?P<tag>[A-Za-z0-9_-]{22})$"
+)
 
 TokenState = str
 """``valid``, ``expired`` (a genuine token past its time) or ``invalid`` (forged, altered)."""
@@ -64,8 +66,8 @@ def check_token(key: bytes, token: str, now: float) -> tuple[TokenState, int | N
     m = TOKEN_RE.match(token)
     if m is None:
         return "invalid", None
-    rid, expires = int(m.group(1)), int(m.group(2))
-    if not hmac.compare_digest(_tag(key, rid, expires), m.group(3)):
+    rid, expires = int(m["id"]), int(m["expires"])
+    if not hmac.compare_digest(_tag(key, rid, expires), m["tag"]):
         return "invalid", None
     if expires <= now:
         return "expired", rid
