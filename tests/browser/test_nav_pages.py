@@ -29,7 +29,26 @@ USER_OF_ROLE = {
     "station_operator": "t_operator_a",
     "inspector": "t_inspector",
 }
-WALK = [(USER_OF_ROLE[role], item.path) for item in NAV for role in item.roles]
+# the widest and the narrowest role that may open each page: the page's script branches on
+# what the caller may do (editors' buttons, scoped lists), and these two ends cover both
+# branches without loading every page six times (docs/ARCHITECTURE.md §12: the suite's time)
+NARROWEST_FIRST = (
+    "station_operator",
+    "inspector",
+    "company_admin",
+    "officer",
+    "regulator",
+    "admin",
+)
+
+
+def _ends(roles: tuple[str, ...]) -> list[str]:
+    narrowest = next(r for r in NARROWEST_FIRST if r in roles)
+    widest = next(r for r in reversed(NARROWEST_FIRST) if r in roles)
+    return [widest] if widest == narrowest else [widest, narrowest]
+
+
+WALK = [(USER_OF_ROLE[role], item.path) for item in NAV for role in _ends(item.roles)]
 
 
 @pytest.fixture
