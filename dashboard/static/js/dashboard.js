@@ -92,7 +92,10 @@ function renderSites() {
     const m = L.circleMarker(toDisplay(s.lat, s.lon), {
       renderer: canvas, radius: s.kind === "filling_station" ? 9 : 6,
       color: s.open_alerts > 0 || over ? "#b91c1c" : "#0f2744", weight: s.open_alerts > 0 || over ? 3 : 1.5,
-      fillColor: KIND_COLORS[s.kind] || "#334155", fillOpacity: 0.95
+      fillColor: KIND_COLORS[s.kind] || "#334155", fillOpacity: 0.95,
+      // a click on the site is the site's: without this it also reaches the map, and a
+      // customer's cylinder drawn under the site would open its own popup over the list
+      bubblingMouseEvents: false
     });
     m.bindTooltip(siteTooltip(s), { className: "cw-tip", direction: "top", offset: [0, -6] });
     m.on("click", function () { m.closeTooltip(); openSite(map, m.getLatLng(), s, state.filter); });
