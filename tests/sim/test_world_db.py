@@ -28,8 +28,18 @@ async def test_load_city_from_world(pool: asyncpg.Pool, world: Any) -> None:
                    VALUES ($1, 'SIMDB-C1', 'x', 34.81, 113.66)""",
                 a,
             )
+            # The caps bound a random sample; the session database holds other tests'
+            # cylinders and customers too, so caps as large as the tables make the sample
+            # whole and the seeded world's rows certain to be in it.
+            cyl_cap = await conn.fetchval("SELECT count(*) FROM cylinders")
+            cust_cap = await conn.fetchval("SELECT count(*) FROM customers")
             city = await load_city(
-                conn, today=world.today, legal_cap=100, illegal_cap=100, customers_cap=100, seed=1
+                conn,
+                today=world.today,
+                legal_cap=cyl_cap,
+                illegal_cap=cyl_cap,
+                customers_cap=cust_cap,
+                seed=1,
             )
             codes = {s.code for s in city.stations}
             assert {"STA-A1", "STA-B1"} <= codes
