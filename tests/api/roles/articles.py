@@ -6,7 +6,10 @@ disclosed). The public reads published articles without logging in.
 
 Made articles are new rows per call (a draft, or a published one). A made medium is an
 ``uploads`` row without a file on disk: the walk checks who may remove one and who reaches
-the file's read, where the missing file answers 404 to everyone allowed that far. Who may read
+the file's read, where the missing file answers 404 to everyone allowed that far. It is a PDF,
+not a picture: the published articles the walk leaves stay in the session database, and a
+picture would be their portal card's cover, which every later portal page (in the browser
+tests) would ask for and get a 404. Who may read
 a real file of a draft or a published article, role by role, is tests/api/test_articles.py,
 which stores real files through the API.
 """
@@ -67,12 +70,13 @@ async def _published(fresh: Any) -> int:
 
 
 async def _with_medium(fresh: Any) -> int:
-    """A published article with one medium (an uploads row whose file is not on disk)."""
+    """A published article with one medium (an uploads row whose file is not on disk; a PDF,
+    so no portal card shows it as its cover)."""
     aid = await _published(fresh)
     uid = int(
         await fresh.pool.fetchval(
             """INSERT INTO uploads (sha256, mime, size, width, height, purpose)
-               VALUES ($1, 'image/png', 67, 1, 1, 'article_media') RETURNING id""",
+               VALUES ($1, 'application/pdf', 67, NULL, NULL, 'article_media') RETURNING id""",
             secrets.token_hex(32),
         )
     )
