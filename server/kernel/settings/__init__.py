@@ -54,7 +54,14 @@ from server.kernel.settings.rules import (
     Ingest,
     Public,
 )
-from server.kernel.settings.work import Complaints, Credit, Enterprise, Messages, Safety
+from server.kernel.settings.work import (
+    Complaints,
+    Credit,
+    Enterprise,
+    Messages,
+    Reports,
+    Safety,
+)
 
 __all__ = [
     "CONFIG_DIR",
@@ -77,6 +84,7 @@ __all__ = [
     "Privacy",
     "Public",
     "Realtime",
+    "Reports",
     "Safety",
     "Seed",
     "Services",
@@ -116,6 +124,7 @@ class Settings(msgspec.Struct, frozen=True):
     credit: Credit
     messages: Messages
     safety: Safety
+    reports: Reports
     models: Mapping[str, CylinderModel]
     """Cylinder models keyed by their spec code (e.g. ``"YSP35.5"``)."""
 
@@ -148,6 +157,7 @@ _SECTIONS: dict[str, type[Section]] = {
     "credit": Credit,
     "messages": Messages,
     "safety": Safety,
+    "reports": Reports,
 }
 _MODELS = "models"
 

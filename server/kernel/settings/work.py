@@ -137,3 +137,21 @@ class Safety(Section, frozen=True):
     hose_life_months: Annotated[int, Meta(ge=6, le=60)]
     """A hose's replacement interval: ``{hose_life_months}`` in catalogue texts (DOMAIN.md:
     18 months to 2 years locally)."""
+
+
+class Reports(Section, frozen=True):
+    """Reports on screen and on a schedule (docs/CONFIG.md "[reports]"; docs/API.md "Reports"):
+    the periods a request may ask for, the rollups' refresh and the scheduled runs."""
+
+    default_range_days: Annotated[int, Meta(ge=1, le=366)]
+    """Days of an activity report when ``from`` is omitted: a month on screen."""
+    range_max_days: Annotated[int, Meta(ge=1, le=36600)]
+    """Longest period one request may ask for; longer is a 400, not a scan."""
+    drill_page_size_max: Annotated[int, Meta(ge=1, le=10_000)]
+    """Rows of one drill-down page at most (the export streams every row)."""
+    rollup_refresh_s: Annotated[float, Meta(ge=0, le=86400)]
+    """How often a server process refreshes the report rollups (0: never, e.g. a replica)."""
+    schedule_interval_s: Annotated[float, Meta(ge=0, le=86400)]
+    """How often a server process looks for scheduled reports due (0: never)."""
+    schedule_keep_runs: Annotated[int, Meta(ge=1, le=10_000)]
+    """Runs (and their files) kept per schedule; older ones are removed."""
