@@ -60,6 +60,7 @@ from server.kernel.settings.work import (
     Enterprise,
     Messages,
     Reports,
+    Risk,
     Safety,
 )
 
@@ -85,6 +86,7 @@ __all__ = [
     "Public",
     "Realtime",
     "Reports",
+    "Risk",
     "Safety",
     "Seed",
     "Services",
@@ -125,6 +127,7 @@ class Settings(msgspec.Struct, frozen=True):
     messages: Messages
     safety: Safety
     reports: Reports
+    risk: Risk
     models: Mapping[str, CylinderModel]
     """Cylinder models keyed by their spec code (e.g. ``"YSP35.5"``)."""
 
@@ -158,6 +161,7 @@ _SECTIONS: dict[str, type[Section]] = {
     "messages": Messages,
     "safety": Safety,
     "reports": Reports,
+    "risk": Risk,
 }
 _MODELS = "models"
 

@@ -155,3 +155,42 @@ class Reports(Section, frozen=True):
     """How often a server process looks for scheduled reports due (0: never)."""
     schedule_keep_runs: Annotated[int, Meta(ge=1, le=10_000)]
     """Runs (and their files) kept per schedule; older ones are removed."""
+
+
+RiskFactor = Literal[
+    "denied_attempt",
+    "overfill",
+    "overstock_day",
+    "open_alert",
+    "overdue_cylinder",
+    "complaint",
+]
+"""What ranks a site on the officer's inspection list; the same words as
+``server.domain.site_risk.FACTORS`` (a unit test checks)."""
+
+RiskWeight = Annotated[float, Meta(ge=0, le=1000)]
+"""Points one counted fact adds to a site's risk score (0: the factor is shown, not scored)."""
+RiskCap = Annotated[int, Meta(ge=1, le=1_000_000)]
+"""The most facts of one factor a site's score counts within the window."""
+
+
+class Risk(Section, frozen=True):
+    """The officer's daily inspection list (docs/CONFIG.md "[risk]"; docs/API.md "Inspection
+    list"): sites ranked by the weighted facts of a recent window."""
+
+    window_days: Annotated[int, Meta(ge=1, le=366)]
+    """City days, today included, whose facts rank a site."""
+    weights: Mapping[RiskFactor, RiskWeight]
+    """Points per counted fact of each factor (every factor named once)."""
+    caps: Mapping[RiskFactor, RiskCap]
+    """The most facts of a factor the score counts (factors not named: no cap)."""
+    list_default: Annotated[int, Meta(ge=1, le=1000)]
+    """Sites one list shows when ``limit`` is omitted."""
+    list_max: Annotated[int, Meta(ge=1, le=10_000)]
+    """The most sites one list (or its export) may ask for."""
+
+    def __post_init__(self) -> None:
+        missing = sorted(set(get_args(RiskFactor)) - set(self.weights))
+        if missing:
+            raise ValueError(f"weights: no weight for {', '.join(missing)}")
+        _ordered(self, "list_default", "list_max")
