@@ -30,12 +30,12 @@ import shutil
 import tempfile
 import urllib.parse
 from collections.abc import AsyncIterator
-from dataclasses import asdict
 from typing import IO, Final
 
 from aiohttp import BodyPartReader, web
 
-from server.api.common import API, Param, api_doc, check_query, q_district, today
+from server.api.common import API, Param, api_doc, check_query, today
+from server.api.cylinders import LIST_QUERY, search_where
 from server.archive import (
     ARCHIVE_COLUMNS,
     IMPORT_ROLES,
@@ -48,7 +48,7 @@ from server.archive import (
     write_xlsx,
 )
 from server.archive.rejected import rejected_rows_csv
-from server.domain.statuses import CYLINDER_STATUSES, ROLES
+from server.domain.statuses import ROLES
 from server.kernel import errors
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.audit import audit
@@ -56,6 +56,7 @@ from server.kernel.errors import ApiError
 from server.kernel.http import json_response, q_bool, q_choice, q_str
 from server.kernel.limits import body_limit
 from server.kernel.principal import require
+from server.kernel.scope import Sql
 from server.kernel.tabular import CSV_MIME, XLSX_MIME, send_file, stream_table
 
 log = logging.getLogger(__name__)
@@ -259,11 +260,11 @@ async def _no_rows() -> AsyncIterator[list[str]]:
 
 EXPORT_QUERY: Final = (
     Param("format", "string", "csv (UTF-8 with BOM) or xlsx", ("csv", "xlsx")),
-    Param("company", "string", "owner company code"),
-    Param("status", "string", "cylinder status", CYLINDER_STATUSES),
-    Param("district", "string", "6-digit district code where the cylinder is now"),
-    Param("spec", "string", "model code, e.g. YSP35.5"),
+    *LIST_QUERY,
 )
+"""The cylinder search's filters (``server.api.cylinders.LIST_QUERY``: company code or id,
+compliance, status, district…) and the file format: a page's export holds what its search
+lists."""
 
 
 @api_doc(
@@ -272,7 +273,9 @@ EXPORT_QUERY: Final = (
     roles=ROLES,
     query=EXPORT_QUERY,
     formats=("csv", "xlsx"),
-    description="The docs/ARCHITECTURE.md §9 columns, limited to the caller's scope. CSV streams as "
+    description="The docs/ARCHITECTURE.md §9 columns, limited to the caller's scope and to the "
+    "cylinder search's filters (the same query parameters as GET /api/v1/cylinders, "
+    "compliance included). CSV streams as "
     "PostgreSQL produces it (UTF-8 with BOM so that Excel shows Chinese correctly); XLSX is "
     "built in constant memory into a temporary file, then sent, so its first byte comes "
     "only when the workbook is complete.",
@@ -281,13 +284,13 @@ async def export_cylinders(request: web.Request) -> web.StreamResponse:
     p = require(request)
     check_query(request, [x.name for x in EXPORT_QUERY])
     fmt = q_choice(request, "format", ("csv", "xlsx")) or "csv"
-    filters = ExportFilters(
-        company=q_str(request, "company", max_len=64),
-        status=q_choice(request, "status", CYLINDER_STATUSES),
-        district=q_district(request),
-        spec=q_str(request, "spec", max_len=64),
-    )
-    name = export_filename(fmt, today(request.app[SETTINGS]))
+    settings = request.app[SETTINGS]
+    day = today(settings)
+    # the search's own conditions, checked here (a bad value is a 400 before any byte goes
+    # out) and built again for the export's statement with its parameters
+    search_where(request, Sql(), settings, day)
+    filters = ExportFilters(search=lambda q: search_where(request, q, settings, day))
+    name = export_filename(fmt, day)
     disposition = f"attachment; filename=\"{name}\"; filename*=UTF-8''{name}"
     pool = request.app[POOL]
     if fmt == "csv":
@@ -312,7 +315,7 @@ async def export_cylinders(request: web.Request) -> web.StreamResponse:
                 return resp
             finally:
                 await chunks.aclose()
-        await _audit_export(request, fmt, max(lines - 1, 0), filters)
+        await _audit_export(request, fmt, max(lines - 1, 0))
         await resp.write_eof()
     else:
         fd, path = tempfile.mkstemp(prefix="cylwatch-export-", suffix=".xlsx")
@@ -320,7 +323,7 @@ async def export_cylinders(request: web.Request) -> web.StreamResponse:
         try:
             async with pool.acquire() as conn:
                 rows = await write_xlsx(conn, p, filters, path)
-            await _audit_export(request, fmt, rows, filters)
+            await _audit_export(request, fmt, rows)
             return await send_file(
                 request, path, {"Content-Type": XLSX_MIME, "Content-Disposition": disposition}
             )
@@ -330,17 +333,18 @@ async def export_cylinders(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-async def _audit_export(request: web.Request, fmt: str, rows: int, filters: ExportFilters) -> None:
+async def _audit_export(request: web.Request, fmt: str, rows: int) -> None:
     """Exports are reads, but a whole archive leaving the platform is worth a line in the
-    audit log (who, how many rows, which filters); written before the response completes so
-    that a client seeing the end of the file can find the audit row."""
+    audit log (who, how many rows, which filters as given); written before the response
+    completes so that a client seeing the end of the file can find the audit row."""
+    given = {x.name: request.query[x.name] for x in LIST_QUERY if request.query.get(x.name)}
     await audit(
         request.app[POOL],
         require(request),
         "cylinder.export",
         "cylinder",
         None,
-        {"format": fmt, "rows": rows, **{k: v for k, v in asdict(filters).items() if v}},
+        {"format": fmt, "rows": rows, **given},
         request.remote,
     )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -44,22 +44,43 @@ _XLSX_KINDS: Final = tuple(
 numbers, dates as date cells (the query already gives Excel serial days, see `_select`)."""
 
 
+SearchTerms = Callable[[Sql], Sequence[str]]
+"""Conditions on ``cylinders c`` whose parameters go into the given ``Sql``: the cylinder
+search's own filters (``server.api.cylinders.search_where``), so that the export of a page
+holds exactly the rows its search lists — compliance included, by the one builder
+``server.db.compliance`` (docs/ARCHITECTURE.md §4)."""
+
+
 @dataclass(frozen=True)
 class ExportFilters:
-    """The cylinder search's filters (docs/ARCHITECTURE.md §9): company code, status, district, model."""
+    """What to export (docs/ARCHITECTURE.md §9): owner company (code or id), status, district,
+    model — the command line's filters — and/or *search*, the terms of the cylinder search
+    (the API passes the page's search through it)."""
 
     company: str | None = None
     status: str | None = None
     district: str | None = None
     spec: str | None = None
+    search: SearchTerms | None = None
+
+
+def company_term(company: str, q: Sql) -> str:
+    """The owner company given as its id (digits, as the pages send it) or as its code (as
+    files and the command line name it), like the API's ``company=`` everywhere. One indexed
+    lookup either way; an unknown one matches nothing."""
+    if company.isascii() and company.isdigit() and 0 < int(company) < 2**63:
+        return f"c.owner_company_id = {q.add(int(company))}"
+    return f"c.owner_company_id = (SELECT id FROM companies WHERE code = {q.add(company)})"
 
 
 def _export_sql(principal: Principal, filters: ExportFilters, select: str) -> tuple[str, list[Any]]:
     """The export query: role scope and filters in SQL (docs/ARCHITECTURE.md §7), oldest record first."""
     q = Sql()
     where = [scope_where(principal, "cylinders", "c", q)]
+    if filters.search is not None:
+        where.extend(filters.search(q))
     if filters.company:
-        where.append(f"co.code = {q.add(filters.company)}")
+        where.append(company_term(filters.company, q))
     if filters.status:
         where.append(f"c.status = {q.add(filters.status)}")
     if filters.district:

@@ -12,8 +12,8 @@ listPage({
   endpoint: "/api/v1/cylinders",
   emptyTitle: "cylinders.empty",
   emptyHint: "cylinders.empty_hint",
-  // what the archive export filters on (server/api/cylinders.py)
-  exports: { base: "/api/v1/cylinders/export", keys: ["company", "status", "district"] },
+  // the archive export takes every filter of the search (server/api/archive.py EXPORT_QUERY)
+  exports: { base: "/api/v1/cylinders/export", keys: ["tag", "stamp", "barcode", "q", "company", "status", "district", "compliance"] },
   rowAttrs: (r) => ({ dataset: { cylinderId: String(r.id) } }),
   columns: [
     { label: "cylinder.tag", render: (r) => el("a", { class: "row-link mono", href: "/cylinders/" + r.id, text: r.tag }), sort: (r) => r.tag },

@@ -1,7 +1,8 @@
 // @ts-check
 /* Exports and reports: the archive export (CSV/XLSX, streamed by the API) and every report
    of GET /api/v1/reports the user's role may run, as CSV/XLSX downloads. The scope form
-   (district, company, dates) applies to all links. */
+   (district, company, dates) applies to all links; the archive's own form (compliance)
+   to the archive export only — the same filters as the cylinder search. */
 import { api, qs } from "./lib/api.js";
 import { config } from "./lib/config.js";
 import { byId, clear, el, formValues } from "./lib/dom.js";
@@ -10,6 +11,8 @@ import { exportLinks } from "./lib/table.js";
 import { emptyState, errorState } from "./lib/ui.js";
 
 const form = /** @type {HTMLFormElement} */ (byId("scope-form"));
+const archiveForm = /** @type {HTMLFormElement} */ (byId("archive-form"));
+const ARCHIVE = "/api/v1/cylinders/export";
 const box = byId("reports");
 const role = config.user && config.user.role;
 const DATED = new Set(["fills-daily", "denials", "anomalies-by-company", "safety-inspections"]);
@@ -40,8 +43,13 @@ function render() {
   })));
 }
 
+/** The archive export's links: the scope and the archive's own filters. */
+function archiveLinks() {
+  exportLinks(ARCHIVE, { ...scope(false), ...formValues(archiveForm) }, ["district", "company", "compliance"]);
+}
+
 function update() {
-  exportLinks("/api/v1/cylinders/export", scope(false), ["district", "company"]);
+  archiveLinks();
   render();
 }
 
@@ -49,4 +57,6 @@ api("/api/v1/reports")
   .then((res) => { reports = res.items || []; render(); })
   .catch((err) => errorState(box, err));
 form.addEventListener("change", update);
-exportLinks("/api/v1/cylinders/export", scope(false), ["district", "company"]);
+archiveForm.addEventListener("change", archiveLinks);
+archiveForm.addEventListener("submit", (ev) => ev.preventDefault());
+archiveLinks();
