@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from server.api import report_activity, report_business, report_cylinders
 from server.api.common import (
     API,
     COMPLIANCE_VALUES,
@@ -49,6 +50,7 @@ from server.api.report_common import (
 from server.api.report_common import days as _days
 from server.api.report_common import filters as _filters
 from server.api.report_common import respond as _respond
+from server.api.report_frame import Report, drill_route, report_routes
 from server.api.report_safety import safety_inspections
 from server.domain.statuses import ROLES
 from server.kernel.appkeys import POOL, SETTINGS
@@ -325,6 +327,14 @@ async def anomalies_by_company(request: web.Request) -> web.StreamResponse:
     )
 
 
+SPECS: tuple[Report, ...] = (
+    *report_cylinders.SPECS,
+    *report_business.SPECS,
+    *report_activity.SPECS,
+)
+"""The reports built in ``server.api.report_frame`` (columns, chart, drill-down)."""
+SPEC_BY_NAME = {s.name: s for s in SPECS}
+
 REPORTS = {
     "compliance-summary": compliance_summary,
     "inspection-due": inspection_due,
@@ -339,7 +349,7 @@ REPORTS = {
 async def list_reports(request: web.Request) -> web.Response:
     """The report names and who may run them."""
     require(request)
-    out = []
+    out: list[dict[str, Any]] = []
     for name, handler in REPORTS.items():
         doc = getattr(handler, "__api_doc__", None)
         out.append(
@@ -351,10 +361,14 @@ async def list_reports(request: web.Request) -> web.Response:
                 "formats": list(FORMATS),
             }
         )
+    out += [s.catalogue() for s in SPECS]
     return json_response({"items": out})
 
 
 def routes() -> list[web.RouteDef]:
     out = [web.get(f"{API}/reports", list_reports, allow_head=False)]
     out += [web.get(f"{API}/reports/{name}", h, allow_head=False) for name, h in REPORTS.items()]
+    out += report_routes(SPECS)
+    drill_roles = sorted({r for s in SPECS for r in s.roles})
+    out.append(drill_route(SPEC_BY_NAME, drill_roles))
     return out
