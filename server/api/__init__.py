@@ -32,6 +32,7 @@ API_MODULES = (
     "server.api.complaints_filing",
     "server.api.complaints_public",
     "server.api.credit",
+    "server.api.site_risk",
     "server.api.messages",
     "server.api.notices",
     "server.api.archive",

@@ -23,10 +23,15 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Final, Generic, TypeVar
 
+from server.domain.events import EventKind
 from server.kernel.settings import Risk
 
 __all__ = [
+    "COMPLAINT_DISMISSED",
+    "COMPLAINT_FILL_KIND",
+    "COMPLAINT_HANDOVER_KINDS",
     "FACTORS",
+    "HANDLING_KINDS",
     "SITE_KINDS",
     "Factor",
     "Reason",
@@ -66,6 +71,31 @@ FACTORS: Final[tuple[str, ...]] = tuple(f.value for f in Factor)
 SITE_KINDS: Final[tuple[str, ...]] = ("filling_station", "store")
 """Sites an officer inspects for these factors: where cylinders are filled and sold.
 Warehouses and inspection agencies have their own supervision (licences, inspections)."""
+
+
+HANDLING_KINDS: Final[tuple[str, ...]] = (
+    EventKind.fill,
+    EventKind.dispatch,
+    EventKind.deliver,
+    EventKind.transfer,
+    EventKind.receive,
+)
+"""Trajectory events by which a site handles a cylinder on its way to a customer: an overdue
+cylinder seen in one of these is circulating (DOMAIN.md "Circulation checks"). A return is
+not among them — taking an overdue cylinder back is what a site should do — nor a refusal,
+which the gun made and ``denied_attempt`` counts."""
+
+COMPLAINT_FILL_KIND: Final[str] = EventKind.fill
+"""A complaint about a cylinder counts against the station that last filled it before the
+complaint ..."""
+COMPLAINT_HANDOVER_KINDS: Final[tuple[str, ...]] = (
+    EventKind.dispatch,
+    EventKind.deliver,
+    EventKind.transfer,
+)
+"""... and against the site that last handed it on towards the complainant."""
+COMPLAINT_DISMISSED: Final[str] = "not_upheld"
+"""A complaint closed as not upheld is not a fact about the site; open and upheld ones are."""
 
 
 def weight(factor: str, cfg: Risk) -> Decimal:
