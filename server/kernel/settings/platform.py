@@ -183,6 +183,13 @@ class BigScreen(Section, frozen=True):
     reconnect_min_s: Seconds
     reconnect_max_s: Seconds
     ping_s: Seconds
+    grid_max: Count
+    """Most columns (and most rows) of a wall layout's grid (docs/API.md "Wall layouts")."""
+    windows_max: Count
+    report_refresh_s: Seconds
+    stream_origins: tuple[Origin, ...]
+    """Origins a layout's video or camera stream may come from; the wall's
+    Content-Security-Policy allows exactly these for media and images."""
 
     def __post_init__(self) -> None:
         _ordered(self, "reconnect_min_s", "reconnect_max_s")
