@@ -26,4 +26,6 @@ def page_config(settings: Settings) -> dict[str, Any]:
         "reconnect_min_s": s.reconnect_min_s,
         "reconnect_max_s": s.reconnect_max_s,
         "ping_s": s.ping_s,
+        "report_refresh_s": s.report_refresh_s,
+        "grid_max": s.grid_max,
     }
