@@ -20,6 +20,7 @@ import msgspec
 
 from server.domain import messages as inbox
 from server.domain import statuses as vocabulary
+from server.domain import wall as wall_vocab
 from server.kernel.events import Event
 from server.kernel.http import dumps as dumps
 from server.kernel.http import field_from_msgspec
@@ -58,6 +59,8 @@ RATE_LIMITED: Final = "rate_limited"
 one was not read. Kept up without a pause, the connection is closed with 1008."""
 TOO_MANY_CONNECTIONS: Final = "too_many_connections"
 """The user already holds ``ws_connections_per_user_max`` sockets here; then close 4429."""
+INVALID_SCOPE: Final = "invalid_scope"
+"""``wall_switch`` names a wall scope that is malformed or has an unknown district."""
 SESSION_ENDED: Final = "session_ended"
 """The credential of this socket ended (logout, password change, deactivation, kiosk token
 revoked); then close 4410."""
@@ -78,6 +81,7 @@ ERROR_CODES: Final = (
     RATE_LIMITED,
     TOO_MANY_CONNECTIONS,
     SESSION_ENDED,
+    INVALID_SCOPE,
 )
 
 # ------------------------------------------------------------------ close codes
@@ -110,7 +114,7 @@ RESULT: Final = "result"
 EVENT: Final = "event"
 PONG: Final = "pong"
 
-COMMAND_TYPES: Final = (SUBSCRIBE, UNSUBSCRIBE, PING)
+COMMAND_TYPES: Final = (SUBSCRIBE, UNSUBSCRIBE, PING, wall_vocab.SWITCH_COMMAND)
 SERVER_TYPES: Final = (RESULT, EVENT, PONG)
 
 # ------------------------------------------------------------------ channels
@@ -122,9 +126,10 @@ FILLS: Final = vocabulary.CHANNEL_FILLS
 KPIS: Final = vocabulary.CHANNEL_KPIS
 EVENTS: Final = vocabulary.CHANNEL_EVENTS
 DEVICES: Final = vocabulary.CHANNEL_DEVICES
-CHANNELS: Final = (*vocabulary.LIVE_CHANNELS, inbox.CHANNEL_INBOX)
-"""The domain's channels of live rows, and each user's own ``inbox`` (messages and notices:
-server.domain.messages), whose rows go only to the users they name (realtime.hub.InboxGroup)."""
+CHANNELS: Final = (*vocabulary.LIVE_CHANNELS, inbox.CHANNEL_INBOX, wall_vocab.CHANNEL_WALL)
+"""The domain's channels of live rows, each user's own ``inbox`` (messages and notices:
+server.domain.messages), whose rows go only to the users they name (realtime.hub.InboxGroup),
+and the ``wall``: the layout a command-centre wall shows, then each switch (realtime.wall)."""
 
 DROPPABLE_CHANNELS: Final = frozenset({POSITIONS, KPIS})
 """Frames a slow client may lose: a newer frame supersedes them. Anything else backing up
@@ -166,10 +171,21 @@ class Ping(msgspec.Struct, forbid_unknown_fields=True):
     type: str
 
 
+class WallSwitch(msgspec.Struct, forbid_unknown_fields=True):
+    """Switch a wall's layout (server.domain.wall; realtime.wall runs it)."""
+
+    id: int
+    type: str
+    layout: int
+    scope: str | None = None
+    """``city`` or district codes; None: the caller's own wall."""
+
+
 COMMANDS: Final[dict[str, type[msgspec.Struct]]] = {
     SUBSCRIBE: Subscribe,
     UNSUBSCRIBE: Unsubscribe,
     PING: Ping,
+    wall_vocab.SWITCH_COMMAND: WallSwitch,
 }
 
 ENVELOPE_DECODER: Final = msgspec.json.Decoder(Envelope)

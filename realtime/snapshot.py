@@ -6,6 +6,7 @@
   bbox is given, the cylinders last seen inside it, newest first; together at most
   ``snapshot_positions_max`` rows. Rows have the live shape (``kind, id, lat, lon, ts``).
 - ``kpis``: the current KPI row (`realtime.kpis`).
+- ``wall``: the layout the subscriber's wall shows now (`realtime.wall`).
 - ``inbox``: the subscriber's counts, ``{kind: "counts", messages, notices}`` (unread
   messages, notices awaiting their signature: `server.db.messages.unread_counts`).
 - ``fills``, ``events``, ``devices``: streams, no snapshot.
@@ -24,6 +25,7 @@ from typing import Any
 import asyncpg
 
 from realtime import protocol as proto
+from realtime import wall
 from realtime.scope import LiveFilter, Rule
 from server.db.messages import unread_counts
 from server.domain.messages import CHANNEL_INBOX
@@ -192,6 +194,8 @@ def make_snapshot(
             return await kpis(p, flt)
         if channel == CHANNEL_INBOX:
             return [{"kind": "counts", **await unread_counts(pool, p.user_id)}]
+        if channel == wall.CHANNEL_WALL:
+            return await wall.snapshot(pool, rule)
         return None
 
     return snapshot

@@ -28,6 +28,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from realtime import protocol as proto
+from realtime import wall
 from realtime.hub import Connection, GroupKey, Hub
 from realtime.keys import HUB, KPIS
 from realtime.scope import CHANNEL_ENTITY, RECIPIENTS, LiveFilter, rule_for
@@ -108,6 +109,9 @@ async def _subscribe(
     p = conn.principal
     if channel == CHANNEL_INBOX:
         await _subscribe_inbox(hub, conn, cmd)
+        return
+    if channel == wall.CHANNEL_WALL:
+        await wall.subscribe(hub, conn, cmd)
         return
     if channel != proto.KPIS and not all(can_read(p, e) for e in _LIVE_NEEDS[channel]):
         conn.send(
@@ -228,6 +232,8 @@ async def dispatch(request: web.Request, hub: Hub, conn: Connection, raw: str | 
             )
     elif isinstance(cmd, proto.Subscribe):
         await _subscribe(request, hub, conn, cmd)
+    elif isinstance(cmd, proto.WallSwitch):
+        await wall.switch(request, conn, cmd)
 
 
 def _origin_of(url: str) -> str:
