@@ -36,8 +36,9 @@ from server.api.cylinder_rows import (
 )
 from server.api.doc import API, Param, api_doc
 from server.api.inspections import inspect
-from server.api.params import check_query, company_filter, like_prefix
+from server.api.params import check_query, company_filter, like_prefix, q_format
 from server.api.rows import envelope, fetch_page
+from server.api.trajectory_export import trajectory_file
 from server.db.compliance import COMPLIANCE_VALUES, ComplianceBounds, compliance_where
 from server.domain.dates import compliance_status, derive_next_inspection, derive_scrap_date
 from server.domain.registration import REGISTRANT_ROLES
@@ -177,16 +178,26 @@ EVENT_FROM = """events e LEFT JOIN sites s ON s.id = e.site_id
     tags=["cylinders", "events"],
     roles=ROLES,
     paginated=True,
-    description="Events oldest first, with site and company names (EPCIS step/disposition).",
+    query=(
+        Param(
+            "format", "string", "json (a page), csv or xlsx (every event)", ("json", "csv", "xlsx")
+        ),
+    ),
+    formats=("json", "csv", "xlsx"),
+    description="Events oldest first, with site and company names (EPCIS step/disposition); "
+    "format=csv|xlsx: every event as a file (server.api.trajectory_export).",
 )
-async def trajectory(request: web.Request) -> web.Response:
-    """Everything that happened to one cylinder, oldest first (paginated)."""
+async def trajectory(request: web.Request) -> web.StreamResponse:
+    """Everything that happened to one cylinder, oldest first (paginated, or a file)."""
     p = require(request)
-    check_query(request, [])
+    check_query(request, ["format"])
+    fmt = q_format(request)
     cid = path_int(request)
     page = q_page(request)
     pool = request.app[POOL]
-    await fetch_visible(pool, p, cid)
+    row = await fetch_visible(pool, p, cid)
+    if fmt != "json":
+        return await trajectory_file(request, p, cid, fmt, row["tag"])
     q = Sql(cid)
     rows, total = await fetch_page(
         pool,
