@@ -23,6 +23,7 @@ API_MODULES = (
     "server.api.licences",
     "server.api.audit_log",
     "server.api.fills",
+    "server.api.fill_checks",
     "server.api.alerts",
     "server.api.events",
     "server.api.epcis",
