@@ -22,7 +22,14 @@ from dashboard import data
 from dashboard.maps import RenderedMap, build_dashboard_map
 from dashboard.render import allowed, page, page_translator, render
 from server.domain.filling import FillAssessment
-from server.domain.statuses import ALERT_KINDS, ALERT_STATES, CYLINDER_STATUSES, ROLES
+from server.domain.statuses import (
+    ALERT_KINDS,
+    ALERT_STATES,
+    CYLINDER_STATUSES,
+    POST_CHECK_ITEMS,
+    PRE_CHECK_ITEMS,
+    ROLES,
+)
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.errors import ApiError
 from server.kernel.i18n import request_language
@@ -253,6 +260,8 @@ async def fills(request: web.Request, p: Principal) -> web.StreamResponse:
         active="fills",
         options=opts,
         assessments=[a.value for a in FillAssessment],
+        # the failed-check filter: pre:<item> / post:<item> (server.api.fills)
+        checks=[f"pre:{i}" for i in PRE_CHECK_ITEMS] + [f"post:{i}" for i in POST_CHECK_ITEMS],
         page_config=_options_config(opts),
     )
 
