@@ -1,5 +1,5 @@
 """Matrix rows of the inspection list (server/api/site_risk.py): the admin, regulators and
-officers read it, each for their districts (tests/integration/test_site_risk.py checks what
+officers read it, each for their districts (tests/api/test_site_risk.py checks what
 each sees); company staff and inspection agencies 403 — the list says where inspectors go."""
 
 from __future__ import annotations
