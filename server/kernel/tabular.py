@@ -61,6 +61,7 @@ __all__ = [
     "restore",
     "send_file",
     "stream_table",
+    "table_bytes",
 ]
 
 log = logging.getLogger(__name__)
@@ -372,6 +373,29 @@ async def send_file(
         return resp
     await resp.write_eof()
     return resp
+
+
+def table_bytes(
+    fmt: str, sheet_name: str, header: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> bytes:
+    """A whole small table as the bytes of a CSV or XLSX file (a scheduled report's file,
+    kept and attached rather than streamed). Blocking: call it in a thread."""
+    plain = ([_plain(v) for v in row] for row in rows)
+    if fmt == "csv":
+        writer = CsvWriter(header)
+        writer.add(plain)
+        return writer.take().encode()
+    fd, path = tempfile.mkstemp(prefix="cylwatch-table-", suffix=".xlsx")
+    os.close(fd)
+    try:
+        book = XlsxWriter(path, header, sheet_name=sheet_name)
+        book.write(list(plain))
+        book.close()
+        with open(path, "rb") as fh:
+            return fh.read()
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 async def stream_table(

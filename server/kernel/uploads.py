@@ -47,6 +47,7 @@ from server.kernel.settings import CONFIG_DIR
 
 __all__ = [
     "FILE_TYPES",
+    "GENERATED_TYPES",
     "IMAGE_TYPES",
     "StoredFile",
     "file_response",
@@ -54,6 +55,7 @@ __all__ = [
     "read_verified",
     "sniff",
     "store",
+    "store_generated",
     "sweep_orphans",
 ]
 
@@ -90,6 +92,14 @@ class StoredFile:
             "height": self.height,
             "filename": self.filename,
         }
+
+
+GENERATED_TYPES: Final = (
+    "text/csv",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+)
+"""Files the platform writes itself (a scheduled report's CSV or XLSX): never accepted from a
+person, so they are not sniffed — their writer (``server.kernel.tabular``) is ours."""
 
 
 def sniff(data: bytes) -> str | None:
@@ -236,6 +246,36 @@ async def store(
         uploaded_by,
     )
     return StoredFile(row["id"], digest, mime, len(data), width, height, name)
+
+
+async def store_generated(
+    conn: Any,
+    rules: Any,
+    data: bytes,
+    *,
+    mime: str,
+    filename: str,
+    purpose: str,
+    owner: int | None = None,
+) -> StoredFile:
+    """Keep a file the platform wrote (one of GENERATED_TYPES) like an upload: on disk under
+    its SHA-256, an ``uploads`` row in the caller's transaction, the hash checked on read."""
+    if mime not in GENERATED_TYPES:
+        raise ValueError(f"not a generated type: {mime}")
+    digest = hashlib.sha256(data).hexdigest()
+    await asyncio.to_thread(_write, root_dir(rules), digest, data)
+    name = filename.replace("/", "_").replace("\\", "_")[:200]
+    row = await conn.fetchrow(
+        """INSERT INTO uploads (sha256, mime, size, filename, purpose, uploaded_by)
+           VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""",
+        digest,
+        mime,
+        len(data),
+        name,
+        purpose,
+        owner,
+    )
+    return StoredFile(row["id"], digest, mime, len(data), None, None, name)
 
 
 async def read_verified(pool: Any, rules: Any, file_id: int) -> tuple[StoredFile, bytes]:

@@ -155,6 +155,12 @@ class Reports(Section, frozen=True):
     """How often a server process looks for scheduled reports due (0: never)."""
     schedule_keep_runs: Annotated[int, Meta(ge=1, le=10_000)]
     """Runs (and their files) kept per schedule; older ones are removed."""
+    schedule_stale_s: Annotated[float, Meta(ge=10, le=86400)]
+    """A run claimed this long ago and not finished was lost with its process: claim it again."""
+    schedule_max_attempts: Annotated[int, Meta(ge=1, le=100)]
+    """Attempts at one period's run before it stays failed (shown on the page)."""
+    schedules_per_user: Annotated[int, Meta(ge=1, le=1000)]
+    """Schedules one person may keep."""
 
 
 RiskFactor = Literal[
