@@ -39,6 +39,7 @@ API_MODULES = (
     "server.api.notices",
     "server.api.archive",
     "server.api.reports",
+    "server.api.report_schedules",
     "server.api.outbound",
     "server.api.enterprise_ingest",
     "server.api.safety_inspections",
@@ -48,12 +49,20 @@ API_MODULES = (
 
 
 def setup(app: web.Application) -> None:
-    from server.api import complaints, credit, customers, notice_reminders, safety_inspections
+    from server.api import (
+        complaints,
+        credit,
+        customers,
+        notice_reminders,
+        report_scheduler,
+        safety_inspections,
+    )
 
     customers.setup(app)
     complaints.setup(app)  # the reminder round (docs/API.md "Complaints")
     credit.setup(app)  # the recomputation round (docs/API.md "Credit evaluation")
     notice_reminders.setup(app)  # the notices' reminder round (docs/API.md "Messages and notices")
+    report_scheduler.setup(app)  # scheduled reports' round (docs/API.md "Scheduled reports")
     safety_inspections.setup(
         app
     )  # rectifications' overdue round (docs/API.md "Safety inspections")
