@@ -46,6 +46,9 @@ ASSETS: tuple[Asset, ...] = (
     Asset("supercluster", "LICENSE", "supercluster/LICENSE"),
     Asset("echarts", "dist/echarts.min.js", "echarts/echarts.min.js"),
     Asset("echarts", "LICENSE", "echarts/LICENSE"),
+    # the wall's video windows (HLS); the light build: no subtitles, alternate audio or DRM
+    Asset("hls.js", "dist/hls.light.min.js", "hls/hls.min.js"),
+    Asset("hls.js", "LICENSE", "hls/LICENSE"),
 )
 """Every vendored file; the URLs these give are listed in :func:`vendor_urls`."""
 

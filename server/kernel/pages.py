@@ -18,6 +18,7 @@ The regulator pages (``dashboard``), the officer PWA (``/m``) and the command-ce
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -29,6 +30,7 @@ from server.kernel.tiles import TileSpec, tile_hosts
 __all__ = [
     "CONFIG_ELEMENT_ID",
     "ECHARTS_JS",
+    "HLS_JS",
     "LEAFLET_CSS",
     "LEAFLET_JS",
     "SUPERCLUSTER_JS",
@@ -42,6 +44,7 @@ __all__ = [
 LEAFLET_JS = "/static/vendor/leaflet/leaflet.js"
 LEAFLET_CSS = "/static/vendor/leaflet/leaflet.css"
 ECHARTS_JS = "/static/vendor/echarts/echarts.min.js"
+HLS_JS = "/static/vendor/hls/hls.min.js"
 SUPERCLUSTER_JS = "/static/vendor/supercluster/supercluster.min.js"
 TOOLKIT_URL = "/static/js/lib"
 """The platform's own browser modules (i18n, api, dom, ws, chart, table, map), served from
@@ -76,26 +79,36 @@ def live_config(
     }
 
 
-def content_security_policy(tiles: TileSpec | None) -> str:
+def content_security_policy(tiles: TileSpec | None, media: Sequence[str] | None = None) -> str:
     """Scripts from this server only (no inline script); images also from the tile host.
 
     Styles keep ``'unsafe-inline'``: Leaflet and folium position map panes with inline
     styles. What matters is that nothing can be *fetched* from elsewhere (an offline
-    network, and no data leaving the platform).
+    network, and no data leaving the platform). *media* (the wall: ``[big_screen]
+    stream_origins``) adds the origins of video and camera streams, as media, as images
+    (MJPEG) and as the HLS player's requests; given, even empty, it allows ``blob:`` media
+    (the HLS player feeds the video element through Media Source Extensions).
     """
-    img = " ".join(["'self'", "data:", "blob:", *tile_hosts(tiles)])
+    streams = list(media or ())
+    img = " ".join(["'self'", "data:", "blob:", *tile_hosts(tiles), *streams])
+    connect = " ".join(["'self'", *streams])
+    media_src = "" if media is None else " ".join(["media-src 'self' blob:", *streams]) + "; "
     return (
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-        f"img-src {img}; connect-src 'self'; font-src 'self'; object-src 'none'; "
+        f"img-src {img}; {media_src}connect-src {connect}; font-src 'self'; object-src 'none'; "
         "base-uri 'self'; form-action 'self'; frame-ancestors 'none'; worker-src 'self'"
     )
 
 
 def secure_page(
-    resp: web.StreamResponse, tiles: TileSpec | None, *, referrer: str = "same-origin"
+    resp: web.StreamResponse,
+    tiles: TileSpec | None,
+    *,
+    referrer: str = "same-origin",
+    media: Sequence[str] | None = None,
 ) -> None:
     """The security headers of every HTML page (CSP, no sniffing, no framing)."""
-    resp.headers["Content-Security-Policy"] = content_security_policy(tiles)
+    resp.headers["Content-Security-Policy"] = content_security_policy(tiles, media)
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Referrer-Policy"] = referrer
     resp.headers["X-Frame-Options"] = "DENY"
