@@ -50,7 +50,10 @@ async def fetch_page(
     """Rows of one page and the total.
 
     The count is skipped when the first page is not full (its length *is* the total): a
-    lookup by tag, barcode or id then costs one index probe, never a `count(*)`.
+    lookup by tag, barcode or id then costs one index probe, never a `count(*)`. It counts
+    the whole SELECT as a subquery, so parameters only the select list uses (a compliance
+    CASE) are still referenced — asyncpg refuses arguments a statement does not use — and
+    PostgreSQL drops the unused output columns when it flattens the subquery.
     """
     sql = (
         f"SELECT {select} FROM {from_where} ORDER BY {order}"
@@ -60,7 +63,8 @@ async def fetch_page(
     if page.offset == 0 and len(rows) < page.page_size:
         return list(rows), len(rows)
     if rows or page.offset > 0:
-        total = await db.fetchval(f"SELECT count(*) FROM {from_where}", *q.params)
+        count = f"SELECT count(*) FROM (SELECT {select} FROM {from_where}) AS counted"
+        total = await db.fetchval(count, *q.params)
         return list(rows), int(total or 0)
     return [], 0
 
