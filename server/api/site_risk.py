@@ -22,7 +22,14 @@ from aiohttp import web
 from server.api.common import API, Param, api_doc, check_query, q_district, q_format, today
 from server.db.site_risk import SITE_COLUMNS, Window, facts, ranked
 from server.domain.localtime import city_zone
-from server.domain.site_risk import FACTORS, Reason, list_size, reasons, window_first_day
+from server.domain.site_risk import (
+    FACTORS,
+    READ_ROLES,
+    Reason,
+    list_size,
+    reasons,
+    window_first_day,
+)
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.errors import bad_query
 from server.kernel.http import json_response, q_int
@@ -33,7 +40,7 @@ from server.kernel.tabular import stream_table
 
 __all__ = ["routes"]
 
-ROLES = ("admin", "regulator", "officer")
+ROLES = READ_ROLES
 FORMATS = ("json", "csv", "xlsx")
 EXPORT_NAME = "inspection-list"
 REASON_JOIN = "；"

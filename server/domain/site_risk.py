@@ -32,6 +32,7 @@ __all__ = [
     "COMPLAINT_HANDOVER_KINDS",
     "FACTORS",
     "HANDLING_KINDS",
+    "READ_ROLES",
     "SITE_KINDS",
     "Factor",
     "Reason",
@@ -67,6 +68,10 @@ class Factor(StrEnum):
 
 
 FACTORS: Final[tuple[str, ...]] = tuple(f.value for f in Factor)
+
+READ_ROLES: Final[tuple[str, ...]] = ("admin", "regulator", "officer")
+"""Who reads the list (the API, the page, the phone's tab): the supervision side. Not a
+company: the list says where inspectors will go, and a visit announced is a visit wasted."""
 
 SITE_KINDS: Final[tuple[str, ...]] = ("filling_station", "store")
 """Sites an officer inspects for these factors: where cylinders are filled and sold.
