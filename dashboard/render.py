@@ -86,6 +86,8 @@ NAV: tuple[NavItem, ...] = (
     NavItem("registration", "/registration", ("admin", "company_admin", "inspector"), "work"),
     NavItem("imports", "/registration/import", ("admin", "company_admin", "inspector"), "work"),
     NavItem("inspections", "/inspections", ("admin", "regulator", "inspector"), "work"),
+    # the officer's daily round, sites ranked by risk (server.domain.site_risk.READ_ROLES)
+    NavItem("inspection_list", "/inspection-list", ("admin", "regulator", "officer"), "work"),
     # 入户安检: records for whoever reads them (server.domain.safety.READ_ROLES); the catalogue
     # is the admin's to publish, regulators read it
     NavItem(

@@ -16,6 +16,7 @@ PAGE_MODULES = (
     "dashboard.pages.registration",
     "dashboard.pages.imports",
     "dashboard.pages.inspections",
+    "dashboard.pages.inspection_list",
     "dashboard.pages.companies",
     "dashboard.pages.stations",
     "dashboard.pages.customers",
