@@ -391,7 +391,17 @@ form.addEventListener("submit", function (ev) { ev.preventDefault(); applyFilter
 map.on("moveend", renderClusters);
 setInterval(loadSites, SITES_REFRESH_MS);
 
-const ready = applyFilters().then(function () { booted = true; document.body.dataset.ready = "1"; });
+// /?site=CODE (the inspection list's "on the map" link): centre on that site, its tooltip open
+const focusCode = new URLSearchParams(location.search).get("site");
+const ready = applyFilters().then(function () {
+  const s = focusCode ? state.sites.find(function (x) { return x.code === focusCode; }) : null;
+  if (s) {
+    map.setView(toDisplay(s.lat, s.lon), Math.max(map.getZoom(), 14));
+    if (siteMarkers[s.id]) siteMarkers[s.id].openTooltip();
+  }
+  booted = true;
+  document.body.dataset.ready = "1";
+});
 
 // For tests and the curious: read-only views of what the map holds.
 win.cwDashboard = {
