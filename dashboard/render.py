@@ -82,12 +82,25 @@ NAV: tuple[NavItem, ...] = (
     NavItem("fills", "/fills", _NOT_INSPECTOR),
     NavItem("alerts", "/alerts", _NOT_INSPECTOR),
     NavItem("exports", "/exports", ALL_ROLES),
+    # the reports on screen (dashboard.pages.reports): whoever may run at least one report
+    NavItem(
+        "reports",
+        "/reports",
+        ("admin", "regulator", "officer", "company_admin", "inspector"),
+        "work",
+    ),
     # the work of registration and periodic inspection (建档, 定期检验与报废)
     NavItem("registration", "/registration", ("admin", "company_admin", "inspector"), "work"),
     NavItem("imports", "/registration/import", ("admin", "company_admin", "inspector"), "work"),
     NavItem("inspections", "/inspections", ("admin", "regulator", "inspector"), "work"),
     # the officer's daily round, sites ranked by risk (server.domain.site_risk.READ_ROLES)
     NavItem("inspection_list", "/inspection-list", ("admin", "regulator", "officer"), "work"),
+    NavItem(
+        "report_schedules",
+        "/reports/schedules",
+        ("admin", "regulator", "officer", "company_admin", "inspector"),
+        "work",
+    ),
     # 入户安检: records for whoever reads them (server.domain.safety.READ_ROLES); the catalogue
     # is the admin's to publish, regulators read it
     NavItem(

@@ -13,6 +13,7 @@ import importlib
 from aiohttp import web
 
 PAGE_MODULES = (
+    "dashboard.pages.report_schedules",  # before /reports/{name} (dashboard.pages.reports)
     "dashboard.pages.registration",
     "dashboard.pages.imports",
     "dashboard.pages.inspections",
@@ -29,6 +30,7 @@ PAGE_MODULES = (
     "dashboard.pages.articles",
     "dashboard.pages.messages",
     "dashboard.pages.safety",
+    "dashboard.pages.reports",
 )
 
 
