@@ -20,14 +20,6 @@ def setup(app: web.Application) -> None:
     app.router.add_routes(data.routes())
     app.router.add_routes(pages.routes())
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)
-    app.router.add_get("/reports", _reports)
-    app.router.add_get("/reports/{name}", _reports)
     from dashboard import mobile
 
     mobile.setup(app)  # the officer PWA (/m); idempotent
-
-
-async def _reports(request: web.Request) -> web.StreamResponse:
-    """docs/ARCHITECTURE.md §8 names /reports/...: every report is run and downloaded from /exports,
-    next to the archive export, so the report paths lead there."""
-    raise web.HTTPFound("/exports")
