@@ -1,6 +1,7 @@
 // @ts-check
 /* Exports and reports: the archive export (CSV/XLSX, streamed by the API) and every report
-   of GET /api/v1/reports the user's role may run, as CSV/XLSX downloads. The scope form
+   of GET /api/v1/reports the user's role may run, as CSV/XLSX downloads, each named by a
+   link to its page (/reports/{name}: chart, table, drill-down). The scope form
    (district, company, dates) applies to all links; the archive's own form (compliance)
    to the archive export only — the same filters as the cylinder search. */
 import { api, qs } from "./lib/api.js";
@@ -36,7 +37,7 @@ function render() {
     const q = scope(DATED.has(r.name));
     const formats = /** @type {string[]} */ (r.formats || ["json", "csv", "xlsx"]).filter((f) => f !== "json");
     return el("li", { class: "report-item", dataset: { report: r.name } },
-      el("div", {}, el("b", { text: tOr("report." + r.name, r.summary || r.name) }),
+      el("div", {}, el("a", { href: "/reports/" + encodeURIComponent(r.name), dataset: { testid: "report-page-link" } }, el("b", { text: tOr("report." + r.name, r.summary || r.name) })),
         el("div", { class: "muted", text: tOr("report." + r.name + ".hint", r.summary || "") })),
       el("div", { class: "btn-group" }, formats.map((f) =>
         el("a", { class: "btn btn-sm", href: r.path + qs({ format: f, ...q }), download: true, text: f.toUpperCase() }))));
