@@ -42,6 +42,7 @@ from aiohttp import web
 from dashboard.render import environment
 from server.domain.registration import REGISTRANT_ROLES, refused_at_registration
 from server.domain.safety import CUSTOMER_KINDS, INSPECT_ROLES
+from server.domain.site_risk import READ_ROLES as RISK_READ_ROLES
 from server.domain.statuses import ROLES
 from server.kernel.appkeys import SETTINGS
 from server.kernel.i18n import load_strings, remember_language, request_language, translator
@@ -183,6 +184,8 @@ async def shell(request: web.Request) -> web.Response:
         "inspect_roles": list(INSPECT_ROLES),
         "customer_kinds": list(CUSTOMER_KINDS),
         "safety_photos_max": settings.safety.photos_max,
+        # today's inspection list (static/m/today.js): who reads it
+        "risk_roles": list(RISK_READ_ROLES),
     }
     html = (
         environment()

@@ -85,9 +85,9 @@ async def _alert(
 ) -> None:
     await conn.execute(
         """INSERT INTO alerts (kind, severity, subject_type, subject_id, company_id, site_id,
-                               district_code, first_at, last_at, state, resolved_at)
+                               district_code, first_at, last_at, state, resolved_at, details)
            VALUES ($1, 'critical', 'site', $2, $3, $4, '410105', $5, $6, $7,
-                   CASE WHEN $7::text = 'resolved' THEN $6::timestamptz END)""",
+                   CASE WHEN $7::text = 'resolved' THEN $6::timestamptz END, $8)""",
         kind,
         unique("SUBJ"),
         t.company,
@@ -95,6 +95,8 @@ async def _alert(
         first,
         last,
         state,
+        # as ingest writes them (ingest/store/storage.py): the count and the permit
+        {"full": 120, "permitted": 100} if kind == "overstock" else {},
     )
 
 
@@ -115,6 +117,10 @@ async def _complaint(
 
 @pytest.fixture(scope="module")
 async def town(pool: asyncpg.Pool, world: World) -> Town:
+    return await build_town(pool, world)
+
+
+async def build_town(pool: asyncpg.Pool, world: World) -> Town:
     """Sites of one company of its own, each with the facts its name says (now = the
     database's now; every fact but the old one within the 30-day window):
 

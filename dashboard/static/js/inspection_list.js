@@ -56,7 +56,7 @@ const columns = [
   { label: "filter.district", sort: (/** @type {any} */ r) => r.district_code, render: (/** @type {any} */ r) => (english ? r.district_code : r.district_name) || r.district_code },
   { label: "inspection_list.score", cls: "num", sort: (/** @type {any} */ r) => -r.score, render: (/** @type {any} */ r) => el("span", { class: "il-score", dataset: { testid: "score" }, text: number(r.score) }) },
   { label: "inspection_list.reasons", render: reasonsCell },
-  { label: "inspection_list.counts", render: countsCell },
+  { label: "inspection_list.counts", cls: "il-counts-col", render: countsCell },
   { label: "inspection_list.visited", cls: "il-visited print-only", render: () => "" },
 ];
 

@@ -10,7 +10,8 @@
    The lookup (lookup.js) and the registration from the phone (register.js) are modules of
    their own; the registration tab is shown to the roles that register cylinders, the safety
    inspection tab (safety.js, with its IndexedDB queue) to the roles that inspect, the
-   complaint tab (complaint.js, 投诉登记) to field officers. The last
+   complaint tab (complaint.js, 投诉登记) to field officers, today's inspection list
+   (today.js, the last one fetched kept for offline) to officers and regulators. The last
    user is remembered on the phone, so the app (and the inspections waiting to be sent) opens
    without signal too; it asks the server again as soon as there is one.
    window.__m exposes counters for tests. */
@@ -25,13 +26,14 @@ import * as lookup from "./lookup.js";
 import { queueState } from "./offline-queue.js";
 import * as register from "./register.js";
 import * as safety from "./safety.js";
+import * as today from "./today.js";
 import { mayRead, who } from "./who.js";
 
 const MAX_ALERTS = 100;
 const BOOT_RETRY_MS = 5000;
 
 const state = { user: null, wsOpens: 0, alertEvents: 0, lastAlert: null, sw: /** @type {string | null} */ (null), actions: 0,
-  lookup: lookup.shown, register: register.shown, safety: safety.shown, complaint: complaint.shown, queue: queueState, offlineStart: false };
+  lookup: lookup.shown, register: register.shown, safety: safety.shown, complaint: complaint.shown, today: today.shown, queue: queueState, offlineStart: false };
 /** @type {any} */ (window).__m = state;
 const fmtTime = cityFormat({ month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
 /** @param {unknown} raw */
@@ -66,7 +68,7 @@ const tabButtons = /** @type {NodeListOf<HTMLButtonElement>} */ (document.queryS
 /** @param {string} name */
 function selectTab(name) {
   tabButtons.forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
-  for (const n of ["alerts", "lookup", "register", "safety", "complaint", "settings"]) byId("tab-" + n).hidden = n !== name;
+  for (const n of ["alerts", "today", "lookup", "register", "safety", "complaint", "settings"]) byId("tab-" + n).hidden = n !== name;
   if (name !== "lookup") lookup.scanner.stop();
   else lookup.resized();
   if (name !== "register") register.scanner.stop();
@@ -74,6 +76,7 @@ function selectTab(name) {
   if (name !== "safety") safety.scanner.stop();
   else safety.opened();
   if (name !== "complaint") complaint.scanner.stop();
+  if (name === "today") today.load();
 }
 tabButtons.forEach((b) => b.addEventListener("click", () => selectTab(String(b.dataset.tab))));
 
@@ -152,6 +155,7 @@ byId("logout-btn").addEventListener("click", () => {
     state.user = null;
     remember(null);
     safety.started(null, false);
+    today.forget();
     alerts.forEach((a) => a.el.remove());
     alerts.clear();
     show("login");
@@ -173,11 +177,14 @@ function startApp(user, online) {
   byId("tab-btn-alerts").hidden = !canAlerts;
   byId("tab-btn-safety").hidden = !safety.mayInspect(user);
   byId("tab-btn-complaint").hidden = !complaint.mayFile(user);
+  byId("tab-btn-today").hidden = !today.mayRead(user);
   show("app");
   const onForbiddenTab = (!register.mayRegister(user) && !byId("tab-register").hidden) || (!canAlerts && !byId("tab-alerts").hidden)
-    || (!safety.mayInspect(user) && !byId("tab-safety").hidden) || (!complaint.mayFile(user) && !byId("tab-complaint").hidden);
+    || (!safety.mayInspect(user) && !byId("tab-safety").hidden) || (!complaint.mayFile(user) && !byId("tab-complaint").hidden)
+    || (!today.mayRead(user) && !byId("tab-today").hidden);
   if (!started || onForbiddenTab) { started = true; selectTab(canAlerts ? "alerts" : "lookup"); }
   safety.started(user, online);
+  today.started(user, online);
   if (!online) return;
   loadAlerts();
   live.start();
