@@ -1,13 +1,21 @@
 """Reports on the cylinder archive as it stands today (DESIGN §9 report names; docs/API.md
-"Reports"): what each company holds, by status and by age.
+"Reports"; docs/ARCHITECTURE.md §4 and §9): what each company holds, how compliant it is,
+where the cylinders in use are.
 
 - ``holdings`` (企业钢瓶保有量): per owner company, cylinders by status (in service, at
   inspection, lost, suspended, not activated, scrapped) and the ones not scrapped by age
   band (years since manufacture, the bands of DOMAIN.md's design life: under 4, 4–8, 8–12,
-  12 and more, where only an extended life may still be in service).
+  12 and more, where only an extended life may still be in service);
+- ``compliance-summary`` (合规状态): cylinders by compliance status (server.db.compliance),
+  one row per district and one per owner company — also answered in its earlier JSON shape
+  (``by_district``, ``by_company``) for the callers that read it;
+- ``in-use-distribution`` (在用钢瓶分布): per district, cylinders at a customer's that are in
+  service (status ``in_service`` and the scrap date not come: a scrapped cylinder a household
+  still holds is abnormal, not in use — ``abnormal-cylinders`` lists it), of them the ones
+  overdue for inspection, and the customers holding them.
 
 Counted on today; the period does not apply (a holding is a stock, not a flow). A count
-drills down to its cylinders.
+drills down to its cylinders (or, for customers, to the customers).
 """
 
 from __future__ import annotations
@@ -17,6 +25,12 @@ from typing import Any, Final
 
 from server.api import report_drill
 from server.api.report_common import CYL_REPORT_ROLES
+from server.api.report_cylinders_common import (
+    CIRCULATION_ROLES,
+    cylinder_where,
+    key_condition,
+    sums,
+)
 from server.api.report_frame import (
     Chart,
     Column,
@@ -24,6 +38,12 @@ from server.api.report_frame import (
     Report,
     ReportContext,
     Result,
+)
+from server.db.compliance import (
+    COMPLIANCE_VALUES,
+    ComplianceBounds,
+    compliance_case,
+    compliance_where,
 )
 from server.kernel.errors import bad_query
 from server.kernel.scope import Sql
@@ -115,6 +135,154 @@ def holdings_drill(ctx: ReportContext, measure: str, keys: Mapping[str, str]) ->
     return report_drill.cylinders(ctx, q, where)
 
 
+# ---------------------------------------------------------------- compliance-summary
+
+_COMPLIANCE_LABELS: Final = {
+    "scrapped": ("已报废", "Scrapped"),
+    "overdue": ("超期未检", "Overdue"),
+    "scrap_due": ("临近报废", "Scrap due"),
+    "inspection_due": ("临近检验", "Inspection due"),
+    "ok": ("正常", "OK"),
+}
+if set(_COMPLIANCE_LABELS) != set(COMPLIANCE_VALUES):  # pragma: no cover - a programming error
+    raise RuntimeError("report_cylinders: a label per compliance status")
+DIMENSIONS: Final = ("district", "company")
+COMPLIANCE_COLUMNS = (
+    Column("dimension", "维度", "Dimension", "code"),
+    Column("code", "代码", "Code", "code"),
+    Column("name", "名称", "Name", "text"),
+    *(Column(v, *_COMPLIANCE_LABELS[v], "count", "cylinders") for v in COMPLIANCE_VALUES),
+    Column("total", "合计", "Total", "count", "cylinders"),
+)
+_COMPLIANCE_COUNTS: Final = (*COMPLIANCE_VALUES, "total")
+
+
+async def compliance_summary(ctx: ReportContext) -> Result:
+    """Counts per compliance status on today, per district and per owner company: each
+    cylinder once in each dimension, so either dimension's rows sum to the totals."""
+    q = Sql()
+    where = cylinder_where(ctx, q)
+    case = compliance_case("c", q, ComplianceBounds.of(ctx.f.today, ctx.settings.dates))
+    rows = await ctx.pool.fetch(
+        f"""SELECT c.district_code, d.name AS district_name, o.code AS company_code,
+                   o.name AS company_name, {case} AS compliance, count(*) AS n
+              FROM cylinders c JOIN companies o ON o.id = c.owner_company_id
+              LEFT JOIN districts d ON d.code = c.district_code
+             WHERE {" AND ".join(where)} GROUP BY 1, 2, 3, 4, 5""",
+        *q.params,
+    )
+    by: dict[tuple[str, Any], dict[str, Any]] = {}
+    for r in rows:
+        for dim, code, label in (
+            ("district", r["district_code"], r["district_name"]),
+            ("company", r["company_code"], r["company_name"]),
+        ):
+            entry = by.setdefault(
+                (dim, code),
+                {"dimension": dim, "code": code, "name": label}
+                | dict.fromkeys(_COMPLIANCE_COUNTS, 0),
+            )
+            entry[r["compliance"]] += r["n"]
+            entry["total"] += r["n"]
+    out = sorted(by.values(), key=lambda e: (e["dimension"], str(e["code"])))
+    districts = [e for e in out if e["dimension"] == "district"]
+    return Result(
+        out,
+        sums(districts, _COMPLIANCE_COUNTS),
+        extra={
+            "by_district": districts,
+            "by_company": [e for e in out if e["dimension"] == "company"],
+        },
+    )
+
+
+def compliance_drill(ctx: ReportContext, measure: str, keys: Mapping[str, str]) -> DrillQuery:
+    q = Sql()
+    where = cylinder_where(ctx, q)
+    dimension = keys.get("dimension")
+    if dimension is not None and dimension not in DIMENSIONS:
+        raise bad_query("dimension", f"must be one of {', '.join(DIMENSIONS)}")
+    if dimension is not None:
+        col = "c.district_code" if dimension == "district" else "o.code"
+        cond = key_condition(ctx, keys, "code", col, q)
+        if cond:
+            where.append(cond)
+    if measure in COMPLIANCE_VALUES:
+        bounds = ComplianceBounds.of(ctx.f.today, ctx.settings.dates)
+        where.append(compliance_where(measure, "c", q, bounds))
+    elif measure != "total":
+        raise bad_query("measure", "not a count of this report")
+    return report_drill.cylinders(ctx, q, where)
+
+
+# ---------------------------------------------------------------- in-use-distribution
+
+IN_USE_COLUMNS = (
+    Column("district_code", "区县代码", "District code", "code"),
+    Column("district_name", "区县", "District", "text"),
+    Column("in_use", "在用钢瓶", "Cylinders in use", "count", "cylinders"),
+    Column("overdue", "其中超期未检", "Of which overdue", "count", "cylinders"),
+    Column("customers", "用户数", "Customers", "count", "customers"),
+)
+
+
+def _in_use_where(ctx: ReportContext, q: Sql) -> list[str]:
+    """Cylinders at a customer's and in service: status in_service, scrap date not come."""
+    where = cylinder_where(ctx, q)
+    where.append("c.location_kind = 'customer' AND c.status = 'in_service'")
+    where.append(f"c.scrap_date > {q.add(ctx.f.today)}")
+    return where
+
+
+def _overdue(q: Sql, today: Any) -> str:
+    # server.db.compliance: a missing next-inspection date counts as overdue
+    return f"(c.next_inspection_date IS NULL OR c.next_inspection_date < {q.add(today)})"
+
+
+async def in_use_distribution(ctx: ReportContext) -> Result:
+    """Per district (the cylinder's: ingest moves it to the customer's on delivery); the
+    totals row is grouped in SQL, so a customer counted in two districts is counted once."""
+    q = Sql()
+    where = _in_use_where(ctx, q)
+    overdue = _overdue(q, ctx.f.today)
+    rows = await ctx.pool.fetch(
+        f"""SELECT c.district_code, d.name AS district_name, count(*) AS in_use,
+                   count(*) FILTER (WHERE {overdue}) AS overdue,
+                   count(DISTINCT c.location_customer_id) AS customers,
+                   GROUPING(c.district_code) = 1 AS is_total
+              FROM cylinders c LEFT JOIN districts d ON d.code = c.district_code
+             WHERE {" AND ".join(where)}
+             GROUP BY GROUPING SETS ((c.district_code, d.name), ())
+             ORDER BY c.district_code NULLS LAST""",
+        *q.params,
+    )
+    out = [dict(r) for r in rows]
+    total = next(r for r in out if r.pop("is_total"))
+    out = [r for r in out if r is not total]
+    for r in out:
+        r.pop("is_total", None)
+    return Result(out, {k: total[k] for k in ("in_use", "overdue", "customers")})
+
+
+def in_use_drill(ctx: ReportContext, measure: str, keys: Mapping[str, str]) -> DrillQuery:
+    q = Sql()
+    where = _in_use_where(ctx, q)
+    district = key_condition(ctx, keys, "district_code", "c.district_code", q)
+    if district:
+        where.append(district)
+    if measure == "overdue":
+        where.append(_overdue(q, ctx.f.today))
+    elif measure == "customers":
+        outer = ctx.where("customers", "cu", q, None, None)
+        outer.append(
+            f"cu.id IN (SELECT c.location_customer_id FROM cylinders c WHERE {' AND '.join(where)})"
+        )
+        return report_drill.customers(ctx, q, outer)
+    elif measure != "in_use":
+        raise bad_query("measure", "not a count of this report")
+    return report_drill.cylinders(ctx, q, where)
+
+
 SPECS: tuple[Report, ...] = (
     Report(
         name="holdings",
@@ -129,5 +297,36 @@ SPECS: tuple[Report, ...] = (
         drill=holdings_drill,
         description="Per owner company, today: cylinders by status and, not scrapped, by "
         "years since manufacture. Every count drills down to its cylinders.",
+    ),
+    Report(
+        name="compliance-summary",
+        title="钢瓶合规状态",
+        title_en="Cylinders by compliance status",
+        roles=CYL_REPORT_ROLES,
+        filters=frozenset({"district", "company"}),
+        columns=COMPLIANCE_COLUMNS,
+        compute=compliance_summary,
+        keys=("dimension", "code"),
+        chart=Chart("stacked_bar", "name", COMPLIANCE_VALUES),
+        drill=compliance_drill,
+        description="Today: cylinders per compliance status (scrapped, overdue, scrap_due, "
+        "inspection_due, ok) and in total, one row per district and one per owner company "
+        "(`dimension`); also `by_district` and `by_company` (the earlier answer). Every "
+        "count drills down to its cylinders.",
+    ),
+    Report(
+        name="in-use-distribution",
+        title="在用钢瓶分布",
+        title_en="Cylinders in use by district",
+        roles=CIRCULATION_ROLES,
+        filters=frozenset({"district", "company"}),
+        columns=IN_USE_COLUMNS,
+        compute=in_use_distribution,
+        keys=("district_code",),
+        chart=Chart("choropleth", "district_code", ("in_use",)),
+        drill=in_use_drill,
+        description="Today, per district: cylinders at a customer's that are in service "
+        "(status in_service, scrap date not come), of them the ones overdue for inspection, "
+        "and the customers holding them. Counts drill down to the cylinders or customers.",
     ),
 )

@@ -5,17 +5,17 @@ a company admin's report counts its own rows, a district regulator's its distric
 and XLSX stream (`server.kernel.tabular.stream_table`), so a city-wide list never sits in
 memory. Days are the city's calendar days (settings.alerts.timezone), not UTC's.
 
-- compliance-summary: cylinders by compliance status, per district and per company;
-- inspection-due: cylinders whose inspection is due or overdue (paginated in JSON);
 - fills-daily: fills per day per station;
 - denials: refused fill attempts per station per day per reason;
 - anomalies-by-company: alerts per company per kind;
 - safety-inspections: pass rates per item and per company, open and overdue rectifications
   (``server.api.report_safety``).
 
-The first two are open to admin, regulator, officer, company_admin and inspector (agencies
-call cylinders in for inspection); the activity reports to admin, regulator, officer and
-company_admin (agencies do not read fills or alerts, docs/ARCHITECTURE.md §7).
+The activity reports are open to admin, regulator, officer and company_admin (agencies do
+not read fills or alerts, docs/ARCHITECTURE.md §7). The reports built in the report frame
+(``server.api.report_frame``: the archive's in ``server.api.report_cylinders*`` —
+compliance-summary and inspection-due among them —, the business and activity ones) are
+listed by ``SPECS`` below.
 Station operators get no reports: their tools are the gun and the handheld.
 """
 
@@ -25,25 +25,22 @@ from typing import Any
 
 from aiohttp import web
 
-from server.api import report_activity, report_business, report_cylinders
+from server.api import (
+    report_activity,
+    report_business,
+    report_cylinders,
+    report_cylinders_due,
+)
 from server.api.common import (
     API,
-    COMPLIANCE_VALUES,
-    ComplianceBounds,
     api_doc,
     check_query,
-    compliance_case,
-    envelope,
-    fetch_page,
-    iter_rows,
     plain,
     q_format,
-    today,
 )
 from server.api.report_common import (
     ACTIVITY_ROLES,
     COMMON,
-    CYL_REPORT_ROLES,
     FORMATS,
     RANGE,
 )
@@ -54,129 +51,9 @@ from server.api.report_frame import Report, drill_route, report_routes
 from server.api.report_safety import safety_inspections
 from server.domain.statuses import ROLES
 from server.kernel.appkeys import POOL, SETTINGS
-from server.kernel.http import json_response, q_page
+from server.kernel.http import json_response
 from server.kernel.principal import require
 from server.kernel.scope import Sql
-from server.kernel.tabular import stream_table
-
-# ---------------------------------------------------------------- compliance-summary
-
-
-@api_doc(
-    "Report: cylinders by compliance status per district and per company",
-    tags=["reports"],
-    roles=CYL_REPORT_ROLES,
-    query=COMMON,
-    formats=FORMATS,
-)
-async def compliance_summary(request: web.Request) -> web.StreamResponse:
-    """Counts of ok / inspection_due / scrap_due / overdue / scrapped (docs/ARCHITECTURE.md §4) on today."""
-    p = require(request, *CYL_REPORT_ROLES)
-    check_query(request, ["district", "company", "format"])
-    fmt = q_format(request, FORMATS)
-    settings = request.app[SETTINGS]
-    day = today(settings)
-    q = Sql()
-    where = _filters(request, p, "cylinders", "c", q, "c.district_code", "c.owner_company_id")
-    case = compliance_case("c", q, ComplianceBounds.of(day, settings.dates))
-    rows = await request.app[POOL].fetch(
-        f"""SELECT c.district_code, d.name AS district_name, c.owner_company_id,
-                   o.code AS company_code, o.name AS company_name, {case} AS compliance,
-                   count(*) AS n
-              FROM cylinders c JOIN companies o ON o.id = c.owner_company_id
-              LEFT JOIN districts d ON d.code = c.district_code
-             WHERE {" AND ".join(where)} GROUP BY 1, 2, 3, 4, 5, 6""",
-        *q.params,
-    )
-    by: dict[tuple[str, Any], dict[str, Any]] = {}
-    for r in rows:
-        for dim, key, code, label in (
-            ("district", r["district_code"], r["district_code"], r["district_name"]),
-            ("company", r["owner_company_id"], r["company_code"], r["company_name"]),
-        ):
-            entry = by.setdefault(
-                (dim, key),
-                {
-                    "dimension": dim,
-                    "code": code,
-                    "name": label,
-                    **dict.fromkeys(COMPLIANCE_VALUES, 0),
-                    "total": 0,
-                },
-            )
-            entry[r["compliance"]] += r["n"]
-            entry["total"] += r["n"]
-    out = sorted(by.values(), key=lambda e: (e["dimension"], str(e["code"])))
-    header = ["dimension", "code", "name", *COMPLIANCE_VALUES, "total"]
-    if fmt == "json":
-        return json_response(
-            {
-                "report": "compliance-summary",
-                "date": day,
-                "by_district": [e for e in out if e["dimension"] == "district"],
-                "by_company": [e for e in out if e["dimension"] == "company"],
-            }
-        )
-    return await _respond(request, fmt, "compliance-summary", header, out)
-
-
-# ---------------------------------------------------------------- inspection-due
-
-
-@api_doc(
-    "Report: cylinders due or overdue for periodic inspection",
-    tags=["reports"],
-    roles=CYL_REPORT_ROLES,
-    query=COMMON,
-    formats=FORMATS,
-    paginated=True,
-    description="Not scrapped, next inspection on or before today + dates.inspection_due_days; "
-    "JSON is paginated, CSV/XLSX stream every row.",
-)
-async def inspection_due(request: web.Request) -> web.StreamResponse:
-    """Cylinders to call in for inspection, most urgent first."""
-    p = require(request, *CYL_REPORT_ROLES)
-    check_query(request, ["district", "company", "format"])
-    fmt = q_format(request, FORMATS)
-    settings = request.app[SETTINGS]
-    b = ComplianceBounds.of(today(settings), settings.dates)
-    q = Sql()
-    where = _filters(request, p, "cylinders", "c", q, "c.district_code", "c.owner_company_id")
-    where.append(f"c.next_inspection_date <= {q.add(b.inspection_due_until)}")
-    where.append(f"c.status <> 'scrapped' AND c.scrap_date > {q.add(b.today)}")
-    case = compliance_case("c", q, b)
-    select = f"""c.id, c.tag, c.stamp, c.barcode, o.code AS owner_code, o.name AS owner_name,
-        c.spec, c.district_code, c.last_inspection_date, c.next_inspection_date, c.scrap_date,
-        c.status,
-        {case} AS compliance"""
-    from_where = (
-        f"cylinders c JOIN companies o ON o.id = c.owner_company_id WHERE {' AND '.join(where)}"
-    )
-    order = "c.next_inspection_date, c.id"
-    if fmt == "json":
-        page = q_page(request)
-        rows, total = await fetch_page(request.app[POOL], select, from_where, order, q, page)
-        return json_response(envelope([plain(r) for r in rows], page, total))
-    header = [
-        "id",
-        "tag",
-        "stamp",
-        "barcode",
-        "owner_code",
-        "owner_name",
-        "spec",
-        "district_code",
-        "last_inspection_date",
-        "next_inspection_date",
-        "scrap_date",
-        "status",
-        "compliance",
-    ]
-    sql = f"SELECT {select} FROM {from_where} ORDER BY {order}"
-    return await stream_table(
-        request, fmt, "inspection-due", header, iter_rows(request.app[POOL], sql, q.params, header)
-    )
-
 
 # ---------------------------------------------------------------- fills-daily
 
@@ -329,6 +206,7 @@ async def anomalies_by_company(request: web.Request) -> web.StreamResponse:
 
 SPECS: tuple[Report, ...] = (
     *report_cylinders.SPECS,
+    *report_cylinders_due.SPECS,
     *report_business.SPECS,
     *report_activity.SPECS,
 )
@@ -336,8 +214,6 @@ SPECS: tuple[Report, ...] = (
 SPEC_BY_NAME = {s.name: s for s in SPECS}
 
 REPORTS = {
-    "compliance-summary": compliance_summary,
-    "inspection-due": inspection_due,
     "fills-daily": fills_daily,
     "denials": denials,
     "anomalies-by-company": anomalies_by_company,

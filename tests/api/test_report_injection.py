@@ -72,8 +72,8 @@ async def test_report_csv_and_xlsx_quote_formula_names(
     company_code, station_code = await _formula_names(pool, world)
 
     table, sheet = await _tables(client, "compliance-summary")
-    header = table[0]
-    code, name, total = header.index("code"), header.index("name"), header.index("total")
+    header = table[0]  # the frame's labels (zh-CN by default)
+    code, name, total = header.index("代码"), header.index("名称"), header.index("合计")
     [csv_row] = [r for r in table if r[code] == company_code]
     [xlsx_row] = [r for r in sheet if r[code] == company_code]
     assert csv_row[name] == xlsx_row[name] == "'" + FORMULA

@@ -5,7 +5,6 @@ was full, so only a caller seeing many due cylinders met it (schemathesis found 
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from tests.api.conftest import call
@@ -16,9 +15,7 @@ async def test_city_wide_regulator_pages_the_due_list(client: Any, world: World)
     """A full first page (two due cylinders in the world, one per page) must count the rest."""
     del world
     for user in ("t_regulator", "t_admin", "t_company_a", "t_inspector"):
-        status, body = await call(
-            client, "GET", "/api/v1/reports/inspection-due?page_size=1", user
-        )
+        status, body = await call(client, "GET", "/api/v1/reports/inspection-due?page_size=1", user)
         assert status == 200, (user, body)
         assert body["page_size"] == 1
         assert len(body["items"]) <= 1
