@@ -1,8 +1,10 @@
 """GET /big-screen: the wall's HTML shell (everything live is drawn by big-screen.js).
 
 The page is server-rendered (Jinja2, ``big_screen/templates``) only for what never changes
-while it runs: strings in the wall's language, the tile layer, the map's start view and the
-wall's tunables. Who may see it, and how an unattended wall logs in, is decided here and in
+while it runs: strings in the wall's language, the tile layer, the map's start view, the
+wall's tunables and the layout its scope shows now (``server.domain.wall``; later switches
+arrive over ``/ws``). Its Content-Security-Policy allows ``[big_screen] stream_origins`` for
+the video windows. Who may see it, and how an unattended wall logs in, is decided here and in
 ``big_screen.kiosk``:
 
 - a browser with a regulator/admin session cookie gets the wall of that session;
@@ -22,6 +24,7 @@ import hashlib
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import jinja2
@@ -29,11 +32,20 @@ from aiohttp import web
 
 from big_screen import settings as bs_settings
 from big_screen.kiosk import WALL_ROLES, verify_token
+from server.db import wall_layouts
+from server.domain.wall import KPI_KEYS, scope_of
 from server.kernel.appkeys import POOL, SETTINGS
-from server.kernel.i18n import load_strings, remember_language, request_language, translator
+from server.kernel.i18n import (
+    Translator,
+    load_strings,
+    remember_language,
+    request_language,
+    translator,
+)
 from server.kernel.pages import (
     CONFIG_ELEMENT_ID,
     ECHARTS_JS,
+    HLS_JS,
     LEAFLET_CSS,
     LEAFLET_JS,
     json_for_html,
@@ -92,6 +104,33 @@ def _notice(lang: str, status: int, message_key: str, retry_s: int | None) -> we
     return resp
 
 
+def _default_title(win: Mapping[str, Any], t: Translator, ranking_days: int) -> str:
+    kind = win["kind"]
+    if kind == "chart":
+        return t(f"panel.{win['chart']}", days=ranking_days)
+    if kind == "report":
+        return str(win["report"])
+    if kind == "stream":
+        return t("panel.stream")
+    return t(f"panel.{kind}") if kind in ("map", "ticker") else ""
+
+
+def first_paint(
+    layout: Mapping[str, Any], t: Translator, ranking_days: int
+) -> list[dict[str, Any]]:
+    """The layout's windows as the page's HTML draws them before any script runs (titles,
+    KPI tiles with their labels); big-screen.js then mounts the live content in their place."""
+    return [
+        {
+            **win,
+            "title": win.get("title") or _default_title(win, t, ranking_days),
+            "keys": win.get("keys") or list(KPI_KEYS),
+            "area": f"{win['y'] + 1} / {win['x'] + 1} / span {win['h']} / span {win['w']}",
+        }
+        for win in layout["windows"]
+    ]
+
+
 async def page(request: web.Request) -> web.StreamResponse:
     """The wall. See the module docstring for who gets it."""
     app = request.app
@@ -101,17 +140,25 @@ async def page(request: web.Request) -> web.StreamResponse:
     p = principal_of(request)
     mode: str
     if kiosk:
-        if await verify_token(app[POOL], kiosk) is None:
+        user = await verify_token(app[POOL], kiosk)
+        if user is None:
             return _notice(lang, 401, "error.kiosk_invalid", retry_s=60)
         mode = "kiosk"
+        districts = await app[POOL].fetchval(
+            "SELECT districts FROM users WHERE id = $1", user.user_id
+        )
+        scope = scope_of(user.role == "admin" or not districts, districts or ())
     elif p is not None:
         if p.role not in WALL_ROLES:
             return _notice(lang, 403, "error.forbidden", retry_s=None)
         mode = "session"
+        scope = scope_of(p.city_wide, p.districts)
     else:
         raise web.HTTPFound(f"/login?next={quote(request.path_qs, safe='')}")
     tiles = tile_spec(settings.map)
     wall = settings.big_screen
+    current = await wall_layouts.current(app[POOL], scope)
+    layout = current["layout"]
     config = {
         "mode": mode,
         "lang": lang,
@@ -123,6 +170,10 @@ async def page(request: web.Request) -> web.StreamResponse:
         },
         "tiles": tiles.public() if tiles is not None else None,
         "wall": bs_settings.page_config(settings),
+        # what this wall shows now; the `wall` channel brings each switch (realtime.wall)
+        "layout": current,
+        "hls_js": HLS_JS,
+        "stream_origins": list(wall.stream_origins),
         "live": live_config(
             settings,
             reconnect_min_s=wall.reconnect_min_s,
@@ -134,7 +185,8 @@ async def page(request: web.Request) -> web.StreamResponse:
     html = _env.get_template("big_screen.html").render(
         lang=lang,
         t=translator(strings(lang)),
-        ranking_days=wall.ranking_days,
+        layout=layout,
+        windows=first_paint(layout, translator(strings(lang)), wall.ranking_days),
         config_json=json_for_html(config),
         config_id=CONFIG_ELEMENT_ID,
         leaflet_css=LEAFLET_CSS,
@@ -144,7 +196,7 @@ async def page(request: web.Request) -> web.StreamResponse:
         js=f"{STATIC_URL}/big-screen.js?v={v}",
     )
     resp = web.Response(text=html, content_type="text/html", headers=_HEADERS)
-    secure_page(resp, tiles, referrer="no-referrer")
+    secure_page(resp, tiles, referrer="no-referrer", media=wall.stream_origins)
     if chosen:
         remember_language(resp, lang)
     return resp

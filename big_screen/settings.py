@@ -28,4 +28,5 @@ def page_config(settings: Settings) -> dict[str, Any]:
         "ping_s": s.ping_s,
         "report_refresh_s": s.report_refresh_s,
         "grid_max": s.grid_max,
+        "ranking_days": s.ranking_days,
     }

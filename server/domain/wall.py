@@ -14,7 +14,7 @@ draws only what passed — and which wall a person may switch:
   their own districts; nobody else switches, and only admins edit layouts.
 
 ``DEFAULT`` is the wall as it was before layouts existed; a scope with no current layout
-shows it (migration 0240 also stores it as the first layout, for editing and switching).
+shows it (migrations 0240/0241 also store it as the first layout, for editing and switching).
 """
 
 from __future__ import annotations
@@ -311,16 +311,17 @@ def may_switch(role: str, city_wide: bool, districts: Iterable[str], scope: str)
 
 DEFAULT: Final = Layout(
     name="今日大屏",
-    columns=24,
+    columns=30,
     rows=12,
     windows=[
-        ChartWindow(x=0, y=0, w=6, h=4, chart="fills_per_hour"),
-        ChartWindow(x=0, y=4, w=6, h=4, chart="denials_by_reason"),
-        ChartWindow(x=0, y=8, w=6, h=4, chart="inspection_by_district"),
-        KpiWindow(x=6, y=0, w=12, h=2),
-        MapWindow(x=6, y=2, w=12, h=10),
-        TickerWindow(x=18, y=0, w=6, h=7),
-        ChartWindow(x=18, y=7, w=6, h=5, chart="companies_by_anomalies"),
+        ChartWindow(x=0, y=0, w=8, h=4, chart="fills_per_hour"),
+        ChartWindow(x=0, y=4, w=8, h=4, chart="denials_by_reason"),
+        ChartWindow(x=0, y=8, w=8, h=4, chart="inspection_by_district"),
+        KpiWindow(x=8, y=0, w=14, h=2),
+        MapWindow(x=8, y=2, w=14, h=10),
+        TickerWindow(x=22, y=0, w=8, h=7),
+        ChartWindow(x=22, y=7, w=8, h=5, chart="companies_by_anomalies"),
     ],
 )
-"""The wall before layouts: charts left, KPI tiles over the map, ticker and ranking right."""
+"""The wall before layouts: charts left, KPI tiles over the map, ticker and ranking right
+(the side columns a little over a quarter of the width each, as they always were)."""
