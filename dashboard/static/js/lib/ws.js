@@ -20,6 +20,8 @@ import { config } from "./config.js";
 /** @type {{url: string, close: {unauthorized: number, try_again_later: number}, reconnect_min_s: number, reconnect_max_s: number, ping_s: number}} */
 const LIVE = config.live;
 const WATCHDOG_PINGS = 2.5;
+/** How long a command (request()) waits for its result before giving up. */
+const REQUEST_TIMEOUT_MS = 10000;
 
 /**
  * @typedef {(rows: any[], msg: any) => void} OnRows
@@ -74,6 +76,8 @@ export class LiveSocket {
     this.lastRx = 0;
     /** @type {unknown} */
     this.lastError = null;
+    /** @type {Map<number, {resolve: (r: any) => void, reject: (e: WsError) => void, timer: ReturnType<typeof setTimeout>}>} commands awaiting their result */
+    this.pending = new Map();
   }
 
   /** Connect (again) unless a socket is open, opening or scheduled. */
@@ -125,6 +129,26 @@ export class LiveSocket {
         this.subs.delete(sub);
       },
     };
+  }
+
+  /**
+   * Send a command (e.g. wall_switch) and wait for its result: resolves with `result`,
+   * rejects with the error {code, message, field}, or with code "offline" / "timeout" when
+   * the socket is not open, closes first, or no answer comes.
+   * @param {Record<string, unknown>} msg
+   * @param {number} [timeoutMs]
+   * @returns {Promise<any>}
+   */
+  request(msg, timeoutMs = REQUEST_TIMEOUT_MS) {
+    return new Promise((resolve, reject) => {
+      const id = this.send(msg);
+      if (id === null) { reject({ code: "offline", message: "not connected" }); return; }
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject({ code: "timeout", message: "no answer" });
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+    });
   }
 
   // ---------------------------------------------------------------- internals
@@ -228,6 +252,14 @@ export class LiveSocket {
 
   /** @param {any} msg */
   handle(msg) {
+    const waiting = msg.type === "result" && typeof msg.id === "number" ? this.pending.get(msg.id) : undefined;
+    if (waiting) {
+      this.pending.delete(msg.id);
+      clearTimeout(waiting.timer);
+      if (msg.success) waiting.resolve(msg.result);
+      else waiting.reject(msg.error || { code: "error", message: "" });
+      return;
+    }
     const sub = typeof msg.id === "number" ? this.byId.get(msg.id) : undefined;
     if (msg.type === "event") {
       if (sub) sub.onRows(Array.isArray(msg.data) ? msg.data : [msg.data], msg);
@@ -254,6 +286,11 @@ export class LiveSocket {
     sock.onopen = sock.onmessage = sock.onclose = sock.onerror = null;
     if (this.sock === sock) this.sock = null;
     this.byId.clear();
+    for (const w of this.pending.values()) {
+      clearTimeout(w.timer);
+      w.reject({ code: "offline", message: "connection closed" });
+    }
+    this.pending.clear();
     for (const sub of this.subs) sub.id = null;
   }
 
