@@ -222,7 +222,8 @@ def _csv(raw: bytes) -> list[dict[str, str]]:
 def _xlsx(raw: bytes) -> list[dict[str, Any]]:
     book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(raw))
     table = book.get_sheet_by_index(0).to_python()
-    return [dict(zip(table[0], r, strict=True)) for r in table[1:]]
+    header = [str(h) for h in table[0]]
+    return [dict(zip(header, r, strict=True)) for r in table[1:]]
 
 
 async def test_exports_hold_the_json_rows(client: Any, fills: Fills, settings: Settings) -> None:
