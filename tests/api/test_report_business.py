@@ -376,3 +376,36 @@ async def test_catalogue_lists_the_business_reports(client: Any, world: World) -
     assert specs["credit"]["drill"] is False
     assert "inspector" in specs["periodic-inspections"]["roles"]
     assert "inspector" not in specs["sales"]["roles"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "account-opening",
+        "real-name-progress",
+        "sales",
+        "circulation",
+        "periodic-inspections",
+        "credit",
+    ],
+)
+async def test_every_format_answers(client: Any, city: City, name: str) -> None:
+    """JSON, CSV and XLSX of the same rows, over a period holding the fixture's rows and
+    whatever else the session wrote, for the city-wide regulator."""
+    del city
+    query = "from=2023-01-01" + ("" if name in ("circulation", "credit") else "&group=quarter")
+    status, body = await call(client, "GET", f"/api/v1/reports/{name}?{query}", user="t_regulator")
+    assert status == 200, body
+    for fmt in ("csv", "xlsx"):
+        status, raw = await call(
+            client,
+            "GET",
+            f"/api/v1/reports/{name}?{query}&format={fmt}",
+            user="t_regulator",
+        )
+        assert status == 200, raw
+        if fmt == "csv":
+            assert len(raw.decode("utf-8-sig").splitlines()) == len(body["rows"]) + 1
+        else:
+            book = CalamineWorkbook.from_filelike(io.BytesIO(raw))
+            assert len(book.get_sheet_by_index(0).to_python()) == len(body["rows"]) + 1
