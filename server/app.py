@@ -19,6 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from realtime.bus import EventBus
 from server.db.migrate import check_current
 from server.db.pool import create_pool
+from server.db.rollup_refresh import rollups_ctx
 from server.kernel import principal
 from server.kernel.appkeys import BUS, METRICS_SOURCES, POOL, REDIS, SETTINGS
 from server.kernel.errors import error_middleware
@@ -147,6 +148,7 @@ def create_app(
     app.cleanup_ctx.append(_services_ctx)
     # after the pool opens, before it closes: SMS and upload senders (docs/OUTBOUND.md)
     app.cleanup_ctx.append(outbound_ctx)
+    app.cleanup_ctx.append(rollups_ctx)  # report rollups' refresh (server/db/rollup_refresh.py)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
 

@@ -30,6 +30,7 @@ COMMAND_MODULES: Sequence[str] = (
     "server.cli_ingest",
     "server.cli_audit",
     "server.cli_uploads",
+    "server.cli_reports",
     "device_sim.cli",
 )
 

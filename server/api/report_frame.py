@@ -322,9 +322,12 @@ def parse_filters(
     try:
         prev_last = first - dt.timedelta(days=1)
         prev_first = prev_last - dt.timedelta(days=span - 1)
-        end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), zone)
     except OverflowError:
         raise bad_query("from", "out of range") from None
+    try:
+        end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), zone)
+    except OverflowError:  # to=9999-12-31: the day after it is no date
+        raise bad_query("to", "out of range") from None
     group = query.get("group") or "day"
     if group not in GROUPS:
         raise bad_query("group", f"must be one of {', '.join(GROUPS)}")

@@ -1,7 +1,8 @@
 """The ``safety-inspections`` report (安检: DESIGN §9 report names; docs/API.md "Reports"):
 pass rates per catalogue item and per company over a period, and the rectifications open and
 overdue today — one set of rows served as JSON, CSV or XLSX like every report
-(``server.api.report_common``), scoped in SQL by ``server.kernel.scope`` "safety_inspections"
+(``server.api.report_frame``; the JSON keeps its ``by_item``, ``by_company`` and ``totals``,
+the files their machine-readable header), scoped in SQL by ``server.kernel.scope`` "safety_inspections"
 (docs/ARCHITECTURE.md §7: a company admin counts its customers' records, a district regulator
 or officer its districts).
 
@@ -21,27 +22,15 @@ What is counted, and why:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-from aiohttp import web
-
-from server.api.common import api_doc, check_query, q_format, today
-from server.api.report_common import (
-    ACTIVITY_ROLES,
-    COMMON,
-    FORMATS,
-    RANGE,
-    days,
-    filters,
-    respond,
-)
+from server.api.report_activity_common import keyed
+from server.api.report_common import ACTIVITY_ROLES
+from server.api.report_frame import Report, ReportContext, Result
 from server.domain.safety import fill_text
-from server.kernel.appkeys import POOL, SETTINGS
-from server.kernel.http import json_response
-from server.kernel.principal import require
 from server.kernel.scope import Sql
 
-__all__ = ["HEADER", "pass_rate", "safety_inspections"]
+__all__ = ["HEADER", "SPECS", "pass_rate", "safety_inspections"]
 
 HEADER = [
     "dimension",
@@ -85,37 +74,23 @@ def _row(dimension: str, code: Any, name: Any, name_en: Any) -> dict[str, Any]:
     }
 
 
-@api_doc(
-    "Report: safety inspections — pass rates per item and per company, open and overdue "
-    "rectifications",
-    tags=["reports"],
-    roles=ACTIVITY_ROLES,
-    query=COMMON + RANGE,
-    formats=FORMATS,
-    description="Records inspected in the range (a corrected record is left out: its "
-    "correction counts); an item's pass_rate is passed/(passed+failed), a company's records "
-    "passed/records; open and overdue rectifications are today's, whatever their inspection "
-    "day. JSON: {from, to, date, totals, by_item, by_company}; CSV/XLSX: one row per item and "
-    "per company (`dimension`).",
-)
-async def safety_inspections(request: web.Request) -> web.StreamResponse:
+async def safety_inspections(ctx: ReportContext) -> Result:
     """Pass rates and rectifications of the caller's scope (DOMAIN.md "Safety inspection at
     the customer")."""
-    p = require(request, *ACTIVITY_ROLES)
-    check_query(request, ["district", "company", "format", "from", "to"])
-    fmt = q_format(request, FORMATS)
-    first, last, start, end = days(request)
-    settings = request.app[SETTINGS]
-    day = today(settings)
-    pool = request.app[POOL]
+    settings = ctx.settings
+    day = ctx.f.today
+    pool = ctx.pool
 
     def scoped(q: Sql) -> str:
         return " AND ".join(
-            filters(request, p, "safety_inspections", "s", q, "s.district_code", "s.company_id")
+            ctx.where("safety_inspections", "s", q, "s.district_code", "s.company_id")
         )
 
     q1 = Sql()
-    period = f"{scoped(q1)} AND s.inspected_at >= {q1.add(start)} AND s.inspected_at < {q1.add(end)} AND {CURRENT}"
+    period = (
+        f"{scoped(q1)} AND s.inspected_at >= {q1.add(ctx.f.start)}"
+        f" AND s.inspected_at < {q1.add(ctx.f.end)} AND {CURRENT}"
+    )
     items = await pool.fetch(
         f"""SELECT i.code, (array_agg(i.text_zh ORDER BY i.id DESC))[1] AS text_zh,
                    (array_agg(i.text_en ORDER BY i.id DESC))[1] AS text_en,
@@ -171,10 +146,6 @@ async def safety_inspections(request: web.Request) -> web.StreamResponse:
         e["name_en"] = fill_text(e["name_en"], settings.safety)
     item_rows = sorted(by_item.values(), key=lambda e: str(e["code"]))
     company_rows = sorted(by_company.values(), key=lambda e: str(e["code"]))
-    if fmt != "json":
-        return await respond(
-            request, fmt, "safety-inspections", HEADER, [*item_rows, *company_rows]
-        )
     totals = {
         "records": sum(e["records"] for e in company_rows),
         "passed": sum(e["passed"] for e in company_rows),
@@ -183,14 +154,38 @@ async def safety_inspections(request: web.Request) -> web.StreamResponse:
         "overdue_rectifications": sum(e["overdue_rectifications"] for e in company_rows),
     }
     totals["pass_rate"] = pass_rate(totals["passed"], totals["failed"])
-    return json_response(
-        {
-            "report": "safety-inspections",
-            "from": first,
-            "to": last,
-            "date": day,
-            "totals": totals,
-            "by_item": item_rows,
-            "by_company": company_rows,
-        }
+    return Result(
+        [*item_rows, *company_rows],
+        totals,
+        extra={"by_item": item_rows, "by_company": company_rows},
     )
+
+
+_TYPES: Final = {
+    "dimension": "code",
+    "code": "code",
+    "records": "count",
+    "passed": "count",
+    "failed": "count",
+    "na": "count",
+    "pass_rate": "rate",
+    "open_rectifications": "count",
+    "overdue_rectifications": "count",
+}
+
+SPECS: tuple[Report, ...] = (
+    Report(
+        name="safety-inspections",
+        title="入户安检",
+        title_en="Safety inspections: pass rates and rectifications",
+        roles=ACTIVITY_ROLES,
+        filters=frozenset({"period", "district", "company"}),
+        columns=tuple(keyed(k, _TYPES.get(k, "text")) for k in HEADER),
+        compute=safety_inspections,
+        description="Records inspected in the range (a corrected record is left out: its "
+        "correction counts); an item's pass_rate is passed/(passed+failed), a company's records "
+        "passed/records; open and overdue rectifications are today's, whatever their inspection "
+        "day. JSON: the frame's keys plus by_item and by_company; rows and CSV/XLSX: one row per "
+        "item and per company (`dimension`).",
+    ),
+)

@@ -1,0 +1,112 @@
+"""Refreshing the report rollups (migration 0220; ``server.db.rollups``; docs/ARCHITECTURE.md
+§9 "Reports"): a round in every server process every ``[reports] rollup_refresh_s``, and
+``cylwatch reports refresh`` (``server.cli_reports``) on demand.
+
+A refresh is one call of ``cyl_rollups_refresh`` (SECURITY DEFINER: the server's role owns
+no view, migration 0072): every materialized rollup is refreshed CONCURRENTLY — reports keep
+reading the previous rows meanwhile — and the watermark moves to the day it closed, in one
+transaction, so a report sees old rows with the old watermark or new rows with the new.
+The function takes a transaction-scoped advisory lock: when several processes are up, one
+refreshes and the others find the lock taken and wait for the next turn (the lock is in
+PostgreSQL, not in memory, so it holds across processes and hosts). A zone setting other
+than the rollups' rebuilds them in the same call.
+
+On the TimescaleDB path the fills rollup is a real-time continuous aggregate refreshed by
+TimescaleDB's own policy; this round refreshes the other three and moves the watermark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator
+from typing import Final
+
+import asyncpg
+from aiohttp import web
+
+from server.db.rollups import closed_until, watermark
+from server.kernel.appkeys import POOL, SETTINGS
+from server.kernel.settings import Settings
+
+__all__ = ["REFRESH_TIMEOUT_S", "refresh", "rollup_schedule", "rollups_ctx"]
+
+log = logging.getLogger(__name__)
+
+REFRESH_TIMEOUT_S: Final = 3600.0
+"""Bound on one refresh: a year of a 1M-cylinder city refreshes in minutes on the 2-core
+development machine (docs/BENCHMARKS.md "Reports"); an hour means it hangs, not that it is slow
+(the pool's usual two-minute command bound would cut an honest one)."""
+
+
+async def refresh(
+    db: asyncpg.Pool | asyncpg.Connection,
+    settings: Settings,
+    *,
+    wait: bool,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Refresh the rollups up to the day closed at *now*; False when another process holds
+    the lock and *wait* is false (that process is doing this round)."""
+    upto = closed_until(now or dt.datetime.now(dt.UTC), settings)
+    done = await db.fetchval(
+        "SELECT cyl_rollups_refresh($1, $2, $3)",
+        upto,
+        settings.alerts.timezone,
+        wait,
+        timeout=REFRESH_TIMEOUT_S,
+    )
+    return bool(done)
+
+
+async def _loop(pool: asyncpg.Pool, settings: Settings, interval: float) -> None:
+    tz = settings.alerts.timezone
+    while True:
+        try:
+            state = await watermark(pool)
+            now = dt.datetime.now(dt.UTC)
+            due_in = 0.0
+            if state is not None and state.tz == tz and state.refreshed_at is not None:
+                due_in = (state.refreshed_at + dt.timedelta(seconds=interval) - now).total_seconds()
+            if due_in > 0:
+                await asyncio.sleep(min(due_in, interval))
+                continue
+            started = asyncio.get_running_loop().time()
+            if await refresh(pool, settings, wait=False):
+                log.info(
+                    "report rollups refreshed in %.1f s",
+                    asyncio.get_running_loop().time() - started,
+                )
+            else:
+                await asyncio.sleep(interval)  # another process is refreshing
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # an outage must not end the round: try at the next turn
+            log.exception("report rollup refresh failed; next attempt in %s s", interval)
+            await asyncio.sleep(interval)
+
+
+async def rollup_schedule(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[None]:
+    """Refresh every ``[reports] rollup_refresh_s`` after the last refresh (by any process)
+    for as long as the iterator is open; 0 turns the round off (a read replica's server)."""
+    interval = settings.reports.rollup_refresh_s
+    task = (
+        asyncio.create_task(_loop(pool, settings, interval), name="report-rollups")
+        if interval
+        else None
+    )
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def rollups_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The round as a ``cleanup_ctx`` of the application (server/app.py)."""
+    async for _ in rollup_schedule(app[POOL], app[SETTINGS]):
+        yield
