@@ -170,3 +170,14 @@ def test_the_list_is_sorted_and_explained(sites: list[dict[str, int]]) -> None:
     for s in ranked:
         assert sum((r.points for r in s.reasons), Decimal(0)) == s.score
         assert {r.factor for r in s.reasons} == {f for f, n in sites[s.key].items() if n > 0}
+
+
+def test_the_page_and_the_phone_are_for_the_list_readers() -> None:
+    """The nav entry of /inspection-list and the phone's tab follow READ_ROLES (the API's)."""
+    from dashboard.render import NAV
+    from server.api.site_risk import ROLES
+    from server.domain.site_risk import READ_ROLES
+
+    (item,) = [n for n in NAV if n.key == "inspection_list"]
+    assert set(item.roles) == set(READ_ROLES) == set(ROLES)
+    assert item.group == "work"
