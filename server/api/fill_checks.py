@@ -21,7 +21,14 @@ from typing import Any, Final
 from aiohttp import web
 
 from server.api.common import API, Param, api_doc, check_query, q_format
-from server.api.fills import QUERY, READ_ROLES, failed_items_sql, fills_where
+from server.api.fills import (
+    QUERY,
+    READ_ROLES,
+    all_passed_sql,
+    failed_items_sql,
+    fills_where,
+    has_failed_sql,
+)
 from server.domain.statuses import POST_CHECK_ITEMS, PRE_CHECK_ITEMS
 from server.kernel.appkeys import POOL
 from server.kernel.http import json_response, q_datetime
@@ -77,19 +84,20 @@ async def _summary(request: web.Request) -> dict[str, Any]:
     where = fills_where(request, p, q)
     start, end, more = _period(request, q)
     cond = " AND ".join(where + more)
+    passed = all_passed_sql("f", q)  # its parameters once: both statements use them
     per_company = f"""
         SELECT f.company_id, co.code AS company_code, co.name AS company_name,
                count(*) AS fills,
                count(*) FILTER (WHERE jsonb_typeof(f.pre_check) = 'object'
                                    OR jsonb_typeof(f.post_check) = 'object') AS checked,
-               count(*) FILTER (WHERE EXISTS {failed_items_sql("f")}) AS failed_fills
+               count(*) FILTER (WHERE {has_failed_sql("f", passed)}) AS failed_fills
           FROM fills f LEFT JOIN companies co ON co.id = f.company_id
          WHERE {cond}
          GROUP BY f.company_id, co.code, co.name"""
     per_item = f"""
         SELECT f.company_id, x.stage || ':' || x.item AS check, count(*) AS failed
           FROM fills f CROSS JOIN LATERAL {failed_items_sql("f")} x
-         WHERE {cond}
+         WHERE {cond} AND NOT {passed}
          GROUP BY 1, 2"""
     async with (
         request.app[POOL].acquire() as conn,

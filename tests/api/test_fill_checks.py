@@ -43,6 +43,7 @@ PLAN: tuple[tuple[str, dict[str, Any] | None, dict[str, Any] | None], ...] = (
     ("X", {**PRE_OK, "markings_colour": False}, {**POST_OK, "seals_intact": False}),
     ("Y", {**PRE_OK, "markings_colour": False}, POST_OK),
     ("Y", PRE_OK, POST_OK),
+    ("Y", {**PRE_OK, "gas_smell": True}, POST_OK),  # an item beyond the list, passed
 )
 
 
@@ -129,7 +130,7 @@ async def test_summary_counts_failed_items_per_company_and_item(client: Any, fil
         "post:seals_intact": 1,
     }
     assert x["failed_items"] == 7
-    assert (y["fills"], y["checked"], y["failed_fills"], y["failed_items"]) == (2, 2, 1, 1)
+    assert (y["fills"], y["checked"], y["failed_fills"], y["failed_items"]) == (3, 3, 1, 1)
     assert y["items"] == {"pre:markings_colour": 1}
     # the worse company first
     codes = [c["company_code"] for c in body["companies"]]
