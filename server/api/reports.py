@@ -30,6 +30,7 @@ from server.api import (
     report_business,
     report_cylinders,
     report_cylinders_due,
+    report_cylinders_flow,
 )
 from server.api.common import (
     API,
@@ -46,6 +47,7 @@ from server.kernel.principal import require
 SPECS: tuple[Report, ...] = (
     *report_cylinders.SPECS,
     *report_cylinders_due.SPECS,
+    *report_cylinders_flow.SPECS,
     *report_business.SPECS,
     *report_activity.SPECS,
 )

@@ -161,6 +161,9 @@ class Reports(Section, frozen=True):
     """Attempts at one period's run before it stays failed (shown on the page)."""
     schedules_per_user: Annotated[int, Meta(ge=1, le=1000)]
     """Schedules one person may keep."""
+    unreturned_days: Annotated[int, Meta(ge=1, le=3660)]
+    """Days after delivery a cylinder at a closed account's is listed as not returned
+    (DOMAIN.md "Circulation checks": 180; the ``recovery-rate`` report)."""
 
 
 RiskFactor = Literal[

@@ -1,0 +1,301 @@
+"""Reports on cylinders in circulation over a period (DESIGN §9 report names; docs/API.md
+"Reports"; docs/ARCHITECTURE.md §4 and §9):
+
+- ``abnormal-cylinders`` (异常钢瓶): per owner company, overdue or scrapped cylinders still
+  circulating — filled, or dispatched / delivered / transferred / received (the scans that
+  move a cylinder on towards use, ``server.domain.circulation.VIOLATION_ACTIONS``; a return
+  is what should happen to an unsafe cylinder) in the period while overdue or scrapped at
+  that moment, or at a customer's or on a vehicle today while overdue or scrapped;
+- ``recovery-rate`` (回收率): per owner company, the cylinders in circulation in the period
+  filled at least once in it vs never (the never-filled list is the drill-down), the rate,
+  and those left at a closed account's longer than ``[reports] unreturned_days`` after
+  delivery (DOMAIN.md "Circulation checks": listed in the recovery report, not alerted).
+
+"At that moment" is the record as it stood on the event's city day: the scrap date (scrapping
+moves it to the scrapping day, ``server.domain.transitions``), and the next inspection date
+in force that day — the record's own unless an inspection came later, then the one the
+latest passed inspection on or before that day set, or, with none recorded, manufacture +
+``[dates] inspection_interval_years`` (DOMAIN.md "Dates"). So a cylinder filled while
+overdue and inspected since still counts. The fills and events are bounded by the period
+(partition pruning); the role scope is the cylinders' (the owner's report). Counts drill
+down to the cylinders; the previous period's totals stand beside the flows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any, Final
+
+from server.api import report_drill
+from server.api.report_cylinders_common import (
+    CIRCULATION_ROLES,
+    cylinder_where,
+    key_condition,
+    share,
+    sums,
+)
+from server.api.report_frame import Chart, Column, DrillQuery, Report, ReportContext, Result
+from server.domain.circulation import VIOLATION_ACTIONS
+from server.kernel.errors import bad_query
+from server.kernel.scope import Sql
+
+__all__ = ["SPECS"]
+
+_COMPANY: Final = (
+    Column("company_code", "企业代码", "Company code", "code"),
+    Column("company_name", "企业", "Company", "text"),
+)
+
+# ---------------------------------------------------------------- abnormal-cylinders
+
+KINDS: Final = (
+    "filled_overdue",
+    "filled_scrapped",
+    "moved_overdue",
+    "moved_scrapped",
+    "held_overdue",
+    "held_scrapped",
+)
+"""How an unsafe cylinder circulated: filled or moved on in the period, held by a customer or
+a vehicle today; each while overdue for inspection or scrapped (scrapped first, as the
+compliance precedence has it: a cylinder both is counted scrapped)."""
+FLOWS: Final = KINDS[:4]
+_HOW: Final = {"filled": "fill", "moved": "move", "held": "held"}
+"""A kind's first word → the ``how`` of the rows it is found in."""
+_KIND_LABELS: Final = {
+    "filled_overdue": ("超期充装", "Filled while overdue"),
+    "filled_scrapped": ("报废后充装", "Filled while scrapped"),
+    "moved_overdue": ("超期流转", "Moved on while overdue"),
+    "moved_scrapped": ("报废后流转", "Moved on while scrapped"),
+    "held_overdue": ("超期在用户/车辆处", "Overdue at a customer or vehicle"),
+    "held_scrapped": ("已报废在用户/车辆处", "Scrapped at a customer or vehicle"),
+}
+ABNORMAL_COLUMNS = (
+    *_COMPANY,
+    Column("cylinders", "异常钢瓶", "Abnormal cylinders", "count", "cylinders"),
+    *(Column(k, *_KIND_LABELS[k], "count", "cylinders") for k in KINDS),
+)
+
+
+def _in_force_next(q: Sql, interval_years: int) -> str:
+    """The next inspection date in force on day ``m.d`` for cylinder ``c``."""
+    return f"""CASE WHEN NOT EXISTS (SELECT 1 FROM inspections i
+                        WHERE i.cylinder_id = c.id AND i.inspected_on > m.d)
+                    THEN c.next_inspection_date
+                    ELSE coalesce(
+                        (SELECT i.next_inspection_date FROM inspections i
+                          WHERE i.cylinder_id = c.id AND i.inspected_on <= m.d
+                            AND i.result = 'pass' AND i.next_inspection_date IS NOT NULL
+                          ORDER BY i.inspected_on DESC, i.id DESC LIMIT 1),
+                        (c.manufacture_date + make_interval(years => {q.add(interval_years)}))::date)
+               END"""
+
+
+def _flags(ctx: ReportContext, q: Sql, start: dt.datetime, end: dt.datetime, held: bool) -> str:
+    """One row per abnormal cylinder in scope: ``cylinder_id`` and a boolean per kind (the
+    held kinds only when *held*: they are today's, whatever the period)."""
+    zone, s, e = q.add(ctx.zone), q.add(start), q.add(end)
+    kinds = q.add(sorted(VIOLATION_ACTIONS))
+    next_in_force = _in_force_next(q, ctx.settings.dates.inspection_interval_years)
+    seen = f"""SELECT m.cylinder_id, m.how, c.scrap_date <= m.d AS scrapped,
+                      ({next_in_force}) < m.d AS overdue
+                 FROM (SELECT f.cylinder_id, (f.ts AT TIME ZONE {zone})::date AS d, 'fill' AS how
+                         FROM fills f
+                        WHERE f.ts >= {s} AND f.ts < {e} AND f.cylinder_id IS NOT NULL
+                       UNION
+                       SELECT ev.cylinder_id, (ev.ts AT TIME ZONE {zone})::date, 'move'
+                         FROM events ev
+                        WHERE ev.ts >= {s} AND ev.ts < {e} AND ev.kind = ANY({kinds}::text[])
+                          AND ev.cylinder_id IS NOT NULL) m
+                 JOIN cylinders c ON c.id = m.cylinder_id
+                WHERE {" AND ".join(cylinder_where(ctx, q))}
+                  AND (c.scrap_date <= m.d OR c.next_inspection_date < m.d
+                       OR c.last_inspection_date > m.d)"""
+    parts = [seen]
+    if held:
+        t = q.add(ctx.f.today)
+        scrapped = f"(c.status = 'scrapped' OR c.scrap_date <= {t})"
+        overdue = f"(c.next_inspection_date IS NULL OR c.next_inspection_date < {t})"
+        parts.append(
+            f"""SELECT c.id, 'held', {scrapped}, {overdue}
+                  FROM cylinders c
+                 WHERE {" AND ".join(cylinder_where(ctx, q))}
+                   AND c.location_kind IN ('customer', 'vehicle') AND ({scrapped} OR {overdue})"""
+        )
+    flags = ", ".join(
+        f"bool_or(x.how = '{_HOW[how]}' AND "
+        + ("x.scrapped" if state == "scrapped" else "NOT x.scrapped AND x.overdue")
+        + f") AS {how}_{state}"
+        for how, state in (k.split("_") for k in (KINDS if held else FLOWS))
+    )
+    return f"""SELECT x.cylinder_id, {flags}
+                 FROM ({" UNION ALL ".join(parts)}) x
+                GROUP BY x.cylinder_id HAVING bool_or(x.scrapped OR x.overdue)"""
+
+
+async def _abnormal_counts(
+    ctx: ReportContext, start: dt.datetime, end: dt.datetime, held: bool
+) -> list[dict[str, Any]]:
+    q = Sql()
+    flags = _flags(ctx, q, start, end, held)
+    kinds = KINDS if held else FLOWS
+    counts = ", ".join(f"count(*) FILTER (WHERE x.{k}) AS {k}" for k in kinds)
+    rows = await ctx.pool.fetch(
+        f"""SELECT o.code AS company_code, o.name AS company_name, count(*) AS cylinders,
+                   {counts}
+              FROM ({flags}) x JOIN cylinders c ON c.id = x.cylinder_id
+              JOIN companies o ON o.id = c.owner_company_id
+             GROUP BY o.code, o.name ORDER BY count(*) DESC, o.code""",
+        *q.params,
+    )
+    return [dict(r) for r in rows]
+
+
+async def abnormal_cylinders(ctx: ReportContext) -> Result:
+    rows = await _abnormal_counts(ctx, ctx.f.start, ctx.f.end, held=True)
+    previous = await _abnormal_counts(ctx, ctx.f.prev_start, ctx.f.prev_end, held=False)
+    return Result(rows, sums(rows, ("cylinders", *KINDS)), sums(previous, FLOWS))
+
+
+def abnormal_drill(ctx: ReportContext, measure: str, keys: Mapping[str, str]) -> DrillQuery:
+    if measure != "cylinders" and measure not in KINDS:
+        raise bad_query("measure", "not a count of this report")
+    q = Sql()
+    flags = _flags(ctx, q, ctx.f.start, ctx.f.end, held=True)
+    where = cylinder_where(ctx, q)
+    only = "" if measure == "cylinders" else f" WHERE x.{measure}"
+    where.append(f"c.id IN (SELECT x.cylinder_id FROM ({flags}) x{only})")
+    company = key_condition(ctx, keys, "company_code", "o.code", q)
+    if company:
+        where.append(company)
+    return report_drill.cylinders(ctx, q, where)
+
+
+# ---------------------------------------------------------------- recovery-rate
+
+RECOVERY_COLUMNS = (
+    *_COMPANY,
+    Column("cylinders", "在册钢瓶", "Cylinders in circulation", "count", "cylinders"),
+    Column("filled", "期内充装过", "Filled in the period", "count", "cylinders"),
+    Column("never_filled", "期内未充装", "Never filled in the period", "count", "cylinders"),
+    Column("rate", "回收率", "Recovery rate", "rate"),
+    Column("unreturned", "销户未回收", "Not returned from closed accounts", "count", "cylinders"),
+)
+_RECOVERY_COUNTS: Final = ("cylinders", "filled", "never_filled")
+
+
+def _fleet(ctx: ReportContext, q: Sql, first: dt.date, end: dt.datetime) -> list[str]:
+    """Cylinders in circulation in a period: registered before its end, their scrap date
+    not come when it began (one scrapped during it was in circulation part of it), not
+    ``not_activated``."""
+    where = cylinder_where(ctx, q)
+    where.append(f"c.registered_at < {q.add(end)} AND c.scrap_date > {q.add(first)}")
+    where.append("c.status <> 'not_activated'")
+    return where
+
+
+def _filled(q: Sql, start: dt.datetime, end: dt.datetime) -> str:
+    return f"""EXISTS (SELECT 1 FROM fills f WHERE f.cylinder_id = c.id
+                        AND f.ts >= {q.add(start)} AND f.ts < {q.add(end)}
+                        AND f.result = 'completed')"""
+
+
+def _unreturned(ctx: ReportContext, q: Sql) -> str:
+    """At a customer's whose account is closed, delivered more than ``[reports]
+    unreturned_days`` ago (the delivery: the scan that last set the cylinder's place)."""
+    days = q.add(ctx.settings.reports.unreturned_days)
+    return f"""(c.location_kind = 'customer' AND c.state_at < now() - make_interval(days => {days})
+                AND EXISTS (SELECT 1 FROM customers cu WHERE cu.id = c.location_customer_id
+                             AND cu.closed_on IS NOT NULL))"""
+
+
+async def _recovery_counts(
+    ctx: ReportContext, first: dt.date, start: dt.datetime, end: dt.datetime
+) -> list[dict[str, Any]]:
+    q = Sql()
+    where = _fleet(ctx, q, first, end)
+    filled = _filled(q, start, end)
+    unreturned = _unreturned(ctx, q)
+    rows = await ctx.pool.fetch(
+        f"""SELECT o.code AS company_code, o.name AS company_name, count(*) AS cylinders,
+                   count(*) FILTER (WHERE {filled}) AS filled,
+                   count(*) FILTER (WHERE NOT {filled}) AS never_filled,
+                   count(*) FILTER (WHERE {unreturned}) AS unreturned
+              FROM cylinders c JOIN companies o ON o.id = c.owner_company_id
+             WHERE {" AND ".join(where)}
+             GROUP BY o.code, o.name ORDER BY o.code""",
+        *q.params,
+    )
+    out = [dict(r) for r in rows]
+    for r in out:
+        r["rate"] = share(r["filled"], r["cylinders"])
+    return out
+
+
+def _with_rate(totals: dict[str, Any]) -> dict[str, Any]:
+    totals["rate"] = share(totals["filled"], totals["cylinders"])
+    return totals
+
+
+async def recovery_rate(ctx: ReportContext) -> Result:
+    f = ctx.f
+    rows = await _recovery_counts(ctx, f.first, f.start, f.end)
+    previous = await _recovery_counts(ctx, f.prev_first, f.prev_start, f.prev_end)
+    return Result(
+        rows,
+        _with_rate(sums(rows, (*_RECOVERY_COUNTS, "unreturned"))),
+        _with_rate(sums(previous, _RECOVERY_COUNTS)),
+    )
+
+
+def recovery_drill(ctx: ReportContext, measure: str, keys: Mapping[str, str]) -> DrillQuery:
+    q = Sql()
+    where = _fleet(ctx, q, ctx.f.first, ctx.f.end)
+    if measure == "filled":
+        where.append(_filled(q, ctx.f.start, ctx.f.end))
+    elif measure == "never_filled":
+        where.append(f"NOT {_filled(q, ctx.f.start, ctx.f.end)}")
+    elif measure == "unreturned":
+        where.append(_unreturned(ctx, q))
+    elif measure != "cylinders":
+        raise bad_query("measure", "not a count of this report")
+    company = key_condition(ctx, keys, "company_code", "o.code", q)
+    if company:
+        where.append(company)
+    return report_drill.cylinders(ctx, q, where)
+
+
+SPECS: tuple[Report, ...] = (
+    Report(
+        name="abnormal-cylinders",
+        title="异常钢瓶",
+        title_en="Abnormal cylinders still circulating",
+        roles=CIRCULATION_ROLES,
+        filters=frozenset({"period", "district", "company"}),
+        columns=ABNORMAL_COLUMNS,
+        compute=abnormal_cylinders,
+        keys=("company_code",),
+        chart=Chart("stacked_bar", "company_name", KINDS),
+        drill=abnormal_drill,
+        description="Per owner company: overdue or scrapped cylinders filled or moved on "
+        "(dispatch, deliver, transfer, receive) in the period while overdue/scrapped at that "
+        "moment, or at a customer's or on a vehicle today while overdue/scrapped; "
+        "`cylinders` counts each once. Counts drill down to the cylinders.",
+    ),
+    Report(
+        name="recovery-rate",
+        title="回收率",
+        title_en="Recovery rate",
+        roles=CIRCULATION_ROLES,
+        filters=frozenset({"period", "district", "company"}),
+        columns=RECOVERY_COLUMNS,
+        compute=recovery_rate,
+        keys=("company_code",),
+        chart=Chart("bar", "company_name", ("rate",)),
+        drill=recovery_drill,
+        description="Per owner company: cylinders in circulation in the period, those filled "
+        "at least once in it and those never filled (the drill-down lists them), the rate, "
+        "and those at a closed account's longer than [reports] unreturned_days after delivery.",
+    ),
+)
