@@ -156,8 +156,9 @@ function drawChart(items) {
 /** @param {any} body GET /api/v1/fills/check-summary */
 function renderSummary(body) {
   const days = Math.round(((body.to ? Date.parse(body.to) : Date.now()) - Date.parse(body.from)) / DAY_MS);
-  byId("summary-period").textContent = formValues(form).from
-    ? t("fills.summary.period", { from: date(body.from), to: body.to ? dateTime(body.to) : t("fills.summary.now") })
+  const chosen = formValues(form); // the days as chosen (the API's `to` is the next day's start)
+  byId("summary-period").textContent = chosen.from || chosen.to
+    ? t("fills.summary.period", { from: chosen.from || date(body.from), to: chosen.to || t("fills.summary.now") })
     : t("fills.summary.period_default", { days, from: date(body.from) });
   const rows = body.companies || [];
   if (!rows.length) {
