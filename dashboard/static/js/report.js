@@ -227,15 +227,34 @@ function cell(c, row, keys) {
   return shown;
 }
 
-/** @param {any} row */
+/**
+ * The row's key values, sent back with a drill-down; a null key is sent empty (the frame
+ * reads `key=` as IS NULL, and a key not sent at all as any value).
+ * @param {any} row
+ */
 function keysOf(row) {
   /** @type {Record<string, string>} */
   const out = {};
   for (const k of (entry && entry.keys) || []) {
     const v = row[k];
-    if (v !== null && v !== undefined && v !== "") out[k] = String(v);
+    out[k] = v === null || v === undefined ? "" : String(v);
   }
   return out;
+}
+
+/**
+ * A drill-down's query string: the filters, the measure, the keys (empty ones kept), more.
+ * @param {Record<string, string>} keys
+ * @param {string} measure
+ * @param {Record<string, unknown>} more
+ */
+function drillQuery(keys, measure, more) {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(filters())) params.append(k, v);
+  params.append("measure", measure);
+  for (const [k, v] of Object.entries(keys)) params.append(k, v);
+  for (const [k, v] of Object.entries(more)) if (v !== undefined && v !== null && v !== "") params.append(k, String(v));
+  return "?" + params.toString();
 }
 
 /** @param {any} a @param {any} b @param {string} type */
@@ -377,7 +396,7 @@ async function drawChart() {
     }
   }
   chart.resize();
-  drawReportChart(chart, body, spec, { lang, geo, emptyLabel: t("reports.empty") });
+  drawReportChart(chart, body, spec, { lang, geo, emptyLabel: t("reports.empty"), period: { from: body.from, to: body.to, group: body.group } });
   node.dataset.drawn = String((body.rows || []).length);
 }
 
@@ -436,19 +455,19 @@ let drill = null;
  */
 function openDrill(c, keys, row) {
   drill = { col: c, keys, page: 1 };
-  const what = Object.keys(keys).length ? Object.values(keys).join(" · ") : t("reports.totals");
+  const what = Object.keys(keys).length ? Object.values(keys).map((v) => v || "—").join(" · ") : t("reports.totals");
   byId("drill-title").textContent = label(c) + " · " + what;
   byId("drill-sub").textContent = t("reports.drill_count", { n: formatValue(c.type, row[c.key], lang) });
-  const q = { ...filters(), measure: c.key, ...keys };
-  byId("drill-csv").setAttribute("href", API_PATH + "/drill" + qs({ ...q, format: "csv" }));
-  byId("drill-xlsx").setAttribute("href", API_PATH + "/drill" + qs({ ...q, format: "xlsx" }));
+  byId("drill-csv").setAttribute("href", API_PATH + "/drill" + drillQuery(keys, c.key, { format: "csv" }));
+  byId("drill-xlsx").setAttribute("href", API_PATH + "/drill" + drillQuery(keys, c.key, { format: "xlsx" }));
   if (!dialog.open) dialog.showModal();
   loadDrill(1);
 }
 
-/** @param {any} c @param {any} r */
-function drillCell(c, r) {
+/** @param {any} c @param {any} r @param {string} target what the rows are */
+function drillCell(c, r, target) {
   const v = r[c.key];
+  if (target === "cylinders" && c.key === "id" && v) return el("a", { href: "/cylinders/" + encodeURIComponent(String(v)), text: String(v) });
   if (c.key === "compliance") return complianceBadge(v);
   if (c.key === "status" && v) return statusLabel(String(v));
   return formatValue(c.type, v, lang);
@@ -464,7 +483,7 @@ async function loadDrill(page) {
   clear(pagerNode);
   const current = drill;
   try {
-    const env = await api(API_PATH + "/drill", { query: { ...filters(), measure: current.col.key, ...current.keys, page, page_size: DRILL_PAGE_SIZE } });
+    const env = await api(API_PATH + "/drill" + drillQuery(current.keys, current.col.key, { page, page_size: DRILL_PAGE_SIZE }));
     if (drill !== current) return;
     const items = env.items || [];
     if (!items.length) {
@@ -473,7 +492,7 @@ async function loadDrill(page) {
     }
     const cols = (env.columns || []).map((/** @type {any} */ c) => ({
       label: label(c),
-      render: (/** @type {any} */ r) => drillCell(c, r),
+      render: (/** @type {any} */ r) => drillCell(c, r, env.target),
       cls: NUMERIC.has(c.type) ? "num" : c.type === "code" ? "mono" : undefined,
       sort: (/** @type {any} */ r) => (NUMERIC.has(c.type) ? Number(r[c.key]) : r[c.key]),
     }));

@@ -20,6 +20,9 @@ import { lang as pageLang, tOr } from "./i18n.js";
  * @property {number} [rem] root font size in pixels
  * @property {any} [geo] the districts' FeatureCollection (properties code, name, name_en)
  * @property {string} [emptyLabel] the "no data" notice
+ * @property {{from?: string | null, to?: string | null, group?: string | null}} [period] the
+ *   report's period and bucket (its JSON's from, to, group): a trend shows every bucket of
+ *   it, the empty ones at zero
  */
 
 /** Types whose values are summed when several rows share a category. */
@@ -29,6 +32,9 @@ const BAR_ZOOM_AFTER = 24;
 /** Lines drawn when a trend is split per company; the rest is summed as one "other" line
     (a chart of sixty lines is no chart). */
 const SPLIT_LINES_MAX = 8;
+/** The most buckets a trend's axis is filled with (a decade of days); past it, only the
+    buckets that have rows are drawn. */
+const BUCKETS_MAX = 3660;
 /** The map name the districts' GeoJSON is registered under (one city per platform). */
 const MAP_NAME = "cylwatch-districts";
 let registered = /** @type {any} */ (null);
@@ -120,6 +126,50 @@ function aggregate(rows, keyOf, cols) {
   return out;
 }
 
+/**
+ * Every bucket start of [from, to] as PostgreSQL's date_trunc names them (weeks from
+ * Monday), "YYYY-MM-DD"; null when the period is unknown or too long.
+ * @param {{from?: string | null, to?: string | null, group?: string | null} | undefined} period
+ * @returns {string[] | null}
+ */
+export function bucketsOf(period) {
+  if (!period || !period.from || !period.to) return null;
+  const group = period.group || "day";
+  const d = new Date(period.from + "T00:00:00Z");
+  const end = new Date(period.to + "T00:00:00Z");
+  if (isNaN(d.getTime()) || isNaN(end.getTime())) return null;
+  if (group === "week") d.setUTCDate(d.getUTCDate() - ((d.getUTCDay() + 6) % 7));
+  else if (group === "month") d.setUTCDate(1);
+  else if (group === "quarter") d.setUTCMonth(Math.floor(d.getUTCMonth() / 3) * 3, 1);
+  else if (group === "year") d.setUTCMonth(0, 1);
+  const out = [];
+  while (d <= end) {
+    if (out.length >= BUCKETS_MAX) return null;
+    out.push(d.toISOString().slice(0, 10));
+    if (group === "week") d.setUTCDate(d.getUTCDate() + 7);
+    else if (group === "month") d.setUTCMonth(d.getUTCMonth() + 1);
+    else if (group === "quarter") d.setUTCMonth(d.getUTCMonth() + 3);
+    else if (group === "year") d.setUTCFullYear(d.getUTCFullYear() + 1);
+    else d.setUTCDate(d.getUTCDate() + 1);
+  }
+  return out;
+}
+
+/**
+ * A trend's categories: every bucket of the period when the x column is a date, plus any
+ * row's value outside it, in order.
+ * @param {any[]} rows
+ * @param {ChartSpec} spec
+ * @param {ReportColumn | undefined} xCol
+ * @param {DrawOptions} opts
+ */
+function timeAxis(rows, spec, xCol, opts) {
+  const seen = new Set(rows.map((r) => category(r[spec.x])));
+  const all = xCol && xCol.type === "date" ? bucketsOf(opts.period) : null;
+  if (all) for (const b of all) seen.add(b);
+  return [...seen].sort();
+}
+
 /** @param {unknown} v */
 function category(v) {
   return v === null || v === undefined || v === "" ? "—" : String(v);
@@ -193,7 +243,7 @@ export function reportChartOption(columns, rows, spec, opts = {}) {
   if (spec.kind === "heat" && spec.y) {
     const c = cols[0];
     const yKey = spec.y;
-    const xs = [...new Set(rows.map((r) => category(r[spec.x])))].sort();
+    const xs = timeAxis(rows, spec, byKey.get(spec.x), opts);
     const agg = aggregate(rows, (r) => category(r[yKey]) + "\u0000" + category(r[spec.x]), [c]);
     const ys = [...new Set(rows.map((r) => category(r[yKey])))];
     let max = 0;
@@ -207,7 +257,7 @@ export function reportChartOption(columns, rows, spec, opts = {}) {
     return {
       ...base,
       tooltip: { position: "top", formatter: (/** @type {any} */ p) => ys[p.value[1]] + " · " + xs[p.value[0]] + ": " + formatValue(c.type, p.value[2], lang) },
-      grid: { ...grid, top: 12, bottom: 56 },
+      grid: { ...grid, top: 12, bottom: 64 },
       xAxis: { type: "category", data: xs, splitArea: { show: true }, ...ax },
       yAxis: { type: "category", data: ys, splitArea: { show: true }, ...ax },
       visualMap: { min: 0, max: max || 1, calculable: true, orient: "horizontal", left: "center", bottom: 0, textStyle: { color: theme.text }, inRange: { color: ["#f8fafc", theme.palette[1], theme.palette[2]] } },
@@ -242,7 +292,7 @@ export function reportChartOption(columns, rows, spec, opts = {}) {
   }
 
   if (spec.kind === "line") {
-    const xs = [...new Set(rows.map((r) => category(r[spec.x])))].sort();
+    const xs = timeAxis(rows, spec, xCol, opts);
     /** @type {any[]} */
     let lines;
     if (spec.y) {
@@ -253,7 +303,7 @@ export function reportChartOption(columns, rows, spec, opts = {}) {
         type: "line",
         name: label(c),
         showSymbol: xs.length <= 40,
-        data: xs.map((x) => { const v = agg.get(x); return v ? v[c.key] : null; }),
+        data: xs.map((x) => { const v = agg.get(x); return v ? v[c.key] : c.type === "rate" ? null : 0; }),
       }));
     }
     const c0 = cols[0];
