@@ -44,6 +44,7 @@ from server.domain.registration import REGISTRANT_ROLES, refused_at_registration
 from server.domain.safety import CUSTOMER_KINDS, INSPECT_ROLES
 from server.domain.site_risk import READ_ROLES as RISK_READ_ROLES
 from server.domain.statuses import ROLES
+from server.domain.wall import SWITCH_ROLES as WALL_ROLES
 from server.kernel.appkeys import SETTINGS
 from server.kernel.i18n import load_strings, remember_language, request_language, translator
 from server.kernel.pages import (
@@ -182,6 +183,8 @@ async def shell(request: web.Request) -> web.Response:
         # the safety inspection at the customer (static/m/safety.js): who inspects, the
         # catalogue's customer kinds (all cached for offline work), the photos a record takes
         "inspect_roles": list(INSPECT_ROLES),
+        # the settings tab's wall card (static/m/wall.js): who switches a wall's layout
+        "wall_roles": list(WALL_ROLES),
         "customer_kinds": list(CUSTOMER_KINDS),
         "safety_photos_max": settings.safety.photos_max,
         # today's inspection list (static/m/today.js): who reads it

@@ -143,6 +143,8 @@ NAV: tuple[NavItem, ...] = (
     # 公益宣传: the bureau (admins, regulators) writes and publishes; the public reads on /portal
     NavItem("articles", "/admin/articles", ("admin", "regulator"), "comms"),
     NavItem("audit", "/admin/audit", ("admin", "regulator"), "system"),
+    # the command-centre wall's layouts: admins edit, regulators switch (server.domain.wall)
+    NavItem("wall_layouts", "/wall-layouts", ("admin", "regulator"), "system"),
     NavItem("dead_letters", "/admin/dead-letters", ("admin",), "system"),
 )
 _NAV_BY_KEY = {n.key: n for n in NAV}

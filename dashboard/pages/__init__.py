@@ -30,6 +30,7 @@ PAGE_MODULES = (
     "dashboard.pages.articles",
     "dashboard.pages.messages",
     "dashboard.pages.safety",
+    "dashboard.pages.wall_layouts",
     "dashboard.pages.reports",
 )
 

@@ -92,7 +92,8 @@ async def _one(request: web.Request, layout_id: int) -> dict[str, Any]:
     roles=READERS,
     paginated=True,
     description="Every layout by name, with its windows, its version and the walls showing it;"
-    " `walls` lists every wall with a chosen layout and `mine` the caller's own wall's scope.",
+    " `walls` lists every wall with a chosen layout, `mine` the caller's own wall's scope and"
+    " `scopes` the walls the caller may switch (`{scope, name, name_en}`).",
 )
 async def list_layouts(request: web.Request) -> web.Response:
     p = require(request, *READERS)
@@ -103,7 +104,25 @@ async def list_layouts(request: web.Request) -> web.Response:
     body = envelope(items, page, total)
     body["walls"] = await store.currents(pool)
     body["mine"] = wall.scope_of(p.city_wide, p.districts)
+    body["scopes"] = await _switchable(pool, p)
     return json_response(body)
+
+
+async def _switchable(pool: Any, p: Principal) -> list[dict[str, Any]]:
+    """The walls *p* may switch, with their names: the city's and every district's for a
+    city-wide account, its own (and each of its districts') for a district regulator."""
+    rows = await pool.fetch("SELECT code, name, name_en FROM districts ORDER BY code")
+    mine = wall.scope_of(p.city_wide, p.districts)
+    out = [{"scope": mine, "name": None, "name_en": None}] if mine != wall.CITY else []
+    if p.city_wide:
+        out.append({"scope": wall.CITY, "name": None, "name_en": None})
+    for r in rows:
+        if r["code"] != mine and wall.may_switch(p.role, p.city_wide, p.districts, r["code"]):
+            out.append({"scope": r["code"], "name": r["name"], "name_en": r["name_en"]})
+    names = {r["code"]: (r["name"], r["name_en"]) for r in rows}
+    if mine in names:
+        out[0]["name"], out[0]["name_en"] = names[mine]
+    return out
 
 
 @api_doc(

@@ -27,6 +27,7 @@ import { queueState } from "./offline-queue.js";
 import * as register from "./register.js";
 import * as safety from "./safety.js";
 import * as today from "./today.js";
+import * as wallCard from "./wall.js";
 import { mayRead, who } from "./who.js";
 
 const MAX_ALERTS = 100;
@@ -186,6 +187,7 @@ function startApp(user, online) {
   safety.started(user, online);
   today.started(user, online);
   if (!online) return;
+  wallCard.started(user, live);
   loadAlerts();
   live.start();
 }
