@@ -91,9 +91,9 @@ async def test_filter_choices_are_the_callers_scope(client: Any, world: World) -
     assert {world.sites["STA-A1"], world.sites["STA-B1"]} <= {s["id"] for s in cfg["stations"]}
 
 
-async def test_a_legacy_report_hands_its_own_filters_to_the_page(client: Any) -> None:
-    """A report not yet in the frame is offered as a download with the filters its route
-    takes: dates for an activity report, none for today's compliance."""
+async def test_the_page_gets_the_query_parameters_of_its_report_route(client: Any) -> None:
+    """The route's own parameters (what a report not yet in the frame is downloaded with):
+    dates for an activity report, none for today's compliance."""
     await cookie_login(client, "t_regulator")
     cfg = page_config(await (await client.get("/reports/fills-daily")).text())
     assert {"district", "company", "from", "to"} <= set(cfg["params"])

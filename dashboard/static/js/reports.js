@@ -29,7 +29,7 @@ function card(r) {
     el("p", { class: "muted", text: hint }),
     el("div", { class: "report-card-meta" },
       kind ? el("span", { class: "badge badge-info", text: tOr("reports.kind." + kind, kind) }) : null,
-      framed && (r.columns || []).some((/** @type {any} */ c) => c.drill) ? el("span", { class: "badge badge-neutral", text: t("reports.has_drill") }) : null,
+      framed && r.drill && (r.columns || []).some((/** @type {any} */ c) => c.drill) ? el("span", { class: "badge badge-neutral", text: t("reports.has_drill") }) : null,
       framed ? null : el("span", { class: "badge badge-neutral", dataset: { testid: "download-only" }, text: t("reports.download_only") })),
     framed ? null : el("div", { class: "btn-group" },
       ["csv", "xlsx"].map((f) => el("a", { class: "btn btn-sm", href: r.path + "?format=" + f, download: true, text: f.toUpperCase() }))));
