@@ -415,6 +415,7 @@ async def test_english_titles_and_labels(open_session: OpenSession, city: City) 
     await page.goto("/reports?lang=en")
     catalogue = page.get_by_test_id("catalogue")
     await catalogue.get_by_test_id("report-card").first.wait_for()
+    await s.screenshot("reports-catalogue-en", full_page=True)
     links = await catalogue.get_by_test_id("report-link").all_inner_texts()
     for spec in SPECS:
         if "regulator" in spec.roles:
@@ -425,4 +426,43 @@ async def test_english_titles_and_labels(open_session: OpenSession, city: City) 
     heads = await page.locator("[data-testid=report-table] thead th").all_inner_texts()
     assert heads[:3] == ["Company code", "Company", "Total"]
     assert await page.get_by_test_id("export-xlsx").inner_text() == "Export Excel"
+    assert s.errors == []
+
+
+XSS = '<img src=x onerror="window.__xss=1">"><script>window.__xss=2</script>'
+
+
+@pytest.fixture
+async def marked_names(pool: asyncpg.Pool, world: World, city: City) -> AsyncIterator[None]:
+    """Company A and its station named with markup for one test, restored after."""
+    company, site = world.companies["A"], world.sites["STA-A1"]
+    old_company = await pool.fetchval("SELECT name FROM companies WHERE id = $1", company)
+    old_site = await pool.fetchval("SELECT name FROM sites WHERE id = $1", site)
+    await pool.execute("UPDATE companies SET name = $2 WHERE id = $1", company, XSS)
+    await pool.execute("UPDATE sites SET name = $2 WHERE id = $1", site, XSS)
+    try:
+        yield
+    finally:
+        await pool.execute("UPDATE companies SET name = $2 WHERE id = $1", company, old_company)
+        await pool.execute("UPDATE sites SET name = $2 WHERE id = $1", site, old_site)
+
+
+async def test_names_with_markup_stay_text_in_tables_charts_and_tooltips(
+    regulator: Session, marked_names: None
+) -> None:
+    """A company's name is a category of a bar chart, a line of a trend and a cell of a
+    table; hovering the chart shows its tooltip — nothing of it runs."""
+    s = regulator
+    page = s.page
+    for name in ("holdings", "sales", "overstock"):
+        if name not in SPEC_BY_NAME:
+            continue
+        await open_report(s, f"/reports/{name}")
+        table = page.get_by_test_id("report-table")
+        assert XSS in await table.inner_text()
+        box = await page.get_by_test_id("report-chart").bounding_box()
+        assert box is not None
+        for i in range(1, 12):
+            await page.mouse.move(box["x"] + box["width"] * i / 12, box["y"] + box["height"] / 2)
+        assert await page.evaluate("window.__xss") is None, name
     assert s.errors == []

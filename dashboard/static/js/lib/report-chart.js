@@ -170,6 +170,16 @@ function timeAxis(rows, spec, xCol, opts) {
   return [...seen].sort();
 }
 
+/**
+ * A tooltip drawn on the canvas (ECharts' richText mode), never as HTML: company, site and
+ * district names come from people the platform does not control, and a formatter's string
+ * would otherwise be parsed as markup.
+ * @param {Record<string, unknown>} options
+ */
+function tip(options) {
+  return { renderMode: "richText", confine: true, ...options };
+}
+
 /** @param {unknown} v */
 function category(v) {
   return v === null || v === undefined || v === "" ? "—" : String(v);
@@ -226,7 +236,7 @@ export function reportChartOption(columns, rows, spec, opts = {}) {
     const agg = aggregate(rows, (r) => category(r[spec.x]), [c]);
     return {
       ...base,
-      tooltip: { trigger: "item", valueFormatter: fmt(c) },
+      tooltip: tip({ trigger: "item", valueFormatter: fmt(c) }),
       legend: { ...legend, show: agg.size <= 12, type: "scroll", orient: "vertical", left: 0, top: "middle" },
       series: [{
         type: "pie",
@@ -256,7 +266,7 @@ export function reportChartOption(columns, rows, spec, opts = {}) {
     }
     return {
       ...base,
-      tooltip: { position: "top", formatter: (/** @type {any} */ p) => ys[p.value[1]] + " · " + xs[p.value[0]] + ": " + formatValue(c.type, p.value[2], lang) },
+      tooltip: tip({ position: "top", formatter: (/** @type {any} */ p) => ys[p.value[1]] + " · " + xs[p.value[0]] + ": " + formatValue(c.type, p.value[2], lang) }),
       grid: { ...grid, top: 12, bottom: 64 },
       xAxis: { type: "category", data: xs, splitArea: { show: true }, ...ax },
       yAxis: { type: "category", data: ys, splitArea: { show: true }, ...ax },
@@ -272,7 +282,7 @@ export function reportChartOption(columns, rows, spec, opts = {}) {
     for (const v of agg.values()) for (const c of cols) max = Math.max(max, v[c.key] || 0);
     return {
       ...base,
-      tooltip: { trigger: "item", formatter: (/** @type {any} */ p) => (names[p.name] || p.name) + (p.seriesName ? " · " + p.seriesName : "") + ": " + formatValue(cols[p.seriesIndex || 0].type, p.value, lang) },
+      tooltip: tip({ trigger: "item", formatter: (/** @type {any} */ p) => (names[p.name] || p.name) + (p.seriesName ? " · " + p.seriesName : "") + ": " + formatValue(cols[p.seriesIndex || 0].type, p.value, lang) }),
       legend: { ...legend, selectedMode: "single" },
       visualMap: { min: 0, max: max || 1, calculable: true, left: 8, bottom: 8, textStyle: { color: theme.text }, inRange: { color: ["#e0ecff", theme.palette[0]] } },
       series: cols.map((c) => ({
@@ -309,7 +319,7 @@ export function reportChartOption(columns, rows, spec, opts = {}) {
     const c0 = cols[0];
     return {
       ...base,
-      tooltip: { trigger: "axis", valueFormatter: fmt(c0) },
+      tooltip: tip({ trigger: "axis", valueFormatter: fmt(c0) }),
       legend: { ...legend, show: lines.length > 1 },
       grid: { ...grid, top: lines.length > 1 ? 36 : 16 },
       xAxis: { type: "category", data: xs, boundaryGap: false, ...ax },
@@ -331,7 +341,7 @@ export function reportChartOption(columns, rows, spec, opts = {}) {
     : cols.map((c) => ({ name: label(c), data: xs.map((x) => { const v = agg.get(x); return v ? v[c.key] : null; }) }));
   return {
     ...base,
-    tooltip: { trigger: "axis", axisPointer: { type: "shadow" }, valueFormatter: fmt(cols[0]) },
+    tooltip: tip({ trigger: "axis", axisPointer: { type: "shadow" }, valueFormatter: fmt(cols[0]) }),
     legend: { ...legend, show: bars.length > 1 },
     grid: { ...grid, top: bars.length > 1 ? 36 : 16, bottom: zoom ? 40 : 12 },
     xAxis: { type: "category", data: xs.map(xName), ...ax, axisLabel: { ...ax.axisLabel, rotate: xs.length > 6 ? 30 : 0, hideOverlap: true } },
