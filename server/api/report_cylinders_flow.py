@@ -96,20 +96,26 @@ def _flags(ctx: ReportContext, q: Sql, start: dt.datetime, end: dt.datetime, hel
     """One row per abnormal cylinder in scope: ``cylinder_id`` and a boolean per kind (the
     held kinds only when *held*: they are today's, whatever the period)."""
     zone, s, e = q.add(ctx.zone), q.add(start), q.add(end)
+    first, last = q.add(start.date()), q.add((end - dt.timedelta(days=1)).date())
     kinds = q.add(sorted(VIOLATION_ACTIONS))
     next_in_force = _in_force_next(q, ctx.settings.dates.inspection_interval_years)
+    # Only a cylinder whose scrap date or record's next inspection came by the period's last
+    # day, or inspected since its first, can have been unsafe in it: the few candidates are
+    # joined to their fills and scans (UNION ALL: an append the planner probes per cylinder).
     seen = f"""SELECT m.cylinder_id, m.how, c.scrap_date <= m.d AS scrapped,
                       ({next_in_force}) < m.d AS overdue
-                 FROM (SELECT f.cylinder_id, (f.ts AT TIME ZONE {zone})::date AS d, 'fill' AS how
+                 FROM cylinders c
+                 JOIN (SELECT f.cylinder_id, (f.ts AT TIME ZONE {zone})::date AS d, 'fill' AS how
                          FROM fills f
                         WHERE f.ts >= {s} AND f.ts < {e} AND f.cylinder_id IS NOT NULL
-                       UNION
+                       UNION ALL
                        SELECT ev.cylinder_id, (ev.ts AT TIME ZONE {zone})::date, 'move'
                          FROM events ev
                         WHERE ev.ts >= {s} AND ev.ts < {e} AND ev.kind = ANY({kinds}::text[])
-                          AND ev.cylinder_id IS NOT NULL) m
-                 JOIN cylinders c ON c.id = m.cylinder_id
+                          AND ev.cylinder_id IS NOT NULL) m ON m.cylinder_id = c.id
                 WHERE {" AND ".join(cylinder_where(ctx, q))}
+                  AND (c.scrap_date <= {last} OR c.next_inspection_date < {last}
+                       OR c.last_inspection_date > {first})
                   AND (c.scrap_date <= m.d OR c.next_inspection_date < m.d
                        OR c.last_inspection_date > m.d)"""
     parts = [seen]
