@@ -235,15 +235,12 @@ SPECS: tuple[Report, ...] = (
         keys=("month", "company_code"),
         chart=_CHART,
         drill=_due_drill(_INSPECTION),
-        params=(
-            MONTHS_PARAM,
-            Param("page", "integer", "page of `items` (the cylinders due within 30 days)"),
-            Param("page_size", "integer", "rows of one page of `items`"),
-        ),
+        params=(MONTHS_PARAM,),
         description="Per owner company, today: cylinders not scrapped whose periodic "
         "inspection is overdue or falls in each of the next `months` calendar months, and of "
         "them those at a customer's. Also `items`/`page`/`page_size`/`total`: a page of the "
-        "cylinders due within [dates] inspection_due_days or overdue (the earlier answer).",
+        "cylinders due within [dates] inspection_due_days or overdue (the earlier answer; "
+        "`page`, `page_size` as every list's).",
     ),
     Report(
         name="scrap-due",
