@@ -1,9 +1,9 @@
 // @ts-check
 /* A video or camera stream window of the wall, played by the wall itself.
 
-   HLS plays in a muted <video>: natively where the browser can (Safari), else through the
-   vendored hls.js (loaded once, only by a wall that shows a stream; no worker, so the page's
-   worker-src stays 'self'). MJPEG is an <img> the camera keeps drawing. The address was
+   HLS plays in a muted <video> through the vendored hls.js (Media Source Extensions; loaded
+   once, only by a wall that shows a stream; no worker, so the page's worker-src stays
+   'self'), or natively where the browser has no MSE but plays HLS itself. MJPEG is an <img> the camera keeps drawing. The address was
    checked when the layout was saved (http or https, from `[big_screen] stream_origins`,
    which the page's Content-Security-Policy allows); it is checked again here, and a stream
    that fails is retried every RETRY_MS with a notice in its window — a camera rebooting
@@ -100,20 +100,20 @@ export function streamWindow(body, opts) {
     video.addEventListener("error", () => failed("stream.failed"));
     media = video;
     body.insertBefore(video, notice);
-    if (video.canPlayType("application/vnd.apple.mpegurl")) {
+    const native = () => {
+      if (!video.canPlayType("application/vnd.apple.mpegurl")) { failed("stream.unsupported"); return; }
       video.src = url;
       video.play().catch(() => {});
-      return;
-    }
+    };
     loadHls().then((Hls) => {
       if (!alive || media !== video) return;
-      if (!Hls || !Hls.isSupported()) { failed("stream.unsupported"); return; }
+      if (!Hls || !Hls.isSupported()) { native(); return; }
       hls = new Hls({ enableWorker: false, lowLatencyMode: true });
       hls.on(Hls.Events.ERROR, (/** @type {any} */ _e, /** @type {any} */ data) => { if (data && data.fatal) failed("stream.failed"); });
       hls.loadSource(url);
       hls.attachMedia(video);
       hls.on(Hls.Events.MANIFEST_PARSED, () => { video.play().catch(() => {}); });
-    }, () => failed("stream.failed"));
+    }, native);
   }
   body.appendChild(notice);
   start();

@@ -302,3 +302,102 @@ async def test_a_regulator_switches_the_wall_from_the_phone(
     assert audit["username"] == USER and audit["details"]["via"] == "ws"
     assert audit["details"]["scope"] == SCOPE
     assert wall.errors == [] and phone.errors == [], (wall.errors, phone.errors)
+
+
+async def test_a_camera_stream_plays_from_an_allowed_origin_only(
+    browser: Any,
+    settings: Any,
+    live_server: Live,
+    pool: Any,
+    wall_back_to_default: None,
+) -> None:
+    """A wall whose settings allow one camera origin (here: the session server, another
+    origin than the wall's): an MJPEG window from it plays under the wall's CSP, an HLS one
+    loads the vendored player and reaches the camera (the CSP lets it; a missing playlist is
+    a failure the window says, and retries), a stream from anywhere else is never requested."""
+    import msgspec
+
+    from tests.big_screen.live import LiveServer, free_port, live_settings
+
+    camera = live_server.url
+    bs = msgspec.structs.replace(settings.big_screen, stream_origins=(camera,))
+    server = LiveServer(
+        live_settings(msgspec.structs.replace(settings, big_screen=bs)), free_port()
+    )
+    await server.start()
+    layout_id = await make_layout(
+        pool,
+        f"视频测试 {secrets.token_hex(3)}",
+        [
+            {
+                "kind": "stream",
+                "x": 0,
+                "y": 0,
+                "w": 2,
+                "h": 2,
+                "format": "mjpeg",
+                "url": f"{camera}/static/m/icons/icon-512.png",
+            },
+            {
+                "kind": "stream",
+                "x": 2,
+                "y": 0,
+                "w": 2,
+                "h": 2,
+                "format": "mjpeg",
+                "url": "http://127.0.0.2:9/elsewhere.mjpg",
+            },
+            {
+                "kind": "stream",
+                "x": 0,
+                "y": 2,
+                "w": 2,
+                "h": 2,
+                "format": "hls",
+                "url": f"{camera}/no-such-camera/index.m3u8",
+            },
+        ],
+        cols=4,
+        rows=4,
+    )
+    await show_on_wall(pool, layout_id)
+    context = await browser.new_context(base_url=server.url, viewport=FULL_HD)
+    try:
+        resp = await context.request.post(
+            "/api/v1/auth/login", data={"username": USER, "password": PASSWORD}
+        )
+        assert resp.ok
+        page = await context.new_page()
+        errors: list[str] = []
+        requested: list[str] = []
+        page.on("request", lambda r: requested.append(r.url))
+        pageerrors: list[str] = []
+        page.on("pageerror", lambda exc: pageerrors.append(str(exc)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        response = await page.goto("/big-screen")
+        assert response is not None
+        csp = response.headers["content-security-policy"]
+        assert f"media-src 'self' blob: {camera};" in csp
+        assert f" {camera};" in csp.split("img-src", 1)[1].split(";", 1)[0] + ";"
+        await page.wait_for_selector(
+            "[data-win='0'] .bs-win-body[data-state='playing'] img.bs-stream", state="attached"
+        )
+        await page.wait_for_selector(
+            "[data-win='1'] .bs-win-body[data-state='error']", state="attached"
+        )
+        assert (
+            "不在大屏允许的来源" in await page.locator("[data-win='1'] .bs-win-error").inner_text()
+        )
+        await page.wait_for_selector(
+            "[data-win='2'] .bs-win-body[data-state='error']", state="attached", timeout=15_000
+        )
+        assert any(u.endswith("/static/vendor/hls/hls.min.js") for u in requested)
+        assert any(u.startswith(f"{camera}/no-such-camera/") for u in requested)
+        assert not any("127.0.0.2" in u for u in requested)
+        # no script error and no CSP refusal: what fails is the camera's (no such playlist,
+        # and this stand-in camera sends no CORS header, which an HLS server must)
+        assert pageerrors == [], pageerrors
+        assert not [e for e in errors if "Content Security Policy" in e or "Refused" in e], errors
+    finally:
+        await context.close()
+        await server.stop()

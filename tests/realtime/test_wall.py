@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import World
-from tests.realtime.conftest import WS
+from tests.realtime.conftest import WS, token_for
 
 SCOPE = "410105"  # 金水区: the district regulator's (and the officer's) wall
 
@@ -131,3 +131,26 @@ async def test_a_switch_in_one_process_reaches_a_wall_of_another(
     assert (await result_of(phone_here, layout=layout, scope=SCOPE))["success"] is True
     frame = await wall_there.recv(wait_s=2.0)
     assert frame["data"][0]["layout"]["id"] == layout
+
+
+async def test_a_change_of_the_shown_layout_is_redrawn_on_its_wall(
+    rt_client: Any, connect: Any, pool: Any, layout: int
+) -> None:
+    await pool.execute(
+        "INSERT INTO wall_current (scope, layout_id) VALUES ($1, $2)"
+        " ON CONFLICT (scope) DO UPDATE SET layout_id = EXCLUDED.layout_id",
+        SCOPE,
+        layout,
+    )
+    district_wall = await connect("t_regulator_jinshui")
+    assert (await wall_snapshot(district_wall))["layout"]["version"] == 1
+    bearer = await token_for(rt_client, "t_admin")
+    windows = [{"kind": "ticker", "x": 0, "y": 0, "w": 2, "h": 2}]
+    resp = await rt_client.patch(
+        f"/api/v1/wall-layouts/{layout}",
+        json={"version": 1, "windows": windows},
+        headers={"Authorization": f"Bearer {bearer}"},
+    )
+    assert resp.status == 200, await resp.text()
+    row = (await district_wall.recv(wait_s=1.0))["data"][0]
+    assert row["layout"]["version"] == 2 and row["layout"]["windows"] == windows
