@@ -1,10 +1,13 @@
 """The command-centre wall (/big-screen): unattended live view of the whole city.
 
-- ``page``: the HTML shell, and who may see it (a regulator session or a kiosk token);
+- ``page``: the HTML shell, and who may see it (a regulator session or a kiosk token), with
+  the layout its scope shows now (``server.domain.wall``; switches arrive over ``/ws``,
+  ``realtime.wall``; layouts are edited at ``/wall-layouts``);
 - ``kiosk``: kiosk tokens, read-only kiosk sessions and their guard middleware;
 - ``feeds``: chart aggregates, KPI snapshot, latest alerts, districts, vehicles — scoped in
   SQL and cached per scope so several walls cost one query per period;
-- ``static/``: the wall's script and stylesheet, served under ``/static/big-screen/``.
+- ``static/``: the wall's scripts (``big-screen.js`` and its ``wall-*.js`` modules: the live
+  store, the grid, one module per kind of window) and stylesheet, under ``/static/big-screen/``.
 Live data comes from ``/ws`` (realtime); libraries from the dashboard's ``/static/vendor``.
 """
 
