@@ -420,6 +420,7 @@ async def test_print_layout_hides_the_filter_bar(regulator: Session) -> None:
         assert await page.get_by_test_id("report-chart").is_visible()
         assert await page.get_by_test_id("report-table").is_visible()
         assert "截至" in await page.get_by_test_id("print-filters").inner_text()
+        await s.screenshot("report-holdings-print", full_page=True)
     finally:
         await page.emulate_media(media="screen")
     assert await page.get_by_test_id("report-filters").is_visible()
@@ -481,4 +482,66 @@ async def test_names_with_markup_stay_text_in_tables_charts_and_tooltips(
         for i in range(1, 12):
             await page.mouse.move(box["x"] + box["width"] * i / 12, box["y"] + box["height"] / 2)
         assert await page.evaluate("window.__xss") is None, name
+    assert s.errors == []
+
+
+@pytest.fixture
+async def many_companies(pool: asyncpg.Pool, world: World, city: City) -> AsyncIterator[str]:
+    """More companies than a table page holds, each with one cylinder; removed after."""
+    tag = city.seeded.tag
+    ids = []
+    for i in range(55):
+        cid = await pool.fetchval(
+            """INSERT INTO companies (code, name, district_code) VALUES ($1, $2, '410105')
+               RETURNING id""",
+            f"RPG-{tag}-{i:02d}",
+            f"分页测试燃气{i:02d}",
+        )
+        ids.append(cid)
+        await pool.execute(
+            """INSERT INTO cylinders (tag, stamp, barcode, owner_company_id, spec, volume_l,
+                   tare_kg, manufacturer, manufacture_date, next_inspection_date, scrap_date,
+                   status, district_code)
+               VALUES ($1, $1, $1, $2, 'YSP35.5', 35.5, 15.5, '测试压力容器厂', $3, $4, $5,
+                       'in_service', '410105')""",
+            f"RPG-{tag}-{i:02d}",
+            cid,
+            world.today - dt.timedelta(days=365),
+            world.today + dt.timedelta(days=3 * 365),
+            world.today + dt.timedelta(days=7 * 365),
+        )
+    try:
+        yield tag
+    finally:
+        await pool.execute("DELETE FROM cylinders WHERE owner_company_id = ANY($1)", ids)
+        await pool.execute("DELETE FROM companies WHERE id = ANY($1)", ids)
+
+
+async def test_a_long_table_pages_on_screen_in_its_sort_order(
+    open_session: OpenSession, live_server: Live, many_companies: str
+) -> None:
+    s = await open_session("t_regulator")
+    page = s.page
+    size = live_server.app[SETTINGS].http.page_size_default
+    await open_report(s, "/reports/holdings")
+    table = page.get_by_test_id("report-table")
+    body = await (await s.context.request.get("/api/v1/reports/holdings")).json()
+    everyone = len(body["rows"])
+    assert everyone > size
+    assert await table.locator("tbody tr").count() == size
+    await table.locator("thead th[data-key=company_code] button").click()
+    first = await table.locator("tbody tr td:first-child").all_inner_texts()
+    await page.locator("#pager").get_by_role("button", name="下一页").click()
+    await page.wait_for_url(re.compile(r"page=2"))
+    second = await table.locator("tbody tr td:first-child").all_inner_texts()
+    assert len(second) == min(size, everyone - size)
+    # one order across the pages, and every row once
+    codes = first + second
+    in_order = await page.evaluate(
+        "(c) => c.slice().sort((a, b) => a.localeCompare(b, 'zh-CN'))", codes
+    )
+    assert codes == in_order and len(set(codes)) == len(codes)
+    # the totals are the whole table's, whatever the page
+    total = await table.locator("tfoot td[data-key=total]").inner_text()
+    assert as_number(total) == body["totals"]["total"]
     assert s.errors == []
