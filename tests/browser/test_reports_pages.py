@@ -545,3 +545,20 @@ async def test_a_long_table_pages_on_screen_in_its_sort_order(
     total = await table.locator("tfoot td[data-key=total]").inner_text()
     assert as_number(total) == body["totals"]["total"]
     assert s.errors == []
+
+
+async def test_the_catalogue_lists_what_the_role_may_run(
+    open_session: OpenSession, city: City
+) -> None:
+    """An inspection agency reads the archive's reports, not the fills' or the alerts'."""
+    s = await open_session("t_inspector")
+    await s.page.goto("/reports")
+    catalogue = s.page.get_by_test_id("catalogue")
+    await catalogue.get_by_test_id("report-card").first.wait_for()
+    listed = {
+        await card.get_attribute("data-report")
+        for card in await catalogue.get_by_test_id("report-card").all()
+    }
+    assert listed == {spec.name for spec in SPECS if "inspector" in spec.roles}
+    assert "holdings" in listed
+    assert s.errors == []
