@@ -192,8 +192,12 @@ async def test_exports_lists_reports_with_scoped_links(open_session: OpenSession
     )
     assert "compliance-summary" in names
     await s.page.locator('select[name="district"]').select_option("410105")
-    href = await reports.locator('[data-report="compliance-summary"] a').first.get_attribute("href")
+    item = reports.locator('[data-report="compliance-summary"]')
+    href = await item.locator("a[download]").first.get_attribute("href")
     assert href and "district=410105" in href and "format=csv" in href
+    # the report's name opens its page (chart, table, drill-down)
+    page_link = await item.get_by_test_id("report-page-link").get_attribute("href")
+    assert page_link == "/reports/compliance-summary"
     archive = await s.page.locator('[data-export="xlsx"]').get_attribute("href")
     assert archive == "/api/v1/cylinders/export?format=xlsx&district=410105"
     await s.screenshot("exports")
