@@ -44,7 +44,12 @@ from server.kernel.errors import ApiError
 from server.kernel.principal import Principal
 from server.kernel.settings import Settings
 from server.kernel.tabular import table_bytes
-from server.kernel.uploads import GENERATED_TYPES, store_generated
+from server.kernel.uploads import (
+    GENERATED_TYPES,
+    REPORT_RUN,
+    discard_report_files,
+    store_generated,
+)
 
 __all__ = ["MIME", "Round", "run_query", "schedule_round", "setup"]
 
@@ -143,7 +148,7 @@ async def _run_one(
             data,
             mime=MIME[fmt],
             filename=f"{spec.name}-{label}.{fmt}",
-            purpose="report_run",
+            purpose=REPORT_RUN,
             owner=who.user_id,
         )
         message = await deliver_system_message(
@@ -177,11 +182,7 @@ async def _prune(conn: asyncpg.Connection, schedule_id: int, keep: int) -> None:
     )
     files = [r["upload_id"] for r in gone if r["upload_id"] is not None]
     if files:
-        await conn.execute(
-            """DELETE FROM uploads u WHERE u.id = ANY($1::bigint[])
-                 AND NOT EXISTS (SELECT 1 FROM message_attachments m WHERE m.upload_id = u.id)""",
-            files,
-        )
+        await discard_report_files(conn, files)
 
 
 async def schedule_round(

@@ -49,7 +49,9 @@ __all__ = [
     "FILE_TYPES",
     "GENERATED_TYPES",
     "IMAGE_TYPES",
+    "REPORT_RUN",
     "StoredFile",
+    "discard_report_files",
     "file_response",
     "read_multipart",
     "read_verified",
@@ -276,6 +278,22 @@ async def store_generated(
         owner,
     )
     return StoredFile(row["id"], digest, mime, len(data), None, None, name)
+
+
+REPORT_RUN: Final = "report_run"
+"""The purpose of a scheduled report's file: the only uploads a job may discard (old runs);
+safety records' photos and signatures, articles' media and attachments are kept for good."""
+
+
+async def discard_report_files(conn: Any, ids: list[int]) -> int:
+    """Delete the ``uploads`` rows of old report runs' files that no inbox message still
+    attaches; their bytes go with the next ``cylwatch uploads sweep`` (orphans)."""
+    done = await conn.execute(
+        """DELETE FROM uploads u WHERE u.id = ANY($1::bigint[]) AND u.purpose = 'report_run'
+             AND NOT EXISTS (SELECT 1 FROM message_attachments m WHERE m.upload_id = u.id)""",
+        ids,
+    )
+    return int(done.split()[-1])
 
 
 async def read_verified(pool: Any, rules: Any, file_id: int) -> tuple[StoredFile, bytes]:

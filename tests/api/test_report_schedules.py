@@ -216,3 +216,44 @@ async def test_refusals_and_audit(client: Any, pool: Any, world: World) -> None:
         )
     ]
     assert actions == ["report_schedule.create", "report_schedule.update", "report_schedule.delete"]
+
+
+async def test_old_runs_are_pruned_to_the_kept_number(
+    client: Any, pool: Any, world: World, settings: Any
+) -> None:
+    """Past ``[reports] schedule_keep_runs`` the oldest runs go; a file an inbox message
+    attaches stays readable from the inbox."""
+    import msgspec
+
+    status, made = await call(
+        client,
+        "POST",
+        "/api/v1/report-schedules",
+        "t_regulator",
+        {"report": "holdings", "frequency": "daily", "format": "csv"},
+    )
+    assert status == 201
+    sid = made["id"]
+    old = world.today - dt.timedelta(days=30)
+    await pool.execute(
+        """INSERT INTO report_runs (schedule_id, period_first, period_last, state)
+           VALUES ($1, $2, $2, 'failed'), ($1, $3, $3, 'failed')""",
+        sid,
+        old,
+        old + dt.timedelta(days=1),
+    )
+    keep_two = msgspec.structs.replace(
+        settings, reports=msgspec.structs.replace(settings.reports, schedule_keep_runs=2)
+    )
+    await schedule_round(pool, keep_two, only=sid)
+    periods = [
+        r["period_first"]
+        for r in await pool.fetch(
+            "SELECT period_first FROM report_runs WHERE schedule_id = $1 ORDER BY period_first", sid
+        )
+    ]
+    assert periods == [old + dt.timedelta(days=1), world.today - dt.timedelta(days=1)]
+    upload = await pool.fetchval(
+        "SELECT upload_id FROM report_runs WHERE schedule_id = $1 AND state = 'done'", sid
+    )
+    assert upload is not None

@@ -459,6 +459,11 @@ def test_no_job_deletes_records_or_their_files() -> None:
     for pkg in ("server", "realtime", "ingest"):
         for path in root.glob(f"{pkg}/**/*.py"):
             text = " ".join(path.read_text(encoding="utf-8").lower().split())
+            if path == root / "server/kernel/uploads.py":
+                # the one delete of uploads there is of old scheduled reports' files, by purpose
+                deletes = text.split("delete from uploads")[1:]
+                assert all("u.purpose = 'report_run'" in d.split('"""')[0] for d in deletes)
+                text = text.replace("delete from uploads", "")
             assert not any(p in text for p in pattern), path
 
 
