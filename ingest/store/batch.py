@@ -22,6 +22,11 @@ Order of work for a batch, one module each:
 5. write the changed state (:mod:`ingest.store.live_state`), count the stock of the sites
    touched (:mod:`ingest.store.storage`), raise the alerts (:mod:`ingest.store.alerts`).
 
+Work that a batch can do once is not done per message: the positions the messages report are
+located in the city's districts in one vectorized call (``BatchContext.places``), and each
+vehicle or cylinder the batch moved gets one ``positions`` event, its newest
+(``BatchContext.show_position``) — docs/BENCHMARKS.md "Ingest worker CPU per message".
+
 Late data (a device that buffered while offline): rows are stored with their own ``ts``; a
 state change applies only if it is not older than the state it would replace
 (``cylinders.state_at``, ``devices.position_at`` / ``status_at``), and ``device_offline``
@@ -127,6 +132,7 @@ class BatchStore:
             else:
                 good.append(item)
         batch = await look_up(conn, good, self.territory)
+        batch.places = self.territory.locate_many(_positions(good))
         t1 = clock()
         phases["lookups"] = t1 - t0
 
@@ -173,6 +179,7 @@ class BatchStore:
                 await asyncio.sleep(0)
             _apply(item, batch, now)
         check_cloned_tags(batch)
+        batch.live_events.extend(batch.position_events())
         t4 = clock()
         phases["rules"] = t4 - t3
         await write_state(conn, batch)
@@ -183,6 +190,19 @@ class BatchStore:
         phases["alerts"] = clock() - t5
         result.events = batch.live_events
         return result
+
+
+def _positions(items: Sequence[Item]) -> list[tuple[float, float]]:
+    """The (lat, lon) the batch's messages report: located together, once."""
+    out = []
+    for item in items:
+        body = item.parsed.body if item.parsed else None
+        lat = getattr(body, "lat", None)
+        if lat is not None:
+            lon = getattr(body, "lon", None)
+            if lon is not None:
+                out.append((lat, lon))
+    return out
 
 
 def _apply(item: Item, batch: BatchContext, now: datetime) -> None:

@@ -356,7 +356,6 @@ def _worst_trip(read: Read, others: Sequence[Read], batch: BatchContext) -> _Tri
 
 def check_cloned_tags(batch: BatchContext) -> None:
     """``cloned_tag`` for each watched cylinder whose reads no vehicle could connect."""
-    territory = batch.territory
     for cyl_id, news in batch.new_reads.items():
         earlier = batch.circulation.reads.get(cyl_id, [])
         worst: tuple[_Trip, NewRead] | None = None
@@ -371,7 +370,7 @@ def check_cloned_tags(batch: BatchContext) -> None:
             continue
         trip, new = worst
         cyl = batch.cyl_by_id[cyl_id]
-        _, district = territory.district_at(new.read.lat, new.read.lon)
+        _, district = batch.district_at(new.read.lat, new.read.lon)
         batch.alerts.append(
             PendingAlert(
                 "cloned_tag",

@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
 from ingest.auth import AuthOutcome
+from ingest.live import position_event
 from ingest.schemas import Parsed
 from server.domain.localtime import city_date
 from server.domain.supervision import is_live
@@ -83,6 +84,22 @@ class Territory:
         if code is None:
             return False, None
         return True, code if code in self.known_districts else None
+
+    def locate_many(
+        self, points: list[tuple[float, float]]
+    ) -> dict[tuple[float, float], tuple[bool, str | None]]:
+        """:meth:`district_at` of many (lat, lon) points at once: one vectorized boundary
+        test per district instead of one shapely call per point (a batch locates ~80 % of
+        its messages; docs/BENCHMARKS.md "Ingest worker CPU per message")."""
+        unique = list(dict.fromkeys(points))
+        if not unique:
+            return {}
+        codes = self.districts.lookup_many([p[0] for p in unique], [p[1] for p in unique])
+        known = self.known_districts
+        return {
+            pt: (False, None) if code is None else (True, code if code in known else None)
+            for pt, code in zip(unique, codes, strict=True)
+        }
 
     def fk_district(self, code: str | None) -> str | None:
         """*code* if the ``districts`` table has it, else None (a foreign key must hold)."""
@@ -157,6 +174,10 @@ class NewRead:
     site_id: int | None = None
 
 
+Position = tuple[datetime, float, float, str | None, int | None, float | None, float | None]
+"""(ts, lat, lon, district, company id, speed km/h, heading) of a vehicle or cylinder."""
+
+
 @dataclass(slots=True)
 class BatchContext:
     """Lookups and accumulators of one batch."""
@@ -184,6 +205,66 @@ class BatchContext:
     circulation: CirculationFacts = field(default_factory=CirculationFacts)
     new_reads: dict[int, list[NewRead]] = field(default_factory=dict)
     """Reads of watched cylinders by this batch, by cylinder id (``cloned_tag``)."""
+    positions: dict[tuple[Literal["vehicle", "cylinder"], str], Position] = field(
+        default_factory=dict
+    )
+    """The newest position of each vehicle and cylinder the batch moved, by (kind, id): one
+    ``positions`` event per object per batch, built after the rules (:meth:`show_position`)."""
+    places: dict[tuple[float, float], tuple[bool, str | None]] = field(default_factory=dict)
+    """(inside the city?, district) of the batch's positions, located all at once
+    (:meth:`Territory.locate_many`) before the rules ask :meth:`district_at`."""
+
+    def district_at(self, lat: float | None, lon: float | None) -> tuple[bool, str | None]:
+        """:meth:`Territory.district_at`, answered from the batch's :attr:`places`."""
+        if lat is None or lon is None:
+            return True, None
+        place = self.places.get((lat, lon))
+        if place is None:
+            place = self.places[(lat, lon)] = self.territory.district_at(lat, lon)
+        return place
+
+    def show_position(
+        self,
+        kind: Literal["vehicle", "cylinder"],
+        ident: str,
+        ts: datetime,
+        lat: float,
+        lon: float,
+        district: str | None,
+        company_id: int | None,
+        speed_kmh: float | None = None,
+        heading: float | None = None,
+    ) -> None:
+        """Announce where a vehicle or cylinder now is. Messages are applied in device-time
+        order, so the last call per object is its newest fix and the only one published: the
+        live map shows where things are, and its hub keeps only the latest per object anyway
+        (docs/WEBSOCKET.md "Slow clients"), so the fixes in between were built for nobody."""
+        self.positions[(kind, ident)] = (ts, lat, lon, district, company_id, speed_kmh, heading)
+
+    def position_events(self) -> list[Event]:
+        """The ``positions`` events of :attr:`positions`, one per object."""
+        return [
+            position_event(
+                kind=kind,
+                ident=ident,
+                ts=ts,
+                lat=lat,
+                lon=lon,
+                district=district,
+                company_id=company_id,
+                speed_kmh=speed_kmh,
+                heading=heading,
+            )
+            for (kind, ident), (
+                ts,
+                lat,
+                lon,
+                district,
+                company_id,
+                speed_kmh,
+                heading,
+            ) in self.positions.items()
+        ]
 
     def device_seen(self, dev_pk: int, ts: datetime) -> None:
         prev = self.dev_seen.get(dev_pk)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingest.live import position_event, trajectory_event
+from ingest.live import trajectory_event
 from ingest.schemas import HandheldScan, Parsed
 from ingest.store.circulation import check_scan
 from ingest.store.context import BatchContext, PendingAlert
@@ -30,7 +30,7 @@ def apply_scan(p: Parsed, body: HandheldScan, batch: BatchContext) -> None:
     cyl = batch.cylinders.get(body.tag)
     site = scan_site(body, dev, batch)
     customer = scan_customer(body, cyl, batch)
-    inside, pos_district = territory.district_at(body.lat, body.lon)
+    inside, pos_district = batch.district_at(body.lat, body.lon)
     site_id = site["id"] if site else None
     site_district = site["district_code"] if site else None
     company = cyl["owner_company_id"] if cyl else dev["company_id"]
@@ -113,16 +113,14 @@ def apply_scan(p: Parsed, body: HandheldScan, batch: BatchContext) -> None:
                 batch.touched_sites.add(site_id)
         if batch.see_cylinder(cyl, p.ts) and body.lat is not None and body.lon is not None:
             batch.move_cylinder(cyl, body.lat, body.lon, territory.fk_district(pos_district))
-            batch.live_events.append(
-                position_event(
-                    kind="cylinder",
-                    ident=body.tag,
-                    ts=p.ts,
-                    lat=body.lat,
-                    lon=body.lon,
-                    district=pos_district,
-                    company_id=company,
-                )
+            batch.show_position(
+                "cylinder",
+                body.tag,
+                p.ts,
+                body.lat,
+                body.lon,
+                pos_district,
+                company,
             )
     batch.live_events.append(
         trajectory_event(

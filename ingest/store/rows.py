@@ -208,7 +208,7 @@ def _scan_row(item: Item, p: Parsed, body: HandheldScan, batch: BatchContext) ->
     epcis = epcis_for(kind)
     site = scan_site(body, dev, batch)
     customer = scan_customer(body, cyl, batch)
-    inside, district = batch.territory.district_at(body.lat, body.lon)
+    inside, district = batch.district_at(body.lat, body.lon)
     if customer is not None and body.action == "deliver":
         district = customer["district_code"] or district
     elif site is not None and body.action in ("return", "receive", "dispatch"):

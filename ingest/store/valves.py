@@ -11,7 +11,6 @@ Presence (``status``) messages of valves are handled with the other devices'
 
 from __future__ import annotations
 
-from ingest.live import position_event
 from ingest.schemas import Parsed, ValveTelemetry
 from ingest.store.context import BatchContext, PendingAlert
 from server.domain.supervision import is_leak
@@ -24,7 +23,7 @@ def apply_telemetry(p: Parsed, body: ValveTelemetry, batch: BatchContext) -> Non
     if cyl is None:  # a registered valve device not (yet) fitted to an archived cylinder
         return
     rules = batch.territory.settings.alerts
-    inside, district = batch.territory.district_at(body.lat, body.lon)
+    inside, district = batch.district_at(body.lat, body.lon)
     company = cyl["owner_company_id"]
     if is_leak(body.leak_ppm, rules):
         batch.alerts.append(
@@ -61,14 +60,12 @@ def apply_telemetry(p: Parsed, body: ValveTelemetry, batch: BatchContext) -> Non
         )
     if batch.see_cylinder(cyl, p.ts) and body.lat is not None and body.lon is not None:
         batch.move_cylinder(cyl, body.lat, body.lon, district)
-        batch.live_events.append(
-            position_event(
-                kind="cylinder",
-                ident=p.device_id,
-                ts=p.ts,
-                lat=body.lat,
-                lon=body.lon,
-                district=district or cyl["district_code"],
-                company_id=company,
-            )
+        batch.show_position(
+            "cylinder",
+            p.device_id,
+            p.ts,
+            body.lat,
+            body.lon,
+            district or cyl["district_code"],
+            company,
         )

@@ -8,7 +8,6 @@ the cargo the vehicle reported (late data included, like every sighting).
 
 from __future__ import annotations
 
-from ingest.live import position_event
 from ingest.schemas import Parsed, VehiclePosition
 from ingest.store.context import BatchContext, PendingAlert
 
@@ -17,23 +16,21 @@ __all__ = ["apply_position"]
 
 def apply_position(p: Parsed, body: VehiclePosition, batch: BatchContext) -> None:
     dev = batch.devices[p.device_id]
-    inside, district = batch.territory.district_at(body.lat, body.lon)
+    inside, district = batch.district_at(body.lat, body.lon)
     prev = batch.dev_position.get(dev["id"])
     stored_at = dev["position_at"]
     if (prev is None or p.ts >= prev[0]) and (stored_at is None or p.ts >= stored_at):
         batch.dev_position[dev["id"]] = (p.ts, body.lat, body.lon)
-        batch.live_events.append(
-            position_event(
-                kind="vehicle",
-                ident=p.device_id,
-                ts=p.ts,
-                lat=body.lat,
-                lon=body.lon,
-                district=district,
-                company_id=dev["company_id"],
-                speed_kmh=body.speed_kmh,
-                heading=body.heading,
-            )
+        batch.show_position(
+            "vehicle",
+            p.device_id,
+            p.ts,
+            body.lat,
+            body.lon,
+            district,
+            dev["company_id"],
+            speed_kmh=body.speed_kmh,
+            heading=body.heading,
         )
     if not inside:
         batch.alerts.append(
