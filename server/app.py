@@ -17,13 +17,13 @@ from redis.exceptions import AuthenticationError as RedisAuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from realtime.bus import EventBus
+from server.api import health
 from server.db.migrate import check_current
 from server.db.pool import create_pool
 from server.db.rollup_refresh import rollups_ctx
 from server.kernel import principal
 from server.kernel.appkeys import BUS, METRICS_SOURCES, POOL, REDIS, SETTINGS
 from server.kernel.errors import error_middleware
-from server.kernel.http import json_response
 from server.kernel.limits import body_limit_middleware
 from server.kernel.proxies import client_address_middleware
 from server.kernel.services import ServiceUnavailable, redact
@@ -99,27 +99,6 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 
-async def healthz(request: web.Request) -> web.Response:
-    """Liveness and readiness: the database and Redis answer."""
-    checks: dict[str, str] = {}
-    status = 200
-    try:
-        await request.app[POOL].fetchval("SELECT 1")
-        checks["postgresql"] = "ok"
-    except Exception as exc:
-        checks["postgresql"] = f"down: {type(exc).__name__}"
-        status = 503
-    try:
-        await request.app[REDIS].ping()
-        checks["redis"] = "ok"
-    except Exception as exc:
-        checks["redis"] = f"down: {type(exc).__name__}"
-        status = 503
-    return json_response(
-        {"status": "ok" if status == 200 else "degraded", "checks": checks}, status
-    )
-
-
 async def strict_transport_security(request: web.Request, response: web.StreamResponse) -> None:
     """HSTS on every response when the platform is served over HTTPS (``[auth]
     secure_cookies``): a browser that has seen it never again sends a session cookie, or a
@@ -149,7 +128,7 @@ def create_app(
     # after the pool opens, before it closes: SMS and upload senders (docs/OUTBOUND.md)
     app.cleanup_ctx.append(outbound_ctx)
     app.cleanup_ctx.append(rollups_ctx)  # report rollups' refresh (server/db/rollup_refresh.py)
-    app.router.add_get("/healthz", healthz)
+    health.setup(app)  # /healthz (liveness) and /readyz (readiness): server/api/health.py
     app.router.add_get("/metrics", metrics)
 
     from server import api
