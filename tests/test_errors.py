@@ -27,10 +27,11 @@ async def test_unknown_page_is_html_404(client: Any) -> None:
     assert "Traceback" not in await r.text()
 
 
-async def test_healthz_reports_services(client: Any) -> None:
-    r = await client.get("/healthz")
+async def test_readyz_reports_services(client: Any) -> None:
+    """/healthz is liveness only; the services are checked by /readyz (tests/deploy)."""
+    r = await client.get("/readyz")
     assert r.status == 200
-    assert (await r.json())["checks"] == {"postgresql": "ok", "redis": "ok"}
+    assert (await r.json())["checks"] == {"postgresql": "ok", "redis": "ok", "migrations": "ok"}
 
 
 async def test_metrics_are_prometheus_text_with_registered_sources(client: Any, app: Any) -> None:
