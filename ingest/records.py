@@ -10,19 +10,33 @@ the first time, which is what drives state changes, rules and live events — a 
 changes nothing anywhere.
 
 Staging tables declare jsonb columns as text (binary COPY has no encoder for the pool's
-text-format jsonb codec) and cast on the way in.
+text-format jsonb codec) and cast on the way in. They hold ``timestamptz`` columns as
+``bigint`` microseconds since the Unix epoch, converted on the way in as well: asyncpg's
+``timestamptz`` encoder compares every value with its naive infinity sentinels (two
+``utcoffset`` calls) before converting it, ~7,400 instructions a value — measured as the
+largest single item of the worker's CPU (docs/BENCHMARKS.md "Ingest worker CPU per
+message"), while a device time is already an integer (``ts`` in ms). For the same reason the
+keys of stored messages come back as ``(msg_id, microseconds)``, not as ``datetime``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import asyncpg
 
-__all__ = ["DEAD_LETTER_COLUMNS", "TABLES", "Key", "TableSpec", "copy_plain", "insert_dedupe"]
+__all__ = [
+    "DEAD_LETTER_COLUMNS",
+    "TABLES",
+    "Key",
+    "TableSpec",
+    "copy_plain",
+    "insert_dedupe",
+    "micros",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +54,20 @@ class TableSpec:
         return f"cyl_stage_{self.name}"
 
     def stage_ddl(self) -> str:
-        cols = ", ".join(f"{c} {'text' if t == 'jsonb' else t}" for c, t in self.columns)
+        cols = ", ".join(f"{c} {_STAGED.get(t, t)}" for c, t in self.columns)
         return f"CREATE TEMP TABLE IF NOT EXISTS {self.stage} ({cols}) ON COMMIT DELETE ROWS"
 
     def select_list(self) -> str:
-        return ", ".join(f"{c}::jsonb" if t == "jsonb" else c for c, t in self.columns)
+        return ", ".join(_CAST.get(t, "{}").format(c) for c, t in self.columns)
+
+
+_STAGED: Final = {"jsonb": "text", "timestamptz": "bigint"}
+"""Staging type of a column type that is not staged as itself."""
+_CAST: Final = {
+    "jsonb": "{}::jsonb",
+    "timestamptz": "timestamptz 'epoch' + {} * interval '1 microsecond'",
+}
+"""From a staged column to the table's type (exact: the product stays below 2⁵³ µs)."""
 
 
 TABLES: Final[dict[str, TableSpec]] = {
@@ -129,7 +152,16 @@ TABLES: Final[dict[str, TableSpec]] = {
 
 DEAD_LETTER_COLUMNS: Final = ["received_at", "topic", "payload", "reason", "worker"]
 
-Key = tuple[str, datetime]
+Key = tuple[str, int]
+"""(msg_id, device ``ts`` in microseconds since the Unix epoch): a stored message's identity."""
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US: Final = timedelta(microseconds=1)
+
+
+def micros(moment: datetime) -> int:
+    """*moment* (aware) as microseconds since the Unix epoch, as staged (exact)."""
+    return (moment - _EPOCH) // _ONE_US
 
 
 async def insert_dedupe(
@@ -137,8 +169,9 @@ async def insert_dedupe(
 ) -> set[Key]:
     """Insert *records* (tuples in ``spec.columns`` order) skipping stored ``(msg_id, ts)``.
 
-    Returns the keys actually inserted. Must run inside a transaction (the staging rows
-    vanish at commit).
+    Timestamps in *records* are microseconds since the Unix epoch (:func:`micros`). Returns
+    the keys actually inserted. Must run inside a transaction (the staging rows vanish at
+    commit).
     """
     if not records:
         return set()
@@ -147,10 +180,11 @@ async def insert_dedupe(
     cols = ", ".join(spec.column_names)
     rows = await conn.fetch(
         f"INSERT INTO {spec.name} ({cols}) SELECT {spec.select_list()} FROM {spec.stage} "
-        "ON CONFLICT (msg_id, ts) DO NOTHING RETURNING msg_id, ts"
+        "ON CONFLICT (msg_id, ts) DO NOTHING"
+        " RETURNING msg_id, (extract(epoch FROM ts) * 1000000)::bigint"
     )
     await conn.execute(f"TRUNCATE {spec.stage}")
-    return {(r["msg_id"], r["ts"]) for r in rows}
+    return {(r[0], r[1]) for r in rows}
 
 
 async def copy_plain(

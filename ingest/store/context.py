@@ -191,6 +191,10 @@ class BatchContext:
     customers: dict[tuple[int, str], asyncpg.Record]
     cyl_by_id: dict[int, dict[str, Any]] = field(default_factory=dict)
     dirty_cylinders: set[int] = field(default_factory=set)
+    """Cylinders whose state changed (:meth:`set_state`): every state column is written."""
+    seen_cylinders: set[int] = field(default_factory=set)
+    """Cylinders only seen (and maybe moved) by the batch — most of a city's traffic, valve
+    telemetry: only "last seen" and the position are written for them."""
     dev_seen: dict[int, datetime] = field(default_factory=dict)
     dev_status: dict[int, tuple[datetime, bool]] = field(default_factory=dict)
     dev_position: dict[int, tuple[datetime, float, float]] = field(default_factory=dict)
@@ -285,7 +289,7 @@ class BatchContext:
         if cyl["last_seen_at"] is not None and ts < cyl["last_seen_at"]:
             return False
         cyl["last_seen_at"] = ts
-        self.dirty_cylinders.add(cyl["id"])
+        self.seen_cylinders.add(cyl["id"])
         return True
 
     def move_cylinder(

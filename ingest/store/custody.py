@@ -109,6 +109,7 @@ def apply_scan(p: Parsed, body: HandheldScan, batch: BatchContext) -> None:
             last_return = cyl["last_return_at"]
             if returned and (last_return is None or p.ts > last_return):
                 cyl["last_return_at"] = p.ts
+                batch.dirty_cylinders.add(cyl["id"])  # also when the state was newer
             if site_id is not None:
                 batch.touched_sites.add(site_id)
         if batch.see_cylinder(cyl, p.ts) and body.lat is not None and body.lon is not None:

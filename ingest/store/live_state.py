@@ -2,7 +2,11 @@
 
 One ``UPDATE … FROM unnest`` per table, whatever the number of rows. Cylinders were locked
 by :mod:`ingest.store.lookups` and are written as the rules left them (in id order, like the
-lock). Devices are not locked (every batch touches them; a lock would serialize all
+lock): those whose state changed with every state column, those only seen (valve telemetry,
+most of the traffic) with just "last seen" and the position — a third of the parameters.
+Timestamps that come from messages are sent as microseconds since the Unix epoch
+(:func:`ingest.records.micros`): asyncpg's ``timestamptz`` encoder costs ~7,400 instructions a
+value (docs/BENCHMARKS.md "Ingest worker CPU per message"). Devices are not locked (every batch touches them; a lock would serialize all
 workers), so each device column is guarded in SQL by its own device time: ``last_seen_at``
 only grows, ``online`` follows the newest of its status and its last message, the position
 only moves forward. A device whose ``online`` flag changed is announced on the ``devices``
@@ -16,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from ingest.live import device_event
+from ingest.records import micros
 from ingest.store.context import BatchContext
 from ingest.store.lookups import CYLINDER_STATE
 
@@ -34,6 +39,14 @@ UPDATE cylinders c SET fill_state = u.fill_state, location_kind = u.location_kin
        AS u (id, fill_state, location_kind, location_site_id, location_device_id,
              location_customer_id, last_fill_at, last_fill_site_id, last_return_at,
              last_seen_at, lat, lon, district_code, state_at)
+ WHERE c.id = u.id
+"""
+
+_CYL_SEEN = """
+UPDATE cylinders c SET last_seen_at = timestamptz 'epoch' + u.seen_us * interval '1 microsecond',
+       lat = u.lat, lon = u.lon, district_code = u.district_code, updated_at = now()
+  FROM unnest($1::bigint[], $2::bigint[], $3::float8[], $4::float8[], $5::text[])
+       AS u (id, seen_us, lat, lon, district_code)
  WHERE c.id = u.id
 """
 
@@ -60,9 +73,14 @@ UPDATE devices d SET
                            AND u.position_at >= coalesce(d.position_at, '-infinity')
                           THEN u.position_at ELSE d.position_at END,
        updated_at = now()
-  FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::bool[],
-              $5::timestamptz[], $6::float8[], $7::float8[])
-       AS u (id, seen_at, status_at, status_online, position_at, lat, lon)
+  FROM (SELECT id, timestamptz 'epoch' + seen_us * interval '1 microsecond' AS seen_at,
+               timestamptz 'epoch' + status_us * interval '1 microsecond' AS status_at,
+               status_online,
+               timestamptz 'epoch' + position_us * interval '1 microsecond' AS position_at,
+               lat, lon
+          FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bool[], $5::bigint[],
+                      $6::float8[], $7::float8[])
+               AS v (id, seen_us, status_us, status_online, position_us, lat, lon)) AS u
  WHERE d.id = u.id
 RETURNING d.id, d.device_id, d.kind, d.online, d.company_id, d.site_id, d.last_seen_at
 """
@@ -81,6 +99,17 @@ async def write_state(conn: asyncpg.Connection, batch: BatchContext) -> None:
         for name in CYLINDER_STATE:
             cols.append([c[name] for c in cyls])
         await conn.execute(_CYL_UPDATE, *cols)
+    seen = batch.seen_cylinders - batch.dirty_cylinders
+    if seen:
+        cyls = [batch.cyl_by_id[i] for i in sorted(seen)]
+        await conn.execute(
+            _CYL_SEEN,
+            [c["id"] for c in cyls],
+            [micros(c["last_seen_at"]) for c in cyls],
+            [c["lat"] for c in cyls],
+            [c["lon"] for c in cyls],
+            [c["district_code"] for c in cyls],
+        )
     if batch.denials:
         keys = sorted(batch.denials)
         await conn.execute(
@@ -100,13 +129,14 @@ async def _write_devices(conn: asyncpg.Connection, batch: BatchContext) -> None:
     before = {d["id"]: d["online"] for d in batch.devices.values()}
     status = [batch.dev_status.get(i) for i in dev_ids]
     pos = [batch.dev_position.get(i) for i in dev_ids]
+    seen = [batch.dev_seen.get(i) for i in dev_ids]
     rows = await conn.fetch(
         _DEV_UPDATE,
         dev_ids,
-        [batch.dev_seen.get(i) for i in dev_ids],
-        [s[0] if s else None for s in status],
+        [None if t is None else micros(t) for t in seen],
+        [micros(s[0]) if s else None for s in status],
         [s[1] if s else None for s in status],
-        [q[0] if q else None for q in pos],
+        [micros(q[0]) if q else None for q in pos],
         [q[1] if q else None for q in pos],
         [q[2] if q else None for q in pos],
     )

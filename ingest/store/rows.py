@@ -7,17 +7,17 @@ their EPCIS 2.0 business step and disposition (DOMAIN.md "Trajectory events and 
 2.0 mapping"); an authorization is recorded as ``fill_authorized`` (an inspection that
 passed) or ``fill_refused``. A status message has no row: it is idempotent by its own time.
 
-Rows are tuples in the column order of :data:`ingest.records.TABLES`.
+Rows are tuples in the column order of :data:`ingest.records.TABLES`, their timestamps as
+microseconds since the Unix epoch (:func:`ingest.records.micros`; a device's ``ts`` in ms × 1000).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any
 
 import orjson
 
-from ingest.records import Key
+from ingest.records import Key, micros
 from ingest.schemas import (
     DeviceStatus,
     GunAuth,
@@ -38,8 +38,6 @@ Row = tuple[Any, ...]
 Rows = tuple[tuple[str, Key], list[tuple[str, Row]]]
 """(the primary row's table and key, every (table, row) the message writes)."""
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-
 
 def rows_for(item: Item, batch: BatchContext) -> Rows | None:
     """The rows of one parsed message from a known device; None for a status message."""
@@ -48,7 +46,7 @@ def rows_for(item: Item, batch: BatchContext) -> Rows | None:
     body = p.body
     if isinstance(body, DeviceStatus):
         return None
-    key: Key = (body.msg_id, p.ts)
+    key: Key = (body.msg_id, body.ts * 1000)
     if isinstance(body, GunAuth):
         return ("events", key), [("events", _auth_row(item, body, batch))]
     if isinstance(body, GunFill):
@@ -59,8 +57,8 @@ def rows_for(item: Item, batch: BatchContext) -> Rows | None:
     if isinstance(body, ValveTelemetry):
         cyl = batch.cylinders.get(p.device_id)
         row: Row = (
-            p.ts,
-            item.received_at,
+            body.ts * 1000,
+            micros(item.received_at),
             body.msg_id,
             p.device_id,
             cyl["id"] if cyl else None,
@@ -75,8 +73,8 @@ def rows_for(item: Item, batch: BatchContext) -> Rows | None:
         return ("telemetry", key), [("telemetry", row)]
     assert isinstance(body, VehiclePosition)
     row = (
-        p.ts,
-        item.received_at,
+        body.ts * 1000,
+        micros(item.received_at),
         body.msg_id,
         p.device_id,
         body.lat,
@@ -120,8 +118,8 @@ def _auth_row(item: Item, body: GunAuth, batch: BatchContext) -> Row:
         "latency_ms": round(auth.latency_s * 1000, 3),
     }
     return (
-        p.ts,
-        item.received_at,
+        body.ts * 1000,
+        micros(item.received_at),
         body.msg_id,
         cyl["id"] if cyl else None,
         body.tag,
@@ -147,11 +145,12 @@ def _fill_rows(item: Item, p: Parsed, body: GunFill, batch: BatchContext) -> tup
     outcome = fill_outcome(body, cyl["spec"] if cyl else None, batch.territory.settings)
     district = site["district_code"] if site else None
     company = site["company_id"] if site else dev["company_id"]
+    ts, received = body.ts * 1000, micros(item.received_at)
     fill_row = (
-        p.ts,
-        item.received_at,
+        ts,
+        received,
         body.msg_id,
-        _from_ms(body.ts_start),
+        None if body.ts_start is None else body.ts_start * 1000,
         p.device_id,
         dev["site_id"],
         company,
@@ -180,8 +179,8 @@ def _fill_rows(item: Item, p: Parsed, body: GunFill, batch: BatchContext) -> tup
     if outcome.failed_checks:
         details["failed_checks"] = list(outcome.failed_checks)
     event_row = (
-        p.ts,
-        item.received_at,
+        ts,
+        received,
         body.msg_id,
         cyl["id"] if cyl else None,
         body.tag,
@@ -225,8 +224,8 @@ def _scan_row(item: Item, p: Parsed, body: HandheldScan, batch: BatchContext) ->
     if not inside:
         details["out_of_region"] = True
     return (
-        p.ts,
-        item.received_at,
+        body.ts * 1000,
+        micros(item.received_at),
         body.msg_id,
         cyl["id"] if cyl else None,
         body.tag,
@@ -248,7 +247,3 @@ def _scan_row(item: Item, p: Parsed, body: HandheldScan, batch: BatchContext) ->
 def _json(value: Any) -> str | None:
     """A jsonb column's value, staged as text (:mod:`ingest.records`)."""
     return None if value is None else orjson.dumps(value).decode()
-
-
-def _from_ms(ms: int | None) -> datetime | None:
-    return None if ms is None else _EPOCH + timedelta(milliseconds=ms)
