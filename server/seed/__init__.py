@@ -24,6 +24,12 @@ The package, one concern a module: `shape` (the demo's proportions), `names` (pe
 roads, codes), `records` (what a run knows and reports), `city` (the entry point and the
 order of steps), `sites`, `customers`, `devices`, `users`, `cylinders` and `history` (one
 kind of row each), `command` (the CLI). Bulk loading is `server.db.bulk`'s.
+
+The city's past (``--history-months``, ``[seed] history_months``): `history_shape` (its
+cadences and rates), `timeline` (each cylinder's cycles, planned backwards from its row),
+`cycles` (a month planned as packed ints), `emit` (a month's rows of events and fills),
+`incidents` (alerts, refusal counts, inspections, complaints), `partitions` (past
+partitions and month-by-month indexes) and `past` (the month-by-month writer).
 """
 
 from server.seed.city import seed_city

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 import orjson
@@ -31,6 +31,7 @@ from server.kernel.settings import Settings
 from server.seed.customers import add_customers
 from server.seed.cylinders import CYLINDER_COLUMNS, CylinderGenerator
 from server.seed.devices import add_devices
+from server.seed.past import write_history
 from server.seed.records import (
     AlreadySeeded,
     Clock,
@@ -52,6 +53,7 @@ from server.seed.shape import (
     STATION_DISTRICT_WEIGHTS,
 )
 from server.seed.sites import add_companies, add_entrustments, add_sites
+from server.seed.timeline import Timeline, history_start
 from server.seed.users import create_demo_users
 
 
@@ -69,6 +71,7 @@ async def seed_city(
     today: date | None = None,
     progress: bool = True,
     districts_path: Path | None = None,
+    history_months: int | None = None,
 ) -> SeedSummary:
     """Build the demo city in the (migrated, empty) database behind *conn*.
 
@@ -78,6 +81,9 @@ async def seed_city(
     one transaction; :class:`AlreadySeeded` is raised, and nothing written, when cylinders
     already exist, and :class:`~server.db.install.NotADemo` when the database has users of
     its own. The database is marked as the demo's in the same transaction.
+
+    ``history_months`` (default ``[seed] history_months``) months of history are generated
+    before *today* (`server.seed.past`); 0 keeps only a small sample of recent fills.
     """
     started = time.perf_counter()
     cfg = settings.seed
@@ -95,6 +101,9 @@ async def seed_city(
             "a city needs at least 1 company, filling station and customer, "
             "and no negative count of cylinders, stores or vehicles"
         )
+    months = cfg.history_months if history_months is None else history_months
+    if months < 0:
+        raise ValueError("history months must not be negative")
     seed = cfg.random_seed if random_seed is None else random_seed
     day = today or date.today()
     districts = load_districts(districts_path)
@@ -116,7 +125,9 @@ async def seed_city(
         )
         # index rebuilds at the end sort a million keys: give them room (this transaction only)
         await conn.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
-        builder = CityBuilder(conn, settings, districts, specs, random.Random(seed), day, progress)
+        builder = CityBuilder(
+            conn, settings, districts, specs, random.Random(seed), day, progress, months
+        )
         summary = await builder.build(
             n_companies=n_companies,
             n_stations=n_stations,
@@ -126,10 +137,26 @@ async def seed_city(
             n_cylinders=cylinders,
         )
     # fresh statistics, or the planner guesses at a million rows it has never seen
-    for table in ("companies", "sites", "customers", "devices", "cylinders", "events", "fills"):
+    for table in ANALYZED:
         await conn.execute(f"ANALYZE {table}")
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+ANALYZED: Final = (
+    "companies",
+    "sites",
+    "customers",
+    "devices",
+    "cylinders",
+    "events",
+    "fills",
+    "alerts",
+    "inspections",
+    "fill_denials_daily",
+    "complaints",
+)
+"""Tables the seed fills in bulk, analysed afterwards."""
 
 
 def _weights_for(codes: Sequence[str], table: dict[str, float]) -> list[float]:
@@ -148,6 +175,7 @@ class CityBuilder:
         rng: random.Random,
         today: date,
         progress: bool,
+        history_months: int = 0,
     ) -> None:
         self.conn = conn
         self.settings = settings
@@ -156,6 +184,10 @@ class CityBuilder:
         self.rng = rng
         self.today = today
         self.clock = Clock(today, settings)
+        self.history_months = history_months
+        self.history_start = history_start(today, history_months)
+        """First day of the seeded history (today when there is none)."""
+        self.timeline: Timeline | None = None
         self.progress = progress and sys.stderr.isatty()
         self.summary = SeedSummary()
         self.companies: list[Company] = []
@@ -194,7 +226,11 @@ class CityBuilder:
         customers = await add_customers(self, n_customers)
         await add_devices(self, n_vehicles)
         await self._users()
+        if self.history_months:
+            self.timeline = Timeline(self, customers, self.history_months)
         await self._cylinders(n_cylinders, customers)
+        if self.timeline is not None:
+            await write_history(self, self.timeline)
         return self.summary
 
     async def _districts(self) -> None:

@@ -50,6 +50,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="real-name customers (default [seed] customers, scaled down for a smaller city)",
     )
     p.add_argument("--vehicles", type=_count, metavar="N", help="delivery vehicles")
+    p.add_argument(
+        "--history-months",
+        type=_count,
+        metavar="N",
+        help="months of history before today: fills, deliveries, inspections, refusals,"
+        " alerts, complaints (default [seed] history_months; 0: a small sample of fills)",
+    )
     p.add_argument("--random-seed", type=int, metavar="N", help="random seed (default [seed])")
     p.add_argument(
         "--demo",
@@ -103,6 +110,7 @@ async def run_seed(args: argparse.Namespace, settings: Settings) -> int:
                 customers=args.customers,
                 vehicles=args.vehicles,
                 random_seed=args.random_seed,
+                history_months=getattr(args, "history_months", None),
             )
         except NotADemo as exc:
             print(f"cylwatch seed: {exc}", file=sys.stderr)

@@ -23,7 +23,7 @@ from server.domain.dates import (
 )
 from server.seed.history import History
 from server.seed.names import words
-from server.seed.records import Customers
+from server.seed.records import Customers, Site
 from server.seed.shape import (
     AT_SITES_SHARE,
     BARCODE_PREFIX,
@@ -237,6 +237,7 @@ class CylinderGenerator:
         stamp_mult, stamp_off = self.stamp_mult, self.stamp_off
         compliance_counts, status_counts = self.compliance, self.statuses
         history = self.history
+        timeline = city.timeline
         full_lo, full_span = (
             FILLED_DAYS_AGO_FULL[0],
             FILLED_DAYS_AGO_FULL[1] - FILLED_DAYS_AGO_FULL[0] + 1,
@@ -287,6 +288,8 @@ class CylinderGenerator:
             loc_site = loc_device = loc_customer = None
             last_fill_at = last_return_at = None
             fill_state = "empty"
+            where: Site | None = None
+            k = vi = None
             if status in ("scrapped", "in_inspection"):
                 loc_kind = "site"
                 loc_site = agency.id
@@ -301,14 +304,15 @@ class CylinderGenerator:
             else:
                 u = rand()
                 if u < p_site:
-                    site = sites[bis(site_cum, rand() * site_total)]
+                    site = where = sites[bis(site_cum, rand() * site_total)]
                     loc_kind = "site"
                     loc_site = site.id
                     district, lat, lon = site.district, site.lat, site.lon
                     owner_id = site.company_id or self._any_owner()
                     full_share = FULL_AT_SITE
                 elif u < p_vehicle:
-                    veh = vehicles[int(rand() * len(vehicles))]
+                    vi = int(rand() * len(vehicles))
+                    veh = vehicles[vi]
                     loc_kind = "vehicle"
                     loc_device = veh.id
                     district, lat, lon = veh.district, veh.lat, veh.lon
@@ -337,9 +341,32 @@ class CylinderGenerator:
             status_counts[status] += 1
             tag = f"{TAG_PREFIX}{seq * tag_stride + int(rand() * tag_stride):09X}"
             # ---- live state: last fill and return
+            reg_day = date.fromordinal(
+                min(mfg_ord + reg_lo + int(rand() * reg_span), today_ord - 1)
+            )
             company = company_by_id[owner_id]
             last_fill_site = None
-            if status == "in_service" and company.fill_stations:
+            if timeline is not None:
+                last_fill_at, last_fill_site, last_return_at = timeline.live_state(
+                    cid=cid,
+                    tag=tag,
+                    spec=spec,
+                    owner_id=owner_id,
+                    tare_kg=tare_kg,
+                    status=status,
+                    mfg=mfg,
+                    last_inspection=last,
+                    next_inspection=nxt,
+                    scrap=scrap,
+                    registered=reg_day,
+                    agency=agency,
+                    loc_kind=loc_kind,
+                    site=where,
+                    customer=k,
+                    vehicle=vi,
+                    full=fill_state == "full",
+                )
+            elif status == "in_service" and company.fill_stations:
                 if fill_state == "full":
                     back = full_lo + int(rand() * full_span)
                 else:
@@ -361,11 +388,12 @@ class CylinderGenerator:
                         )
                 if fill_state == "empty" and loc_kind == "site":
                     last_return_at = days_ago(RETURNED_DAYS_AGO[0], RETURNED_DAYS_AGO[1], rand)
-            reg_day = date.fromordinal(
-                min(mfg_ord + reg_lo + int(rand() * reg_span), today_ord - 1)
-            )
             registered_at = on_day(reg_day, rand)
-            if history.register_budget and rand() < REGISTER_EVENT_SHARE:
+            if timeline is not None and timeline.register(
+                registered_at, cid, tag, agency, owner_id
+            ):
+                pass  # written with its month of the history
+            elif history.register_budget and rand() < REGISTER_EVENT_SHARE:
                 history.register(cid, tag, registered_at, agency, owner_id)
             out.append(
                 (

@@ -46,6 +46,11 @@ class SeedSummary:
     users: int = 0
     events: int = 0
     fills: int = 0
+    history_months: int = 0
+    inspections: int = 0
+    refusals: int = 0
+    alerts: int = 0
+    complaints: int = 0
     seconds: float = 0.0
     compliance: dict[str, int] = field(default_factory=dict)
     """Cylinders by compliance status on the seed's ``today`` (docs/ARCHITECTURE.md §4)."""
@@ -64,7 +69,10 @@ class SeedSummary:
             f"cylinders {self.cylinders:,}: "
             + ", ".join(f"{k} {v:,}" for k, v in sorted(self.compliance.items())),
             "record status: " + ", ".join(f"{k} {v:,}" for k, v in sorted(self.statuses.items())),
-            f"history: {self.events:,} events, {self.fills:,} fills; "
+            f"history ({self.history_months} months): {self.events:,} events, "
+            f"{self.fills:,} fills, {self.inspections:,} inspections, "
+            f"{self.refusals:,} refused fills, {self.alerts:,} alerts, "
+            f"{self.complaints:,} complaints",
             f"{self.users} demo users created",
             f"took {self.seconds:.1f} s",
         ]
@@ -81,6 +89,8 @@ class Site:
     lat: float
     lon: float
     capacity: int = 0
+    suspended_on: int = 0
+    """Ordinal of the local day its filling licence was suspended (0: never)."""
 
 
 @dataclass
@@ -90,9 +100,12 @@ class Company:
     name: str
     short: str
     weight: float
+    district: str = ""
     stations: list[Site] = field(default_factory=list)
     fill_stations: list[Site] = field(default_factory=list)
     """Stations that may fill this company's cylinders: its own, else its filler's."""
+    entrusted: list[Site] = field(default_factory=list)
+    """Another company's stations it entrusted besides its own (委托充装 for some fills)."""
     depots: list[Site] = field(default_factory=list)
 
 
@@ -132,6 +145,7 @@ class Clock:
 
     def __init__(self, today: date, settings: Settings) -> None:
         zone = city_zone(settings.alerts)
+        self.zone = zone
         self.today = today
         self.today_ord = today.toordinal()
         self.midnight = datetime(today.year, today.month, today.day, tzinfo=zone).astimezone(UTC)
@@ -149,6 +163,31 @@ class Clock:
             base = self._bases[days_ago] = self.midnight - timedelta(days=days_ago) + self._opening
         return base + self._seconds[int(rand() * self.span_s)]
 
+    def at(self, day_ord: int, second: int) -> datetime:
+        """The moment *second* seconds after opening time on the day of ordinal *day_ord*."""
+        days_ago = self.today_ord - day_ord
+        base = self._bases.get(days_ago)
+        if base is None:
+            base = self._bases[days_ago] = self.midnight - timedelta(days=days_ago) + self._opening
+        return base + self._seconds[second]
+
+    def day_base(self, day_ord: int) -> datetime:
+        """Opening time on the day of ordinal *day_ord* (add ``seconds[s]`` for a moment)."""
+        days_ago = self.today_ord - day_ord
+        base = self._bases.get(days_ago)
+        if base is None:
+            base = self._bases[days_ago] = self.midnight - timedelta(days=days_ago) + self._opening
+        return base
+
+    @property
+    def seconds(self) -> list[timedelta]:
+        """``seconds[s]`` is a timedelta of *s* seconds, for s within the opening hours."""
+        return self._seconds
+
+    def local_day(self, moment: datetime) -> int:
+        """Ordinal of the city's calendar day of *moment*."""
+        return moment.astimezone(self.zone).date().toordinal()
+
     def days_ago(self, lo: int, hi: int, rand: Callable[[], float]) -> datetime:
         """A moment during opening hours between *hi* and *lo* days before today (lo ≥ 1)."""
         return self.on_day(
@@ -165,13 +204,23 @@ class Customers:
         self.districts: list[str] = []
         self.lats: list[float] = []
         self.lons: list[float] = []
+        self.opened: list[int] = []
+        """Ordinal of the day each account was opened (deliveries only from then on)."""
         self._weights: list[float] = []
         self.cum_weights: list[float] = []
 
     def add(
-        self, cid: int, company_id: int, district: str, lat: float, lon: float, weight: float
+        self,
+        cid: int,
+        company_id: int,
+        district: str,
+        lat: float,
+        lon: float,
+        weight: float,
+        opened: int,
     ) -> None:
         self.ids.append(cid)
+        self.opened.append(opened)
         self.company_ids.append(company_id)
         self.districts.append(district)
         self.lats.append(lat)

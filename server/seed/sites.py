@@ -16,6 +16,13 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from server.db.bulk import reserve_ids
+from server.seed.history_shape import (
+    ENTRUSTING_WITH_STATIONS,
+    ENTRUSTMENT_AGE_DAYS,
+    ENTRUSTMENT_LEFT_DAYS,
+    SUSPENDED_DAYS_AGO,
+    SUSPENSION_REASON,
+)
 from server.seed.names import (
     GENERATED_COMPANY_WORDS,
     GENERIC_ROADS,
@@ -74,7 +81,7 @@ async def add_companies(city: CityBuilder, n: int) -> None:
                 days=rng.randint(licence_days + 60, LICENCE_LEFT_DAYS_MAX)
             )
         issued = expiry.year - LICENCE_TERM_YEARS
-        company = Company(first + i, f"ZZ-G{i + 1:03d}", name, short, weight)
+        company = Company(first + i, f"ZZ-G{i + 1:03d}", name, short, weight, d.code)
         city.companies.append(company)
         rows.append(
             (
@@ -154,6 +161,7 @@ async def add_sites(city: CityBuilder, n_stations: int, n_stores: int) -> None:
         permitted: int | None = None
         licence_no = expiry = None
         status = "valid"
+        status_at = None
         if kind == "filling_station":
             assert company is not None
             name = f"{company.short}{road}充装站"
@@ -162,6 +170,7 @@ async def add_sites(city: CityBuilder, n_stations: int, n_stores: int) -> None:
             if idx in suspended:
                 status = "suspended"
                 expiry = city.today + timedelta(days=rng.randint(90, 700))
+                status_at = city.clock.days_ago(*SUSPENDED_DAYS_AGO, rng.random)
             elif idx in expiring:
                 expiry = city.today + timedelta(
                     days=rng.randint(3, max(3, alerts.licence_expiring_days - 2))
@@ -192,6 +201,8 @@ async def add_sites(city: CityBuilder, n_stations: int, n_stores: int) -> None:
             lon,
             permitted if permitted is not None else default_storage[kind],
         )
+        if status_at is not None:
+            site.suspended_on = city.clock.local_day(status_at)
         city.sites.append(site)
         if company is not None and kind == "filling_station":
             company.stations.append(site)
@@ -214,6 +225,8 @@ async def add_sites(city: CityBuilder, n_stations: int, n_stores: int) -> None:
                 licence_no,
                 expiry,
                 status,
+                status_at,
+                None if status_at is None else SUSPENSION_REASON,
             )
         )
     await city.conn.copy_records_to_table(
@@ -221,7 +234,8 @@ async def add_sites(city: CityBuilder, n_stations: int, n_stores: int) -> None:
         records=rows,
         columns=words(
             "id code name kind company_id district_code address lat lon "
-            "permitted_full_storage licence_no licence_expiry licence_status"
+            "permitted_full_storage licence_no licence_expiry licence_status "
+            "licence_status_at licence_status_reason"
         ),
     )
     city.summary.filling_stations = counters["filling_station"]
@@ -231,19 +245,36 @@ async def add_sites(city: CityBuilder, n_stations: int, n_stores: int) -> None:
 
 
 async def add_entrustments(city: CityBuilder) -> None:
-    """Companies without a station have a larger one fill for them (委托充装)."""
+    """Companies without a station have a larger one fill for them (委托充装), and a few with
+    stations of their own entrust another company's stations for some fills besides.
+
+    Every entrustment began before the seeded history does, so each fill of the history at
+    an entrusted station was authorised on its day (ingest/auth.py reads valid_from/valid_to).
+    """
     rng = city.rng
     fillers = [c for c in city.companies if c.stations]
+    start = city.history_start
     rows = []
+
+    def entrust(owner: Company, filler: Company) -> None:
+        valid_from = start - timedelta(days=rng.randint(*ENTRUSTMENT_AGE_DAYS))
+        valid_to = city.today + timedelta(days=rng.randint(*ENTRUSTMENT_LEFT_DAYS))
+        rows.append((owner.id, filler.id, valid_from, valid_to))
+
     for c in city.companies:
         if c.stations:
             c.fill_stations = c.stations
             continue
         filler = rng.choices(fillers, weights=[f.weight for f in fillers])[0]
         c.fill_stations = filler.stations
-        valid_from = city.today - timedelta(days=rng.randint(60, 900))
-        valid_to = city.today + timedelta(days=rng.randint(90, 700))
-        rows.append((c.id, filler.id, valid_from, valid_to))
+        entrust(c, filler)
+    # the demo company (the first) keeps to its own stations
+    mixed = [c for c in fillers[1:] if len(fillers) > 2]
+    for c in rng.sample(mixed, min(ENTRUSTING_WITH_STATIONS, len(mixed))):
+        others = [f for f in fillers if f is not c]
+        filler = rng.choices(others, weights=[f.weight for f in others])[0]
+        c.entrusted = list(filler.stations)
+        entrust(c, filler)
     if rows:
         await city.conn.copy_records_to_table(
             "entrustments",

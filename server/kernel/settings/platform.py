@@ -164,6 +164,9 @@ class Seed(Section, frozen=True):
     customers: Count
     vehicles: Count
     random_seed: int
+    history_months: NonNegative
+    """Months of past fills, deliveries, inspections and alerts generated before today
+    (server.seed.past); 0 keeps only a small sample of recent fills."""
 
 
 class BigScreen(Section, frozen=True):
