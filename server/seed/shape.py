@@ -122,6 +122,9 @@ DISTRICT_WEIGHTS: Final[dict[str, float]] = {
     "410171": 9.0,  # 经开区
     "410172": 8.0,  # 高新区
     "410106": 3.0,  # 上街区
+    "410182": 4.0,  # 荥阳市 (county-level city: town centres, villages)
+    "410184": 4.0,  # 新郑市
+    "410122": 3.0,  # 中牟县
 }
 """Where people live (customers and stores). Districts not listed weigh 5."""
 STATION_DISTRICT_WEIGHTS: Final[dict[str, float]] = {
@@ -133,6 +136,9 @@ STATION_DISTRICT_WEIGHTS: Final[dict[str, float]] = {
     "410104": 10.0,
     "410105": 4.0,
     "410106": 6.0,
+    "410182": 8.0,
+    "410184": 8.0,
+    "410122": 8.0,
 }
 """Filling stations sit on the outskirts, away from dense housing."""
 OTHER_DISTRICT_WEIGHT: Final = 5.0

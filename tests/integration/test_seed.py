@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import re
 import secrets
 from collections import Counter
@@ -19,12 +20,14 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
-from shapely.geometry import Point, shape
+from shapely.geometry import MultiPoint, Point, shape
+from shapely.ops import unary_union
 
+from device_sim.routes import Route, Stop
 from server.db.migrate import migrate
 from server.db.pool import connect
 from server.domain.dates import ComplianceStatus, compliance_status
-from server.kernel.districts import load_districts
+from server.kernel.districts import DistrictIndex, load_districts
 from server.kernel.passwords import verify_password
 from server.kernel.settings import Settings, load_settings
 from server.seed import DEMO_USERS, AlreadySeeded, SeedSummary, add_commands, seed_city
@@ -135,6 +138,47 @@ async def test_customers_and_cylinders_are_placed_in_their_district(
         "SELECT district_code, lat, lon FROM cylinders"
     )
     assert all(shapes[r["district_code"]].covers(Point(r["lon"], r["lat"])) for r in rows)
+
+
+def test_the_city_is_one_region_without_gaps() -> None:
+    """The districts tile the city: one polygon, no holes, convex — so a straight leg between
+    any two places of the city (a delivery vehicle's, device_sim/routes.py) never leaves it
+    and raises a false out_of_region alert."""
+    union = unary_union([d.shape for d in load_districts()])
+    assert union.geom_type == "Polygon"
+    assert not list(union.interiors)
+    assert union.convex_hull.area - union.area < 1e-9
+
+
+async def test_every_seeded_place_and_the_simulators_roads_lie_in_the_city(
+    db: asyncpg.Connection,
+) -> None:
+    index = DistrictIndex(load_districts())
+    places = [
+        (r["lat"], r["lon"])
+        for r in await db.fetch(
+            "SELECT lat, lon FROM sites UNION ALL SELECT lat, lon FROM customers "
+            "UNION ALL SELECT lat, lon FROM devices WHERE lat IS NOT NULL "
+            "UNION ALL SELECT lat, lon FROM cylinders WHERE lat IS NOT NULL"
+        )
+    ]
+    assert [p for p in places if index.lookup(*p) is None] == []
+    union = unary_union([d.shape for d in load_districts()])
+    assert union.covers(MultiPoint([(lon, lat) for lat, lon in places]).convex_hull)
+    # the simulator drives straight legs between stations, stores and customers
+    stops = [
+        Stop(r["lat"], r["lon"], r["kind"], str(r["ref"]))
+        for r in await db.fetch(
+            "SELECT lat, lon, kind, code AS ref FROM sites WHERE kind <> 'inspection_agency' "
+            "UNION ALL SELECT lat, lon, 'customer', account_no FROM customers"
+        )
+    ]
+    rng = random.Random(5)
+    fixes = []
+    for _ in range(300):
+        route = Route(rng.sample(stops, 3), 0, 30.0, 0.0)
+        fixes += [route.fix_at(t) for t in range(0, route.end_ms, max(1, route.end_ms // 20))]
+    assert [f for f in fixes if index.lookup(f.lat, f.lon) is None] == []
 
 
 async def test_codes_are_unique_and_well_formed(db: asyncpg.Connection) -> None:
