@@ -4,7 +4,8 @@ docs/ARCHITECTURE.md §9 "Reports").
 Every server process refreshes them every ``[reports] rollup_refresh_s`` already; this is for
 an operator after a bulk load (a seeded history, an enterprise upload of old fills), a
 deployment whose servers run with the round off, or a cron job. It waits for a refresh that
-another process is doing, then refreshes with what is stored now, and prints the watermark.
+another process is doing, then refreshes everything with what is stored now — the whole
+history of fills too, which the round refreshes once a day — and prints the watermark.
 ``--no-wait`` returns at once (exit 1) when another process holds the lock.
 """
 
@@ -47,7 +48,9 @@ async def cmd_reports_refresh(args: argparse.Namespace, settings: Settings) -> i
     conn = await connect(settings, args.database_url)
     try:
         started = time.perf_counter()
-        done = await refresh(conn, settings, wait=not args.no_wait, now=dt.datetime.now(dt.UTC))
+        done = await refresh(
+            conn, settings, wait=not args.no_wait, now=dt.datetime.now(dt.UTC), full=True
+        )
         if not done:
             print("another process is refreshing the rollups; not waiting", file=sys.stderr)
             return 1

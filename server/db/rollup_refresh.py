@@ -4,7 +4,8 @@
 
 A refresh is one call of ``cyl_rollups_refresh`` (SECURITY DEFINER: the server's role owns
 no view, migration 0072): every materialized rollup is refreshed CONCURRENTLY — reports keep
-reading the previous rows meanwhile — and the watermark moves to the day it closed, in one
+reading the previous rows meanwhile — fills only for the last ``RECENT_DAYS`` closed days but
+once a day (migration 0221) — and the watermark moves to the day it closed, in one
 transaction, so a report sees old rows with the old watermark or new rows with the new.
 The function takes a transaction-scoped advisory lock: when several processes are up, one
 refreshes and the others find the lock taken and wait for the next turn (the lock is in
@@ -27,7 +28,7 @@ from typing import Final
 import asyncpg
 from aiohttp import web
 
-from server.db.rollups import closed_until, watermark
+from server.db.rollups import RECENT_DAYS, closed_until, watermark
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.settings import Settings
 
@@ -47,15 +48,19 @@ async def refresh(
     *,
     wait: bool,
     now: dt.datetime | None = None,
+    full: bool = False,
 ) -> bool:
     """Refresh the rollups up to the day closed at *now*; False when another process holds
-    the lock and *wait* is false (that process is doing this round)."""
+    the lock and *wait* is false (that process is doing this round). The fills of the days
+    before the last ``RECENT_DAYS`` are refreshed once a day, or now when *full*."""
     upto = closed_until(now or dt.datetime.now(dt.UTC), settings)
     done = await db.fetchval(
-        "SELECT cyl_rollups_refresh($1, $2, $3)",
+        "SELECT cyl_rollups_refresh($1, $2, $3, $4, $5)",
         upto,
         settings.alerts.timezone,
         wait,
+        upto - dt.timedelta(days=RECENT_DAYS),
+        full,
         timeout=REFRESH_TIMEOUT_S,
     )
     return bool(done)

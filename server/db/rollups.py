@@ -14,7 +14,8 @@ names, so ``server.kernel.scope`` applies unchanged); PostgreSQL pushes them int
 
 What "exact" means: the days before the watermark are counted as they stood at the last
 refresh; a row arriving later for such a day (a gun's buffered fill, a bulk upload) counts
-from the next refresh ([reports] rollup_refresh_s). A day is only closed
+from the next refresh ([reports] rollup_refresh_s) — for fills older than
+:data:`RECENT_DAYS`, from the next day's first refresh (migration 0221). A day is only closed
 :data:`CLOSE_AFTER` after it ends, so a batch committed just after midnight still lands in
 the live half. Alerts are counted by the day they were raised (``first_at``), which a later
 repeat does not move; their ``occurrences`` and ``unresolved`` are as of the refresh for
@@ -40,6 +41,7 @@ __all__ = [
     "FILLS",
     "LOCK_KEY",
     "OVERSTOCK",
+    "RECENT_DAYS",
     "Rollup",
     "Watermark",
     "closed_until",
@@ -55,6 +57,13 @@ CLOSE_AFTER: Final = dt.timedelta(minutes=15)
 """How long after a city day ends it is closed into the rollups: ingest commits a batch
 within seconds, a gun back from a short network loss sends its buffered fills within
 minutes; a quarter hour keeps those in the live half instead of waiting a refresh."""
+
+
+RECENT_DAYS: Final = 7
+"""Closed days of fills refreshed at every round (migration 0221's recent view); the days
+before them are refreshed once a day. A week holds a gun's buffered fills and an enterprise's
+weekly upload, while a round reads a week of fills instead of the whole history (a year of a
+1M-cylinder city is 12M fills: docs/BENCHMARKS.md "Reports")."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,7 @@ class Watermark:
     upto: dt.date | None
     refreshed_at: dt.datetime | None
     duration_ms: int | None
+    split: dt.date | None = None
 
     def usable_upto(self, tz: str) -> dt.date | None:
         """The watermark for a reader in zone *tz*: none when the rollups are in another
@@ -121,12 +131,14 @@ class Watermark:
             "upto": self.upto,
             "refreshed_at": self.refreshed_at,
             "duration_ms": self.duration_ms,
+            "split": self.split,
         }
 
 
 async def watermark(db: asyncpg.Pool | asyncpg.Connection) -> Watermark | None:
     row = await db.fetchrow(
-        "SELECT tz, mode, upto, refreshed_at, duration_ms FROM rollup_state WHERE name = 'reports'"
+        """SELECT tz, mode, upto, refreshed_at, duration_ms, split
+             FROM rollup_state WHERE name = 'reports'"""
     )
     return Watermark(**dict(row)) if row else None
 

@@ -154,6 +154,6 @@ async def add_alert(
 
 
 async def refreshed(pool: Any, settings: Any) -> None:
-    """The rollups refreshed now with every row written so far (waiting for a refresh
-    another app of the session may be doing)."""
-    assert await refresh(pool, settings, wait=True)
+    """The rollups refreshed now with every row written so far, old days included (waiting
+    for a refresh another app of the session may be doing)."""
+    assert await refresh(pool, settings, wait=True, full=True)

@@ -86,7 +86,7 @@ async def test_rollup_plus_live_tail_equals_raw(
     # a refresh as of some day in the past: the watermark falls anywhere in the period or
     # outside it (a refresh never closes a day not yet over, so this is a real state)
     now = dt.datetime.now(dt.UTC) - dt.timedelta(days=closed_days_ago)
-    assert await refresh(pool, settings, wait=True, now=now)
+    assert await refresh(pool, settings, wait=True, now=now, full=True)
     state = await rollups.watermark(pool)
     assert state is not None and state.upto == rollups.closed_until(now, settings)
     # rows stored after the refresh, on the days it left open (the live tail's)
@@ -182,3 +182,30 @@ async def test_refresh_command(settings: Any, database: str, capsys: Any) -> Non
     assert code == 0
     out = capsys.readouterr().out
     assert "report rollups refreshed" in out and "native" in out
+
+
+async def test_old_fills_wait_for_the_daily_refresh(pool: Any, settings: Any) -> None:
+    """Fills older than RECENT_DAYS are refreshed once a day (when the split moves), the
+    recent ones at every round (migration 0221): a late fill for a day before the split
+    counts after the next day's first refresh, one inside the window after the next round."""
+    m = await mini_city(pool, settings, "SPLIT")
+    await refreshed(pool, settings)
+    state = await rollups.watermark(pool)
+    assert state is not None and state.upto and state.split
+    assert state.split == state.upto - dt.timedelta(days=rollups.RECENT_DAYS)
+    old_days = (m.today - state.split).days + 3  # before the split
+    await add_fill(pool, m, m.at(old_days))
+    await add_fill(pool, m, m.at((m.today - state.upto).days + 2))  # inside the window
+    first, last = m.today - dt.timedelta(days=old_days + 1), m.today
+    assert await refresh(pool, settings, wait=True)  # a round the same day: recent days only
+    assert (await _totals(pool, settings, m, first, last, state.upto))["fills"] == 1
+    # the next day's first round (the split moves) refreshes the history too
+    moved_split = state.split + dt.timedelta(days=1)
+    assert await pool.fetchval(
+        "SELECT cyl_rollups_refresh($1, $2, true, $3, false)",
+        state.upto,
+        settings.alerts.timezone,
+        moved_split,
+    )
+    assert (await _totals(pool, settings, m, first, last, state.upto))["fills"] == 2
+    await refreshed(pool, settings)
