@@ -18,7 +18,12 @@ On 127.0.0.1 only, bounded in time:
    the generator's process. A request with no reply within ``--lost-after`` seconds is
    lost. The first ``--warmup`` seconds are sent but not counted.
 
-Run ``python bench/fill_auth.py [--record]``.
+``--background-rate N`` adds the worker's everyday work (issue 14 item 3): a second process
+publishes N valve telemetry messages/s (QoS 1, real tags of the city, paced every 20 ms) to the
+same broker for the whole run, so the worker answering the guns is also storing N messages/s in
+batches. The report adds what was published, stored and the worker's batch latency.
+
+Run ``python bench/fill_auth.py [--background-rate N] [--record]``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import argparse
 import asyncio
 import importlib.util
 import json
+import multiprocessing as mp
 import os
 import random
 import sys
@@ -155,6 +161,73 @@ def run_load(
     )
 
 
+BACKGROUND_TICK_S = 0.02
+"""The background publisher sends rate × 20 ms messages per tick: steady at the scale of a
+batch (≤ 200 ms), without one ``sleep`` per message."""
+
+
+def background_messages(
+    city: Any, rate: float, seconds: float, seed: int
+) -> list[tuple[str, bytes]]:
+    """Valve telemetry of real tags for *seconds* at *rate*, device times around now."""
+    from device_sim.loadgen import generate_mix
+
+    n = int(rate * seconds)
+    msgs = generate_mix(
+        city,
+        n,
+        seed=seed + 1,
+        now_ms=int(time.time() * 1000) + int(seconds * 1000),
+        mix={"telemetry": 1.0},
+        spread_ms=int(seconds * 1000),
+    )
+    return [(m.topic, m.payload) for m in msgs]
+
+
+def _background_child(
+    port: int, messages: list[tuple[str, bytes]], rate: float, stop: Any, out: Any
+) -> None:
+    """Publish *messages* at *rate* per second until they run out or *stop* is set."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    acked = 0
+    lock = threading.Lock()
+
+    def on_publish(*a: Any) -> None:
+        nonlocal acked
+        with lock:
+            acked += 1
+
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-auth-bg", protocol=mqtt.MQTTv5)
+    c.max_inflight_messages_set(65535)
+    c.on_publish = on_publish
+    c.connect("127.0.0.1", port, keepalive=60)
+    c.loop_start()
+    per_tick = max(1, round(rate * BACKGROUND_TICK_S))
+    t0 = time.perf_counter()
+    sent = behind = 0
+    tick = 0
+    while sent < len(messages) and not stop.is_set():
+        due = t0 + tick * BACKGROUND_TICK_S
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        elif delay < -BACKGROUND_TICK_S:
+            behind += 1
+        for topic, payload in messages[sent : sent + per_tick]:
+            c.publish(topic, payload, qos=1)
+        sent = min(len(messages), sent + per_tick)
+        tick += 1
+    span = time.perf_counter() - t0
+    deadline = time.monotonic() + 10
+    while acked < sent and time.monotonic() < deadline:
+        time.sleep(0.05)
+    c.disconnect()
+    c.loop_stop()
+    out.put({"sent": sent, "acked": acked, "seconds": span, "ticks_behind": behind})
+
+
 def percentile(values: list[float], q: float) -> float | None:
     from device_sim.behaviour import percentile as p
 
@@ -173,6 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--deny-share", type=float, default=0.2)
     ap.add_argument("--lost-after", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--background-rate",
+        type=float,
+        default=0.0,
+        help="valve telemetry messages/s the same worker ingests meanwhile (issue 14)",
+    )
     ap.add_argument("--record", nargs="?", const=str(ROOT / "docs" / "BENCHMARKS.md"), default=None)
     args = ap.parse_args(argv)
     if "127.0.0.1" not in args.dsn and "localhost" not in args.dsn:
@@ -185,17 +264,45 @@ def main(argv: list[str] | None = None) -> int:
     n_cyl = asyncio.run(_count(args.dsn))
     total = int(args.rate * (args.duration + args.warmup))
     plan = plan_requests(city, total, args.deny_share, args.seed)
+    background: list[tuple[str, bytes]] = []
+    if args.background_rate > 0:
+        background = background_messages(
+            city, args.background_rate, args.duration + args.warmup + 2, args.seed
+        )
+    del city
     info = machine_info(asyncio.run(bi.pg_version(args.dsn)))
+    bg_result: dict[str, Any] = {}
     with PrivateBroker() as broker:
         group = bi.WorkerGroup(1, args.dsn, broker.url, f"auth{random.randrange(10**6)}")
         group.start()
+        bg_proc = None
         try:
             print(
                 f"1 ingest worker on {broker.url}; {total:,} requests at {args.rate:.0f}/s "
-                f"({n_cyl:,} cylinders)",
+                f"({n_cyl:,} cylinders); background telemetry {args.background_rate:,.0f}/s",
                 flush=True,
             )
+            if background:
+                ctx = mp.get_context("spawn")
+                bg_stop, bg_out = ctx.Event(), ctx.Queue()
+                bg_proc = ctx.Process(
+                    target=_background_child,
+                    args=(broker.port, background, args.background_rate, bg_stop, bg_out),
+                    daemon=True,
+                )
+                bg_proc.start()
+                time.sleep(1.0)  # the worker reaches its steady state before guns ask
             sent_at, rep, recv_at, load = run_load(broker.port, plan, args.rate, args.lost_after)
+            if bg_proc is not None:
+                bg_stop.set()
+                try:
+                    bg_result = bg_out.get(timeout=60)
+                except Exception:  # a bench reports what it has
+                    bg_result = {"note": "the background publisher did not report within 60 s"}
+                bg_proc.join(10)
+                if bg_proc.is_alive():
+                    bg_proc.kill()
+                time.sleep(2.0)  # the worker commits what it received
         finally:
             metrics = group.finish()
     skip = int(args.rate * args.warmup)
@@ -235,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
         "## Fill authorization",
         "",
         f"Command: `python bench/fill_auth.py --rate {args.rate:.0f} --duration "
-        f"{args.duration:.0f}` ({info['date']})",
+        f"{args.duration:.0f}"
+        + (f" --background-rate {args.background_rate:.0f}" if args.background_rate else "")
+        + f"` ({info['date']})",
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM; "
         f"{info['postgresql']}; {info['mosquitto']} (private instance); load average at "
@@ -256,6 +365,21 @@ def main(argv: list[str] | None = None) -> int:
         f"{f' ({late_replies:,} answered late)' if late_replies else ''} | {wrong:,} | "
         f"{'met' if met else 'MISSED'} |",
         "",
+        *(
+            [
+                f"- Background: {bg_result.get('sent', 0):,} valve telemetry messages published"
+                f" at {args.background_rate:,.0f}/s over {bg_result.get('seconds', 0):.1f} s "
+                f"({bg_result.get('acked', 0):,} acknowledged by the broker, "
+                f"{bg_result.get('ticks_behind', 0)} publisher ticks behind schedule); the worker"
+                f" stored {m.get('stored', 0):,} messages in {m.get('batches', 0):,} batches"
+                f" (batch commit p50 {ms((m.get('batch_p50_s') or 0) * 1000)}, p99 "
+                f"{ms((m.get('batch_p99_s') or 0) * 1000)}, max "
+                f"{ms((m.get('batch_max_s') or 0) * 1000)}; phases s "
+                f"{m.get('batch_phases_s', {})})."
+            ]
+            if bg_result
+            else []
+        ),
         "- Worker's own view (receipt → PUBACK of its reply, its window of recent "
         f"samples): p99 {ms(srv99 * 1000 if srv99 is not None else None)}; "
         f"{m.get('auth_requests', 0):,} requests answered, {m.get('auth_denied', 0):,} "
