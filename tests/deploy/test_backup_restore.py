@@ -93,7 +93,7 @@ def _files(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file()
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
     }
 
 
@@ -184,6 +184,8 @@ async def test_backup_then_restore_gives_back_the_same_city(scratch: dict[str, A
     for path in sorted((tmp / "uploads").rglob("*"), reverse=True):
         path.rmdir() if path.is_dir() else path.unlink()
 
+    (tmp / "uploads" / "stray.txt").write_text("written after the disaster")
+
     restored = await asyncio.to_thread(
         _run, [sys.executable, str(RESTORE), str(backup), "--yes"], env
     )
@@ -191,6 +193,8 @@ async def test_backup_then_restore_gives_back_the_same_city(scratch: dict[str, A
     assert "audit log intact" in restored.stdout
     assert await _snapshot(scratch["url"]) == before
     assert _files(tmp / "uploads") == files_before
+    (aside,) = (tmp / "uploads").glob(".before-restore-*")  # what was there is kept aside
+    assert [p.name for p in aside.iterdir()] == ["stray.txt"]
     conn = await asyncpg.connect(scratch["url"])
     try:  # the server's role got its privileges back with the rows (docs/SECURITY.md)
         privileges = await conn.fetchrow(
