@@ -220,3 +220,19 @@ def test_wait_ready_gives_up_naming_the_last_answer() -> None:
     done = _wait(f"http://127.0.0.1:{free_port()}/readyz", "1.2")
     assert done.returncode == 1
     assert "not ready after 1.2 s" in done.stderr
+
+
+def test_the_platform_accepts_the_example_environment() -> None:
+    """Every CYL_* line of the env examples names a real setting with a valid value."""
+    from server.kernel.settings import load_settings
+
+    env = {}
+    for name in ("env.example", "migrate.env.example"):
+        for line in (UNITS / name).read_text().splitlines():
+            if line.startswith("CYL_"):
+                key, _, value = line.partition("=")
+                env[key] = value
+    settings = load_settings(environ=env)
+    assert list(settings.http.trusted_proxies) == ["127.0.0.1"]
+    assert settings.services.database_owner_url.startswith("postgresql://cylwatch_owner:")
+    assert settings.uploads.dir == "/var/lib/cylwatch/uploads"
