@@ -23,6 +23,14 @@ publishes N valve telemetry messages/s (QoS 1, real tags of the city, paced ever
 same broker for the whole run, so the worker answering the guns is also storing N messages/s in
 batches. The report adds what was published, stored and the worker's batch latency.
 
+Where a reply's time goes (issue 14 item 3) is printed at the end of every run: the worker's
+own phases (queued behind the event loop, waiting for an authorizer connection, the query,
+the publish) and its event-loop lag, from its metrics (``ingest.metrics``); and, from a
+separate process so that the worker's loop is not in the figure, the same query
+(``AUTH_SQL``) timed on a connection of its own (``--probe-rate`` per second) while
+``pg_stat_activity`` is sampled for what the authorizer's backends wait on (their
+``wait_event``, e.g. a row lock held by a batch).
+
 Run ``python bench/fill_auth.py [--background-rate N] [--record]``.
 """
 
@@ -228,6 +236,86 @@ def _background_child(
     out.put({"sent": sent, "acked": acked, "seconds": span, "ticks_behind": behind})
 
 
+PROBE_SAMPLE_S = 0.02
+"""``pg_stat_activity`` is read every 20 ms: 50 samples a second see a wait of a few ms often
+enough to count it, at a cost the database does not notice."""
+
+
+def _probe_child(dsn: str, asks: list[tuple[str, str]], rate: float, stop: Any, out: Any) -> None:
+    """The authorizer's query from a process of its own, and its backends' wait events."""
+    asyncio.run(_probe(dsn, asks, rate, stop, out))
+
+
+async def _probe(dsn: str, asks: list[tuple[str, str]], rate: float, stop: Any, out: Any) -> None:
+    import datetime as dt
+
+    import asyncpg
+
+    from ingest.auth import AUTH_SQL
+
+    query_conn = await asyncpg.connect(dsn)
+    watch_conn = await asyncpg.connect(dsn)
+    times: list[float] = []
+    waits: dict[str, int] = {}
+    samples = busy = 0
+
+    async def ask() -> None:
+        rng = random.Random(3)
+        today = dt.date.today()
+        while not stop.is_set():
+            gun, tag = rng.choice(asks)
+            t = time.perf_counter()
+            await query_conn.fetchrow(AUTH_SQL, gun, tag, today)
+            times.append(time.perf_counter() - t)
+            await asyncio.sleep(1 / rate)
+
+    async def watch() -> None:
+        nonlocal samples, busy
+        own = (query_conn.get_server_pid(), watch_conn.get_server_pid())
+        while not stop.is_set():
+            rows = await watch_conn.fetch(
+                "SELECT pid, coalesce(wait_event_type || ':' || wait_event, 'CPU') AS w"
+                " FROM pg_stat_activity WHERE datname = current_database()"
+                " AND state = 'active' AND query LIKE '%FROM (VALUES (1)) AS one%'"
+            )
+            samples += 1
+            for r in rows:
+                if r["pid"] in own:
+                    continue
+                busy += 1
+                waits[r["w"]] = waits.get(r["w"], 0) + 1
+            await asyncio.sleep(PROBE_SAMPLE_S)
+
+    await asyncio.gather(ask(), watch())
+    await query_conn.close()
+    await watch_conn.close()
+    out.put({"times": times, "waits": waits, "samples": samples, "busy": busy})
+
+
+class _WorkerCpu:
+    """CPU seconds of the worker processes (all their threads) from start to :meth:`read`."""
+
+    def __init__(self, pids: list[int]) -> None:
+        import psutil
+
+        self.procs = [psutil.Process(pid) for pid in pids]
+        self.t0 = time.perf_counter()
+        self.cpu0 = self._cpu()
+
+    def _cpu(self) -> float:
+        total = 0.0
+        for proc in self.procs:
+            try:
+                times = proc.cpu_times()
+            except Exception:  # gone: nothing more to count
+                continue
+            total += times.user + times.system
+        return total
+
+    def read(self) -> tuple[float, float]:
+        return self._cpu() - self.cpu0, time.perf_counter() - self.t0
+
+
 def percentile(values: list[float], q: float) -> float | None:
     from device_sim.behaviour import percentile as p
 
@@ -252,6 +340,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="valve telemetry messages/s the same worker ingests meanwhile (issue 14)",
     )
+    ap.add_argument(
+        "--probe-rate",
+        type=float,
+        default=20.0,
+        help="the authorizer's query per second from a separate process (0: off)",
+    )
     ap.add_argument("--record", nargs="?", const=str(ROOT / "docs" / "BENCHMARKS.md"), default=None)
     args = ap.parse_args(argv)
     if "127.0.0.1" not in args.dsn and "localhost" not in args.dsn:
@@ -272,9 +366,11 @@ def main(argv: list[str] | None = None) -> int:
     del city
     info = machine_info(asyncio.run(bi.pg_version(args.dsn)))
     bg_result: dict[str, Any] = {}
+    probe_result: dict[str, Any] = {}
     with PrivateBroker() as broker:
         group = bi.WorkerGroup(1, args.dsn, broker.url, f"auth{random.randrange(10**6)}")
         group.start()
+        worker_cpu = _WorkerCpu([proc.pid for proc in group.procs])
         bg_proc = None
         try:
             print(
@@ -292,7 +388,28 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 bg_proc.start()
                 time.sleep(1.0)  # the worker reaches its steady state before guns ask
+            probe_proc = None
+            if args.probe_rate > 0:
+                ctx = mp.get_context("spawn")
+                probe_stop, probe_out = ctx.Event(), ctx.Queue()
+                asks = [(g, t) for g, t, _ in plan[:: max(1, len(plan) // 2000)]]
+                probe_proc = ctx.Process(
+                    target=_probe_child,
+                    args=(args.dsn, asks, args.probe_rate, probe_stop, probe_out),
+                    daemon=True,
+                )
+                probe_proc.start()
+            run_started_ms = int(time.time() * 1000) - 1000
             sent_at, rep, recv_at, load = run_load(broker.port, plan, args.rate, args.lost_after)
+            if probe_proc is not None:
+                probe_stop.set()
+                try:
+                    probe_result = probe_out.get(timeout=30)
+                except Exception:  # a bench reports what it has
+                    probe_result = {}
+                probe_proc.join(5)
+                if probe_proc.is_alive():
+                    probe_proc.kill()
             if bg_proc is not None:
                 bg_stop.set()
                 try:
@@ -304,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
                     bg_proc.kill()
                 time.sleep(2.0)  # the worker commits what it received
         finally:
+            cpu_s, wall_s = worker_cpu.read()
             metrics = group.finish()
     skip = int(args.rate * args.warmup)
     lat: list[float] = []
@@ -338,6 +456,48 @@ def main(argv: list[str] | None = None) -> int:
         return "-" if v is None else f"{v:.1f} ms"
 
     srv99 = m.get("auth_p99_s")
+    load_end = "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+    def trio(d: dict[str, Any] | None) -> str:
+        d = d or {}
+        return " / ".join(
+            "-" if d.get(k) is None else f"{d[k] * 1000:.1f}" for k in ("p50", "p99", "max")
+        )
+
+    phases = m.get("auth_phases_s") or {}
+    decided = asyncio.run(_decision_ms(args.dsn, ids[skip:], run_started_ms))
+    cpu_note = (
+        f" The worker process used {cpu_s:.1f} s of CPU in {wall_s:.1f} s"
+        f" ({cpu_s / wall_s:.0%} of one core)."
+        if wall_s
+        else ""
+    )
+    where = [
+        f"- Receipt → decision in the worker, as stored with each counted request "
+        f"({len(decided):,} found): p50 {ms(percentile(decided, 0.5))}, p99 "
+        f"{ms(percentile(decided, 0.99))}, max {ms(max(decided) if decided else None)}.",
+        "- Where a reply's time went (worker's metrics, ms p50 / p99 / max over its last "
+        "4,096 samples): "
+        + "; ".join(f"{name} {trio(phases.get(name))}" for name in phases)
+        + f"; event-loop lag {trio(m.get('loop_lag_s'))} (a 10 ms sleep's overshoot)."
+        + cpu_note,
+    ]
+    if probe_result.get("times"):
+        pt = [t * 1000 for t in probe_result["times"]]
+        waits = probe_result.get("waits") or {}
+        busy = probe_result.get("busy", 0)
+        where.append(
+            f"- The same query from a separate process ({len(pt):,} at "
+            f"{args.probe_rate:g}/s, its own connection): p50 {ms(percentile(pt, 0.5))}, p99 "
+            f"{ms(percentile(pt, 0.99))}, max {ms(max(pt))}. The worker's authorizer "
+            f"backends seen active in {busy:,} of {probe_result.get('samples', 0):,} "
+            "samples of pg_stat_activity, waiting on: "
+            + (
+                ", ".join(f"{k} {v:,}" for k, v in sorted(waits.items(), key=lambda kv: -kv[1]))
+                or "nothing"
+            )
+            + "."
+        )
     lines = [
         "## Fill authorization",
         "",
@@ -348,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM; "
         f"{info['postgresql']}; {info['mosquitto']} (private instance); load average at "
-        f"start {info['load']}; one ingest worker "
+        f"start {info['load']}, at the end {load_end}; one ingest worker "
         "process; generator, broker, worker and PostgreSQL on the same 2 cores.",
         "",
         f"Load: {n_cyl:,} cylinders; open loop, {args.rate:.0f} requests/s for "
@@ -384,6 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         f"samples): p99 {ms(srv99 * 1000 if srv99 is not None else None)}; "
         f"{m.get('auth_requests', 0):,} requests answered, {m.get('auth_denied', 0):,} "
         "denied; requests are also stored through the normal batches.",
+        *where,
     ]
     if not met:
         lines.append(
@@ -422,6 +583,24 @@ async def _load(dsn: str, seed: int) -> Any:
         )
     finally:
         await conn.close()
+
+
+async def _decision_ms(dsn: str, msg_ids: list[str], since_ms: int) -> list[float]:
+    """The worker's receipt → decision time of each request, as stored with it."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT (details->>'latency_ms')::float8 AS ms FROM events"
+            " WHERE msg_id = ANY($1::text[]) AND ts >= to_timestamp($2 / 1000.0)"
+            " AND kind IN ('fill_authorized', 'fill_refused')",
+            msg_ids,
+            since_ms,
+        )
+    finally:
+        await conn.close()
+    return [r["ms"] for r in rows if r["ms"] is not None]
 
 
 async def _count(dsn: str) -> int:

@@ -26,6 +26,7 @@ from typing import Any, Final
 import asyncpg
 import orjson
 
+from ingest.metrics import Metrics
 from server.domain.authorization import (
     CylinderFacts,
     FillDecision,
@@ -136,21 +137,30 @@ class FillAuthorizer:
     discards a broken one) and replaced on next use.
     """
 
-    def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, settings: Settings, pool: asyncpg.Pool, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
         self.pool = pool
+        self.metrics = metrics
         self._idle: asyncio.Queue[asyncpg.pool.PoolConnectionProxy[Any] | None] = asyncio.Queue()
         for _ in range(max(1, settings.ingest.auth_connections)):
             self._idle.put_nowait(None)
         self._held: set[asyncpg.pool.PoolConnectionProxy[Any]] = set()
 
     async def _fetch(self, *args: Any) -> asyncpg.Record | None:
+        waited = time.perf_counter()
         conn = await self._idle.get()
         try:
             if conn is None:
                 conn = await self.pool.acquire()
                 self._held.add(conn)
-            return await conn.fetchrow(AUTH_SQL, *args)
+            asked = time.perf_counter()
+            row = await conn.fetchrow(AUTH_SQL, *args)
+            if self.metrics is not None:
+                self.metrics.auth_phases["conn_wait"].add(asked - waited)
+                self.metrics.auth_phases["query"].add(time.perf_counter() - asked)
+            return row
         except BaseException:
             if conn is not None:  # broken, or the query was cancelled mid-flight: replace it
                 self._held.discard(conn)

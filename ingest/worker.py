@@ -35,7 +35,7 @@ import asyncpg
 
 from ingest import housekeeping
 from ingest.auth import FillAuthorizer, reply_topic_for
-from ingest.metrics import Metrics
+from ingest.metrics import Metrics, probe_loop_lag
 from ingest.schemas import GunAuth, Ignored, MessageKind, Parsed, Rejected, parse
 from ingest.store.batch import YIELD_EVERY, BatchResult, BatchStore
 from ingest.store.context import Item
@@ -118,7 +118,7 @@ class IngestWorker:
         self.client_id = client_id or f"{settings.ingest.client_id_prefix}-{worker_index}"
         self.address = parse_mqtt_url(mqtt_url or settings.services.mqtt_url)
         self.metrics = Metrics(self.client_id)
-        self.authorizer = FillAuthorizer(settings, pool)
+        self.authorizer = FillAuthorizer(settings, pool, self.metrics)
         self._districts_given = districts
         if transport_factory is None and settings.ingest.transport not in TRANSPORTS:
             raise ValueError(
@@ -140,7 +140,6 @@ class IngestWorker:
         self._abandon = False
         self._stopped = asyncio.Event()
         self._auth_tasks: set[asyncio.Task[None]] = set()
-        self._auth_sem = asyncio.Semaphore(max(1, settings.services.db_pool_max))
         self._seq = itertools.count()
         self._reader: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
@@ -193,6 +192,9 @@ class IngestWorker:
         self._store = await self._prepare()
         flusher = asyncio.create_task(self._flush_loop(), name=f"{self.client_id}-flush")
         keeper = asyncio.create_task(self._housekeeping_loop(), name=f"{self.client_id}-hk")
+        probe = asyncio.create_task(
+            probe_loop_lag(self.metrics.loop_lag), name=f"{self.client_id}-lag"
+        )
         self._reader = asyncio.create_task(self._connection_loop(), name=f"{self.client_id}-mqtt")
         try:
             await self._stopped.wait()
@@ -200,6 +202,7 @@ class IngestWorker:
             # 1. no new messages are taken (the reader ignores them: unacked, redelivered)
             self._stopping = True
             keeper.cancel()
+            probe.cancel()
             # 2. answered auth requests join the batch; 3. everything received is committed
             abandon = asyncio.get_running_loop().call_later(STOP_GRACE_S, self._give_up)
             if self._auth_tasks:
@@ -324,30 +327,32 @@ class IngestWorker:
         assert parsed is not None and isinstance(parsed.body, GunAuth)
         body = parsed.body
         delay = self.settings.ingest.reconnect_min_s
-        async with self._auth_sem:
-            while True:
-                now = datetime.now(UTC)
-                try:
-                    outcome = await self.authorizer.decide(
-                        parsed.device_id,
-                        body.tag,
-                        city_date(now, self.settings.alerts),
-                        now,
-                        started,
-                    )
-                    break
-                except TRANSIENT_DB_ERRORS as exc:
-                    if self._abandon:
-                        return
-                    log.warning(
-                        "ingest %s: cannot authorize fill (PostgreSQL unavailable: %s);"
-                        " retrying in %.1f s",
-                        self.client_id,
-                        _brief(exc),
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self.settings.ingest.reconnect_max_s)
+        # queued: receipt until this task runs (the loop's backlog); the authorizer's
+        # connections are the only limit on requests in flight (conn_wait)
+        self.metrics.auth_phases["queued"].add(time.perf_counter() - started)
+        while True:
+            now = datetime.now(UTC)
+            try:
+                outcome = await self.authorizer.decide(
+                    parsed.device_id,
+                    body.tag,
+                    city_date(now, self.settings.alerts),
+                    now,
+                    started,
+                )
+                break
+            except TRANSIENT_DB_ERRORS as exc:
+                if self._abandon:
+                    return
+                log.warning(
+                    "ingest %s: cannot authorize fill (PostgreSQL unavailable: %s);"
+                    " retrying in %.1f s",
+                    self.client_id,
+                    _brief(exc),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.ingest.reconnect_max_s)
         reply = self.authorizer.reply_payload(body.msg_id, outcome, int(now.timestamp() * 1000))
         own = reply_topic_for(parsed.device_id)
         topic = own
@@ -362,10 +367,12 @@ class IngestWorker:
             self.metrics.auth_denied += 1
         transport = self._transport
         if transport is not None:
+            publishing = time.perf_counter()
             try:
                 await transport.publish(topic, reply, 1, correlation_data=incoming.correlation_data)
             except TransportError as exc:
                 log.warning("ingest %s: auth reply to %s not sent: %s", self.client_id, topic, exc)
+            self.metrics.auth_phases["publish"].add(time.perf_counter() - publishing)
         # receipt → broker's PUBACK of the reply: an upper bound of what the gun waits
         self.metrics.auth_latency.add(time.perf_counter() - started)
         item.auth = outcome

@@ -728,6 +728,12 @@ async def test_metrics_render_in_prometheus_format(env: Env, live: Any) -> None:
     assert "# TYPE cylwatch_ingest_auth_latency_seconds summary" in text
     assert 'reason="unknown device"' in text
     assert worker.metrics.render_prometheus().endswith("\n")
+    # where a reply's time goes, and how late the worker's loop runs (issue 14)
+    assert "# TYPE cylwatch_ingest_auth_phase_seconds summary" in text
+    assert f'cylwatch_ingest_loop_lag_seconds_count{{worker="{worker.client_id}"}}' in text
+    snap = worker.metrics.snapshot()
+    assert set(snap["auth_phases_s"]) == {"queued", "conn_wait", "query", "publish"}
+    assert snap["loop_lag_s"]["max"] is not None  # the probe has been sampling
 
 
 async def test_setup_runs_a_worker_inside_the_web_app(env: Env) -> None:
