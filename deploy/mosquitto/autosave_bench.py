@@ -2,7 +2,7 @@
 
     python deploy/mosquitto/autosave_bench.py [--messages 20000]
 
-Why (docs/DEPLOY.md "The broker's persistence"): a broker killed with SIGKILL loses the
+Why (docs/DEPLOY.md §10): a broker killed with SIGKILL loses the
 messages it accepted since its last save that no worker had acknowledged. Mosquitto 2.0
 saves its whole in-memory state to one file each time, either every ``autosave_interval``
 seconds or — with ``autosave_on_changes true`` — after that many changes (messages queued,

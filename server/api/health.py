@@ -1,6 +1,6 @@
 """``/healthz`` and ``/readyz``: what a load balancer or an orchestrator asks a server process.
 
-Two questions with two different answers (docs/DEPLOY.md "Health checks"):
+Two questions with two different answers (docs/DEPLOY.md §6):
 
 - ``/healthz`` — *liveness*: is this process's event loop answering? It touches no service.
   A PostgreSQL or Redis outage must not make every server process "dead": a supervisor
