@@ -114,6 +114,7 @@ async def _upload_two_files(env: dict[str, str]) -> None:
         await conn.close()
 
 
+@pytest.mark.slow
 async def test_backup_then_restore_gives_back_the_same_city(scratch: dict[str, Any]) -> None:
     env, tmp = scratch["env"], scratch["tmp"]
     seeded = await asyncio.to_thread(
