@@ -12,12 +12,15 @@ production file.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -237,3 +240,66 @@ def test_broker_config_is_the_production_file_rewritten_for_the_container() -> N
 def test_container_scripts_are_valid_sh(script: str) -> None:
     done = subprocess.run(["sh", "-n", str(DEPLOY / script)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+async def test_database_init_script_makes_the_roles_of_security_md() -> None:
+    """deploy/postgres/init-cylwatch.sh against the real PostgreSQL, under other names (the
+    roles are cluster-wide), with passwords a shell or SQL could trip on."""
+    import secrets
+
+    import asyncpg
+
+    from tests.conftest import ADMIN_DSN
+
+    tag = secrets.token_hex(3)
+    names = {n: f"t{tag}_{n}" for n in ("cylwatch_owner", "cylwatch_server", "cylwatch_app")}
+    script = (DEPLOY / "postgres" / "init-cylwatch.sh").read_text()
+    for old, new in names.items():
+        script = script.replace(old, new)
+    db = f"t{tag}_db"
+    script = script.replace("DATABASE cylwatch OWNER", f"DATABASE {db} OWNER")
+    script = script.replace("\\connect cylwatch\n", f"\\connect {db}\n")
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        timescale = await conn.fetchval(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+        )
+        if not timescale:  # the test machines have none; the image does
+            script = script.replace("CREATE EXTENSION IF NOT EXISTS timescaledb;", "SELECT 1;")
+        host = urlsplit(ADMIN_DSN)
+        env = {
+            "PATH": os.environ["PATH"],
+            "POSTGRES_USER": host.username or "postgres",
+            "PGHOST": host.hostname or "127.0.0.1",
+            "PGPORT": str(host.port or 5432),
+            "CYLWATCH_DB_OWNER_PASSWORD": "o'wner\"$(x)`y`",
+            "CYLWATCH_DB_SERVER_PASSWORD": "s;e r\\ver'--",
+        }
+        done = await asyncio.to_thread(
+            subprocess.run, ["sh", "-c", script], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        owner = await conn.fetchval(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", db
+        )
+        assert owner == names["cylwatch_owner"]
+        rows = await conn.fetch(
+            "SELECT rolname, rolcanlogin, rolpassword IS NOT NULL AS has_password"
+            " FROM pg_authid WHERE rolname = ANY($1::text[]) ORDER BY rolname",
+            list(names.values()),
+        )
+        got = {r["rolname"]: (r["rolcanlogin"], r["has_password"]) for r in rows}
+        assert got == {
+            names["cylwatch_app"]: (False, False),
+            names["cylwatch_owner"]: (True, True),
+            names["cylwatch_server"]: (True, True),
+        }
+        member = await conn.fetchval(
+            "SELECT pg_has_role($1, $2, 'MEMBER')", names["cylwatch_server"], names["cylwatch_app"]
+        )
+        assert member is True
+    finally:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        for role in (names["cylwatch_server"], names["cylwatch_app"], names["cylwatch_owner"]):
+            await conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+        await conn.close()
