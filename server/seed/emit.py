@@ -11,13 +11,14 @@ raise them and written by `server.seed.incidents`.
 
 Rows leave sorted by (kind, time) within each month, and msg_ids ascend in the same order,
 so the events table's (kind, ts) and (msg_id, ts) indexes are built from presorted input
-(`server.seed.cycles`, `server.seed.partitions`). jsonb values are pre-encoded bytes or
-strings for the binary COPY codec of `server.seed.partitions.binary_jsonb`.
+(`server.seed.cycles`, `server.seed.partitions`). jsonb values are JSON text, for
+asyncpg's own jsonb codec (`server.seed.partitions.binary_jsonb`).
 """
 
 from __future__ import annotations
 
 import random
+import struct
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -46,6 +47,28 @@ FILL_COLUMNS: Final = words(
     "ts received_at msg_id ts_start gun_id station_id company_id district_code cylinder_id "
     "tag spec net_kg tare_kg gross_kg result assessment operator pre_check post_check"
 )
+STREAMS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
+    "events": ("events", EVENT_COLUMNS),
+    "events_same": ("events", EVENT_COLUMNS[:-1]),
+    "fills": ("fills", FILL_COLUMNS[:-2]),
+    "fills_checked": ("fills", FILL_COLUMNS),
+}
+"""Each stream's table and the columns its rows carry (see `Emitter.month`)."""
+SAME_DETAILS: Final = (
+    "dispatch",
+    "inspection",
+    "receive",
+    "register",
+    "return",
+    "scrap",
+    "transfer",
+)
+"""Kinds whose details are the same for every row (the writer's column default)."""
+PASSED_CHECKS: Final = (
+    orjson.dumps(dict.fromkeys(PRE_CHECK_ITEMS, True)).decode(),
+    orjson.dumps(dict.fromkeys(POST_CHECK_ITEMS, True)).decode(),
+)
+"""pre_check and post_check of a fill whose every item passed (the columns' defaults)."""
 OPERATORS: Final = 256
 """Names in the pool of station operators (each station uses three of them)."""
 
@@ -63,12 +86,34 @@ _LETTERS: Final = {kind: "abcdefghij"[i] for i, kind in enumerate(KINDS)}
 """msg_id letter of each kind: msg_ids ascend with the (kind, time) order of the rows."""
 
 
-def _jsonb(value: Any) -> bytes:
-    """A constant jsonb value, encoded once for the binary COPY codec."""
-    return b"\x01" + orjson.dumps(value)
+def numeric_cents(cents: int) -> bytes:
+    """PostgreSQL's binary ``numeric`` of ``cents / 100`` (cents ≥ 0): ndigits, weight,
+    sign, dscale, then base-10000 digits. Made once per distinct mass (`Emitter.cents`):
+    asyncpg encodes a Decimal in a few microseconds, and a year of fills has 36M of them."""
+    whole, frac = divmod(cents, 100)
+    digits: list[int] = []
+    while whole:
+        whole, d = divmod(whole, 10000)
+        digits.insert(0, d)
+    weight = len(digits) - 1
+    if frac:
+        digits.append(frac * 100)
+    while digits and digits[0] == 0:  # a mass below 1 kg: no integer digit
+        digits.pop(0)
+        weight -= 1
+    while digits and digits[-1] == 0:
+        digits.pop()
+    if not digits:
+        weight = 0
+    return struct.pack(f">hhHh{len(digits)}H", len(digits), weight, 0, 2, *digits)
 
 
-def _checks(failed: int) -> tuple[bytes, bytes]:
+def _jsonb(value: Any) -> str:
+    """A constant jsonb value's text, made once."""
+    return orjson.dumps(value).decode()
+
+
+def _checks(failed: int) -> tuple[str, str]:
     pre = dict.fromkeys(PRE_CHECK_ITEMS, True)
     post = dict.fromkeys(POST_CHECK_ITEMS, True)
     if 1 <= failed < Pack.POST_NET:
@@ -112,7 +157,7 @@ class Emitter:
         self.durations = [timedelta(seconds=s) for s in range(FILL_DURATION_S[1] + 1)]
         self.checks = [_checks(c) for c in range(11)]
         self.failed_names = [_failed_names(c) for c in range(11)]
-        self._cents: dict[int, tuple[Decimal, str]] = {}
+        self._cents: dict[int, tuple[bytes, str]] = {}
         self._assess: list[dict[int, str]] = [{} for _ in tl.specs]
         self.epcis = {k: epcis_for(EventKind(k)) for k in KINDS}
         self.alerts: list[RawAlert] = []
@@ -138,13 +183,13 @@ class Emitter:
             "scrap": _jsonb({"result": "scrap", "reason": SCRAP_REASON}),
             "register": _jsonb({"source": "seed"}),
         }
+        self.same_details = {**self.details, **self.record_details}
 
-    def cents(self, c: int) -> tuple[Decimal, str]:
-        """A mass in centigrams as the Decimal the numeric column takes, and its text."""
+    def cents(self, c: int) -> tuple[bytes, str]:
+        """A mass in centigrams as the numeric column's binary value, and its text."""
         got = self._cents.get(c)
         if got is None:
-            d = Decimal(c).scaleb(-2)
-            got = self._cents[c] = (d, str(d))
+            got = self._cents[c] = (numeric_cents(c), str(Decimal(c).scaleb(-2)))
         return got
 
     def assessment(self, spec_i: int, cents: int) -> str:
@@ -160,14 +205,26 @@ class Emitter:
 
     # ---- a month
 
-    def month(self, ms: int, me: int, index: int) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
-        """(table, rows) chunks of the month [ms, me), the month's *index* in the history."""
+    def month(self, ms: int, me: int, index: int) -> Iterator[tuple[str, Any]]:
+        """(stream, rows) chunks of the month [ms, me), the month's *index* in the history.
+
+        Streams (`STREAMS`): ``events`` rows with their details; ``events_same`` rows whose
+        details are the constant of their kind, announced by a ``("details", json)`` item
+        before them (the writer makes it the column's default: one jsonb parse, not one a
+        row); ``fills`` whose check items all passed (the checks are the columns' defaults),
+        ``fills_checked`` the aborted attempts with their failed item, after the month's
+        other fills."""
         self.seq = SEQ_FROM
         self.prefix = f"seed-{index:03d}"
         chunk = HISTORY_CHUNK_ROWS
+        checked: list[tuple[Any, ...]] = []
         for kind in KINDS:
             rows: list[tuple[Any, ...]] = []
             fills: list[tuple[Any, ...]] = []
+            same = kind in SAME_DETAILS
+            stream = "events_same" if same else "events"
+            if same:
+                yield "details", self.same_details[kind]
             for day in range(ms, me):
                 if kind == "fill_refused":
                     self._refused(day, rows)
@@ -179,12 +236,12 @@ class Emitter:
                         continue
                     items.sort()
                     if kind == "fill":
-                        self._fills(day, items, rows, fills)
+                        self._fills(day, items, rows, fills, checked)
                     else:
                         self._scans(kind, day, items, rows)
                 if len(rows) >= chunk:
                     self.events += len(rows)
-                    yield "events", rows
+                    yield stream, rows
                     rows = []
                 if len(fills) >= chunk:
                     self.fills += len(fills)
@@ -192,17 +249,25 @@ class Emitter:
                     fills = []
             if rows:
                 self.events += len(rows)
-                yield "events", rows
+                yield stream, rows
             if fills:
                 self.fills += len(fills)
                 yield "fills", fills
+        if checked:
+            self.fills += len(checked)
+            yield "fills_checked", checked
 
     def msg_id(self, kind: str) -> str:
         self.seq += 1
         return f"{self.prefix}{_LETTERS[kind]}{self.seq}"
 
     def _fills(
-        self, day: int, items: list[int], rows: list[tuple[Any, ...]], fills: list[tuple[Any, ...]]
+        self,
+        day: int,
+        items: list[int],
+        rows: list[tuple[Any, ...]],
+        fills: list[tuple[Any, ...]],
+        checked: list[tuple[Any, ...]],
     ) -> None:
         tl = self.tl
         base = self.clock.day_base(day)
@@ -236,30 +301,13 @@ class Emitter:
             judged = assessment(spec_i, net_c)
             result = "aborted" if failed else "completed"
             cid, tag = cids[h], tags[h]
-            pre, post = checks[failed]
-            fills.append(
-                (
-                    ts,
-                    ts,
-                    msg_id,
-                    ts - durations[dur_lo + (h + second) % dur_span],
-                    gun,
-                    site.id,
-                    site.company_id,
-                    site.district,
-                    cid,
-                    tag,
-                    specs[spec_i],
-                    net,
-                    tare,
-                    gross,
-                    result,
-                    judged,
-                    operator,
-                    pre,
-                    post,
-                )
-            )
+            fill = (ts, ts, msg_id, ts - durations[dur_lo + (h + second) % dur_span], gun,
+                    site.id, site.company_id, site.district, cid, tag, specs[spec_i], net, tare,
+                    gross, result, judged, operator)  # fmt: skip
+            if failed:
+                checked.append((*fill, *checks[failed]))
+            else:
+                fills.append(fill)
             extra = f', "failed_checks": ["{failed_names[failed]}"]' if failed else ""
             rows.append(
                 (
@@ -303,7 +351,7 @@ class Emitter:
         cids, tags, owner, companies = tl.cid, tl.tag, tl.owner, self.company_ids
         vehicles = self.vehicle_ids
         biz, disp = self.epcis[kind].biz_step, self.epcis[kind].disposition
-        details = self.details[kind]
+        info = self.details[kind]
         prefix = f"{self.prefix}{_LETTERS[kind]}"
         seq = self.seq
         sec, veh_mask = Pack.SEC, Pack.VEH_NONE
@@ -316,12 +364,12 @@ class Emitter:
             seq += 1
             veh = vehicles[(p >> veh_shift) & veh_mask]
             customer = None
-            info = details
             if not deliver:
                 site_id, lat, lon, district = places[(p >> place_shift) & 0xFFF]
             else:
                 flag = (p >> 62) & 3
                 ref = (p >> 24) & 0x1FFFFFF
+                info = self.details["deliver"]
                 if flag == Pack.TO_CUSTOMER:
                     customer, lat, lon, district = customers[ref]
                     site_id = None
@@ -334,10 +382,9 @@ class Emitter:
                         ("out_of_region", "cylinder", tags[h], companies[owner[h]], None, None,
                          cids[h], ts, lat, lon, f'{{"seen_by": "{veh}", "via": "scan"}}')
                     )  # fmt: skip
-            rows.append(
-                (ts, ts, prefix + str(seq), cids[h], tags[h], kind, biz, disp, site_id,
-                 companies[owner[h]], customer, veh, None, lat, lon, district, info)
-            )  # fmt: skip
+            row = (ts, ts, prefix + str(seq), cids[h], tags[h], kind, biz, disp, site_id,
+                   companies[owner[h]], customer, veh, None, lat, lon, district)  # fmt: skip
+            rows.append((*row, info) if deliver else row)  # others: the kind's default details
         self.seq = seq
 
     def _records(self, kind: str, day: int, rows: list[tuple[Any, ...]]) -> None:
@@ -348,14 +395,28 @@ class Emitter:
         records.sort(key=lambda r: r[0])
         ep = self.epcis[kind]
         agencies = self.agencies
-        details = self.record_details[kind]
         for moment, cid, tag, owner, agency_i, _result in records:
             agency = agencies[agency_i]
             rows.append(
-                (moment, moment, self.msg_id(kind), cid, tag, kind, ep.biz_step, ep.disposition,
-                 agency.id, owner, None, None, None, agency.lat, agency.lon, agency.district,
-                 details)
-            )  # fmt: skip
+                (
+                    moment,
+                    moment,
+                    self.msg_id(kind),
+                    cid,
+                    tag,
+                    kind,
+                    ep.biz_step,
+                    ep.disposition,
+                    agency.id,
+                    owner,
+                    None,
+                    None,
+                    None,
+                    agency.lat,
+                    agency.lon,
+                    agency.district,
+                )
+            )  # fmt: skip  (details: the kind's default)
 
     def _refused(self, day: int, rows: list[tuple[Any, ...]]) -> None:
         attempts = self.planner.buckets.refused.pop(day, None)

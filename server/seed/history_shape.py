@@ -125,6 +125,8 @@ HISTORY_CHUNK_ROWS: Final = 25_000
 HISTORY_AHEAD: Final = 6
 """Chunks generated ahead of the COPY; more while a month's indexes are built."""
 HISTORY_AHEAD_INDEXING: Final = 24
+INDEX_EVERY_CHUNKS: Final = 6
+"""One queued partition index is built after this many COPYs of the next month."""
 REBUILD_MIN_ROWS: Final = 400_000
 """Above this many history rows, the indexes of events and fills are dropped and rebuilt
 month by month (sorting a month once beats scattering it into live B-trees)."""

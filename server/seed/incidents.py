@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
 import asyncpg
@@ -32,7 +32,7 @@ import orjson
 from server.db.bulk import reserve_ids
 from server.domain.complaints import answer_deadline
 from server.domain.statuses import ALERT_KINDS
-from server.domain.supervision import permitted_storage
+from server.domain.supervision import is_overstock, permitted_storage
 from server.kernel.settings import Settings
 from server.seed.emit import RawAlert
 from server.seed.history_shape import (
@@ -55,6 +55,8 @@ from server.seed.timeline import Timeline
 
 __all__ = ["Incidents"]
 
+SAMPLE_SLOT_S: Final = 900
+"""overstock_samples keeps one peak per site and quarter hour (migration 0220)."""
 ALERT_COLUMNS: Final = words(
     "kind severity subject_type subject_id company_id site_id district_code cylinder_id state "
     "count first_at last_at lat lon details acknowledged_at acknowledged_by resolved_at "
@@ -101,6 +103,8 @@ class Incidents:
         self.rand = rng.random
         self.alerts: list[tuple[Any, ...]] = []
         self.complaints = 0
+        self.samples: dict[tuple[int, datetime], int] = {}
+        """(site id, quarter hour) → peak full cylinders, for the overstock report's days."""
 
     # ---- alerts
 
@@ -125,6 +129,16 @@ class Incidents:
             rows.append(row)
         rows += self.alerts_overstock()
         self._age(rows, regulator)
+        if self.samples and await conn.fetchval(
+            "SELECT to_regclass('overstock_samples') IS NOT NULL"
+        ):
+            await conn.copy_records_to_table(
+                "overstock_samples",
+                records=[
+                    (site, slot, peak, None) for (site, slot), peak in sorted(self.samples.items())
+                ],
+                columns=["site_id", "slot", "peak_full", "permitted"],
+            )
         rows.sort(key=lambda r: r[11])
         await conn.copy_records_to_table(
             "alerts", records=[tuple(r) for r in rows], columns=ALERT_COLUMNS
@@ -172,6 +186,8 @@ class Incidents:
                 permitted = permitted_storage(site.kind, site.capacity, self.settings.alerts)
             except ValueError:
                 continue
+            if not is_overstock(permitted + 1, permitted):
+                continue  # no limit at this site
             rate = OVERSTOCK_EPISODES[tl.bad_site[i]] * months
             n = int(rate) + (rand() < rate - int(rate))
             for _ in range(n):
@@ -192,6 +208,12 @@ class Incidents:
                 )
                 full = max(permitted + 1, int(peak))
                 details = orjson.dumps({"full": full, "permitted": permitted}).decode()
+                for d in range(days - 1):  # the earlier days' peaks (the last one is the alert's)
+                    moment = (first + timedelta(days=d, hours=rand() * 8)).timestamp()
+                    slot = datetime.fromtimestamp(moment // SAMPLE_SLOT_S * SAMPLE_SLOT_S, UTC)
+                    day_peak = permitted + 1 + int(rand() * (full - permitted))
+                    key = (site.id, slot)
+                    self.samples[key] = max(self.samples.get(key, 0), day_peak)
                 out.append(
                     ["overstock", "critical", "site", site.code, site.company_id, site.id,
                      site.district, None, "resolved", checks, first, last, site.lat, site.lon,

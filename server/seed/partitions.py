@@ -12,8 +12,8 @@
   and re-created on the parents at the end — PostgreSQL then attaches the partitions'
   matching indexes instead of building them again. It all happens in the seed's one
   transaction: a failure rolls the indexes back with the rows. Hypertables keep theirs.
-- **jsonb.** asyncpg's binary COPY needs a binary jsonb codec (version byte 1, then the
-  text); the connection's own codec is put back afterwards.
+- **jsonb.** asyncpg's binary COPY cannot use the pool's text-format jsonb codec; its own
+  (JSON text as str) is used meanwhile, and the pool's put back afterwards.
 
 docs/ARCHITECTURE.md §10 describes the time-series tables; server/db/bulk.py the COPY rules.
 """
@@ -22,15 +22,24 @@ from __future__ import annotations
 
 import logging
 import re
+import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from typing import Final
 
 import asyncpg
 
-__all__ = ["MonthIndexes", "binary_jsonb", "ensure_partitions"]
+__all__ = [
+    "ColumnDefaults",
+    "MonthIndexes",
+    "column_defaults",
+    "ensure_partitions",
+    "history_codecs",
+    "jsonb_literal",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,30 +58,103 @@ async def ensure_partitions(
     return made
 
 
-def _encode_jsonb(value: bytes | str) -> bytes:
-    return value if isinstance(value, bytes) else b"\x01" + value.encode()
-
-
 @asynccontextmanager
-async def binary_jsonb(conn: asyncpg.Connection) -> AsyncIterator[None]:
-    """jsonb as binary (COPY) inside the block: values are pre-encoded bytes or JSON text."""
-    decoded_as_text = isinstance(await conn.fetchval("SELECT '{}'::jsonb"), str)
+async def history_codecs(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """The codecs binary COPY of the history wants, inside the block.
+
+    - jsonb: asyncpg's own (JSON text as str); the pool's codec (server.db.pool: Python
+      objects via orjson, text format) cannot encode binary COPY, and is put back after.
+    - numeric: values are passed as ready binary ``numeric`` bytes (`server.seed.emit`
+      makes each distinct mass once), instead of a Decimal encoded on every row.
+    """
+    pool_codec = not isinstance(await conn.fetchval("SELECT '{}'::jsonb"), str)
+    if pool_codec:
+        await conn.reset_type_codec("jsonb", schema="pg_catalog")
     await conn.set_type_codec(
-        "jsonb",
+        "numeric",
         schema="pg_catalog",
-        encoder=_encode_jsonb,
-        decoder=lambda b: b[1:].decode(),
+        encoder=_numeric_bytes,
+        decoder=_numeric_decimal,
         format="binary",
     )
     try:
         yield
     finally:
-        if decoded_as_text:
-            await conn.reset_type_codec("jsonb", schema="pg_catalog")
-        else:  # the pool's codecs (server.db.pool)
+        await conn.reset_type_codec("numeric", schema="pg_catalog")
+        if pool_codec:
             from server.db.pool import init_connection
 
             await init_connection(conn)
+
+
+def _numeric_bytes(value: bytes) -> bytes:
+    return value
+
+
+def _numeric_decimal(data: bytes) -> Decimal:
+    """Binary numeric → Decimal (the block's reads are rare: a RETURNING, a check)."""
+    ndigits, weight, sign, dscale = struct.unpack_from(">hhHh", data)
+    digits = struct.unpack_from(f">{ndigits}H", data, 8)
+    if sign == NUMERIC_NAN:
+        return Decimal("NaN")
+    value = Decimal(0)
+    for i, d in enumerate(digits):
+        value += Decimal(d) * Decimal(10000) ** (weight - i)
+    value = -value if sign == NUMERIC_NEG else value
+    return value.quantize(Decimal(1).scaleb(-dscale)) if dscale else value
+
+
+NUMERIC_NEG: Final = 0x4000
+NUMERIC_NAN: Final = 0xC000
+
+
+@asynccontextmanager
+async def column_defaults(
+    conn: asyncpg.Connection, defaults: dict[tuple[str, str], str]
+) -> AsyncIterator[ColumnDefaults]:
+    """Constant column defaults inside the block, the columns' own put back after.
+
+    A row COPYed without a column takes its default, a constant folded once — far cheaper
+    than a jsonb value parsed on every one of millions of rows. Set on the partitioned
+    parents only (``ALTER TABLE ONLY``): COPY into a parent fills defaults from the parent.
+    """
+    cd = ColumnDefaults(conn)
+    for (table, column), sql in defaults.items():
+        await cd.set(table, column, sql)
+    try:
+        yield cd
+    finally:
+        await cd.restore()
+
+
+@dataclass
+class ColumnDefaults:
+    """Column defaults changed for the seed, with the originals to put back."""
+
+    conn: asyncpg.Connection
+    original: dict[tuple[str, str], str | None] = field(default_factory=dict)
+
+    async def set(self, table: str, column: str, sql: str) -> None:
+        if (table, column) not in self.original:
+            self.original[(table, column)] = await self.conn.fetchval(
+                """SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d
+                     JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+                    WHERE d.adrelid = $1::regclass AND a.attname = $2""",
+                table,
+                column,
+            )
+        await self.conn.execute(f"ALTER TABLE ONLY {table} ALTER COLUMN {column} SET DEFAULT {sql}")
+
+    async def restore(self) -> None:
+        for (table, column), sql in self.original.items():
+            change = "DROP DEFAULT" if sql is None else f"SET DEFAULT {sql}"
+            await self.conn.execute(f"ALTER TABLE ONLY {table} ALTER COLUMN {column} {change}")
+        self.original.clear()
+
+
+def jsonb_literal(text: str) -> str:
+    """A JSON text as a jsonb constant of SQL."""
+    return "'" + text.replace("'", "''") + "'::jsonb"
 
 
 @dataclass
@@ -84,6 +166,8 @@ class MonthIndexes:
     """table → (unique, name, qualified table, "USING …") of each parent index dropped."""
     partitions: dict[str, set[str]] = field(default_factory=dict)
     built: set[str] = field(default_factory=set)
+    pending: list[str] = field(default_factory=list)
+    """CREATE INDEX statements of written months, run one at a time between COPYs."""
 
     @classmethod
     async def drop(cls, conn: asyncpg.Connection, tables: tuple[str, ...]) -> MonthIndexes:
@@ -119,18 +203,28 @@ class MonthIndexes:
             }
         return plan
 
-    async def build_month(self, month: date) -> None:
-        """Build the dropped indexes on the partitions holding *month* (once each)."""
+    def queue_month(self, month: date) -> None:
+        """Queue the dropped indexes of the partitions holding *month* (once each)."""
         for table, defs in self.definitions.items():
             part = f"{table}_p{month:%Y%m}"
             if part not in self.partitions.get(table, ()) or part in self.built:
                 continue
             self.built.add(part)
-            for unique, _name, _parent, using in defs:
-                await self.conn.execute(f"CREATE {unique}INDEX ON {part} {using}")
+            self.pending += [
+                f"CREATE {unique}INDEX ON {part} {using}" for unique, _, _, using in defs
+            ]
+
+    async def build_next(self) -> None:
+        """Build one queued index (the writer interleaves them with the next month's COPYs,
+        so the generating thread keeps working while PostgreSQL sorts)."""
+        if self.pending:
+            await self.conn.execute(self.pending.pop(0))
 
     async def restore(self) -> None:
-        """Re-create the parent indexes; partitions' matching indexes are attached."""
+        """Build what is queued, then re-create the parent indexes: PostgreSQL attaches the
+        partitions' matching indexes and builds the others'."""
+        while self.pending:
+            await self.build_next()
         for defs in self.definitions.values():
             for unique, name, parent, using in defs:
                 await self.conn.execute(f"CREATE {unique}INDEX {name} ON {parent} {using}")
