@@ -46,13 +46,21 @@ __all__ = ["SPECS"]
 BY: Final = ("company", "station", "district")
 """What a ``fill-volume`` row is per: the filling company, the station, or the district."""
 _DIMENSION: Final = {
-    # by: (code, name, join on a rollup row r) — and the code's column in a fills drill-down
-    "company": ("co.code", "co.name", "LEFT JOIN companies co ON co.id = r.company_id", "co.code"),
-    "station": ("s.code", "s.name", "LEFT JOIN sites s ON s.id = r.station_id", "s.code"),
+    # by: (the rollup's key, its code and name joined on x.k) — and the code's column in a
+    # fills drill-down
+    "company": (
+        "r.company_id",
+        "co.code",
+        "co.name",
+        "LEFT JOIN companies co ON co.id = x.k",
+        "co.code",
+    ),
+    "station": ("r.station_id", "s.code", "s.name", "LEFT JOIN sites s ON s.id = x.k", "s.code"),
     "district": (
         "r.district_code",
+        "x.k",
         "d.name",
-        "LEFT JOIN districts d ON d.code = r.district_code",
+        "LEFT JOIN districts d ON d.code = x.k",
         "f.district_code",
     ),
 }
@@ -108,17 +116,20 @@ async def _volume_totals(ctx: ReportContext, src: Sources) -> dict[str, Any]:
 
 async def fill_volume(ctx: ReportContext) -> Result:
     by = _by(ctx)
-    code, name, join, _ = _DIMENSION[by]
+    key, code, name, join, _ = _DIMENSION[by]
     src = await sources(ctx)
     q = Sql()
     from_ = src.period(FILLS, q)
     where = src.where("fills", q)
+    measures = ", ".join(f"x.{m}" for m in _VOLUME_SUMS)
+    # summed on the key first, named after (a code is unique: one row per key)
     rows = await ctx.pool.fetch(
-        f"""SELECT {ctx.day_bucket("r.day", q)} AS period, {code} AS code, {name} AS name,
-                   {_fill_sums()}
-              FROM {from_} r {join}
-             WHERE {" AND ".join(where)}
-             GROUP BY 1, 2, 3 ORDER BY 1, 2""",
+        f"""SELECT x.period, {code} AS code, {name} AS name, {measures}
+              FROM (SELECT {ctx.day_bucket("r.day", q)} AS period, {key} AS k, {_fill_sums()}
+                      FROM {from_} r
+                     WHERE {" AND ".join(where)}
+                     GROUP BY 1, 2) x {join}
+             ORDER BY 1, 2""",
         *q.params,
     )
     out = [dict(r) for r in rows]
@@ -134,7 +145,7 @@ def fill_volume_drill(ctx: ReportContext, measure: str, keys: Mapping[str, str])
     where += [f"f.ts >= {q.add(ctx.f.start)}", f"f.ts < {q.add(ctx.f.end)}"]
     for cond in (
         period_condition(keys, lambda: ctx.bucket("f.ts", q), q),
-        key_condition(ctx, keys, "code", _DIMENSION[by][3], q),
+        key_condition(ctx, keys, "code", _DIMENSION[by][4], q),
         _FILL_CONDITION[measure],
     ):
         if cond:

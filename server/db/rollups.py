@@ -84,7 +84,7 @@ class Rollup:
 FILLS: Final = Rollup(
     "rollup_fills_day",
     "cyl_fills_daily",
-    ("station_id", "company_id", "district_code", "spec"),
+    ("station_id", "company_id", "district_code"),
     ("fills", "completed", "aborted", "overfill", "underfill", "net_kg"),
 )
 DENIALS: Final = Rollup(
