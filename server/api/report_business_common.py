@@ -12,10 +12,11 @@ empty — ``key=`` — and means IS NULL here, where a key not sent at all means
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final
+from collections.abc import Callable, Mapping
+from typing import Final
 
-from server.api.report_frame import Column, ReportContext
+from server.api.report_frame import Column
+from server.api.report_values import RATE_DIGITS, key_condition, share, sums
 from server.kernel.errors import bad_query
 from server.kernel.scope import Sql
 
@@ -30,21 +31,6 @@ __all__ = [
 
 PERIOD: Final = Column("period", "期间", "Period", "date")
 """The first day of a row's bucket (``group=day|week|month|quarter|year``) in city time."""
-
-RATE_DIGITS: Final = 4
-"""A share as a fraction to four places: a hundredth of a percent, finer than any target."""
-
-
-def key_condition(
-    ctx: ReportContext, keys: Mapping[str, str], name: str, col: str, q: Sql
-) -> str | None:
-    """``col = <value>`` for a key sent with a value, ``col IS NULL`` for one sent empty (the
-    row's value was null), None for a key not sent (every value)."""
-    if name in keys:
-        return f"{col} = {q.add(keys[name])}"
-    if name in ctx.query:
-        return f"{col} IS NULL"
-    return None
 
 
 def period_condition(
@@ -62,20 +48,3 @@ def period_condition(
     except ValueError:
         raise bad_query("period", f"expected a date YYYY-MM-DD, got {raw!r}") from None
     return f"{bucket()} {op} {q.add(day)}"
-
-
-def share(part: int, whole: int) -> float | None:
-    """*part* of *whole* as a fraction, None when there is nothing to divide."""
-    if not whole:
-        return None
-    return round(part / whole, RATE_DIGITS)
-
-
-def sums(rows: Iterable[Mapping[str, Any]], keys: Iterable[str]) -> dict[str, Any]:
-    """Each of *keys* summed over *rows* (zero when there are none)."""
-    keys = tuple(keys)
-    out: dict[str, Any] = dict.fromkeys(keys, 0)
-    for r in rows:
-        for k in keys:
-            out[k] += r[k] or 0
-    return out

@@ -11,11 +11,11 @@ is sent back empty — ``key=`` — and means IS NULL, where a key not sent at a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Final
 
 from server.api.report_common import ACTIVITY_ROLES, CYL_REPORT_ROLES
 from server.api.report_frame import ReportContext
+from server.api.report_values import RATE_DIGITS, key_condition, share, sums
 from server.kernel.scope import Sql
 
 __all__ = [
@@ -34,40 +34,9 @@ included (they call cylinders in for inspection and scrapping); station operator
 CIRCULATION_ROLES: Final = ACTIVITY_ROLES
 """Reports on where cylinders are and how they were filled and moved: not inspection agencies,
 which read neither fills nor positions (docs/ARCHITECTURE.md §7, docs/SECURITY.md "Privacy")."""
-RATE_DIGITS: Final = 4
-"""A share as a fraction to four places: a hundredth of a percent, finer than any target."""
 
 
 def cylinder_where(ctx: ReportContext, q: Sql, alias: str = "c") -> list[str]:
     """The caller's scope over cylinders *alias* and the district/company filters (the
     cylinder's district, its owner company)."""
     return ctx.where("cylinders", alias, q, f"{alias}.district_code", f"{alias}.owner_company_id")
-
-
-def key_condition(
-    ctx: ReportContext, keys: Mapping[str, str], name: str, col: str, q: Sql
-) -> str | None:
-    """``col = <value>`` for a key sent with a value, ``col IS NULL`` for one sent empty (the
-    row's value was null), None for a key not sent (every value)."""
-    if name in keys:
-        return f"{col} = {q.add(keys[name])}"
-    if name in ctx.query:
-        return f"{col} IS NULL"
-    return None
-
-
-def share(part: int, whole: int) -> float | None:
-    """*part* of *whole* as a fraction, None when there is nothing to divide."""
-    if not whole:
-        return None
-    return round(part / whole, RATE_DIGITS)
-
-
-def sums(rows: Iterable[Mapping[str, Any]], keys: Iterable[str]) -> dict[str, Any]:
-    """Each of *keys* summed over *rows* (zero when there are none)."""
-    keys = tuple(keys)
-    out: dict[str, Any] = dict.fromkeys(keys, 0)
-    for r in rows:
-        for k in keys:
-            out[k] += r[k] or 0
-    return out
