@@ -19,7 +19,7 @@ from server.db import rollups
 from server.db.rollup_refresh import refresh
 from server.kernel.scope import Sql
 from tests.api.conftest import call
-from tests.api.report_activity_city import Mini, add_fill, mini_city, refreshed
+from tests.api.report_activity_city import Mini, add_fill, add_refusal, mini_city, refreshed
 
 HORIZON = 12
 """Days back the generated fills and periods reach."""
@@ -185,9 +185,10 @@ async def test_refresh_command(settings: Any, database: str, capsys: Any) -> Non
 
 
 async def test_old_fills_wait_for_the_daily_refresh(pool: Any, settings: Any) -> None:
-    """Fills older than RECENT_DAYS are refreshed once a day (when the split moves), the
-    recent ones at every round (migration 0221): a late fill for a day before the split
-    counts after the next day's first refresh, one inside the window after the next round."""
+    """Fills and refusals older than RECENT_DAYS are refreshed once a day (when the split
+    moves), the recent ones at every round (migrations 0221, 0223): a late row for a day
+    before the split counts after the next day's first refresh, one inside the window after
+    the next round."""
     m = await mini_city(pool, settings, "SPLIT")
     await refreshed(pool, settings)
     state = await rollups.watermark(pool)
@@ -195,10 +196,12 @@ async def test_old_fills_wait_for_the_daily_refresh(pool: Any, settings: Any) ->
     assert state.split == state.upto - dt.timedelta(days=rollups.RECENT_DAYS)
     old_days = (m.today - state.split).days + 3  # before the split
     await add_fill(pool, m, m.at(old_days))
+    await add_refusal(pool, m, m.at(old_days), ["not_owner"])
     await add_fill(pool, m, m.at((m.today - state.upto).days + 2))  # inside the window
     first, last = m.today - dt.timedelta(days=old_days + 1), m.today
     assert await refresh(pool, settings, wait=True)  # a round the same day: recent days only
     assert (await _totals(pool, settings, m, first, last, state.upto))["fills"] == 1
+    assert await _refusals(pool, settings, m, first, last, state.upto) == 0
     # the next day's first round (the split moves) refreshes the history too
     moved_split = state.split + dt.timedelta(days=1)
     assert await pool.fetchval(
@@ -208,4 +211,17 @@ async def test_old_fills_wait_for_the_daily_refresh(pool: Any, settings: Any) ->
         moved_split,
     )
     assert (await _totals(pool, settings, m, first, last, state.upto))["fills"] == 2
+    assert await _refusals(pool, settings, m, first, last, state.upto) == 1
     await refreshed(pool, settings)
+
+
+async def _refusals(
+    pool: Any, settings: Any, m: Mini, first: dt.date, last: dt.date, upto: dt.date | None
+) -> int:
+    q = Sql()
+    src = rollups.source(rollups.DENIALS, q, settings, first, last, upto)
+    n = await pool.fetchval(
+        f"SELECT coalesce(sum(r.attempts), 0) FROM {src} r WHERE r.company_id = {q.add(m.company_id)}",
+        *q.params,
+    )
+    return int(n)
