@@ -17,7 +17,9 @@ only once that batch commits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -37,7 +39,15 @@ from server.domain.authorization import (
 from server.domain.filling import max_fill_kg
 from server.kernel.settings import Settings
 
-__all__ = ["AUTH_SQL", "AuthOutcome", "FillAuthorizer", "outcome_from_row", "reply_topic_for"]
+__all__ = [
+    "AUTH_BATCH_MAX",
+    "AUTH_BATCH_SQL",
+    "AUTH_SQL",
+    "AuthOutcome",
+    "FillAuthorizer",
+    "outcome_from_row",
+    "reply_topic_for",
+]
 
 AUTH_SQL: Final = """
 SELECT d.id AS gun_pk, s.id AS station_id, s.code AS station_code, s.company_id,
@@ -57,6 +67,24 @@ SELECT d.id AS gun_pk, s.id AS station_id, s.code AS station_code, s.company_id,
   LEFT JOIN cylinders c ON c.tag = $2
 """
 """One round trip: gun → station → licence, cylinder by tag, entrustment for this owner."""
+
+AUTH_BATCH_SQL: Final = f"""
+SELECT k.n, a.*
+  FROM unnest($1::text[], $2::text[], $3::date[]) WITH ORDINALITY AS k (gun, tag, day, n)
+ CROSS JOIN LATERAL ({
+    AUTH_SQL.replace("$1", "k.gun").replace("$2", "k.tag").replace("$3", "k.day")
+}) AS a
+"""
+"""The same facts (the same text, :data:`AUTH_SQL`) for several requests in one round trip:
+one row per request, numbered ``n`` in the order asked."""
+assert "$4" not in AUTH_SQL  # the substitution above covers every parameter
+
+AUTH_BATCH_MAX: Final = 256
+"""Most requests one round trip answers. Requests that queued while every authorizer
+connection was busy (a slow query, the loop held) go together in the next one — measured,
+the queue behind one-request-per-round-trip was most of a reply's time under background
+ingest (docs/BENCHMARKS.md "Fill authorization"); 256 drains a 0.5 s pile-up at 500
+requests/s in one query of a few ms."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,15 +154,22 @@ def outcome_from_row(
     )
 
 
-class FillAuthorizer:
-    """Decides fill requests against the database (one query each).
+_Ask = tuple[str, str, date, float, "asyncio.Future[asyncpg.Record | None]"]
+"""One waiting request: gun, tag, the city's day, when it was asked, its answer."""
 
-    The gun waits on this answer (docs/ARCHITECTURE.md §10: p99 ≤ 50 ms), so it does not share the pool's
-    queue with batch commits: it holds ``[ingest] auth_connections`` connections taken from
-    the pool for the worker's lifetime. That also skips the pool's per-release
-    ``Connection.reset()`` — a second round trip per request, measured at 8 % of the
-    worker's CPU at 500 requests/s. A connection that fails is given back (the pool
-    discards a broken one) and replaced on next use.
+
+class FillAuthorizer:
+    """Decides fill requests against the database (:data:`AUTH_SQL`'s facts, the pure rule).
+
+    The gun waits on this answer (docs/ARCHITECTURE.md §10: p99 ≤ 50 ms), so it does not share
+    the pool's queue with batch commits: ``[ingest] auth_connections`` runners each hold a
+    connection taken from the pool for the authorizer's lifetime (which also skips the pool's
+    per-release ``Connection.reset()``, a second round trip per request, measured at 8 % of
+    the worker's CPU at 500 requests/s). An idle runner takes a request at once; requests
+    that arrive while every runner is busy wait together and the next free runner answers
+    all of them (up to :data:`AUTH_BATCH_MAX`) in one round trip of :data:`AUTH_BATCH_SQL`,
+    so a stall is not followed by a queue drained one round trip at a time. A connection
+    that fails is given back (the pool discards a broken one) and replaced on next use.
     """
 
     def __init__(
@@ -143,35 +178,89 @@ class FillAuthorizer:
         self.settings = settings
         self.pool = pool
         self.metrics = metrics
-        self._idle: asyncio.Queue[asyncpg.pool.PoolConnectionProxy[Any] | None] = asyncio.Queue()
-        for _ in range(max(1, settings.ingest.auth_connections)):
-            self._idle.put_nowait(None)
+        self.queries = 0
+        """Round trips made (fewer than requests when they were answered together)."""
+        self._asks: deque[_Ask] = deque()
+        self._wake = asyncio.Event()
+        self._runners: list[asyncio.Task[None]] = []
         self._held: set[asyncpg.pool.PoolConnectionProxy[Any]] = set()
 
-    async def _fetch(self, *args: Any) -> asyncpg.Record | None:
-        waited = time.perf_counter()
-        conn = await self._idle.get()
+    async def _fetch(self, gun_id: str, tag: str, today: date) -> asyncpg.Record | None:
+        if not self._runners:
+            self._runners = [
+                asyncio.create_task(self._runner())
+                for _ in range(max(1, self.settings.ingest.auth_connections))
+            ]
+        answer: asyncio.Future[asyncpg.Record | None] = asyncio.get_running_loop().create_future()
+        self._asks.append((gun_id, tag, today, time.perf_counter(), answer))
+        self._wake.set()
+        return await answer
+
+    async def _runner(self) -> None:
+        conn: asyncpg.pool.PoolConnectionProxy[Any] | None = None
         try:
-            if conn is None:
-                conn = await self.pool.acquire()
-                self._held.add(conn)
-            asked = time.perf_counter()
-            row = await conn.fetchrow(AUTH_SQL, *args)
-            if self.metrics is not None:
-                self.metrics.auth_phases["conn_wait"].add(asked - waited)
-                self.metrics.auth_phases["query"].add(time.perf_counter() - asked)
-            return row
-        except BaseException:
-            if conn is not None:  # broken, or the query was cancelled mid-flight: replace it
+            while True:
+                while not self._asks:
+                    self._wake.clear()
+                    await self._wake.wait()
+                n = min(len(self._asks), AUTH_BATCH_MAX)
+                asks = [a for a in (self._asks.popleft() for _ in range(n)) if not a[4].done()]
+                if not asks:
+                    continue
+                try:
+                    if conn is None:
+                        conn = await self.pool.acquire()
+                        self._held.add(conn)
+                    asked = time.perf_counter()
+                    rows = await self._query(conn, asks)
+                except Exception as exc:
+                    for ask in asks:
+                        if not ask[4].done():
+                            ask[4].set_exception(exc)
+                    if conn is not None:  # broken, perhaps: replace it
+                        self._held.discard(conn)
+                        await self.pool.release(conn)
+                        conn = None
+                    continue
+                done = time.perf_counter()
+                self.queries += 1
+                if self.metrics is not None:
+                    phases = self.metrics.auth_phases
+                    for ask in asks:
+                        phases["conn_wait"].add(asked - ask[3])
+                        phases["query"].add(done - asked)
+                for ask, row in zip(asks, rows, strict=True):
+                    if not ask[4].done():
+                        ask[4].set_result(row)
+        finally:
+            if conn is not None:
                 self._held.discard(conn)
                 await self.pool.release(conn)
-                conn = None
-            raise
-        finally:
-            self._idle.put_nowait(conn)
+
+    @staticmethod
+    async def _query(
+        conn: asyncpg.pool.PoolConnectionProxy[Any], asks: list[_Ask]
+    ) -> list[asyncpg.Record | None]:
+        if len(asks) == 1:
+            gun_id, tag, today, _, _ = asks[0]
+            return [await conn.fetchrow(AUTH_SQL, gun_id, tag, today)]
+        found = await conn.fetch(
+            AUTH_BATCH_SQL, [a[0] for a in asks], [a[1] for a in asks], [a[2] for a in asks]
+        )
+        rows: list[asyncpg.Record | None] = [None] * len(asks)
+        for row in found:
+            rows[row["n"] - 1] = row
+        return rows
 
     async def close(self) -> None:
-        """Give the held connections back (the pool cannot close while they are out)."""
+        """Stop the runners and give the held connections back (the pool cannot close while
+        they are out)."""
+        for task in self._runners:
+            task.cancel()
+        for task in self._runners:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._runners = []
         while self._held:
             await self.pool.release(self._held.pop())
 
