@@ -15,7 +15,7 @@ from typing import Final
 
 # ---- the cycle: fill → dispatch → deliver → (use) → return → fill
 
-CADENCE_DAYS: Final = (24, 38)
+CADENCE_DAYS: Final = (22, 34)
 """A cylinder in service comes back for a fill every this many days (its own cadence):
 about once a month, and never twice within the repeat-fill window."""
 CADENCE_JITTER_DAYS: Final = 3

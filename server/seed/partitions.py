@@ -13,7 +13,9 @@
   matching indexes instead of building them again. It all happens in the seed's one
   transaction: a failure rolls the indexes back with the rows. Hypertables keep theirs.
 - **jsonb.** asyncpg's binary COPY cannot use the pool's text-format jsonb codec; its own
-  (JSON text as str) is used meanwhile, and the pool's put back afterwards.
+  (JSON text as str) is used meanwhile for alerts and the like, and the pool's put back.
+- **Defaults.** Constant jsonb values (a kind's details, all-passed fill checks) are made
+  the columns' defaults while the rows that carry them are COPYed without them.
 
 docs/ARCHITECTURE.md §10 describes the time-series tables; server/db/bulk.py the COPY rules.
 """
@@ -22,12 +24,10 @@ from __future__ import annotations
 
 import logging
 import re
-import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
 from typing import Final
 
 import asyncpg
@@ -60,52 +60,19 @@ async def ensure_partitions(
 
 @asynccontextmanager
 async def history_codecs(conn: asyncpg.Connection) -> AsyncIterator[None]:
-    """The codecs binary COPY of the history wants, inside the block.
-
-    - jsonb: asyncpg's own (JSON text as str); the pool's codec (server.db.pool: Python
-      objects via orjson, text format) cannot encode binary COPY, and is put back after.
-    - numeric: values are passed as ready binary ``numeric`` bytes (`server.seed.emit`
-      makes each distinct mass once), instead of a Decimal encoded on every row.
-    """
+    """asyncpg's own jsonb codec inside the block (JSON text as str): the pool's codec
+    (server.db.pool: Python objects via orjson, text format) cannot encode binary COPY.
+    The pool's is put back after. (Events and fills bypass codecs: `server.seed.pgcopy`.)"""
     pool_codec = not isinstance(await conn.fetchval("SELECT '{}'::jsonb"), str)
     if pool_codec:
         await conn.reset_type_codec("jsonb", schema="pg_catalog")
-    await conn.set_type_codec(
-        "numeric",
-        schema="pg_catalog",
-        encoder=_numeric_bytes,
-        decoder=_numeric_decimal,
-        format="binary",
-    )
     try:
         yield
     finally:
-        await conn.reset_type_codec("numeric", schema="pg_catalog")
         if pool_codec:
             from server.db.pool import init_connection
 
             await init_connection(conn)
-
-
-def _numeric_bytes(value: bytes) -> bytes:
-    return value
-
-
-def _numeric_decimal(data: bytes) -> Decimal:
-    """Binary numeric → Decimal (the block's reads are rare: a RETURNING, a check)."""
-    ndigits, weight, sign, dscale = struct.unpack_from(">hhHh", data)
-    digits = struct.unpack_from(f">{ndigits}H", data, 8)
-    if sign == NUMERIC_NAN:
-        return Decimal("NaN")
-    value = Decimal(0)
-    for i, d in enumerate(digits):
-        value += Decimal(d) * Decimal(10000) ** (weight - i)
-    value = -value if sign == NUMERIC_NEG else value
-    return value.quantize(Decimal(1).scaleb(-dscale)) if dscale else value
-
-
-NUMERIC_NEG: Final = 0x4000
-NUMERIC_NAN: Final = 0xC000
 
 
 @asynccontextmanager

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import random
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import TYPE_CHECKING, Any, Final
@@ -126,7 +126,7 @@ async def write_history(city: CityBuilder, tl: Timeline) -> None:
         ("fills", "post_check"): jsonb_literal(PASSED_CHECKS[1]),
     }
     async with history_codecs(conn), column_defaults(conn, passed) as defaults:
-        await _pipeline(city, chunks(), indexes, defaults, estimate)
+        await _pipeline(city, emitter, chunks(), indexes, defaults, estimate)
         if indexes is not None:
             await indexes.restore()
         users = await conn.fetch(
@@ -154,8 +154,13 @@ async def write_history(city: CityBuilder, tl: Timeline) -> None:
     summary.refusals = emitter.refusals
 
 
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
 async def _pipeline(
     city: CityBuilder,
+    emitter: Emitter,
     chunks: Iterator[Chunk],
     indexes: MonthIndexes | None,
     defaults: ColumnDefaults,
@@ -193,8 +198,8 @@ async def _pipeline(
                 continue
             top_up(HISTORY_AHEAD)
             table, columns = STREAMS[stream]
-            await conn.copy_records_to_table(table, records=payload, columns=columns)
-            bar.update(len(payload))
+            await conn.copy_to_table(table, source=_once(payload), columns=columns, format="binary")
+            bar.update(emitter.events + emitter.fills - bar.n)
             since_index += 1
             if indexes is not None and indexes.pending and since_index >= INDEX_EVERY_CHUNKS:
                 top_up(HISTORY_AHEAD_INDEXING)

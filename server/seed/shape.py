@@ -190,7 +190,9 @@ TAG_STRIDE_MAX: Final = 1000
 
 CHUNK_ROWS: Final = 50_000
 """Rows per COPY: big enough to amortise round trips, small enough to keep memory flat."""
-INDEX_BUILD_MEMORY: Final = "256MB"
+INDEX_BUILD_MEMORY: Final = "1GB"
+"""maintenance_work_mem of the seed's transaction: a month of a 1M-cylinder city's history
+is ~4M events, whose text indexes sort in memory at this size instead of on disk."""
 GENERATE_AHEAD: Final = 2
 """Chunks generated ahead of the one being stored (memory vs. overlap)."""
 ADVISORY_LOCK: Final = 0x0C71_5EED

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import date, timedelta
 
 import asyncpg
+import orjson
 import pytest
 
 from server.db.pool import connect
@@ -95,7 +96,7 @@ async def test_each_cylinder_in_service_is_filled_about_once_a_month(
         )
         if r["gap"] is not None
     ]
-    assert gaps and sum(17 <= g <= 50 for g in gaps) / len(gaps) > 0.97
+    assert gaps and sum(14 <= g <= 50 for g in gaps) / len(gaps) > 0.97
 
 
 async def test_no_repeat_fill(seeded: Seeded, db: asyncpg.Connection) -> None:
@@ -257,6 +258,19 @@ async def test_deliveries_go_to_real_name_customers_opened_month_by_month(
              FROM events WHERE kind = 'deliver'"""
     )
     assert 0.75 < shares["named"] / shares["all"] < 1  # some sold over the counter
+    details = Counter(
+        orjson.dumps(r["details"]).decode()
+        for r in await db.fetch("SELECT details FROM events WHERE kind = 'deliver'")
+    )
+    assert set(details) <= {'{"action":"deliver"}', '{"action":"deliver","out_of_region":true}'}
+    outside = await db.fetch(
+        """SELECT e.tag, e.customer_id, e.district_code,
+                  EXISTS (SELECT 1 FROM alerts a WHERE a.kind = 'out_of_region'
+                             AND a.subject_id = e.tag AND a.first_at = e.ts) AS alerted
+             FROM events e WHERE e.kind = 'deliver' AND e.details ? 'out_of_region'"""
+    )
+    assert all(r["customer_id"] is None and r["district_code"] is None for r in outside)
+    assert all(r["alerted"] for r in outside)
 
 
 async def test_the_history_ends_where_each_cylinder_is(db: asyncpg.Connection) -> None:
