@@ -47,6 +47,7 @@ from server.seed.history_shape import (
     OVERFILL_RATE,
     RETURN_DAYS,
     UNDERFILL_CENTS,
+    UNDERFILL_MAX_SHARE,
     UNDERFILL_RATE,
     UNKNOWN_TAG_RATE,
 )
@@ -126,6 +127,12 @@ class MonthPlanner:
         self.guns = guns
         """Number of guns of each site (by site index)."""
         self.max_cents = [round(settings.models[s].max_fill_kg * 100) for s in tl.specs]
+        lo, hi = UNDERFILL_CENTS
+        self.under_span = [
+            max(1, min(hi, int(m * UNDERFILL_MAX_SHARE)) - lo + 1) for m in self.max_cents
+        ]
+        """How far below UNDERFILL_CENTS[0] an underfill of each model may go (a small
+        cylinder is never short by most of its gas)."""
         self.station_company = [s.company_id or 0 for s in tl.sites]
         self.entrusting: dict[int, frozenset[int]] = {}
         for co in tl.cos:
@@ -239,7 +246,7 @@ class MonthPlanner:
         bias, post_net, sec = Pack.NET_BIAS, Pack.POST_NET, Pack.SEC
         fair_max = FAIR_SHORT_CENTS + 1
         over_lo, over_n = OVERFILL_CENTS[0], OVERFILL_CENTS[1] - OVERFILL_CENTS[0] + 1
-        under_lo, under_n = UNDERFILL_CENTS[0], UNDERFILL_CENTS[1] - UNDERFILL_CENTS[0] + 1
+        under_lo, under_span = UNDERFILL_CENTS[0], self.under_span
         ab_lo, ab_hi = ABORTED_BEFORE_S
         veh_none, to_customer, over_counter = Pack.VEH_NONE, Pack.TO_CUSTOMER, Pack.OVER_COUNTER
         outside = Pack.OUTSIDE
@@ -301,7 +308,7 @@ class MonthPlanner:
                         day_fills.append(before << sec | base | net << 40 | post_net << 56)
                         day_fills.append(second << sec | base | fair << 40)
                 elif r < over + under:
-                    net = bias - under_lo - int(rand() * under_n)
+                    net = bias - under_lo - int(rand() * under_span[spec_i[h]])
                     day_fills.append(second << sec | base | net << 40)
                 elif rand() < CHECK_FAIL_RATE[bad]:
                     before = max(0, second - ab_lo - int(rand() * (ab_hi - ab_lo)))

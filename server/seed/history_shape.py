@@ -40,6 +40,9 @@ ABORTED_BEFORE_S: Final = (300, 1500)
 FAIR_SHORT_CENTS: Final = 45
 """A fair fill is 0 to 0.45 kg below the model's maximum (judged by assess_fill all the same)."""
 UNDERFILL_CENTS: Final = (60, 150)
+"""An underfill is this many centigrams short of the maximum (the tolerance is 0.5 kg) …"""
+UNDERFILL_MAX_SHARE: Final = 0.4
+"""… but never more than this share of the model's maximum."""
 OVERFILL_CENTS: Final = (5, 40)
 
 # ---- who is "bad"

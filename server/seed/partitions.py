@@ -82,8 +82,9 @@ async def column_defaults(
     """Constant column defaults inside the block, the columns' own put back after.
 
     A row COPYed without a column takes its default, a constant folded once — far cheaper
-    than a jsonb value parsed on every one of millions of rows. Set on the partitioned
-    parents only (``ALTER TABLE ONLY``): COPY into a parent fills defaults from the parent.
+    than a jsonb value parsed on every one of millions of rows. On a natively partitioned
+    table only the parent's changes (``ALTER TABLE ONLY``: COPY into a parent fills defaults
+    from the parent); a hypertable takes the change on its chunks as TimescaleDB does.
     """
     cd = ColumnDefaults(conn)
     for (table, column), sql in defaults.items():
@@ -100,8 +101,14 @@ class ColumnDefaults:
 
     conn: asyncpg.Connection
     original: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    only: dict[str, str] = field(default_factory=dict)
 
     async def set(self, table: str, column: str, sql: str) -> None:
+        if table not in self.only:
+            kind = await self.conn.fetchval(
+                "SELECT relkind::text FROM pg_class WHERE oid = $1::regclass", table
+            )
+            self.only[table] = "ONLY " if kind == "p" else ""
         if (table, column) not in self.original:
             self.original[(table, column)] = await self.conn.fetchval(
                 """SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d
@@ -110,12 +117,16 @@ class ColumnDefaults:
                 table,
                 column,
             )
-        await self.conn.execute(f"ALTER TABLE ONLY {table} ALTER COLUMN {column} SET DEFAULT {sql}")
+        await self.conn.execute(
+            f"ALTER TABLE {self.only[table]}{table} ALTER COLUMN {column} SET DEFAULT {sql}"
+        )
 
     async def restore(self) -> None:
         for (table, column), sql in self.original.items():
             change = "DROP DEFAULT" if sql is None else f"SET DEFAULT {sql}"
-            await self.conn.execute(f"ALTER TABLE ONLY {table} ALTER COLUMN {column} {change}")
+            await self.conn.execute(
+                f"ALTER TABLE {self.only[table]}{table} ALTER COLUMN {column} {change}"
+            )
         self.original.clear()
 
 

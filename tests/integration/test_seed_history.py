@@ -301,6 +301,19 @@ async def test_fills_are_judged_like_a_guns(seeded: Seeded, db: asyncpg.Connecti
         assess_fill(r["spec"], float(r["net_kg"]), models, rules).value == r["assessment"]
         for r in rows
     )
+    masses = await db.fetchrow(
+        """SELECT count(*) FILTER (WHERE f.gross_kg <> f.net_kg + f.tare_kg
+                                      OR f.tare_kg <> c.tare_kg) AS wrong,
+                  min(f.net_kg) FILTER (WHERE f.result = 'completed') AS least,
+                  max(f.net_kg) AS most
+             FROM fills f JOIN cylinders c ON c.id = f.cylinder_id"""
+    )
+    assert masses["wrong"] == 0
+    assert 1 < masses["least"] < masses["most"] < 60  # kilograms, as the models allow
+    shortest = await db.fetchval(
+        """SELECT min(f.net_kg / 2.0) FROM fills f WHERE f.result = 'completed' AND f.spec = 'YSP4.7'"""
+    )
+    assert shortest is None or shortest > 0.5  # a 2 kg cylinder is never mostly empty
     judged = Counter(r["assessment"] for r in rows if r["result"] == "completed")
     assert judged["overfill"] > 0 and judged["underfill"] > 0
     assert judged["ok"] / sum(judged.values()) > 0.8
