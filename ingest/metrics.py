@@ -3,7 +3,8 @@
 Operators need to see, per worker, that messages flow (received vs stored), that the broker
 redelivers (duplicates), what devices send wrong (dead letters by reason) and whether the
 fill-authorization promise of docs/ARCHITECTURE.md §10 (p99 ≤ 50 ms) holds. Counters are plain ints
-bumped on the event loop (no locks: one worker is one loop); percentiles come from a
+bumped without locks: each is written by one thread only — the worker's loop, or for the
+fill-authorization figures the reply thread's (:mod:`ingest.replies`); percentiles come from a
 bounded window of recent samples so memory stays flat however long the worker runs.
 
 Every live :class:`Metrics` registers itself in a process-wide registry;
@@ -50,6 +51,13 @@ class LatencyWindow:
         self.total += seconds
         if seconds > self.max:
             self.max = seconds
+
+    def recent(self, n: int) -> list[float]:
+        """The last *n* samples (at most the window), oldest first."""
+        if n <= 0:
+            return []
+        samples = list(self._samples)
+        return samples[-n:]
 
     def percentile(self, q: float) -> float | None:
         """Nearest-rank percentile *q* in [0, 1] of the window, ``None`` when empty."""
@@ -102,6 +110,9 @@ class Metrics:
         self.loop_lag = LatencyWindow()
         """How late a periodic sleep of the worker's event loop wakes: the time any ready
         task waits behind whatever holds the loop (batch work among it)."""
+        self.reply_loop_lag = LatencyWindow()
+        """The same on the fill-authorization thread's own loop (:mod:`ingest.replies`)."""
+        self.reply_connected = False
         self.batches = 0
         self.batch_rows = 0
         self.batch_latency = LatencyWindow()
@@ -136,6 +147,7 @@ class Metrics:
                 phase: _window_summary(window) for phase, window in self.auth_phases.items()
             },
             "loop_lag_s": _window_summary(self.loop_lag),
+            "reply_loop_lag_s": _window_summary(self.reply_loop_lag),
             "batches": self.batches,
             "batch_p50_s": self.batch_latency.percentile(0.50),
             "batch_p99_s": self.batch_latency.percentile(0.99),
@@ -169,7 +181,11 @@ _HELP = {
     "cylwatch_ingest_received_total": ("counter", "MQTT messages received"),
     "cylwatch_ingest_stored_total": ("counter", "messages stored (first delivery of a msg_id)"),
     "cylwatch_ingest_duplicates_total": ("counter", "redelivered messages already stored"),
-    "cylwatch_ingest_ignored_total": ("counter", "own replies seen on the shared subscription"),
+    "cylwatch_ingest_ignored_total": (
+        "counter",
+        "own replies, and copies of fill requests (answered on the reply connection),"
+        " seen on the shared subscription",
+    ),
     "cylwatch_ingest_dead_letters_total": ("counter", "messages refused, by reason"),
     "cylwatch_ingest_auth_requests_total": ("counter", "fill authorization requests answered"),
     "cylwatch_ingest_auth_denied_total": ("counter", "fill authorization requests denied"),
@@ -184,6 +200,14 @@ _HELP = {
         "event loop lag (a periodic sleep's overshoot), recent window",
     ),
     "cylwatch_ingest_loop_lag_max_seconds": ("gauge", "largest event loop lag since start"),
+    "cylwatch_ingest_reply_loop_lag_seconds": (
+        "summary",
+        "fill authorization thread's event loop lag, recent window",
+    ),
+    "cylwatch_ingest_reply_loop_lag_max_seconds": (
+        "gauge",
+        "largest lag of the fill authorization thread's event loop since start",
+    ),
     "cylwatch_ingest_batches_total": ("counter", "batches committed"),
     "cylwatch_ingest_batch_rows_total": ("counter", "messages in committed batches"),
     "cylwatch_ingest_batch_latency_seconds": ("summary", "batch commit time, recent window"),
@@ -191,6 +215,10 @@ _HELP = {
     "cylwatch_ingest_reconnects_total": ("counter", "MQTT (re)connections"),
     "cylwatch_ingest_alerts_total": ("counter", "alerts raised or bumped"),
     "cylwatch_ingest_connected": ("gauge", "1 when connected to the broker"),
+    "cylwatch_ingest_reply_connected": (
+        "gauge",
+        "1 when the fill authorization connection is connected to the broker",
+    ),
 }
 
 
@@ -219,10 +247,12 @@ def render_prometheus(workers: Iterable[Metrics] | None = None) -> str:
         add("cylwatch_ingest_reconnects_total", m, m.reconnects)
         add("cylwatch_ingest_alerts_total", m, m.alerts_raised)
         add("cylwatch_ingest_connected", m, 1 if m.connected else 0)
+        add("cylwatch_ingest_reply_connected", m, 1 if m.reply_connected else 0)
         for name, window in (
             ("cylwatch_ingest_auth_latency_seconds", m.auth_latency),
             ("cylwatch_ingest_batch_latency_seconds", m.batch_latency),
             ("cylwatch_ingest_loop_lag_seconds", m.loop_lag),
+            ("cylwatch_ingest_reply_loop_lag_seconds", m.reply_loop_lag),
         ):
             for q in (0.5, 0.99):
                 value = window.percentile(q)
@@ -231,6 +261,7 @@ def render_prometheus(workers: Iterable[Metrics] | None = None) -> str:
             samples[name].append(f'{name}_count{{worker="{_label(m.worker)}"}} {window.count}')
             samples[name].append(f'{name}_sum{{worker="{_label(m.worker)}"}} {_num(window.total)}')
         add("cylwatch_ingest_loop_lag_max_seconds", m, m.loop_lag.max)
+        add("cylwatch_ingest_reply_loop_lag_max_seconds", m, m.reply_loop_lag.max)
         phased = "cylwatch_ingest_auth_phase_seconds"
         for phase, window in m.auth_phases.items():
             extra = f',phase="{phase}"'

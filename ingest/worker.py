@@ -14,8 +14,10 @@ on three rules:
   bad message is isolated and dead-lettered, so one poison message cannot wedge a worker.
 
 ``client.messages`` is read by a single long-lived task (cancelling a pending read can
-drop a message). Fill-authorization requests are answered straight away by their own
-task (one indexed query, :mod:`ingest.auth`) and join the batch afterwards.
+drop a message). Fill-authorization requests are answered by a process of their own, with
+its own event loop, MQTT connection and PostgreSQL connections (:mod:`ingest.replies`), so
+no batch can hold a gun's answer up; this connection's copy of a request is dropped on its
+topic, and the answered request joins a batch afterwards (docs/ARCHITECTURE.md §11).
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ from typing import Final
 import asyncpg
 
 from ingest import housekeeping
-from ingest.auth import FillAuthorizer, reply_topic_for
+from ingest.auth import FillAuthorizer
 from ingest.metrics import Metrics, probe_loop_lag
-from ingest.schemas import GunAuth, Ignored, MessageKind, Parsed, Rejected, parse
+from ingest.replies import RETRYABLE, Answerer, ReplyProcess, ReplyTicket, is_auth_request
+from ingest.schemas import Ignored, MessageKind, Parsed, Rejected, parse
 from ingest.store.batch import YIELD_EVERY, BatchResult, BatchStore
 from ingest.store.context import Item
 from ingest.transport import (
@@ -47,7 +50,6 @@ from ingest.transport import (
     make_transport,
     parse_mqtt_url,
 )
-from server.domain.localtime import city_date
 from server.kernel.districts import District, DistrictIndex, load_districts
 from server.kernel.events import Bus, Event
 from server.kernel.settings import Settings
@@ -56,15 +58,7 @@ __all__ = ["TRANSIENT_DB_ERRORS", "IngestWorker", "subscription_topic"]
 
 log = logging.getLogger(__name__)
 
-TRANSIENT_DB_ERRORS: Final[tuple[type[BaseException], ...]] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash shutdown, starting up
-    asyncpg.exceptions.TransactionRollbackError,  # deadlock, serialization failure
-    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
-)
+TRANSIENT_DB_ERRORS: Final = RETRYABLE
 """Errors after which the same batch is retried unchanged: the database is away, not
 the data wrong."""
 
@@ -95,6 +89,10 @@ class _Slot:
 
 TransportFactory = Callable[[], Transport]
 
+Pending = tuple[Item, "_Slot | ReplyTicket | None", float]
+"""A message waiting for a batch: the item, its ack slot (on the worker's connection, or on
+the reply process's), when it was queued."""
+
 
 class IngestWorker:
     """Consume, validate, store, authorize, alert. ``run()`` until ``stop()``."""
@@ -110,7 +108,13 @@ class IngestWorker:
         client_id: str | None = None,
         districts: list[District] | None = None,
         transport_factory: TransportFactory | None = None,
+        dsn: str | None = None,
     ) -> None:
+        """*transport_factory*: the batch connection (default: ``[ingest] transport`` to
+        *mqtt_url*). A harness that gives one (an in-memory transport) gets no reply
+        process: requests arriving on it are answered on the worker's own loop. *dsn*: the
+        reply process's database (default ``[services] database_url``, the one *pool* is
+        expected to use)."""
         self.settings = settings
         self.pool = pool
         self.bus = bus
@@ -119,6 +123,22 @@ class IngestWorker:
         self.address = parse_mqtt_url(mqtt_url or settings.services.mqtt_url)
         self.metrics = Metrics(self.client_id)
         self.authorizer = FillAuthorizer(settings, pool, self.metrics)
+        """Answers on this loop — only without a reply process (see ``__init__``)."""
+        self._answerer = Answerer(settings, self.authorizer, self.metrics)
+        self._reply_ready = asyncio.Event()
+        self.replies: ReplyProcess | None = None
+        """The fill-authorization process's handle (``None`` with an in-memory transport)."""
+        if transport_factory is None:
+            self.replies = ReplyProcess(
+                settings,
+                self.address,
+                f"{self.client_id}-auth",
+                self.metrics,
+                self._enqueue_reply,
+                self._reply_ready.set,
+                dsn=dsn,
+            )
+        self._batch_subscribed = asyncio.Event()
         self._districts_given = districts
         if transport_factory is None and settings.ingest.transport not in TRANSPORTS:
             raise ValueError(
@@ -131,7 +151,7 @@ class IngestWorker:
         self._transport: Transport | None = None
         self._generation = 0
         self._acks: deque[_Slot] = deque()
-        self._pending: list[tuple[Item, _Slot, float]] = []
+        self._pending: list[Pending] = []
         self._commit_slots = asyncio.Semaphore(COMMITS_IN_FLIGHT)
         self._commits: set[asyncio.Task[None]] = set()
         self._have_items = asyncio.Event()
@@ -190,28 +210,39 @@ class IngestWorker:
     async def run(self) -> None:
         """Run until :meth:`stop`; never raises for broker or database outages."""
         self._store = await self._prepare()
+        if self.replies is not None:
+            await self.replies.start()
+        else:
+            self._reply_ready.set()
         flusher = asyncio.create_task(self._flush_loop(), name=f"{self.client_id}-flush")
         keeper = asyncio.create_task(self._housekeeping_loop(), name=f"{self.client_id}-hk")
         probe = asyncio.create_task(
             probe_loop_lag(self.metrics.loop_lag), name=f"{self.client_id}-lag"
         )
+        announcer = asyncio.create_task(self._announce_ready())
         self._reader = asyncio.create_task(self._connection_loop(), name=f"{self.client_id}-mqtt")
         try:
             await self._stopped.wait()
         finally:
-            # 1. no new messages are taken (the reader ignores them: unacked, redelivered)
+            # 1. no new messages are taken (the readers ignore them: unacked, redelivered)
             self._stopping = True
             keeper.cancel()
             probe.cancel()
+            announcer.cancel()
             # 2. answered auth requests join the batch; 3. everything received is committed
             abandon = asyncio.get_running_loop().call_later(STOP_GRACE_S, self._give_up)
+            if self.replies is not None:
+                await self.replies.drain(STOP_GRACE_S)
             if self._auth_tasks:
                 await asyncio.wait(self._auth_tasks, timeout=STOP_GRACE_S)
             self._have_items.set()
             self._batch_full.set()
             await flusher
             abandon.cancel()
-            # 4. disconnect (acks were written before the DISCONNECT)
+            # 4. disconnect (acks were written before the DISCONNECT): the reply process
+            # gets the last batch's "committed" before its "close"
+            if self.replies is not None:
+                await self.replies.close()
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
@@ -258,7 +289,7 @@ class IngestWorker:
                         topic,
                     )
                     delay = settings.reconnect_min_s
-                    self.ready.set()
+                    self._batch_subscribed.set()
                     async for incoming in transport.messages():
                         self._on_message(incoming)
             except TransportError as exc:
@@ -276,13 +307,26 @@ class IngestWorker:
             await asyncio.sleep(delay)
             delay = min(delay * 2, settings.reconnect_max_s)
 
+    async def _announce_ready(self) -> None:
+        """:attr:`ready` once both connections are subscribed (a request published before
+        the reply connection's subscription exists would have no one to answer it)."""
+        await self._batch_subscribed.wait()
+        await self._reply_ready.wait()
+        self.ready.set()
+
     def _on_message(self, incoming: Incoming) -> None:
         """Called for each message, in arrival order, by the one reader task."""
         if self._stopping:
             return  # not acked: the broker redelivers it to this session later
-        self.metrics.received += 1
         slot = _Slot(incoming.mid, incoming.qos, self._generation)
         self._acks.append(slot)
+        if self.replies is not None and is_auth_request(incoming.topic):
+            # the reply process's copy is answered and stored; this one is acked now
+            self.metrics.ignored += 1
+            slot.done = True
+            self._drain_acks()
+            return
+        self.metrics.received += 1
         now = datetime.now(UTC)
         try:
             result = parse(incoming.topic, incoming.payload, now, self._skew)
@@ -306,7 +350,17 @@ class IngestWorker:
             return
         self._enqueue(item, slot)
 
-    def _enqueue(self, item: Item, slot: _Slot) -> None:
+    def _enqueue_reply(self, item: Item, slot: ReplyTicket) -> None:
+        """From the reply process: an answered (or refused) request for the next batch."""
+        m = self.metrics
+        m.received += 1
+        if item.auth is not None:
+            m.auth_requests += 1
+            m.auth_denied += not item.auth.decision.allowed
+        item.seq = next(self._seq)
+        self._enqueue(item, slot)
+
+    def _enqueue(self, item: Item, slot: _Slot | ReplyTicket | None) -> None:
         self._pending.append((item, slot, time.monotonic()))
         self._have_items.set()
         if len(self._pending) >= self.settings.ingest.batch_max_rows:
@@ -323,60 +377,12 @@ class IngestWorker:
     # ------------------------------------------------------------------ fill authorization
 
     async def _authorize(self, item: Item, slot: _Slot, incoming: Incoming, started: float) -> None:
-        parsed = item.parsed
-        assert parsed is not None and isinstance(parsed.body, GunAuth)
-        body = parsed.body
-        delay = self.settings.ingest.reconnect_min_s
-        # queued: receipt until this task runs (the loop's backlog); the authorizer's
-        # connections are the only limit on requests in flight (conn_wait)
-        self.metrics.auth_phases["queued"].add(time.perf_counter() - started)
-        while True:
-            now = datetime.now(UTC)
-            try:
-                outcome = await self.authorizer.decide(
-                    parsed.device_id,
-                    body.tag,
-                    city_date(now, self.settings.alerts),
-                    now,
-                    started,
-                )
-                break
-            except TRANSIENT_DB_ERRORS as exc:
-                if self._abandon:
-                    return
-                log.warning(
-                    "ingest %s: cannot authorize fill (PostgreSQL unavailable: %s);"
-                    " retrying in %.1f s",
-                    self.client_id,
-                    _brief(exc),
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.ingest.reconnect_max_s)
-        reply = self.authorizer.reply_payload(body.msg_id, outcome, int(now.timestamp() * 1000))
-        own = reply_topic_for(parsed.device_id)
-        topic = own
-        if incoming.response_topic and (
-            incoming.response_topic == own or incoming.response_topic.startswith(own + "/")
-        ):
-            # only inside the gun's own reply space: a device must not be able to make the
-            # platform publish "allow" onto another gun's topic
-            topic = incoming.response_topic
-        self.metrics.auth_requests += 1
-        if not outcome.decision.allowed:
-            self.metrics.auth_denied += 1
-        transport = self._transport
-        if transport is not None:
-            publishing = time.perf_counter()
-            try:
-                await transport.publish(topic, reply, 1, correlation_data=incoming.correlation_data)
-            except TransportError as exc:
-                log.warning("ingest %s: auth reply to %s not sent: %s", self.client_id, topic, exc)
-            self.metrics.auth_phases["publish"].add(time.perf_counter() - publishing)
-        # receipt → broker's PUBACK of the reply: an upper bound of what the gun waits
-        self.metrics.auth_latency.add(time.perf_counter() - started)
-        item.auth = outcome
-        self._enqueue(item, slot)
+        """Without a reply process only (an in-memory harness): answer on this loop."""
+        answered = await self._answerer.answer(
+            item, incoming, started, self._transport, lambda: self._abandon, self.client_id
+        )
+        if answered:
+            self._enqueue(item, slot)
 
     # ------------------------------------------------------------------ batches
 
@@ -416,13 +422,13 @@ class IngestWorker:
         if self._commits:
             await asyncio.wait(set(self._commits))
 
-    async def _commit_in_slot(self, batch: list[tuple[Item, _Slot, float]]) -> None:
+    async def _commit_in_slot(self, batch: list[Pending]) -> None:
         try:
             await self._commit(batch)
         finally:
             self._commit_slots.release()
 
-    async def _commit(self, batch: list[tuple[Item, _Slot, float]]) -> None:
+    async def _commit(self, batch: list[Pending]) -> None:
         """Commit *batch* (retrying while the database is away), then ack and publish."""
         store = self._store
         assert store is not None
@@ -467,9 +473,7 @@ class IngestWorker:
         self._committed(batch, result, time.perf_counter() - started)
         await self._release(result.events)
 
-    def _committed(
-        self, batch: list[tuple[Item, _Slot, float]], result: BatchResult, seconds: float
-    ) -> None:
+    def _committed(self, batch: list[Pending], result: BatchResult, seconds: float) -> None:
         m = self.metrics
         m.batches += 1
         m.batch_rows += len(batch)
@@ -480,8 +484,14 @@ class IngestWorker:
         m.batch_phases.update(result.phases)
         for reason in result.dead_letters:
             m.dead_letter(reason)
+        replied: list[ReplyTicket] = []
         for _, slot, _ in batch:
-            slot.done = True
+            if isinstance(slot, ReplyTicket):
+                replied.append(slot)  # acked by the reply process, on its connection
+            elif slot is not None:
+                slot.done = True
+        if replied and self.replies is not None:
+            self.replies.committed(replied)
 
     async def _release(self, events: list[Event]) -> None:
         """Ack the committed messages (in arrival order) and publish their live events,
@@ -500,7 +510,7 @@ class IngestWorker:
             if i % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
 
-    async def _poison(self, entry: tuple[Item, _Slot, float], exc: Exception) -> None:
+    async def _poison(self, entry: Pending, exc: Exception) -> None:
         """A message that passed validation but cannot be stored: dead-letter it."""
         item = entry[0]
         reason = f"storage failed: {type(exc).__name__}: {str(exc)[:300]}"
