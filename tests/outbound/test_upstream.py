@@ -22,7 +22,7 @@ import asyncpg
 import msgspec
 import pytest
 
-from ingest.records import TABLES, insert_dedupe
+from ingest.records import TABLES, insert_dedupe, micros
 from server.kernel.settings import Settings, Upstream
 from server.outbound.upstream import UpstreamSender, write_switch
 from tests.conftest import World
@@ -87,6 +87,12 @@ def fill_row(world: World, msg_id: str, ts: dt.datetime) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+def staged_fill_row(world: World, msg_id: str, ts: dt.datetime) -> tuple[Any, ...]:
+    """A fill as ingest stages it for ``insert_dedupe``: its times in microseconds."""
+    row = fill_row(world, msg_id, ts)
+    return (micros(row[0]), micros(row[1]), row[2], micros(row[3]), *row[4:])
+
+
 async def outbox(pool: asyncpg.Pool) -> list[tuple[str, str]]:
     rows = await pool.fetch("SELECT entity, op FROM upstream_outbox ORDER BY id")
     return [(r["entity"], r["op"]) for r in rows]
@@ -126,10 +132,10 @@ async def test_triggers_write_the_outbox_with_the_change(
     ts = dt.datetime.now(dt.UTC).replace(microsecond=0)
     spec = TABLES["fills"]
     async with pool.acquire() as conn, conn.transaction():
-        got = await insert_dedupe(conn, spec, [fill_row(world, "up-f1", ts)])
+        got = await insert_dedupe(conn, spec, [staged_fill_row(world, "up-f1", ts)])
         assert len(got) == 1
     async with pool.acquire() as conn, conn.transaction():
-        assert await insert_dedupe(conn, spec, [fill_row(world, "up-f1", ts)]) == set()
+        assert await insert_dedupe(conn, spec, [staged_fill_row(world, "up-f1", ts)]) == set()
     async with pool.acquire() as conn:
         # COPY straight into fills (binary COPY has no jsonb encoder: checks left out)
         row = fill_row(world, "up-f2", ts)[:-2]
@@ -144,7 +150,7 @@ async def test_triggers_write_the_outbox_with_the_change(
     before = len(await outbox(pool))
     await new_cylinder(pool, world)
     async with pool.acquire() as conn, conn.transaction():
-        await insert_dedupe(conn, spec, [fill_row(world, "up-f3", ts)])
+        await insert_dedupe(conn, spec, [staged_fill_row(world, "up-f3", ts)])
     assert len(await outbox(pool)) == before
 
 
@@ -153,7 +159,8 @@ async def make_changes(pool: asyncpg.Pool, world: World, fills: int, cylinders: 
     tag = secrets.token_hex(3)
     async with pool.acquire() as conn, conn.transaction():
         rows = [
-            fill_row(world, f"up-{tag}-{i}", ts - dt.timedelta(minutes=i)) for i in range(fills)
+            staged_fill_row(world, f"up-{tag}-{i}", ts - dt.timedelta(minutes=i))
+            for i in range(fills)
         ]
         await insert_dedupe(conn, TABLES["fills"], rows)
         for _ in range(cylinders):
