@@ -75,13 +75,19 @@ async def test_the_schedules_page_is_not_taken_for_a_report(client: Any) -> None
     assert 'id="report-form"' not in await resp.text()
 
 
-async def test_filter_choices_are_the_callers_scope(client: Any, world: World) -> None:
+async def test_filter_choices_are_the_callers_scope(client: Any, pool: Any, world: World) -> None:
     """A company admin chooses among its own company and stations only; a city-wide
-    regulator among all (the page hides the company select when there is one)."""
+    regulator among all (the page hides the company select when there is one). Other tests
+    add stations to company A: every station offered must be A's, whichever they are."""
     await cookie_login(client, "t_company_a")
     cfg = page_config(await (await client.get("/reports/holdings")).text())
     assert [c["id"] for c in cfg["companies"]] == [world.companies["A"]]
-    assert {s["id"] for s in cfg["stations"]} == {world.sites["STA-A1"]}
+    offered = {s["id"] for s in cfg["stations"]}
+    assert world.sites["STA-A1"] in offered
+    owners = await pool.fetch(
+        "SELECT DISTINCT company_id FROM sites WHERE id = ANY($1::bigint[])", list(offered)
+    )
+    assert [r["company_id"] for r in owners] == [world.companies["A"]]
     assert cfg["report"] == "holdings"
     client.session.cookie_jar.clear()
     await cookie_login(client, "t_regulator")
