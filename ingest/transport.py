@@ -176,6 +176,10 @@ class AiomqttTransport:
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
             logger=logging.getLogger("ingest.mqtt"),
         )
+        # replies wait for their PUBACKs concurrently by design (up to OUTGOING_INFLIGHT):
+        # aiomqtt's default of 10 logs a warning for every publish beyond that, which under a
+        # burst of answers cost a log line (and a write to stderr) per reply
+        self._client.pending_calls_threshold = OUTGOING_INFLIGHT
         self._paho: paho.Client = self._client._client  # private: see module docstring
         self._paho.manual_ack_set(True)
         self._paho.on_message = self._on_paho_message
