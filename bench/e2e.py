@@ -366,7 +366,9 @@ async def run(args: argparse.Namespace) -> str:
         f"{args.clients} | {load_start} → {load_end} | {_pct(alert_ms, 0.5)} / "
         f"{_pct(alert_ms, 0.99)} / {_pct(alert_ms, 1.0)} ({len(alert_ms):,} of "
         f"{leaks * connected:,}) | {_pct(position_ms, 0.5)} / {_pct(position_ms, 0.99)} "
-        f"({len(position_ms):,}, {args.timed_clients} clients) | {_pct(committed, 0.5)} / "
+        f"({len(position_ms):,} fixes in {args.timed_clients} clients;"
+        f" {position_frames / max(1, connected) / args.duration:.1f} frames/s a client) | "
+        f"{_pct(committed, 0.5)} / "
         f"{_pct(committed, 0.99)} / {_pct(committed, 1.0)} ({len(committed):,} of "
         f"{len(sampled):,}) | {'met' if met else 'MISSED'} |"
     ]
