@@ -231,18 +231,21 @@ class IngestWorker:
             announcer.cancel()
             # 2. answered auth requests join the batch; 3. everything received is committed
             abandon = asyncio.get_running_loop().call_later(STOP_GRACE_S, self._give_up)
-            if self.replies is not None:
-                await self.replies.drain(STOP_GRACE_S)
-            if self._auth_tasks:
-                await asyncio.wait(self._auth_tasks, timeout=STOP_GRACE_S)
-            self._have_items.set()
-            self._batch_full.set()
-            await flusher
-            abandon.cancel()
-            # 4. disconnect (acks were written before the DISCONNECT): the reply process
-            # gets the last batch's "committed" before its "close"
-            if self.replies is not None:
-                await self.replies.close()
+            try:
+                if self.replies is not None:
+                    await self.replies.drain(STOP_GRACE_S)
+                if self._auth_tasks:
+                    await asyncio.wait(self._auth_tasks, timeout=STOP_GRACE_S)
+                self._have_items.set()
+                self._batch_full.set()
+                await flusher
+            finally:
+                abandon.cancel()
+                # 4. disconnect (acks were written before the DISCONNECT): the reply process
+                # gets the last batch's "committed" before its "close" — and is closed even
+                # if this stop is cancelled, never left running unwatched
+                if self.replies is not None:
+                    await self.replies.close()
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
