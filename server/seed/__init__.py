@@ -28,8 +28,9 @@ kind of row each), `command` (the CLI). Bulk loading is `server.db.bulk`'s.
 The city's past (``--history-months``, ``[seed] history_months``): `history_shape` (its
 cadences and rates), `timeline` (each cylinder's cycles, planned backwards from its row),
 `cycles` (a month planned as packed ints), `emit` (a month's rows of events and fills),
-`incidents` (alerts, refusal counts, inspections, complaints), `partitions` (past
-partitions and month-by-month indexes) and `past` (the month-by-month writer).
+`pgcopy` (the binary COPY format they are written in), `incidents` (alerts, refusal
+counts, inspections, complaints), `partitions` (past partitions, month-by-month indexes,
+bulk-loading defaults) and `past` (the month-by-month writer).
 """
 
 from server.seed.city import seed_city

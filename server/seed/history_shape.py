@@ -124,10 +124,11 @@ SUSPENSION_REASON: Final = "年度监督检查不合格，暂停充装许可"
 # ---- bulk loading
 
 HISTORY_CHUNK_ROWS: Final = 25_000
-"""Rows per COPY of the history (events and fills)."""
+"""Rows per COPY of the history (events and fills): ~4 MB of binary COPY data."""
 HISTORY_AHEAD: Final = 6
-"""Chunks generated ahead of the COPY; more while a month's indexes are built."""
-HISTORY_AHEAD_INDEXING: Final = 24
+"""Chunks generated ahead of the COPY; more while a month's indexes are built …"""
+HISTORY_AHEAD_INDEXING: Final = 96
+"""… so that the generating thread never waits while PostgreSQL sorts (~400 MB at most)."""
 INDEX_EVERY_CHUNKS: Final = 6
 """One queued partition index is built after this many COPYs of the next month."""
 REBUILD_MIN_ROWS: Final = 400_000

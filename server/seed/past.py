@@ -190,6 +190,12 @@ async def _pipeline(
                 continue
             stream, payload = item
             if stream == "month":
+                log.info(
+                    "history: %s written (%d events, %d fills so far)",
+                    f"{payload:%Y-%m}",
+                    emitter.events,
+                    emitter.fills,
+                )
                 if indexes is not None:
                     indexes.queue_month(payload)
                 continue
