@@ -21,7 +21,7 @@ from server.domain.dates import add_years, derive_next_inspection
 from server.domain.filling import assess_fill
 from server.seed import SeedSummary, seed_city
 from server.seed.timeline import history_start
-from tests.integration.test_seed import TODAY, Seeded, _drop, _scratch
+from tests.integration.test_seed import TODAY, Seeded, _drop, _parse, _scratch
 
 CYLINDERS = 2000
 MONTHS = 3
@@ -389,3 +389,23 @@ async def test_complaints_are_worked_as_the_api_does(db: asyncpg.Connection) -> 
                     "answered": ["filed", "assign", "answer"],
                     "closed": ["filed", "assign", "answer", "close"]}[r["state"]]  # fmt: skip
         assert history == expected
+
+
+async def test_history_months_zero_keeps_only_a_small_sample() -> None:
+    """`--history-months 0`: the seed of before — a sample of recent fills, nothing else."""
+    name, dsn, settings = await _scratch("nohist")
+    conn = await asyncpg.connect(dsn)  # a plain connection, as the benchmarks seed through
+    try:
+        args = _parse(["seed", "--history-months", "0", "--cylinders", "300"])
+        assert args.history_months == 0
+        summary = await seed_city(
+            conn, settings, cylinders=300, customers=200, history_months=0, today=TODAY,
+            progress=False,
+        )  # fmt: skip
+        assert summary.history_months == 0 and summary.inspections == 0
+        assert 0 < await conn.fetchval("SELECT count(*) FROM fills") <= 20
+        assert await conn.fetchval("SELECT count(*) FROM inspections") == 0
+        assert await conn.fetchval("SELECT count(*) FROM alerts") == 0
+    finally:
+        await conn.close()
+        await _drop(name)
