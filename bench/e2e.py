@@ -164,7 +164,7 @@ async def _clients(
     import aiohttp
     import orjson
 
-    stats = {"connected": 0, "failed": 0, "position_frames": 0, "alert_rows": 0}
+    stats = {"connected": 0, "failed": 0, "position_frames": 0, "alert_rows": 0, "closed": 0}
     alert_ms: list[float] = []
     position_ms: list[float] = []
     connector = aiohttp.TCPConnector(limit=0)
@@ -188,6 +188,7 @@ async def _clients(
                     except TimeoutError:
                         break
                     if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                        stats["closed"] += 1  # closed by the server (a slow client) or gone
                         break
                     data: bytes = msg.data
                     alert = b'"channel":"alerts"' in data[:80]
@@ -280,6 +281,8 @@ async def run(args: argparse.Namespace) -> str:
         "CYL_REALTIME__REDIS_CHANNEL": f"cylwatch:bench-e2e:{token_}",
         "CYL_INGEST__SHARED_GROUP": f"e2e{token_}",
         "CYL_INGEST__CLIENT_ID_PREFIX": f"bench-e2e-{token_}",
+        # every client is the bench's one admin: lift the per-user cap for this server only
+        "CYL_REALTIME__WS_CONNECTIONS_PER_USER_MAX": str(args.clients + 10),
     }
     settings = load_settings(environ=env)
     await wsf.prepare(settings)
@@ -295,9 +298,19 @@ async def run(args: argparse.Namespace) -> str:
     ctx = mp.get_context("spawn")
     with PrivateBroker() as broker:
         env["CYL_MQTT_URL"] = broker.url
+        metrics_port = wsf.free_port()
         ingest_log = (logs / "ingest.log").open("wb")
         ingest = subprocess.Popen(  # noqa: ASYNC220 - started once, before the run
-            [sys.executable, "-m", "server.cli", "ingest", "--workers", "1"],
+            [
+                sys.executable,
+                "-m",
+                "server.cli",
+                "ingest",
+                "--workers",
+                "1",
+                "--metrics-port",
+                str(metrics_port),
+            ],
             cwd=ROOT,
             env=env,
             stdout=ingest_log,
@@ -335,6 +348,7 @@ async def run(args: argparse.Namespace) -> str:
             report = await asyncio.to_thread(devices_out.get, True, args.duration + 120)
             stop.set()
             seen = await poller
+            worker = await _scrape(f"http://127.0.0.1:{metrics_port}/metrics")
             load_end = "/".join(f"{x:.1f}" for x in os.getloadavg())
             clients = [
                 await asyncio.to_thread(results.get, True, max(10.0, until - time.time() + 30))
@@ -360,13 +374,15 @@ async def run(args: argparse.Namespace) -> str:
     position_ms = [x for c in clients for x in c["position_ms"]]
     connected = sum(c["stats"]["connected"] for c in clients)
     position_frames = sum(c["stats"]["position_frames"] for c in clients)
+    closed = sum(c["stats"]["closed"] for c in clients)
     leaks = sum(1 for m in messages if m[3] == "leak")
     p99 = sorted(alert_ms)[int(0.99 * (len(alert_ms) - 1))] if alert_ms else None
     met = p99 is not None and p99 <= TARGET_ALERT_P99_MS
     lines = [
         f"| {args.rate:,.0f} + {args.leak_rate:g} leaks | {report['sent']:,} "
         f"({report['acked']:,} acked; {report['behind']} ticks late) | {connected} / "
-        f"{args.clients} | {load_start} → {load_end} | {_pct(alert_ms, 0.5)} / "
+        f"{args.clients} ({closed} closed by the server) | {load_start} → {load_end} | "
+        f"{_pct(alert_ms, 0.5)} / "
         f"{_pct(alert_ms, 0.99)} / {_pct(alert_ms, 1.0)} ({len(alert_ms):,} of "
         f"{leaks * connected:,}) | {_pct(position_ms, 0.5)} / {_pct(position_ms, 0.99)} "
         f"({len(position_ms):,} fixes in {args.timed_clients} clients;"
@@ -389,7 +405,42 @@ async def run(args: argparse.Namespace) -> str:
         f" (±{POLL_S * 1000:.0f} ms) | alert p99 ≤ {TARGET_ALERT_P99_MS:.0f} ms |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    if worker:
+        lines += [
+            "",
+            f"- The ingest worker (its `/metrics`): {worker.get('batches', 0):,.0f} batches of"
+            f" {worker.get('rows', 0) / max(1.0, worker.get('batches', 0)):,.0f} messages on"
+            f" average, commit p50 {worker.get('batch_p50', 0) * 1000:,.0f} ms, p99"
+            f" {worker.get('batch_p99', 0) * 1000:,.0f} ms; its loop's lag p99"
+            f" {worker.get('lag_p99', 0) * 1000:,.0f} ms, max"
+            f" {worker.get('lag_max', 0) * 1000:,.0f} ms.",
+        ]
     return "\n".join(header + lines) + "\n"
+
+
+async def _scrape(url: str) -> dict[str, float]:
+    """The ingest worker's own figures (its ``/metrics``): batch commit time, loop lags."""
+    import aiohttp
+
+    wanted = {
+        ("cylwatch_ingest_batch_latency_seconds{", 'quantile="0.5"'): "batch_p50",
+        ("cylwatch_ingest_batch_latency_seconds{", 'quantile="0.99"'): "batch_p99",
+        ("cylwatch_ingest_loop_lag_seconds{", 'quantile="0.99"'): "lag_p99",
+        ("cylwatch_ingest_loop_lag_max_seconds{", ""): "lag_max",
+        ("cylwatch_ingest_batch_rows_total{", ""): "rows",
+        ("cylwatch_ingest_batches_total{", ""): "batches",
+    }
+    out: dict[str, float] = {}
+    try:
+        async with aiohttp.ClientSession() as session, session.get(url) as resp:
+            text = await resp.text()
+    except aiohttp.ClientError:
+        return out
+    for line in text.splitlines():
+        for (prefix, label), name in wanted.items():
+            if line.startswith(prefix) and label in line:
+                out[name] = float(line.rsplit(" ", 1)[1])
+    return out
 
 
 async def _wait_for(log: Path, needle: bytes, proc: subprocess.Popen[bytes]) -> None:
