@@ -257,6 +257,21 @@ def _text_problem(value: Any, path: str) -> str | None:
     return None
 
 
+def _not_utf8(payload: bytes) -> int | None:
+    """The offset of the first byte that is not UTF-8, if any.
+
+    DESIGN §5 (docs/ARCHITECTURE.md §5): payloads are UTF-8 JSON. msgspec checks the text it
+    reads, but skips an unknown field (a newer firmware's) without reading it, so junk there
+    would pass. ASCII, most messages, is answered without decoding."""
+    if payload.isascii():
+        return None
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return None
+
+
 def parse(
     topic: str, payload: bytes, now: datetime, max_future_skew: timedelta
 ) -> Parsed | Rejected | Ignored:
@@ -265,6 +280,9 @@ def parse(
     if isinstance(route, Ignored | Rejected):
         return route
     kind, device_kind, device_id = route
+    bad_byte = _not_utf8(payload)
+    if bad_byte is not None:
+        return Rejected(f"not JSON: not UTF-8 (byte {bad_byte})")
     try:
         body = _DECODERS[kind].decode(payload)
     except msgspec.ValidationError as exc:

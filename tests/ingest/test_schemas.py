@@ -173,6 +173,27 @@ def test_payloads_that_are_not_a_json_object_are_refused(payload: bytes, reason:
 
 
 @pytest.mark.parametrize(
+    "bad",
+    [b"\xff\xfe", b"\xc0\xaf", b"\xed\xa0\x80", b"\x80", "气瓶".encode("gbk")],
+)
+@pytest.mark.parametrize("topic", ["cyl/v1/gun/G1/status", "cyl/v1/gun/G1/auth"])
+def test_bytes_that_are_not_utf8_are_refused_even_in_an_ignored_field(
+    topic: str, bad: bytes
+) -> None:
+    """DESIGN §5: payloads are UTF-8 JSON. A decoder skips an unknown field without reading
+    its text; the message must still be refused, not stored with the junk unread."""
+    raw = orjson.dumps(GOOD[topic])[:-1] + b',"note":"' + bad + b'"}'
+    result = p(topic, raw)
+    assert isinstance(result, Rejected), result
+    assert "not UTF-8" in result.reason
+
+
+def test_utf8_text_in_an_ignored_field_is_accepted() -> None:
+    raw = orjson.dumps({**GOOD["cyl/v1/gun/G1/status"], "note": "在线 ✓"})
+    assert isinstance(p("cyl/v1/gun/G1/status", raw), Parsed)
+
+
+@pytest.mark.parametrize(
     "topic",
     [
         "cyl/v1/gun/G1/explode",
