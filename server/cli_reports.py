@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from server.db.pool import connect
-from server.db.rollup_refresh import refresh
+from server.db.rollup_refresh import RollupJobError, refresh
 from server.db.rollups import watermark
 from server.kernel.settings import Settings
 
@@ -48,9 +48,13 @@ async def cmd_reports_refresh(args: argparse.Namespace, settings: Settings) -> i
     conn = await connect(settings, args.database_url)
     try:
         started = time.perf_counter()
-        done = await refresh(
-            conn, settings, wait=not args.no_wait, now=dt.datetime.now(dt.UTC), full=True
-        )
+        try:
+            done = await refresh(
+                conn, settings, wait=not args.no_wait, now=dt.datetime.now(dt.UTC), full=True
+            )
+        except RollupJobError as exc:
+            print(f"report rollups: {exc}", file=sys.stderr)
+            return 1
         if not done:
             print("another process is refreshing the rollups; not waiting", file=sys.stderr)
             return 1

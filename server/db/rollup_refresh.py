@@ -13,7 +13,10 @@ PostgreSQL, not in memory, so it holds across processes and hosts). A zone setti
 than the rollups' rebuilds them in the same call.
 
 On the TimescaleDB path the fills rollup is a real-time continuous aggregate refreshed by
-TimescaleDB's own policy; this round refreshes the other three and moves the watermark.
+TimescaleDB's own policy; the round refreshes the other three, moves the watermark, then has
+the policy run now and waits for that run (migration 0224: only the aggregate's owner may
+refresh it, outside a transaction, so the owner's job does it), so a refresh holds every fill
+stored before it on both paths (docs/BENCHMARKS.md "TimescaleDB path (issue 14 item 6)").
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from server.db.rollups import RECENT_DAYS, closed_until, watermark
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.settings import Settings
 
-__all__ = ["REFRESH_TIMEOUT_S", "refresh", "rollup_schedule", "rollups_ctx"]
+__all__ = ["REFRESH_TIMEOUT_S", "RollupJobError", "refresh", "rollup_schedule", "rollups_ctx"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,22 @@ REFRESH_TIMEOUT_S: Final = 3600.0
 """Bound on one refresh: a year of a 1M-cylinder city refreshes in minutes on the 2-core
 development machine (docs/BENCHMARKS.md "Reports"); an hour means it hangs, not that it is slow
 (the pool's usual two-minute command bound would cut an honest one)."""
+
+
+class RollupJobError(RuntimeError):
+    """The TimescaleDB policy that refreshes the fills aggregate failed, is paused or never
+    started: the round logs it, ``cylwatch reports refresh`` prints it in one line."""
+
+
+JOB_START_TIMEOUT_S: Final = 120.0
+"""How long the TimescaleDB path waits for the scheduler to start the fills aggregate's
+policy once it is due: the scheduler wakes for a job set to start now within seconds (~4 s
+measured, docs/BENCHMARKS.md "TimescaleDB path (issue 14 item 6)"), and after a server
+restart within ~10 s; two minutes without a start means it is not running."""
+
+JOB_POLL_S: Final = 0.25
+"""How often the wait asks whether the policy's run has finished: a few cheap catalogue reads
+a second, against a run that takes seconds."""
 
 
 async def refresh(
@@ -51,8 +70,9 @@ async def refresh(
     full: bool = False,
 ) -> bool:
     """Refresh the rollups up to the day closed at *now*; False when another process holds
-    the lock and *wait* is false (that process is doing this round). The fills of the days
-    before the last ``RECENT_DAYS`` are refreshed once a day, or now when *full*."""
+    the lock and *wait* is false (that process is doing this round). On the native path the
+    fills of the days before the last ``RECENT_DAYS`` are refreshed once a day, or now when
+    *full*; TimescaleDB's aggregate refreshes every day with changes at every round."""
     upto = closed_until(now or dt.datetime.now(dt.UTC), settings)
     done = await db.fetchval(
         "SELECT cyl_rollups_refresh($1, $2, $3, $4, $5)",
@@ -63,7 +83,38 @@ async def refresh(
         full,
         timeout=REFRESH_TIMEOUT_S,
     )
+    if done:
+        await _fills_aggregate_refreshed(db)
     return bool(done)
+
+
+async def _fills_aggregate_refreshed(db: asyncpg.Pool | asyncpg.Connection) -> None:
+    """On the TimescaleDB path, run the fills aggregate's policy now and wait until a run
+    begun after this call has finished (``cyl_rollup_fills_refreshed``, migration 0224);
+    nothing on the native path."""
+    since = await db.fetchval("SELECT clock_timestamp()")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while True:
+        state = await db.fetchval("SELECT cyl_rollup_fills_refreshed($1)", since)
+        if state in ("native", "done"):
+            return
+        if state in ("failed", "paused"):
+            job = await db.fetchval("SELECT cyl_rollup_fills_job()")
+            raise RollupJobError(
+                f"the fills rollup's TimescaleDB policy (job {job}) {state}: see"
+                " timescaledb_information.job_errors and the PostgreSQL log"
+            )
+        waited = loop.time() - started
+        if state == "waiting" and waited > JOB_START_TIMEOUT_S:
+            raise RollupJobError(
+                f"TimescaleDB's scheduler did not start the fills rollup's policy within"
+                f" {JOB_START_TIMEOUT_S:.0f} s: are timescaledb.max_background_workers > 0"
+                " and the database's scheduler running (timescaledb_information.job_stats)?"
+            )
+        if waited > REFRESH_TIMEOUT_S:
+            raise RollupJobError(f"the fills rollup's policy ran for over {REFRESH_TIMEOUT_S} s")
+        await asyncio.sleep(JOB_POLL_S)
 
 
 async def _loop(pool: asyncpg.Pool, settings: Settings, interval: float) -> None:
