@@ -15,6 +15,29 @@ from tests.storage.databases import migrated, timescaledb_usable, with_storage
 
 TIME_SERIES = {"events", "fills", "telemetry", "positions", "dead_letters"}
 COMPRESS_AFTER = "30 days"  # the compression policy 0001 sets on every hypertable
+COMPRESSION = {  # (segment by, order by) of migration 0225; dead_letters left to TimescaleDB
+    "telemetry": (["cylinder_id"], ["ts DESC"]),
+    "positions": (["vehicle_id"], ["ts DESC"]),
+    "events": ([], ["cylinder_id", "ts DESC"]),
+    "fills": ([], ["cylinder_id", "ts DESC"]),
+}
+
+
+async def compression_settings(pool: asyncpg.Pool) -> dict[str, tuple[list[str], list[str]]]:
+    rows = await pool.fetch(
+        """SELECT hypertable_name AS t, attname, segmentby_column_index AS seg,
+                  orderby_column_index AS ord, orderby_asc AS asc
+             FROM timescaledb_information.compression_settings
+            ORDER BY 1, seg NULLS LAST, ord NULLS LAST"""
+    )
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    for r in rows:
+        segment, order = out.setdefault(r["t"], ([], []))
+        if r["seg"] is not None:
+            segment.append(r["attname"])
+        if r["ord"] is not None:
+            order.append(r["attname"] + ("" if r["asc"] else " DESC"))
+    return out
 
 
 async def natively_partitioned(pool: asyncpg.Pool) -> set[str]:
@@ -52,6 +75,7 @@ async def test_auto_takes_the_path_the_server_offers(
             TIME_SERIES, COMPRESS_AFTER
         )
         assert not await natively_partitioned(db.pool) & TIME_SERIES
+        assert await compression_settings(db.pool) == COMPRESSION
 
 
 async def test_off_takes_native_partitions_though_installed(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -25,6 +26,9 @@ from tests.api.report_activity_city import DISTRICT, Mini, add_fill, add_refusal
 from tests.storage.databases import Migrated, migrated, timescaledb_usable
 
 ADMIN = Principal(user_id=1, username="path-admin", role="admin")
+SERVER_LOGIN = "cylwatch_test_login"
+"""A login role in the app role, as tests/integration/test_app_role.py makes (roles are
+cluster-wide: creating it tolerates another session doing the same)."""
 PERIOD_DAYS = 45
 """The report period: more than a month back, so it spans a month boundary, the native
 path's split (RECENT_DAYS) and the rolled-up and live halves."""
@@ -84,22 +88,50 @@ async def _bodies(db: Migrated, m: Mini) -> list[Any]:
     return bodies
 
 
+async def _as_server(db: Migrated) -> asyncpg.Connection:
+    """A connection as the server makes it: a login role of ``[services] app_role``, which
+    owns nothing (docs/SECURITY.md "Database roles") — not the continuous aggregate either."""
+    admin = await asyncpg.connect(db.dsn)
+    try:
+        await admin.execute(
+            f"""DO $$ BEGIN
+                    CREATE ROLE {SERVER_LOGIN} LOGIN IN ROLE {db.settings.services.app_role};
+                EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+                END $$"""
+        )
+    finally:
+        await admin.close()
+    return await asyncpg.connect(urlsplit(db.dsn)._replace(netloc=_netloc(db.dsn)).geturl())
+
+
+def _netloc(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    return f"{SERVER_LOGIN}@{parts.hostname}:{parts.port or 5432}"
+
+
 async def _reports(db: Migrated) -> tuple[str, list[Any], list[Any]]:
-    """The rows written and refreshed, then changed on closed days: the storage mode, the
-    reports before the next refresh (closed days as of the last one) and after it."""
+    """The rows written and refreshed (by the server's role), then changed on closed days:
+    the storage mode, the reports before the next refresh (closed days as of the last one)
+    and after it."""
     await _district(db.pool)
     m = await mini_city(db.pool, db.settings, "PATH")
     await _write(m, db.pool, FILLS)
     for days_ago, reasons in REFUSALS:
         await add_refusal(db.pool, m, m.at(days_ago), reasons)
-    assert await refresh(db.pool, db.settings, wait=True, full=True)
-    days_ago, hour = REMOVED
-    await db.pool.execute(
-        "DELETE FROM fills WHERE company_id = $1 AND ts = $2", m.company_id, m.at(days_ago, hour)
-    )
-    await _write(m, db.pool, LATE_FILLS)
-    before = await _bodies(db, m)
-    assert await refresh(db.pool, db.settings, wait=True, full=True)
+    server = await _as_server(db)
+    try:
+        assert await refresh(server, db.settings, wait=True, full=True)
+        days_ago, hour = REMOVED
+        await db.pool.execute(
+            "DELETE FROM fills WHERE company_id = $1 AND ts = $2",
+            m.company_id,
+            m.at(days_ago, hour),
+        )
+        await _write(m, db.pool, LATE_FILLS)
+        before = await _bodies(db, m)
+        assert await refresh(server, db.settings, wait=True, full=True)
+    finally:
+        await server.close()
     after = await _bodies(db, m)
     state = await rollups.watermark(db.pool)
     assert state is not None
