@@ -61,11 +61,12 @@ MARK = "cylwatch-bench:reports"
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/cylwatch_bench_reports"
 TARGET_P95_S = 1.0
 """DESIGN §10: a report's page data in ≤ 1 s at the 95th percentile."""
-PORT = 18731
 XLSX_ROWS_MAX = 1_048_575
 """An XLSX sheet holds 1,048,576 rows with its header: the XLSX export is measured on a
 period that fits."""
 USERS = {"regulator": "bench_regulator", "company_admin": "bench_company_admin"}
+RETRIES = 5
+"""Times a request cut by a restart of the shared PostgreSQL is run again."""
 SLOW_S = 10.0
 """A report whose warm-up takes longer is timed twice, not --runs times: ten times the
 target says what there is to say, and a year of one at 40 s a run would hold the bench for
@@ -83,7 +84,9 @@ def seed_has_history() -> bool:
     return "history_months" in inspect.signature(seed_city).parameters
 
 
-async def prepare(settings: Any, cylinders: int, months: int, history: str) -> dict[str, Any]:
+async def prepare(
+    settings: Any, cylinders: int, months: int, history: str, refresh_rollups: bool = True
+) -> dict[str, Any]:
     from server.db.migrate import migrate
 
     dsn = settings.services.database_url
@@ -99,6 +102,7 @@ async def prepare(settings: Any, cylinders: int, months: int, history: str) -> d
                 " --history synthetic meanwhile"
             )
         source = "seed" if with_seed else "synthetic"
+        seed_s = None
         if have == 0:
             from server.seed import seed_city
 
@@ -108,7 +112,8 @@ async def prepare(settings: Any, cylinders: int, months: int, history: str) -> d
             print(f"seeding {cylinders:,} cylinders into {redacted(dsn)} ({source} history)")
             started = time.perf_counter()
             await seed_city(conn, settings, **kwargs)
-            print(f"seeded in {time.perf_counter() - started:.0f} s")
+            seed_s = time.perf_counter() - started
+            print(f"seeded in {seed_s:.0f} s")
         fills = int(await conn.fetchval("SELECT count(*) FROM fills"))
         if fills < cylinders * months // 2:
             if history == "seed":
@@ -135,14 +140,16 @@ async def prepare(settings: Any, cylinders: int, months: int, history: str) -> d
         )
         from server.db.rollup_refresh import refresh
 
-        started = time.perf_counter()
-        await refresh(conn, settings, wait=True, full=True)
-        refresh_s = time.perf_counter() - started
-        # a round of the schedule: the recent week of fills, refusals, alerts, overstock
-        started = time.perf_counter()
-        await refresh(conn, settings, wait=True)
-        round_s = time.perf_counter() - started
-        await conn.execute("ANALYZE")
+        refresh_s = round_s = float("nan")  # --no-refresh: the rollups as an earlier run left them
+        if refresh_rollups:
+            started = time.perf_counter()
+            await refresh(conn, settings, wait=True, full=True)
+            refresh_s = time.perf_counter() - started
+            # a round of the schedule: the recent week of fills, refusals, alerts, overstock
+            started = time.perf_counter()
+            await refresh(conn, settings, wait=True)
+            round_s = time.perf_counter() - started
+            await conn.execute("ANALYZE")
         sizes = await conn.fetchrow(
             """SELECT (SELECT count(*) FROM rollup_fills_day) AS fill_rows,
                       (SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0)
@@ -158,6 +165,7 @@ async def prepare(settings: Any, cylinders: int, months: int, history: str) -> d
             **dict(sizes),
             "refresh_s": refresh_s,
             "round_s": round_s,
+            "seed_s": seed_s,
             "source": source,
         }
     finally:
@@ -284,6 +292,16 @@ web.run_app(create_app(bench_settings(sys.argv[1]), with_pages=False), host="127
 """
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (a fixed one collided with a server left over by
+    an interrupted run)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @contextlib.contextmanager
 def server(dsn: str, port: int) -> Any:
     env = {
@@ -316,6 +334,26 @@ async def wait_up(base: str, proc: Any) -> None:
                         return
             await asyncio.sleep(0.2)
     raise SystemExit("the server did not come up")
+
+
+async def healthy(s: aiohttp.ClientSession, base: str) -> bool:
+    """Whether the server reaches its database right now (/healthz answers 200)."""
+    with contextlib.suppress(aiohttp.ClientError):
+        async with s.get(base + "/healthz") as r:
+            return r.status == 200
+    return False
+
+
+async def wait_database(s: aiohttp.ClientSession, base: str) -> None:
+    """Wait until the server answers /healthz again (another session's test restarts the
+    shared PostgreSQL now and then: a request it cut is run again, not counted)."""
+    for _ in range(600):
+        with contextlib.suppress(aiohttp.ClientError):
+            async with s.get(base + "/healthz") as r:
+                if r.status == 200:
+                    return
+        await asyncio.sleep(0.5)
+    raise SystemExit("PostgreSQL did not come back")
 
 
 async def login(s: aiohttp.ClientSession, base: str, user: str, password: str) -> dict[str, str]:
@@ -368,11 +406,15 @@ async def time_reports(
             for variant, url in variants:
                 t = Timing(item["name"], role, variant, 0)
                 for i in range(runs + 1):
-                    started = time.perf_counter()
-                    async with s.get(base + url, headers=h) as r:
-                        body = await r.read()
-                        t.status = r.status
-                    took = time.perf_counter() - started
+                    for _ in range(RETRIES):
+                        started = time.perf_counter()
+                        async with s.get(base + url, headers=h) as r:
+                            body = await r.read()
+                            t.status = r.status
+                        took = time.perf_counter() - started
+                        if t.status != 503 or await healthy(s, base):
+                            break  # a 503 with the database up is the report's own (a timeout)
+                        await wait_database(s, base)  # the machine's PostgreSQL restarted
                     if i:  # the first is a warm-up
                         t.samples.append(took)
                     if t.status != 200 or (took > SLOW_S and i >= 1):
@@ -490,8 +532,13 @@ def section(
         f"City: {city['cylinders']:,} cylinders, {city['companies']} companies, "
         f"{city['stations']} filling stations; history ({city['source']}): {city['fills']:,} "
         f"fills since {city['since']:%Y-%m-%d} ({mib(city['fills_bytes'])} MiB with indexes), "
-        f"{city['refusals']:,} refused attempts, {city['alerts']:,} alerts. "
-        f"Rollups: a full refresh of all four (`cylwatch reports refresh`, and the history of "
+        f"{city['refusals']:,} refused attempts, {city['alerts']:,} alerts"
+        + (
+            f", seeded by this run in **{city['seed_s'] / 60:.1f} min** (target ≤ 10 min). "
+            if city["seed_s"] is not None
+            else " (seeded by an earlier run). "
+        )
+        + f"Rollups: a full refresh of all four (`cylwatch reports refresh`, and the history of "
         f"fills once a day) took **{city['refresh_s']:.1f} s** ({city['fill_rows']:,} fill-day "
         f"rows); a round of the schedule (the last week of fills and refusals, all alerts and "
         f"overstock days), the cost each `[reports] rollup_refresh_s` pays in one process, "
@@ -549,7 +596,9 @@ def section(
 async def main(args: argparse.Namespace) -> int:
     started = dt.datetime.now(dt.UTC)
     settings = bench_settings(args.database_url)
-    city = await prepare(settings, args.cylinders, args.months, args.history)
+    city = await prepare(
+        settings, args.cylinders, args.months, args.history, refresh_rollups=not args.no_refresh
+    )
     conn = await connect(settings)
     try:
         machine = await machine_line(conn)
@@ -557,8 +606,9 @@ async def main(args: argparse.Namespace) -> int:
     finally:
         await conn.close()
     print(machine)
-    base = f"http://127.0.0.1:{args.port}"
-    with server(args.database_url, args.port) as proc:
+    port = args.port or free_port()
+    base = f"http://127.0.0.1:{port}"
+    with server(args.database_url, port) as proc:
         await wait_up(base, proc)
         async with aiohttp.ClientSession() as s:
             heads = {
@@ -578,10 +628,18 @@ async def main(args: argparse.Namespace) -> int:
                 days = max(1, min(30, int(XLSX_ROWS_MAX / max(fills_per_day, 1)) - 1))
                 first = (dt.date.today() - dt.timedelta(days=days - 1)).isoformat()
                 for fmt, query in (("csv", f"from={since}"), ("xlsx", f"from={first}")):
-                    rows = await count_fills(s, base, heads["regulator"], query)
-                    exports.append(
-                        await drill_export(s, base, heads["regulator"], proc.pid, fmt, query, rows)
-                    )
+                    for attempt in range(RETRIES):
+                        try:
+                            rows = await count_fills(s, base, heads["regulator"], query)
+                            exports.append(
+                                await drill_export(
+                                    s, base, heads["regulator"], proc.pid, fmt, query, rows
+                                )
+                            )
+                            break
+                        except (aiohttp.ClientError, KeyError, SystemExit) as exc:
+                            print(f"  export {fmt} cut ({exc!r}); again (attempt {attempt + 2})")
+                            await wait_database(s, base)
                 for e in exports:
                     print(
                         f"  export {e.fmt} {e.period}: {e.rows:,} rows {mib(e.bytes)} MiB in"
@@ -602,9 +660,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--months", type=int, default=12)
     p.add_argument("--history", choices=("auto", "seed", "synthetic"), default="auto")
     p.add_argument("--runs", type=int, default=20, help="timed requests per report and caller")
-    p.add_argument("--port", type=int, default=PORT)
+    p.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     p.add_argument("--only", help="comma-separated report names (default: every report)")
     p.add_argument("--no-export", action="store_true", help="skip the drill-down exports")
+    p.add_argument(
+        "--no-refresh",
+        action="store_true",
+        help="time the rollups as an earlier run refreshed them (no full refresh first)",
+    )
     p.add_argument(
         "--export-days",
         type=int,
