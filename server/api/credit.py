@@ -183,6 +183,7 @@ DETAIL_QUERY = (Param("kind", enum=KINDS, description="only ledger entries of th
     roles=READ_ROLES,
     query=DETAIL_QUERY,
     paginated=True,
+    page_key="ledger",
     description="Score, grade, rank, breakdown by kind (caps applied), the monthly history and "
     "the ledger's entries, newest first (paged; in_window: counted by the current score).",
 )

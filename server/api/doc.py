@@ -48,6 +48,12 @@ class ApiDoc:
     """An example request body (OpenAPI ``example`` of the request's media type)."""
     response_example: Any = None
     """An example of the success answer (``example`` of its media type)."""
+    media_types: tuple[str, ...] = ()
+    """What the success answer is when not JSON (a PDF, JSON-LD, an image); ``formats``
+    adds the media types of ``format=csv|xlsx`` by itself."""
+    page_key: str = ""
+    """The key of the answer that holds the page envelope, when ``paginated`` pages a part of
+    the answer (a company's credit ledger) rather than being it."""
 
 
 _DOC_ATTR: Final = "__api_doc__"
@@ -70,6 +76,8 @@ def api_doc(
     responses: Mapping[int, str] | None = None,
     request_example: Any = None,
     response_example: Any = None,
+    media_types: Sequence[str] = (),
+    page_key: str = "",
 ) -> Callable[[H], H]:
     """Attach OpenAPI metadata to a handler. `roles` lists who may call it ("public" = anyone)."""
 
@@ -90,6 +98,8 @@ def api_doc(
                 responses=dict(responses or {}),
                 request_example=request_example,
                 response_example=response_example,
+                media_types=tuple(media_types),
+                page_key=page_key,
             ),
         )
         return handler

@@ -143,6 +143,7 @@ def _batch(rows: list[asyncpg.Record], zone: ZoneInfo, skipped: Counter[str], fi
     "data: a delivery names at most the delivering site. See docs/API.md "
     f'"EPCIS 2.0 export". Example:\n\n```json\n{EXAMPLE}\n```',
     responses={200: "EPCISDocument (application/ld+json), streamed"},
+    media_types=[MEDIA_TYPE],
 )
 async def epcis_events(request: web.Request) -> web.StreamResponse:
     """Stream the events in the caller's scope as one EPCISDocument."""

@@ -119,6 +119,7 @@ QR_DOC = (
     "Public: a cylinder's QR code (SVG)",
     tags=["public"],
     roles=["public"],
+    media_types=["image/svg+xml"],
     description=QR_DOC,
     responses={304: "not modified (If-None-Match)", 429: "rate limited"},
 )
@@ -136,6 +137,7 @@ async def qr_svg(request: web.Request) -> web.Response:
     "Public: a cylinder's QR code (PNG)",
     tags=["public"],
     roles=["public"],
+    media_types=["image/png"],
     description=QR_DOC,
     responses={304: "not modified (If-None-Match)", 429: "rate limited"},
 )
@@ -177,6 +179,7 @@ def _ids(request: web.Request) -> list[int] | None:
     "Print QR labels for a batch of cylinders (A4 PDF)",
     tags=["cylinders"],
     roles=LABEL_ROLES,
+    media_types=["application/pdf"],
     query=(*LABEL_QUERY, Param("lang", enum=["zh-CN", "en"])),
     responses={
         200: "application/pdf; X-Labels: labels printed, X-Labels-Skipped: cylinders "

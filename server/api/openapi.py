@@ -20,7 +20,10 @@ from aiohttp import web
 from server.api.common import API, ApiDoc, api_doc, doc_of
 from server.kernel.errors import ERROR_CODES
 from server.kernel.http import json_response
+from server.kernel.tabular import CSV_MIME, XLSX_MIME
 
+FORMAT_MEDIA_TYPES: dict[str, str] = {"csv": CSV_MIME, "xlsx": XLSX_MIME}
+"""What ``format=csv|xlsx`` answers (server.kernel.tabular)."""
 _PARAM_RE = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 _TYPES: dict[str, dict[str, Any]] = {
     "string": {"type": "string"},
@@ -60,6 +63,29 @@ def _path_of(route: web.AbstractRoute) -> str | None:
     info = route.resource.get_info() if route.resource is not None else {}
     path = info.get("formatter") or info.get("path")
     return str(path) if path else None
+
+
+def _success_content(doc: ApiDoc) -> dict[str, Any]:
+    """The success answer's media types: JSON (a page envelope, or an object holding one
+    under ``page_key``), each file ``format=`` can ask for, or what ``media_types`` names."""
+    page = {"$ref": "#/components/schemas/Page"}
+    if not doc.paginated:
+        json_schema: dict[str, Any] = {"type": "object"}
+    elif doc.page_key:
+        json_schema = {
+            "type": "object",
+            "required": [doc.page_key],
+            "properties": {doc.page_key: page},
+        }
+    else:
+        json_schema = page
+    files = [FORMAT_MEDIA_TYPES[f] for f in doc.formats if f in FORMAT_MEDIA_TYPES]
+    content: dict[str, Any] = {}
+    if not (doc.media_types or files) or "json" in doc.formats:
+        content["application/json"] = {"schema": json_schema}
+    for media in (*files, *doc.media_types):
+        content[media] = {"schema": {"type": "string", "format": "binary"}}
+    return content
 
 
 def _operation(method: str, path: str, handler: Any, bodies: list[type[Any]]) -> dict[str, Any]:
@@ -128,12 +154,8 @@ def _operation(method: str, path: str, handler: Any, bodies: list[type[Any]]) ->
             if doc.request_example is not None:
                 op["requestBody"]["content"]["application/json"]["example"] = doc.request_example
         ok = "201" if 201 in doc.responses else "200"
-        content = (
-            {"application/json": {"schema": {"$ref": "#/components/schemas/Page"}}}
-            if doc.paginated
-            else {"application/json": {"schema": {"type": "object"}}}
-        )
-        if doc.response_example is not None:
+        content = _success_content(doc)
+        if doc.response_example is not None and "application/json" in content:
             content["application/json"]["example"] = doc.response_example
         op["responses"][ok] = {"description": doc.responses.get(int(ok), "OK"), "content": content}
         for status, text in doc.responses.items():

@@ -52,3 +52,28 @@ async def test_api_md_mentions_every_route_and_error_code(client: Any) -> None:
     assert not missing_codes, f"error codes not in docs/API.md: {missing_codes}"
     missing = sorted({p for _, p in mounted(client.server.app) if f"`{p}`" not in text})
     assert not missing, f"routes not in docs/API.md: {missing}"
+
+
+async def test_openapi_names_the_media_types_and_shapes_actually_served(client: Any) -> None:
+    """A client generated from the document must expect what comes back: an export's CSV or
+    XLSX, a PDF, JSON-LD, a QR image; and a page envelope only where the answer is one
+    (found by schemathesis, tests/fuzz/test_api_schema.py)."""
+    status, raw = await call(client, "GET", "/api/v1/openapi.json", "anonymous")
+    assert status == 200
+    paths = (raw if isinstance(raw, dict) else orjson.loads(raw))["paths"]
+
+    def served(path: str, method: str = "get") -> set[str]:
+        return set(paths[path][method]["responses"]["200"]["content"])
+
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    assert served("/api/v1/fills") == {"application/json", "text/csv", xlsx}
+    assert served("/api/v1/reports/sales") == {"application/json", "text/csv", xlsx}
+    assert served("/api/v1/cylinders/export") == {"text/csv", xlsx}
+    assert served("/api/v1/cylinders/import/template") == {"text/csv", xlsx}
+    assert served("/api/v1/cylinders/labels.pdf") == {"application/pdf"}
+    assert served("/api/v1/epcis/events") == {"application/ld+json"}
+    assert served("/api/v1/public/cylinders/{code}/qr.svg") == {"image/svg+xml"}
+    credit = paths["/api/v1/companies/{id}/credit"]["get"]["responses"]["200"]["content"]
+    schema = credit["application/json"]["schema"]
+    assert schema["properties"]["ledger"] == {"$ref": "#/components/schemas/Page"}
+    assert "items" not in schema.get("required", [])
