@@ -14,7 +14,7 @@ byte concatenations, not N JSON encodings.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 
@@ -22,8 +22,8 @@ from server.domain import messages as inbox
 from server.domain import statuses as vocabulary
 from server.domain import wall as wall_vocab
 from server.kernel.events import Event
+from server.kernel.http import ID_MAX, field_from_msgspec
 from server.kernel.http import dumps as dumps
-from server.kernel.http import field_from_msgspec
 from server.kernel.live_codes import CLOSE_CODES as PAGE_CLOSE_CODES
 from server.kernel.live_codes import CLOSE_TRY_AGAIN_LATER as CLOSE_TRY_AGAIN_LATER
 from server.kernel.live_codes import CLOSE_UNAUTHORIZED as CLOSE_UNAUTHORIZED
@@ -138,10 +138,17 @@ closes the client (1013) rather than silently losing an alert or a fill."""
 # ------------------------------------------------------------------ command schemas
 
 
+MAX_ID: Final = 2**53 - 1
+"""The largest message id: the largest integer a page's ``JSON.parse`` reads exactly (a
+larger one would come back in the reply as another number, and one past 64 bits could not
+be written back at all)."""
+MessageId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
+
+
 class Envelope(msgspec.Struct):
     """What every message has; read first to choose the command's own schema."""
 
-    id: int
+    id: MessageId
     type: str
 
 
@@ -163,7 +170,7 @@ class Subscribe(msgspec.Struct, forbid_unknown_fields=True):
 class Unsubscribe(msgspec.Struct, forbid_unknown_fields=True):
     id: int
     type: str
-    subscription: int
+    subscription: MessageId
 
 
 class Ping(msgspec.Struct, forbid_unknown_fields=True):
@@ -176,7 +183,7 @@ class WallSwitch(msgspec.Struct, forbid_unknown_fields=True):
 
     id: int
     type: str
-    layout: int
+    layout: Annotated[int, msgspec.Meta(ge=1, le=ID_MAX)]
     scope: str | None = None
     """``city`` or district codes; None: the caller's own wall."""
 

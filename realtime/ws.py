@@ -36,6 +36,7 @@ from server.domain.messages import CHANNEL_INBOX
 from server.kernel import errors
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.errors import ApiError
+from server.kernel.http import ID_MAX
 from server.kernel.principal import principal_of
 from server.kernel.scope import can_read
 from server.kernel.settings import Realtime
@@ -79,12 +80,16 @@ async def live_filter(pool: asyncpg.Pool, channel: str, flt: proto.Filter | None
     district = flt.district
     if district is not None and not (0 < len(district) <= _DISTRICT_MAX_CHARS):
         raise FilterError("filter.district", f"1 to {_DISTRICT_MAX_CHARS} characters")
+    if district is not None and "\x00" in district:
+        raise FilterError("filter.district", "an administrative code has no NUL character")
     company_id: int | None = None
     if isinstance(flt.company, int):
-        if flt.company <= 0:
+        if not 0 < flt.company <= ID_MAX:
             raise FilterError("filter.company", "a company id is a positive integer")
         company_id = flt.company
     elif isinstance(flt.company, str):
+        if "\x00" in flt.company:  # PostgreSQL text cannot hold it: no company has it
+            raise FilterError("filter.company", f"no company has the code {flt.company!r}")
         company_id = await pool.fetchval("SELECT id FROM companies WHERE code = $1", flt.company)
         if company_id is None:
             raise FilterError("filter.company", f"no company has the code {flt.company!r}")
@@ -188,6 +193,11 @@ async def dispatch(request: web.Request, hub: Hub, conn: Connection, raw: str | 
     except msgspec.DecodeError as exc:
         conn.send(proto.error_frame(None, proto.INVALID_JSON, f"not valid JSON: {exc}"))
         return
+    except RecursionError:
+        # msgspec walks nesting by recursion, even in a field it skips: JSON nested
+        # thousands deep is bad input, not a bug (docs/WEBSOCKET.md "Error codes")
+        conn.send(proto.error_frame(None, proto.INVALID_JSON, "not valid JSON: nested too deeply"))
+        return
     msg_id = envelope.id
     if msg_id <= conn.last_id:
         conn.send(
@@ -217,6 +227,11 @@ async def dispatch(request: web.Request, hub: Hub, conn: Connection, raw: str | 
             proto.error_frame(
                 msg_id, proto.INVALID_FORMAT, f"{field}: {str(exc).split(' - at ')[0]}", field
             )
+        )
+        return
+    except RecursionError:
+        conn.send(
+            proto.error_frame(msg_id, proto.INVALID_JSON, "not valid JSON: nested too deeply")
         )
         return
     if isinstance(cmd, proto.Ping):
