@@ -108,10 +108,25 @@ async def _circulation(
     receives = " AND ".join(_receives_where(ctx, "r", q, start, end))
     alerts = " AND ".join(_alerts_where(ctx, q, start, end))
     companies = " AND ".join(ctx.where("companies", "co", q, None, "co.id"))
+    # The departure of each receive as `_departure` defines it (the drill-down's form), found
+    # in one pass: every transfer and receive scan from the pairing window's start, each with
+    # the cylinder's scan before it. A probe per receive into every partition of the
+    # trajectory took seconds for a month of a 1M-cylinder city (docs/BENCHMARKS.md "Reports").
     rows = await ctx.pool.fetch(
-        f"""WITH moves AS (
-                SELECT {_departure("r", q, since)} AS from_co, {_arrival("r")} AS to_co
-                  FROM events r WHERE {receives}),
+        f"""WITH scans AS (
+                SELECT t.*, lag(t.kind) OVER w AS prev_kind, lag(t.site_id) OVER w AS prev_site,
+                       lag(t.ts) OVER w AS prev_ts
+                  FROM events t
+                 WHERE t.kind IN ('{TRANSFER}', '{RECEIVE}') AND t.cylinder_id IS NOT NULL
+                   AND t.ts >= {q.add(since)} AND t.ts < {q.add(end)}
+                WINDOW w AS (PARTITION BY t.cylinder_id ORDER BY t.ts, t.msg_id)),
+            moves AS (
+                SELECT (SELECT ds.company_id FROM sites ds
+                         WHERE ds.id = r.prev_site AND r.prev_kind = '{TRANSFER}'
+                           AND r.prev_ts >= r.ts - make_interval(days => {q.add(PAIR_WINDOW_DAYS)})
+                       ) AS from_co,
+                       {_arrival("r")} AS to_co
+                  FROM scans r WHERE {receives}),
             counts (company_id, transfers_out, transfers_in, out_of_region) AS (
                 SELECT from_co, 1, 0, 0 FROM moves WHERE from_co <> to_co
                 UNION ALL
