@@ -47,6 +47,8 @@ async def create_pool(settings: Settings, *, dsn: str | None = None, **kwargs: A
         "timeout": settings.services.connect_timeout_s,
         "command_timeout": 120,
     }
+    if not settings.services.database_jit:
+        params["server_settings"] = {"jit": "off"}
     params.update(kwargs)
     try:
         pool = await asyncpg.create_pool(url, **params)

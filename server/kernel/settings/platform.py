@@ -41,6 +41,11 @@ class Services(Section, frozen=True):
     db_pool_min: NonNegative
     db_pool_max: Count
     connect_timeout_s: Seconds
+    database_jit: bool
+    """PostgreSQL's JIT compilation for the pool's queries. Off by default: a report over a
+    month of a 1M-cylinder city spent 4.0 of its 9.1 s compiling (inlining and optimisation,
+    triggered by the planner's cost estimate) and ran no faster for it (docs/BENCHMARKS.md
+    "Reports"); the platform's queries are short or answered from rollups."""
 
     def __post_init__(self) -> None:
         _ordered(self, "db_pool_min", "db_pool_max")
