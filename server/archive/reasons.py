@@ -35,6 +35,7 @@ _ROW_REASONS: Final[dict[str, str]] = {
     "required": "{column} is required",
     "too_long": "{column} is longer than {max} characters",
     "has_spaces": "{column} must not contain spaces",
+    "has_nul": "{column} contains a NUL character, which no text field can hold",
     "not_a_date": "{column}: {value} is not a date",
     "date_format": "{column}: expected a date YYYY-MM-DD, got {value!r}",
     "not_calendar_date": "{column}: {value!r} is not a calendar date",

@@ -85,8 +85,20 @@ def _text(value: Cell) -> str | None:
     return text or None
 
 
+def _storable(column: str, value: Cell, text: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL, which an XLSX cell can carry (``_x0000_``): the row is
+    refused naming the column, not the whole import failing (docs/API.md "Import reasons")."""
+    if text is not None and "\x00" in text:
+        raise BadValue(
+            column,
+            value.replace("\x00", "") if isinstance(value, str) else value,
+            reason("has_nul", column=column),
+        )
+    return text
+
+
 def _code(column: str, value: Cell, *, required: bool) -> str | None:
-    text = _text(value)
+    text = _storable(column, value, _text(value))
     if text is None:
         if required:
             raise BadValue(column, value, reason("required", column=column))
@@ -99,7 +111,7 @@ def _code(column: str, value: Cell, *, required: bool) -> str | None:
 
 
 def _free_text(column: str, value: Cell) -> str | None:
-    text = _text(value)
+    text = _storable(column, value, _text(value))
     if text is not None and len(text) > TEXT_MAX_LEN:
         raise BadValue(column, value, reason("too_long", column=column, max=TEXT_MAX_LEN))
     return text
