@@ -16,8 +16,10 @@ moves it to the scrapping day, ``server.domain.transitions``), and the next insp
 in force that day — the record's own unless an inspection came later, then the one the
 latest passed inspection on or before that day set, or, with none recorded, manufacture +
 ``[dates] inspection_interval_years`` (DOMAIN.md "Dates"). So a cylinder filled while
-overdue and inspected since still counts. The fills and events are bounded by the period
-(partition pruning); the role scope is the cylinders' (the owner's report). Counts drill
+overdue and inspected since still counts. Those cylinder-days come from the abnormal
+circulation rollup (migration 0227, ``server.db.rollup_abnormal``) for the days before its
+watermark and from the fills and events of the days after it, so a year answers without
+reading a year of them; the role scope is the cylinders' (the owner's report). Counts drill
 down to the cylinders; the previous period's totals stand beside the flows.
 """
 
@@ -36,7 +38,7 @@ from server.api.report_cylinders_common import (
     sums,
 )
 from server.api.report_frame import Chart, Column, DrillQuery, Report, ReportContext, Result
-from server.domain.circulation import VIOLATION_ACTIONS
+from server.db import rollup_abnormal
 from server.kernel.errors import bad_query
 from server.kernel.scope import Sql
 
@@ -78,46 +80,16 @@ ABNORMAL_COLUMNS = (
 )
 
 
-def _in_force_next(q: Sql, interval_years: int) -> str:
-    """The next inspection date in force on day ``m.d`` for cylinder ``c``."""
-    return f"""CASE WHEN NOT EXISTS (SELECT 1 FROM inspections i
-                        WHERE i.cylinder_id = c.id AND i.inspected_on > m.d)
-                    THEN c.next_inspection_date
-                    ELSE coalesce(
-                        (SELECT i.next_inspection_date FROM inspections i
-                          WHERE i.cylinder_id = c.id AND i.inspected_on <= m.d
-                            AND i.result = 'pass' AND i.next_inspection_date IS NOT NULL
-                          ORDER BY i.inspected_on DESC, i.id DESC LIMIT 1),
-                        (c.manufacture_date + make_interval(years => {q.add(interval_years)}))::date)
-               END"""
-
-
 def _flags(ctx: ReportContext, q: Sql, start: dt.datetime, end: dt.datetime, held: bool) -> str:
     """One row per abnormal cylinder in scope: ``cylinder_id`` and a boolean per kind (the
     held kinds only when *held*: they are today's, whatever the period)."""
-    zone, s, e = q.add(ctx.zone), q.add(start), q.add(end)
-    first, last = q.add(start.date()), q.add((end - dt.timedelta(days=1)).date())
-    kinds = q.add(sorted(VIOLATION_ACTIONS))
-    next_in_force = _in_force_next(q, ctx.settings.dates.inspection_interval_years)
-    # Only a cylinder whose scrap date or record's next inspection came by the period's last
-    # day, or inspected since its first, can have been unsafe in it: the few candidates are
-    # joined to their fills and scans (UNION ALL: an append the planner probes per cylinder).
-    seen = f"""SELECT m.cylinder_id, m.how, c.scrap_date <= m.d AS scrapped,
-                      ({next_in_force}) < m.d AS overdue
-                 FROM cylinders c
-                 JOIN (SELECT f.cylinder_id, (f.ts AT TIME ZONE {zone})::date AS d, 'fill' AS how
-                         FROM fills f
-                        WHERE f.ts >= {s} AND f.ts < {e} AND f.cylinder_id IS NOT NULL
-                       UNION ALL
-                       SELECT ev.cylinder_id, (ev.ts AT TIME ZONE {zone})::date, 'move'
-                         FROM events ev
-                        WHERE ev.ts >= {s} AND ev.ts < {e} AND ev.kind = ANY({kinds}::text[])
-                          AND ev.cylinder_id IS NOT NULL) m ON m.cylinder_id = c.id
-                WHERE {" AND ".join(cylinder_where(ctx, q))}
-                  AND (c.scrap_date <= {last} OR c.next_inspection_date < {last}
-                       OR c.last_inspection_date > {first})
-                  AND (c.scrap_date <= m.d OR c.next_inspection_date < m.d
-                       OR c.last_inspection_date > m.d)"""
+    # The cylinder-days filled or moved on while unsafe at that moment: the abnormal rollup
+    # before its watermark, its defining function over the raw fills and scans from there on
+    # (server.db.rollup_abnormal; migration 0227 states the rule).
+    src = rollup_abnormal.source(q, ctx.settings, start, end)
+    seen = f"""SELECT m.cylinder_id, m.how, m.scrapped, m.overdue
+                 FROM {src} m JOIN cylinders c ON c.id = m.cylinder_id
+                WHERE {" AND ".join(cylinder_where(ctx, q))}"""
     parts = [seen]
     if held:
         t = q.add(ctx.f.today)
@@ -221,14 +193,18 @@ async def _recovery_counts(
 ) -> list[dict[str, Any]]:
     q = Sql()
     where = _fleet(ctx, q, first, end)
-    filled = _filled(q, start, end)
     unreturned = _unreturned(ctx, q)
+    # the period's filled cylinders once, hashed, rather than a probe of every partition of
+    # the period per cylinder twice (the drill-downs keep _filled: a page of cylinders)
     rows = await ctx.pool.fetch(
         f"""SELECT o.code AS company_code, o.name AS company_name, count(*) AS cylinders,
-                   count(*) FILTER (WHERE {filled}) AS filled,
-                   count(*) FILTER (WHERE NOT {filled}) AS never_filled,
+                   count(fl.cylinder_id) AS filled,
+                   count(*) FILTER (WHERE fl.cylinder_id IS NULL) AS never_filled,
                    count(*) FILTER (WHERE {unreturned}) AS unreturned
               FROM cylinders c JOIN companies o ON o.id = c.owner_company_id
+              LEFT JOIN (SELECT DISTINCT f.cylinder_id FROM fills f
+                          WHERE f.ts >= {q.add(start)} AND f.ts < {q.add(end)}
+                            AND f.result = 'completed') fl ON fl.cylinder_id = c.id
              WHERE {" AND ".join(where)}
              GROUP BY o.code, o.name ORDER BY o.code""",
         *q.params,

@@ -10,7 +10,9 @@ transaction, so a report sees old rows with the old watermark or new rows with t
 The function takes a transaction-scoped advisory lock: when several processes are up, one
 refreshes and the others find the lock taken and wait for the next turn (the lock is in
 PostgreSQL, not in memory, so it holds across processes and hosts). A zone setting other
-than the rollups' rebuilds them in the same call.
+than the rollups' rebuilds them in the same call. The abnormal circulation rollup (migration
+0227, ``server.db.rollup_abnormal``) is refreshed right after, the same way, with its own
+watermark.
 
 On the TimescaleDB path the fills rollup is a real-time continuous aggregate refreshed by
 TimescaleDB's own policy; the round refreshes the other three, moves the watermark, then has
@@ -31,6 +33,7 @@ from typing import Final
 import asyncpg
 from aiohttp import web
 
+from server.db.rollup_abnormal import refresh_abnormal
 from server.db.rollups import RECENT_DAYS, closed_until, watermark
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.settings import Settings
@@ -85,6 +88,17 @@ async def refresh(
     )
     if done:
         await _fills_aggregate_refreshed(db)
+        # the abnormal circulation rollup keeps its own watermark (migration 0227): refreshed
+        # right after, under the same lock, in its own transaction
+        done = await refresh_abnormal(
+            db,
+            settings,
+            upto=upto,
+            split=upto - dt.timedelta(days=RECENT_DAYS),
+            wait=wait,
+            full=full,
+            bound_s=REFRESH_TIMEOUT_S,
+        )
     return bool(done)
 
 
