@@ -33,6 +33,7 @@ import asyncio
 import importlib.util
 import multiprocessing as mp
 import os
+import queue
 import random
 import re
 import secrets
@@ -72,9 +73,20 @@ SAMPLE_EVERY: Final = 20
 POLL_S: Final = 0.05
 """The committed-row poller's period: the figure is exact to within it."""
 LEAK_PPM: Final = 5000.0
-LISTEN_AFTER_S: Final = 30.0
-"""Clients keep listening this long after the planned end of publishing, so a late frame is
-counted late rather than missing (one run at load 11–14 had alerts 7–10 s behind)."""
+WATCH_S: Final = 0.25
+"""How often the bench looks at its server's Redis subscriber connection."""
+SUBSCRIBE_WAIT_S: Final = 180.0
+"""The devices start once every client has its subscriptions, or after this long."""
+LISTEN_AFTER_S: Final = 240.0
+"""Clients keep listening until the chain has drained (`_drain`), at most this long after the
+planned end of publishing, so a late frame is counted late rather than missing (loaded runs
+had alerts 7–80 s behind)."""
+DRAIN_QUIET_S: Final = 3.0
+"""Drained: the worker stored nothing new for this long, its queue for Redis is empty and
+the server has read from Redis every message the worker sent."""
+FANOUT_GRACE_S: Final = 15.0
+"""After the drain, the clients listen this much longer (the websockets' own queues). A leak
+alert committed by the drain is expected at every client (live, or in a snapshot)."""
 _TS = re.compile(rb'"ts":\d+')
 
 
@@ -159,14 +171,26 @@ def _devices(port: int, messages: list[tuple[float, str, bytes, str, str]], out:
 
 
 async def _clients(
-    url: str, token: str, n: int, timed: int, until: float, out: Any
+    url: str, token: str, n: int, timed: int, until: Any, ready: Any, out: Any
 ) -> None:  # pragma: no cover - run in a spawned process
     import aiohttp
     import orjson
 
-    stats = {"connected": 0, "failed": 0, "position_frames": 0, "alert_rows": 0, "closed": 0}
+    stats = {
+        "connected": 0,
+        "failed": 0,
+        "position_frames": 0,
+        "alert_rows": 0,
+        "closed": 0,
+        "subscribed": 0,
+        "subscribe_failed": 0,
+        "resyncs": 0,
+    }
     alert_ms: list[float] = []
     position_ms: list[float] = []
+    # leak alert versions (id@last_at) → clients that have it: live, or live or by a snapshot
+    live: dict[str, int] = {}
+    have: dict[str, int] = {}
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -177,48 +201,80 @@ async def _clients(
                 )
             except (aiohttp.ClientError, OSError):
                 stats["failed"] += 1
+                ready.put(0)
                 return
             stats["connected"] += 1
             await ws.send_str('{"id":1,"type":"subscribe","channel":"positions"}')
             await ws.send_str('{"id":2,"type":"subscribe","channel":"alerts"}')
+            mine_live: set[str] = set()
+            mine: set[str] = set()
             try:
-                while (left := until - time.time()) > 0:
+                while (left := until.value - time.time()) > 0:
                     try:
-                        msg = await ws.receive(timeout=left)
+                        msg = await ws.receive(timeout=min(left, 1.0))
                     except TimeoutError:
-                        break
+                        continue
                     if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                         stats["closed"] += 1  # closed by the server (a slow client) or gone
                         break
                     data: bytes = msg.data
-                    alert = b'"channel":"alerts"' in data[:80]
-                    if not alert:
+                    other = b'"type":"event"' not in data[:40]  # results, resync notices
+                    alert = not other and b'"channel":"alerts"' in data[:80]
+                    if not alert and not other:
                         stats["position_frames"] += 1
                         if i >= timed:
                             continue
                     now = time.time()
                     frame = orjson.loads(data)
-                    if frame.get("type") != "event" or frame.get("snapshot"):
+                    if other:  # results and resync notices
+                        if frame.get("type") == "result" and frame.get("id") == 2:
+                            ok = bool(frame.get("success"))
+                            stats["subscribed" if ok else "subscribe_failed"] += 1
+                            ready.put(1 if ok else 0)
+                        elif frame.get("type") == "resync":
+                            stats["resyncs"] += 1
                         continue
+                    if frame.get("type") != "event":
+                        continue
+                    snapshot = bool(frame.get("snapshot"))
                     for row in frame.get("data") or []:
                         if alert and row.get("kind") == "leak" and row.get("last_at"):
+                            tag = f"{row.get('id')}@{row['last_at']}"
+                            mine.add(tag)
+                            if snapshot:
+                                continue
+                            mine_live.add(tag)
                             sent = datetime.fromisoformat(row["last_at"]).timestamp()
                             alert_ms.append((now - sent) * 1000)
                             stats["alert_rows"] += 1
-                        elif not alert and isinstance(row.get("ts"), int):
+                        elif not alert and not snapshot and isinstance(row.get("ts"), int):
                             position_ms.append(now * 1000 - row["ts"])
             finally:
                 await ws.close()
+                for tag in mine_live:
+                    live[tag] = live.get(tag, 0) + 1
+                for tag in mine:
+                    have[tag] = have.get(tag, 0) + 1
 
         tasks = [asyncio.create_task(one(i)) for i in range(n)]
         await asyncio.gather(*tasks)
-    out.put({"stats": stats, "alert_ms": alert_ms, "position_ms": position_ms})
+    out.put(
+        {
+            "stats": stats,
+            "alert_ms": alert_ms,
+            "position_ms": position_ms,
+            "live": live,
+            "have": have,
+        }
+    )
 
 
-def _client_proc(url: str, token: str, n: int, timed: int, until: float, out: Any) -> None:
+def _client_proc(
+    url: str, token: str, n: int, timed: int, until: Any, ready: Any, out: Any
+) -> None:
     import uvloop
 
-    uvloop.run(_clients(url, token, n, timed, until, out))
+    uvloop.run(_clients(url, token, n, timed, until, ready, out))
 
 
 # ---------------------------------------------------------------------- committed rows
@@ -253,6 +309,64 @@ async def poll_committed(
                 now = time.time()
                 for r in rows:
                     seen.setdefault(r["msg_id"], now)
+            await asyncio.sleep(POLL_S)
+    finally:
+        await conn.close()
+    return seen
+
+
+async def _drain(url: str, metrics_port: int, deadline: float) -> float:
+    """Wait until the chain has delivered all it will (`DRAIN_QUIET_S`) or *deadline*;
+    return when. Read from the worker's and the server's ``/metrics``."""
+    ingest_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    last_rows = -1.0
+    quiet_since = time.time()
+    while (now := time.time()) < deadline:
+        rows = (await _scrape(ingest_url)).get("rows", 0.0)
+        ingest = await _scrape_realtime(ingest_url)
+        server = await _scrape_realtime(f"{url}/metrics")
+        sent = ingest.get("cylwatch_realtime_bridge_published_total", 0.0)
+        queued = ingest.get("cylwatch_realtime_bridge_publish_queue", 0.0)
+        read = server.get("cylwatch_realtime_bridge_received_total", 0.0)
+        if rows != last_rows or queued or read < sent:
+            last_rows = rows
+            quiet_since = now
+        elif now - quiet_since >= DRAIN_QUIET_S:
+            return now
+        await asyncio.sleep(0.5)
+    return deadline
+
+
+async def _wait_subscribed(ready: Any, clients: int) -> int:
+    """Wait until every client has its ``alerts`` subscription (or gave up): a leak
+    published before a client subscribes reaches it in its snapshot, not live."""
+    answered = subscribed = 0
+    deadline = time.monotonic() + SUBSCRIBE_WAIT_S
+    while answered < clients and (left := deadline - time.monotonic()) > 0:
+        try:
+            subscribed += await asyncio.to_thread(ready.get, True, left)
+        except queue.Empty:
+            break
+        answered += 1
+    return subscribed
+
+
+async def poll_alerts(dsn: str, t0: float, done: asyncio.Event) -> dict[str, float]:
+    """Leak alert versions of this run (``id@last_at``, as clients see them) → when first
+    seen committed; the clients are expected to have those committed well before they stop."""
+    import asyncpg
+
+    seen: dict[str, float] = {}
+    conn = await asyncpg.connect(dsn)
+    since = datetime.fromtimestamp(t0 - 1).astimezone()
+    try:
+        while not done.is_set():
+            rows = await conn.fetch(
+                "SELECT id, last_at FROM alerts WHERE kind = 'leak' AND last_at >= $1", since
+            )
+            now = time.time()
+            for r in rows:
+                seen.setdefault(f"{r['id']}@{r['last_at'].isoformat()}", now)
             await asyncio.sleep(POLL_S)
     finally:
         await conn.close()
@@ -300,6 +414,9 @@ async def run(args: argparse.Namespace) -> str:
         env["CYL_MQTT_URL"] = broker.url
         metrics_port = wsf.free_port()
         ingest_log = (logs / "ingest.log").open("wb")
+        ingest_env = dict(env)
+        if args.bridge_queue_max:  # provoke the publisher's drops (docs/WEBSOCKET.md "Resync")
+            ingest_env["CYL_REALTIME__BRIDGE_QUEUE_MAX"] = str(args.bridge_queue_max)
         ingest = subprocess.Popen(  # noqa: ASYNC220 - started once, before the run
             [
                 sys.executable,
@@ -312,7 +429,7 @@ async def run(args: argparse.Namespace) -> str:
                 str(metrics_port),
             ],
             cwd=ROOT,
-            env=env,
+            env=ingest_env,
             stdout=ingest_log,
             stderr=subprocess.STDOUT,
         )
@@ -325,7 +442,8 @@ async def run(args: argparse.Namespace) -> str:
             await _wait_for(logs / "ingest.log", b"-auth subscribed", ingest)
             token = await wsf.login(url)
             results: Any = ctx.Queue()
-            until = time.time() + 8 + args.duration + LISTEN_AFTER_S
+            ready: Any = ctx.Queue()
+            until: Any = ctx.Value("d", time.time() + 3600)  # set when the devices start
             per = [
                 args.clients // args.client_procs + (i < args.clients % args.client_procs)
                 for i in range(args.client_procs)
@@ -334,26 +452,44 @@ async def run(args: argparse.Namespace) -> str:
             for n in per:
                 timed = min(n, timed_left)
                 timed_left -= timed
-                p = ctx.Process(target=_client_proc, args=(url, token, n, timed, until, results))
+                p = ctx.Process(
+                    target=_client_proc, args=(url, token, n, timed, until, ready, results)
+                )
                 p.start()
                 procs.append(p)
-            await asyncio.sleep(8)  # clients connected and subscribed
+            subscribed = await _wait_subscribed(ready, args.clients)
             load_start = "/".join(f"{x:.1f}" for x in os.getloadavg())
             devices_out: Any = ctx.Queue()
             dev = ctx.Process(target=_devices, args=(broker.port, messages, devices_out))
             stop = asyncio.Event()
+            done = asyncio.Event()
             t0 = time.time()
+            until.value = t0 + args.duration + LISTEN_AFTER_S
             dev.start()
             poller = asyncio.create_task(poll_committed(args.dsn, sampled, t0, stop))
+            alerts_poller = asyncio.create_task(poll_alerts(args.dsn, t0, done))
+            watcher = asyncio.create_task(watch_subscriber(server.pid, done))
             report = await asyncio.to_thread(devices_out.get, True, args.duration + 120)
             stop.set()
             seen = await poller
             worker = await _scrape(f"http://127.0.0.1:{metrics_port}/metrics")
             load_end = "/".join(f"{x:.1f}" for x in os.getloadavg())
-            clients = [
-                await asyncio.to_thread(results.get, True, max(10.0, until - time.time() + 30))
-                for _ in procs
-            ]
+            drained = await _drain(url, metrics_port, until.value)
+            until.value = min(until.value, drained + FANOUT_GRACE_S)
+            await asyncio.sleep(max(0.0, until.value - time.time()))
+            done.set()
+            committed_alerts = await alerts_poller
+            redis_seen = await watcher
+            realtime_metrics = {
+                **await _scrape_realtime(f"{url}/metrics"),
+                **{
+                    f"ingest:{k.removeprefix('cylwatch_realtime_')}": v
+                    for k, v in (
+                        await _scrape_realtime(f"http://127.0.0.1:{metrics_port}/metrics")
+                    ).items()
+                },
+            }
+            clients = [await asyncio.to_thread(results.get, True, 60) for _ in procs]
             dev.join(10)
         finally:
             for p in procs:
@@ -376,6 +512,7 @@ async def run(args: argparse.Namespace) -> str:
     position_frames = sum(c["stats"]["position_frames"] for c in clients)
     closed = sum(c["stats"]["closed"] for c in clients)
     leaks = sum(1 for m in messages if m[3] == "leak")
+    acc = account(clients, committed_alerts, drained)
     p99 = sorted(alert_ms)[int(0.99 * (len(alert_ms) - 1))] if alert_ms else None
     met = p99 is not None and p99 <= TARGET_ALERT_P99_MS
     lines = [
@@ -383,8 +520,9 @@ async def run(args: argparse.Namespace) -> str:
         f"({report['acked']:,} acked; {report['behind']} ticks late) | {connected} / "
         f"{args.clients} ({closed} closed by the server) | {load_start} → {load_end} | "
         f"{_pct(alert_ms, 0.5)} / "
-        f"{_pct(alert_ms, 0.99)} / {_pct(alert_ms, 1.0)} ({len(alert_ms):,} of "
-        f"{leaks * connected:,}) | {_pct(position_ms, 0.5)} / {_pct(position_ms, 0.99)} "
+        f"{_pct(alert_ms, 0.99)} / {_pct(alert_ms, 1.0)} ({acc['live']:,} live +"
+        f" {acc['snapshot']:,} by snapshot of {acc['expected']:,} expected;"
+        f" **{acc['missing']:,} missing**) | {_pct(position_ms, 0.5)} / {_pct(position_ms, 0.99)} "
         f"({len(position_ms):,} fixes in {args.timed_clients} clients;"
         f" {position_frames / max(1, connected) / args.duration:.1f} frames/s a client) | "
         f"{_pct(committed, 0.5)} / "
@@ -395,7 +533,9 @@ async def run(args: argparse.Namespace) -> str:
         "## End to end: device → broker → ingest → PostgreSQL → Redis → server → websockets",
         "",
         f"Command: `python bench/e2e.py --rate {args.rate:.0f} --leak-rate {args.leak_rate:g}"
-        f" --clients {args.clients} --duration {args.duration:.0f}` ({info['date']}); database"
+        f" --clients {args.clients} --duration {args.duration:.0f}"
+        + (f" --bridge-queue-max {args.bridge_queue_max}" if args.bridge_queue_max else "")
+        + f"` ({info['date']}); database"
         f" `{args.dsn.rsplit('/', 1)[1]}`. Machine: {info['cpu']}, {info['cores']} cores,"
         f" {info['ram']}; {info['postgresql']}; {info['mosquitto']}; everything on the same"
         " cores.",
@@ -415,7 +555,119 @@ async def run(args: argparse.Namespace) -> str:
             f" {worker.get('lag_p99', 0) * 1000:,.0f} ms, max"
             f" {worker.get('lag_max', 0) * 1000:,.0f} ms.",
         ]
+    lines += [
+        "",
+        delivery(acc, leaks, subscribed, len(committed_alerts), redis_seen, realtime_metrics, logs),
+    ]
     return "\n".join(header + lines) + "\n"
+
+
+def account(
+    clients: list[dict[str, Any]], committed: dict[str, float], due: float
+) -> dict[str, int]:
+    """Leak alerts every open client should have (committed by *due*) against what each has:
+    live frames, or rows of a snapshot (its first, or one after a resync notice)."""
+    live: dict[str, int] = {}
+    have: dict[str, int] = {}
+    for c in clients:
+        for tag, n in c["live"].items():
+            live[tag] = live.get(tag, 0) + n
+        for tag, n in c["have"].items():
+            have[tag] = have.get(tag, 0) + n
+    expected_tags = [tag for tag, at in committed.items() if at <= due]
+    stats = [c["stats"] for c in clients]
+    listening = sum(s["subscribed"] for s in stats) - sum(s["closed"] for s in stats)
+    got_live = sum(min(listening, live.get(t, 0)) for t in expected_tags)
+    got = sum(min(listening, have.get(t, 0)) for t in expected_tags)
+    return {
+        "alerts": len(expected_tags),
+        "clients": listening,
+        "expected": len(expected_tags) * listening,
+        "live": got_live,
+        "snapshot": got - got_live,
+        "missing": len(expected_tags) * listening - got,
+        "missing_everywhere": sum(1 for t in expected_tags if not have.get(t)),
+        "resyncs": sum(s["resyncs"] for s in stats),
+        "refused": sum(s["subscribe_failed"] for s in stats),
+    }
+
+
+def delivery(
+    acc: dict[str, int],
+    leaks: int,
+    subscribed: int,
+    committed: int,
+    redis_seen: dict[str, Any],
+    realtime: dict[str, float],
+    logs: Path,
+) -> str:
+    """Where the alert frames went, and the counters of every place that could lose one."""
+    warnings = [
+        line.decode(errors="replace").strip()
+        for name in ("server.log", "ingest.log")
+        for line in (logs / name).read_bytes().splitlines()
+        if b"WARNING" in line and (b"realtime" in line or b"websocket" in line)
+    ]
+    counters = ", ".join(
+        f"{k.removeprefix('cylwatch_realtime_')} {v:,.0f}" for k, v in sorted(realtime.items())
+    )
+    return (
+        f"- Alert delivery: {leaks:,} leaks published, {committed:,} leak alerts committed while"
+        f" the clients listened, {acc['alerts']:,} of them before the chain drained (expected at"
+        f" each of the {acc['clients']} clients subscribed and not closed;"
+        f" {subscribed} subscribed before the first publish, {acc['refused']} refused):"
+        f" {acc['live']:,} received live, {acc['snapshot']:,} in a snapshot,"
+        f" {acc['missing']:,} missing ({acc['missing_everywhere']} alerts at no client);"
+        f" {acc['resyncs']} resync notices. Redis saw the server's subscriber on"
+        f" {redis_seen.get('connections', 0)} connection(s), at most"
+        f" {redis_seen.get('omem_max', 0):,} bytes queued for it. Counters (server and ingest"
+        f" `/metrics`): {counters or 'none'}; {len(warnings)} realtime warning(s) logged"
+        + (f" (first: `{warnings[0][:160]}`)" if warnings else "")
+        + "."
+    )
+
+
+async def watch_subscriber(server_pid: int, stop: asyncio.Event) -> dict[str, Any]:
+    """The bench server's Redis subscriber as Redis sees it, every ``WATCH_S``: its
+    connection ids (a new one is a reconnect: Redis dropped it, e.g. its output buffer past
+    ``client-output-buffer-limit pubsub``) and the most bytes Redis held for it unsent."""
+    from redis.asyncio import Redis
+
+    ids: list[str] = []
+    omem_max = 0
+    samples = 0
+    redis = Redis.from_url(os.environ.get("CYL_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    try:
+        while not stop.is_set():
+            for fields in await redis.client_list(_type="pubsub"):
+                name = str(fields.get("name", ""))
+                if not name.startswith("cylwatch:sub:") or f":{server_pid}:" not in name:
+                    continue
+                if fields["id"] not in ids:
+                    ids.append(fields["id"])
+                omem_max = max(omem_max, int(fields.get("omem", 0)))
+            samples += 1
+            await asyncio.sleep(WATCH_S)
+    finally:
+        await redis.aclose()
+    return {"connections": len(ids), "omem_max": omem_max, "samples": samples}
+
+
+async def _scrape_realtime(url: str) -> dict[str, float]:
+    """The server's realtime counters (``cylwatch_realtime_*`` of its ``/metrics``)."""
+    import aiohttp
+
+    out: dict[str, float] = {}
+    try:
+        async with aiohttp.ClientSession() as session, session.get(url) as resp:
+            text = await resp.text()
+    except aiohttp.ClientError:
+        return out
+    for line in text.splitlines():
+        if line.startswith("cylwatch_realtime_"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
 
 
 async def _scrape(url: str) -> dict[str, float]:
@@ -489,6 +741,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--client-procs", type=int, default=2)
     ap.add_argument("--timed-clients", type=int, default=10, help="clients timing positions")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--bridge-queue-max",
+        type=int,
+        default=0,
+        help="the ingest process's [realtime] bridge_queue_max (0: as configured); a small one"
+        " makes it drop events, to see that no alert is lost unnoticed",
+    )
     ap.add_argument("--record", nargs="?", const=str(ROOT / "docs" / "BENCHMARKS.md"), default=None)
     args = ap.parse_args(argv)
     if "127.0.0.1" not in args.dsn and "localhost" not in args.dsn:

@@ -2,9 +2,10 @@
 
 `setup(app)` mounts ``GET /ws`` and the push API and adds one cleanup context that, once
 the database pool and Redis are open (`server.app`), starts in this order and stops in
-reverse: the websocket hub, the Redis bridge (publisher + subscriber), the KPI task and
-the Web Push sender, the inbox's PostgreSQL listener (`realtime.inbox`). Protocol:
-docs/WEBSOCKET.md.
+reverse: the websocket hub, the Redis bridge (publisher + subscriber; a loss it notices makes
+the hub resync its subscriptions), the KPI task and the Web Push sender, the inbox's
+PostgreSQL listener (`realtime.inbox`). Their counters go to ``/metrics``
+(`realtime.metrics`). Protocol: docs/WEBSOCKET.md.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ log = logging.getLogger(__name__)
 
 
 async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
-    from realtime import push
+    from realtime import metrics, push
     from realtime.bridge import RedisBridge
     from realtime.hub import Hub
     from realtime.inbox import InboxListener
     from realtime.kpis import KpiService
     from realtime.scope import LiveFilter
     from realtime.snapshot import make_snapshot
-    from server.kernel.appkeys import BUS, POOL, REDIS, SETTINGS
+    from server.kernel.appkeys import BUS, POOL, REDIS, SETTINGS, add_metrics_source
     from server.kernel.principal import Principal
 
     settings = app[SETTINGS]
@@ -44,8 +45,9 @@ async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HUB] = hub
     kpis = KpiService(pool, settings, hub)
     app[KPIS] = kpis
-    bridge = RedisBridge(bus, settings)
+    bridge = RedisBridge(bus, settings, on_loss=hub.resync)
     app[BRIDGE] = bridge
+    add_metrics_source(app, lambda: metrics.render(hub, bridge))
     await bridge.start()
     sender = push.PushSender(app[POOL], app[REDIS], bus, settings)
     app[PUSH] = sender

@@ -1,13 +1,10 @@
-"""Websocket connections, subscriptions and fan-out (docs/ARCHITECTURE.md §6).
+"""Websocket subscriptions and fan-out (docs/ARCHITECTURE.md §6).
 
 Shape of the fan-out, and why:
 
-- A `Connection` owns a bounded frame queue (must-deliver frames ahead of droppable map
-  updates) and one writer task. Everything else only
-  *enqueues* (`Connection.send` is synchronous and never waits), so a client that cannot
-  keep up costs the server nothing but its own queue: when the queue is full a stale
-  position frame is dropped first; if no droppable frame is left the client is closed
-  with 1013 and its queue is thrown away. The bus, the other clients and ingest never wait.
+- A `Connection` (`realtime.connection`) owns a bounded frame queue (must-deliver frames
+  ahead of droppable map updates) and one writer task; the hub only *enqueues*, so the bus,
+  the other clients and ingest never wait on a slow client.
 - Subscriptions with the same channel, the same role scope (`realtime.scope.Rule`) and the
   same filter share a `Group`: one bus listener, one predicate evaluation and one JSON
   encoding per event for the whole group, however many clients are in it. A city-wide
@@ -30,22 +27,23 @@ Shape of the fan-out, and why:
   (`server.kernel.principal.SESSIONS_ENDED_CHANNEL`, carried to every process by the Redis
   bridge) the sockets of those sessions get a ``session_ended`` error and close with 4410
   (docs/WEBSOCKET.md "Close codes"). Nothing queued for them is sent any more.
+- When rows may have been lost on their way to this process (the Redis bridge lost its
+  subscription, or another process's sequence has a gap), `Hub.resync` tells the
+  subscriptions of those channels and sends them a fresh snapshot (`realtime.resync`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import WSMsgType, web
-
 from realtime import protocol as proto
+from realtime.connection import Connection, Drops, Subscription
+from realtime.resync import Resyncs
 from realtime.scope import LiveFilter, Predicate, Rule, compile_predicate
 from server.domain.messages import CHANNEL_INBOX
 from server.kernel.events import Bus, Event
@@ -73,151 +71,6 @@ def row_key(event: Event) -> str:
     if kind is not None and ident is not None:
         return f"{kind}:{ident}"
     return f"#{id(event)}"
-
-
-# ------------------------------------------------------------------ connection
-
-
-@dataclass(eq=False, slots=True)
-class Subscription:
-    conn: Connection
-    id: int
-    channel: str
-    group: Group
-    prefix: bytes
-    droppable: bool
-    buffering: bool = True
-    buffer: list[Event] = field(default_factory=list)
-
-
-class Connection:
-    """One websocket client: who it is, its subscriptions, its queue and writer task."""
-
-    _ids = itertools.count(1)
-
-    def __init__(self, ws: web.WebSocketResponse, principal: Principal, settings: Realtime) -> None:
-        self.ws = ws
-        self.principal = principal
-        self.number = next(self._ids)
-        self.subscriptions: dict[int, Subscription] = {}
-        self.last_id = 0
-        self.queue_max = settings.client_queue_max
-        self.close_code: int | None = None
-        self.close_reason = b""
-        self.dropped = 0
-        self.sent = 0
-        # Two queues sharing one bound: frames that must arrive (results, alerts, fills...)
-        # go before droppable ones (positions, kpis), so an alert never waits behind a
-        # backlog of map updates; order within each queue is kept.
-        self._urgent: deque[bytes] = deque()
-        self._droppable: deque[tuple[int, bytes]] = deque()
-        self._wake = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
-
-    def __repr__(self) -> str:
-        return f"<Connection {self.number} {self.principal.username}>"
-
-    # -- enqueue (synchronous: called from bus listeners and timers)
-
-    def send(self, frame: bytes, droppable: bool = False, sub_id: int = 0) -> None:
-        """Queue *frame*; never waits. Overflow drops stale positions, then closes (1013)."""
-        if self.close_code is not None:
-            return
-        if len(self._urgent) + len(self._droppable) >= self.queue_max:
-            if self._droppable:
-                self._droppable.popleft()  # the stalest position frame
-                self.dropped += 1
-            elif droppable:
-                self.dropped += 1
-                return
-            else:
-                self._overflow()
-                return
-        if droppable:
-            self._droppable.append((sub_id, frame))
-        else:
-            self._urgent.append(frame)
-        self._wake.set()
-
-    def forget(self, sub_id: int) -> None:
-        """Drop queued frames of an ended subscription: none may follow its unsubscribe."""
-        if any(owner == sub_id for owner, _ in self._droppable):
-            self._droppable = deque(item for item in self._droppable if item[0] != sub_id)
-
-    def _overflow(self) -> None:
-        log.warning(
-            "websocket %r: %d frames queued and none droppable; closing it (1013)",
-            self,
-            len(self._urgent),
-        )
-        self.dropped += len(self._urgent)
-        self._urgent.clear()
-        self._droppable.clear()
-        self.close_code = proto.CLOSE_TRY_AGAIN_LATER
-        self.close_reason = b"send queue full: too slow"
-        if self._writer is not None:
-            self._writer.cancel()  # it may be blocked on a full socket; it then closes
-
-    def end(self, code: int, reason: bytes, frame: bytes | None = None) -> None:
-        """Close with *code* after sending *frame* (an error result); nothing queued before
-        it is sent any more, nothing after it is queued. Synchronous, like `send`."""
-        if self.close_code is not None:
-            return
-        self.dropped += self.queued
-        self._urgent.clear()
-        self._droppable.clear()
-        if frame is not None:
-            self._urgent.append(frame)
-        self.close_code = code
-        self.close_reason = reason
-        self._wake.set()
-
-    @property
-    def queued(self) -> int:
-        return len(self._urgent) + len(self._droppable)
-
-    # -- the writer task
-
-    def start_writer(self) -> asyncio.Task[None]:
-        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
-        return self._writer
-
-    async def _write_loop(self) -> None:
-        ws = self.ws
-        urgent = self._urgent
-        try:
-            while True:
-                if urgent:
-                    frame = urgent.popleft()
-                elif self._droppable:
-                    frame = self._droppable.popleft()[1]
-                elif self.close_code is not None:
-                    break
-                else:
-                    self._wake.clear()
-                    await self._wake.wait()
-                    continue
-                await ws.send_frame(frame, WSMsgType.TEXT)
-                self.sent += 1
-        except asyncio.CancelledError:
-            if self.close_code is None:
-                raise
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-        except (ConnectionError, RuntimeError):
-            return  # the peer went away; the handler notices and cleans up
-        if self.close_code is not None:
-            # drain=False: a client that stopped reading would block a draining close
-            await ws.close(code=self.close_code, message=self.close_reason, drain=False)
-
-    async def stop_writer(self) -> None:
-        task = self._writer
-        if task is None or task.done():
-            return
-        if self.close_code is None:
-            task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 # ------------------------------------------------------------------ groups
@@ -417,10 +270,13 @@ class Hub:
         self.by_user: dict[int, set[Connection]] = {}
         self.position_frames = 0
         self.sessions_closed = 0
+        self.drops = Drops()
+        self.resyncs = Resyncs(self)
         self._remove_sessions_listener = bus.listen(SESSIONS_ENDED_CHANNEL, self.sessions_ended)
 
     def register(self, conn: Connection) -> bool:
         """Count *conn* in; False (not counted) if its user holds the maximum already."""
+        conn.drops = self.drops
         mine = self.by_user.setdefault(conn.principal.user_id, set())
         if len(mine) >= self.settings.ws_connections_per_user_max:
             return False
@@ -445,6 +301,16 @@ class Hub:
                     b"session ended",
                     proto.error_frame(None, proto.SESSION_ENDED, "the session ended: log in again"),
                 )
+
+    def resync(self, channels: frozenset[str] | None, reason: str) -> None:
+        """Rows of *channels* (None: every channel that crosses Redis) may have been lost on
+        their way here: every subscription of them gets a ``resync`` notice, then a fresh
+        snapshot where the channel has one (docs/WEBSOCKET.md "Resync")."""
+        for group in list(self.groups.values()):
+            if group.channel in proto.NOT_RESYNCED:
+                continue
+            if channels is None or group.channel in channels:
+                self.resyncs.request(group, reason)
 
     def kpi_groups(self) -> list[KpiGroup]:
         return [g for g in self.groups.values() if isinstance(g, KpiGroup)]
@@ -532,6 +398,7 @@ class Hub:
 
     def close_all(self) -> None:
         self._remove_sessions_listener()
+        self.resyncs.cancel()
         for group in list(self.groups.values()):
             group.stop()
         self.groups.clear()

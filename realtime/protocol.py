@@ -113,9 +113,20 @@ PING: Final = "ping"
 RESULT: Final = "result"
 EVENT: Final = "event"
 PONG: Final = "pong"
+RESYNC: Final = "resync"
+"""Rows of a subscription may have been lost on their way to this server process (not for
+being slow: the client's own queue is whole); a fresh snapshot follows where the channel
+has one (realtime.resync)."""
 
 COMMAND_TYPES: Final = (SUBSCRIBE, UNSUBSCRIBE, PING, wall_vocab.SWITCH_COMMAND)
-SERVER_TYPES: Final = (RESULT, EVENT, PONG)
+SERVER_TYPES: Final = (RESULT, EVENT, PONG, RESYNC)
+
+# why a resync notice was sent (its ``reason``)
+RESYNC_GAP: Final = "gap"
+"""Rows another process published never arrived (a gap in its sequence numbers)."""
+RESYNC_RECONNECTED: Final = "reconnected"
+"""This process lost its Redis subscription and has it again; rows meanwhile are lost."""
+RESYNC_REASONS: Final = (RESYNC_GAP, RESYNC_RECONNECTED)
 
 # ------------------------------------------------------------------ channels
 
@@ -133,7 +144,11 @@ and the ``wall``: the layout a command-centre wall shows, then each switch (real
 
 DROPPABLE_CHANNELS: Final = frozenset({POSITIONS, KPIS})
 """Frames a slow client may lose: a newer frame supersedes them. Anything else backing up
-closes the client (1013) rather than silently losing an alert or a fill."""
+closes the client (1013) rather than silently losing an alert or a fill. The Redis
+bridge's publisher drops these first too (realtime.bridge)."""
+NOT_RESYNCED: Final = frozenset({KPIS, inbox.CHANNEL_INBOX})
+"""Channels that never cross Redis: each process computes its KPIs, and inbox rows come
+from PostgreSQL's notifications (realtime.inbox), so no Redis loss can touch them."""
 
 # ------------------------------------------------------------------ command schemas
 
@@ -239,6 +254,10 @@ def error_frame(msg_id: int | None, code: str, message: str, field: str | None =
 
 def pong_frame(msg_id: int) -> bytes:
     return dumps({"id": msg_id, "type": PONG})
+
+
+def resync_frame(sub_id: int, channel: str, reason: str) -> bytes:
+    return dumps({"id": sub_id, "type": RESYNC, "channel": channel, "reason": reason})
 
 
 def event_prefix(sub_id: int, channel: str, *, snapshot: bool = False) -> bytes:

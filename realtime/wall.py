@@ -25,7 +25,8 @@ import asyncpg
 from aiohttp import web
 
 from realtime import protocol as proto
-from realtime.hub import Connection, GroupKey, Hub
+from realtime.connection import Connection
+from realtime.hub import GroupKey, Hub
 from realtime.scope import LiveFilter, Rule
 from server.db import wall_layouts as store
 from server.domain import wall as domain

@@ -29,7 +29,8 @@ from aiohttp import WSMsgType, web
 
 from realtime import protocol as proto
 from realtime import wall
-from realtime.hub import Connection, GroupKey, Hub
+from realtime.connection import Connection
+from realtime.hub import GroupKey, Hub
 from realtime.keys import HUB, KPIS
 from realtime.scope import CHANNEL_ENTITY, RECIPIENTS, LiveFilter, rule_for
 from server.domain.messages import CHANNEL_INBOX

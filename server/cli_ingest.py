@@ -143,36 +143,38 @@ async def _worker_main(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.stop()))
-    runner = await _serve_metrics(worker, metrics_port + index) if metrics_port else None
+    runner = await _serve_metrics(worker, bridge, metrics_port + index) if metrics_port else None
     try:
         await worker.run()
     finally:
         if runner is not None:
             await runner.cleanup()
-        if bridge is not None:
-            await bridge()
+        await bridge.aclose()
         await pool.close()
 
 
 async def _start_bridge(settings: Settings, bus: Any) -> Any:
     """Forward this process's bus to Redis (realtime's bridge) so server processes see it.
 
-    Returns an async closer or None. A worker without Redis still stores everything; only
-    live views in other processes miss its events (the bridge itself retries Redis).
+    Returns the publisher (close it with ``aclose``). A worker without Redis still stores
+    everything; only live views in other processes miss its events (the bridge itself
+    retries Redis, counts what it drops, and the servers resync their clients).
     """
     from realtime.bridge import attach_publisher
 
-    publisher = await attach_publisher(bus, settings)
-    return publisher.aclose
+    return await attach_publisher(bus, settings)
 
 
-async def _serve_metrics(worker: Any, port: int) -> Any:
+async def _serve_metrics(worker: Any, publisher: Any, port: int) -> Any:
+    """The worker's figures and its publisher's (docs/WEBSOCKET.md "Resync": what it could not
+    send to Redis) on ``/metrics``."""
     from aiohttp import web
 
+    from realtime.metrics import publisher_lines
+
     async def metrics(_request: web.Request) -> web.Response:
-        return web.Response(
-            text=worker.metrics.render_prometheus(), content_type="text/plain", charset="utf-8"
-        )
+        text = worker.metrics.render_prometheus() + publisher_lines(publisher)
+        return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
     app = web.Application()
     app.router.add_get("/metrics", metrics)

@@ -17,6 +17,7 @@ def test_every_protocol_constant_is_documented() -> None:
         *protocol.SERVER_TYPES,
         *protocol.CHANNELS,
         *protocol.ERROR_CODES,
+        *protocol.RESYNC_REASONS,
     ]
     missing = [name for name in names if f"`{name}`" not in text]
     assert not missing, f"not documented in {DOC.name}: {missing}"
@@ -39,6 +40,9 @@ def test_error_codes_are_unique_constants() -> None:
             "RESULT",
             "EVENT",
             "PONG",
+            "RESYNC",
+            "RESYNC_GAP",
+            "RESYNC_RECONNECTED",
             "POSITIONS",
             "ALERTS",
             "FILLS",

@@ -363,7 +363,10 @@ const live = new LiveSocket({
     node.querySelector("span").textContent = t("live." + s);
   },
   // a reconnect may have missed rows: read the lists again (the map's snapshot comes by itself)
-  onOpen: function () { if (booted) { loadAlerts(); loadSites(); } }
+  onOpen: function () { if (booted) { loadAlerts(); loadSites(); } },
+  // alerts were lost on the way to the server: its snapshot follows, but holds no resolved
+  // ones to take off the list, so read the list again (docs/WEBSOCKET.md "Resync")
+  onResync: function (channel) { if (booted && channel === "alerts") loadAlerts(); }
 });
 function wsFilter() { return { district: state.filter.district, company: state.filter.company ? Number(state.filter.company) : undefined }; }
 const posSub = live.subscribe("positions", wsFilter(), onPositions);

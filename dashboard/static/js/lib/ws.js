@@ -33,6 +33,8 @@ const REQUEST_TIMEOUT_MS = 10000;
  * @property {(info: ConnectInfo) => Promise<unknown>} [beforeConnect] runs before each attempt
  * @property {(state: string, info: {retryInS?: number}) => void} [onState]
  * @property {(opens: number) => void} [onOpen] after each open (1: the first)
+ * @property {(channel: string, reason: string) => void} [onResync] rows of a channel were
+ *   lost on their way to the server (docs/WEBSOCKET.md "Resync"); its snapshot follows
  */
 
 /** @param {Record<string, unknown>} filter */
@@ -55,7 +57,7 @@ export class LiveSocket {
     pageSockets.push(this);
     this.opts = opts;
     /** Counters for tests and a technician's console. */
-    this.stats = { state: "connecting", opens: 0, closes: 0, frames: 0, lastClose: /** @type {number | null} */ (null), subscribed: 0 };
+    this.stats = { state: "connecting", opens: 0, closes: 0, frames: 0, lastClose: /** @type {number | null} */ (null), subscribed: 0, resyncs: 0 };
     /** @type {Set<Sub>} */
     this.subs = new Set();
     /** @type {Map<number, Sub>} subscribe ids of this connection */
@@ -263,6 +265,9 @@ export class LiveSocket {
     const sub = typeof msg.id === "number" ? this.byId.get(msg.id) : undefined;
     if (msg.type === "event") {
       if (sub) sub.onRows(Array.isArray(msg.data) ? msg.data : [msg.data], msg);
+    } else if (msg.type === "resync") {
+      this.stats.resyncs += 1;
+      if (sub && this.opts.onResync) this.opts.onResync(sub.channel, String(msg.reason));
     } else if (msg.type === "result") {
       if (msg.success) {
         if (sub) this.stats.subscribed += 1;
