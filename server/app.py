@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import AuthenticationError as RedisAuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -35,7 +35,18 @@ log = logging.getLogger(__name__)
 
 async def connect_redis(settings: Settings) -> Redis:
     url = settings.services.redis_url
-    client: Redis = Redis.from_url(url, socket_connect_timeout=settings.services.connect_timeout_s)
+    timeout = settings.services.connect_timeout_s
+    # A blocking pool: a burst of requests past ``redis_pool_max`` waits for a connection
+    # (up to the connect timeout) instead of failing at once — redis-py's default pool raises
+    # "Too many connections" past 100, which refused websockets when 200 dashboards
+    # reconnected together (docs/BENCHMARKS.md "End to end").
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=settings.services.redis_pool_max,
+        timeout=timeout,
+        socket_connect_timeout=timeout,
+    )
+    client: Redis = Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
     try:
         await client.ping()
     except RedisAuthenticationError as exc:  # up, but not for this user/password

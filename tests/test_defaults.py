@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import os
 import secrets
@@ -245,6 +246,23 @@ async def test_redis_credentials_in_the_url(settings: Any) -> None:
     finally:
         await root.execute_command("ACL", "DELUSER", user)
         await root.aclose()
+
+
+async def test_a_burst_past_the_redis_pool_waits_instead_of_failing(settings: Any) -> None:
+    """Twenty requests holding a Redis connection each at once, with room for two: every
+    one is answered (they queue for a connection) — redis-py's own pool raised "Too many
+    connections" past its limit, which refused dashboards' websockets in a reconnect burst."""
+    from server.app import connect_redis
+
+    services = msgspec.structs.replace(settings.services, redis_pool_max=2)
+    client = await connect_redis(msgspec.structs.replace(settings, services=services))
+    key = f"cylwatch-test-empty-{secrets.token_hex(4)}"
+    try:
+        # each BLPOP holds its connection 0.2 s: ten rounds of two, well inside the timeout
+        answers = await asyncio.gather(*(client.blpop([key], timeout=0.2) for _ in range(20)))
+        assert answers == [None] * 20
+    finally:
+        await client.aclose()
 
 
 # --- the ID-number hash key lives outside the database ------------------------------------

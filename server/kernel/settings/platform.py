@@ -41,6 +41,9 @@ class Services(Section, frozen=True):
     db_pool_min: NonNegative
     db_pool_max: Count
     connect_timeout_s: Seconds
+    redis_pool_max: Count
+    """Connections to Redis per server process; past it a request waits (up to
+    ``connect_timeout_s``) for one to come free."""
     database_jit: bool
     """PostgreSQL's JIT compilation for the pool's queries. Off by default: a report over a
     month of a 1M-cylinder city spent 4.0 of its 9.1 s compiling (inlining and optimisation,
