@@ -11,6 +11,10 @@ calendar month first, from today on), with the cylinders and, of them, those at 
 (to be called back from the households). Counted on today; the period does not apply (what
 falls due is a stock, not a flow). Every count drills down to its cylinders.
 
+The counts are taken over the cylinder census (``server.db.census``, migration 0226): as of
+the last rollup refresh, said in the answer's ``as_of``; the drill-downs read ``cylinders``
+itself (exact now).
+
 ``inspection-due`` also answers its earlier shape beside the frame's keys, for the callers
 that read it: ``items`` (a page of the cylinders whose inspection is due within ``[dates]
 inspection_due_days`` or past, most urgent first), ``page``, ``page_size`` and ``total``.
@@ -34,6 +38,7 @@ from server.api.report_cylinders_common import (
 )
 from server.api.report_frame import Chart, Column, DrillQuery, Report, ReportContext, Result
 from server.api.rows import fetch_page, plain
+from server.db.census import census
 from server.db.compliance import ComplianceBounds, compliance_case
 from server.kernel.errors import bad_query
 from server.kernel.http import Page, paged
@@ -122,22 +127,26 @@ def _where(ctx: ReportContext, due: _Due, q: Sql) -> tuple[list[str], str]:
 
 
 async def _due_rows(ctx: ReportContext, due: _Due) -> Result:
+    src = await census(ctx.pool)
     q = Sql()
     where, bucket = _where(ctx, due, q)
     rows = await ctx.pool.fetch(
-        f"""SELECT {bucket} AS month, o.code AS company_code, o.name AS company_name,
-                   count(*) AS cylinders,
-                   count(*) FILTER (WHERE c.location_kind = 'customer') AS at_customers
-              FROM cylinders c JOIN companies o ON o.id = c.owner_company_id
-             WHERE {" AND ".join(where)}
-             GROUP BY 1, 2, 3""",
+        # counted per month × owner id, then named: the join on a few hundred groups
+        f"""SELECT g.month, o.code AS company_code, o.name AS company_name, g.cylinders,
+                   g.at_customers
+              FROM (SELECT {bucket} AS month, c.owner_company_id, count(*) AS cylinders,
+                           count(*) FILTER (WHERE c.location_kind = 'customer') AS at_customers
+                      FROM {src.relation} c
+                     WHERE {" AND ".join(where)}
+                     GROUP BY 1, 2) g
+              JOIN companies o ON o.id = g.owner_company_id""",
         *q.params,
     )
     out = sorted(
         (dict(r) for r in rows),
         key=lambda r: (r["month"] != OVERDUE, r["month"], r["company_code"]),
     )
-    return Result(out, sums(out, _COUNTS), extra={"months": _months(ctx)})
+    return Result(out, sums(out, _COUNTS), extra={"months": _months(ctx), "as_of": src.as_of})
 
 
 def _due_drill(due: _Due) -> Any:

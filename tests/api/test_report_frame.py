@@ -13,6 +13,7 @@ import pytest
 from python_calamine import CalamineWorkbook
 
 from tests.api.conftest import call, unique
+from tests.api.report_activity_city import refreshed
 from tests.conftest import World
 
 # (status, years since manufacture) of the hand-built fleet
@@ -73,8 +74,11 @@ def _expected() -> dict[str, int]:
     return out
 
 
-async def test_holdings_counts_drill_and_export(client: Any, pool: Any, world: World) -> None:
+async def test_holdings_counts_drill_and_export(
+    client: Any, pool: Any, world: World, settings: Any
+) -> None:
     code = await _company(pool, world)
+    await refreshed(pool, settings)  # holdings counts on the census (migration 0226)
     status, body = await call(client, "GET", f"/api/v1/reports/holdings?company={code}")
     assert status == 200, body
     assert body["report"] == "holdings"
@@ -127,9 +131,10 @@ async def test_holdings_counts_drill_and_export(client: Any, pool: Any, world: W
     assert lines[1].split(",")[2] == str(len(FLEET))
 
 
-async def test_holdings_scope(client: Any, pool: Any, world: World) -> None:
+async def test_holdings_scope(client: Any, pool: Any, world: World, settings: Any) -> None:
     """A company admin's holdings are its own company's, whatever company it asks for."""
     code = await _company(pool, world)
+    await refreshed(pool, settings)
     status, body = await call(
         client, "GET", f"/api/v1/reports/holdings?company={code}", user="t_company_a"
     )

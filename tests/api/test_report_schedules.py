@@ -17,6 +17,7 @@ from python_calamine import CalamineWorkbook
 from server.api.report_scheduler import schedule_round
 from server.domain.report_periods import last_closed, period_label
 from tests.api.conftest import call, unique
+from tests.api.report_activity_city import refreshed
 from tests.conftest import World
 
 DAYS = st.dates(min_value=dt.date(2001, 1, 1), max_value=dt.date(2099, 12, 31))
@@ -60,6 +61,7 @@ async def test_schedule_runs_once_and_lands_in_the_inbox(
     client: Any, pool: Any, world: World, settings: Any
 ) -> None:
     code = await _company_with_fleet(pool, world, 3)
+    await refreshed(pool, settings)  # holdings counts on the census (migration 0226)
     status, made = await call(
         client,
         "POST",

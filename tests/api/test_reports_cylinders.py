@@ -12,6 +12,7 @@ from typing import Any
 
 from server.domain.dates import compliance_status
 from tests.api.conftest import call, unique
+from tests.api.report_activity_city import refreshed
 from tests.conftest import World
 
 # (status, days to next inspection, days to scrap date, district, where: customer key or None)
@@ -30,7 +31,8 @@ FLEET = [
 CUSTOMERS = {"c1": "410105", "c2": "410105", "c3": "410103", "c4": None}
 
 
-async def fleet_company(pool: Any, world: World) -> tuple[str, dict[str, int]]:
+async def fleet_company(pool: Any, world: World, settings: Any) -> tuple[str, dict[str, int]]:
+    """A company of its own with FLEET, the census refreshed after (the reports count it)."""
     code = unique("CMP")
     cid = await pool.fetchval(
         "INSERT INTO companies (code, name, district_code) VALUES ($1, $2, '410105') RETURNING id",
@@ -65,11 +67,12 @@ async def fleet_company(pool: Any, world: World) -> tuple[str, dict[str, int]]:
             "customer" if where else "site",
             customers[where] if where else None,
         )
+    await refreshed(pool, settings)
     return code, customers
 
 
 async def test_compliance_summary(client: Any, pool: Any, world: World, settings: Any) -> None:
-    code, _ = await fleet_company(pool, world)
+    code, _ = await fleet_company(pool, world, settings)
     status, body = await call(client, "GET", f"/api/v1/reports/compliance-summary?company={code}")
     assert status == 200, body
     want: dict[tuple[str, str | None], dict[str, int]] = {}
@@ -116,7 +119,7 @@ async def test_compliance_summary(client: Any, pool: Any, world: World, settings
 
 
 async def test_in_use_distribution(client: Any, pool: Any, world: World, settings: Any) -> None:
-    code, customers = await fleet_company(pool, world)
+    code, customers = await fleet_company(pool, world, settings)
     status, body = await call(client, "GET", f"/api/v1/reports/in-use-distribution?company={code}")
     assert status == 200, body
     want: dict[str | None, dict[str, Any]] = {}
@@ -163,9 +166,9 @@ async def test_in_use_distribution(client: Any, pool: Any, world: World, setting
     assert {i["id"] for i in drill["items"]} == set(customers.values())
 
 
-async def test_in_use_scope(client: Any, pool: Any, world: World) -> None:
+async def test_in_use_scope(client: Any, pool: Any, world: World, settings: Any) -> None:
     """The Jinshui regulator sees its district only; an inspection agency not at all."""
-    code, _ = await fleet_company(pool, world)
+    code, _ = await fleet_company(pool, world, settings)
     status, body = await call(
         client,
         "GET",

@@ -14,6 +14,7 @@ import pytest
 from python_calamine import CalamineWorkbook
 
 from tests.api.conftest import call, unique
+from tests.api.report_activity_city import refreshed
 from tests.conftest import World
 
 # (status, days to next inspection, days to scrap date, at a customer's)
@@ -65,7 +66,8 @@ def expected(today: dt.date, report: str, months: int = 12) -> dict[str, dict[st
     return out
 
 
-async def fleet_company(pool: Any, world: World, prefix: str = "DUE") -> str:
+async def fleet_company(pool: Any, world: World, settings: Any, prefix: str = "DUE") -> str:
+    """A company of its own with FLEET, the census refreshed after (the reports count it)."""
     code = unique(prefix)
     cid = await pool.fetchval(
         "INSERT INTO companies (code, name, district_code) VALUES ($1, $2, '410105') RETURNING id",
@@ -88,6 +90,7 @@ async def fleet_company(pool: Any, world: World, prefix: str = "DUE") -> str:
             status == "scrapped",
             "customer" if at_customer else "site",
         )
+    await refreshed(pool, settings)
     return code
 
 
@@ -100,8 +103,10 @@ def _cells(body: dict[str, Any], code: str) -> dict[str, dict[str, int]]:
 
 
 @pytest.mark.parametrize("report", ["inspection-due", "scrap-due"])
-async def test_due_by_month_ahead(client: Any, pool: Any, world: World, report: str) -> None:
-    code = await fleet_company(pool, world)
+async def test_due_by_month_ahead(
+    client: Any, pool: Any, world: World, settings: Any, report: str
+) -> None:
+    code = await fleet_company(pool, world, settings)
     status, body = await call(client, "GET", f"/api/v1/reports/{report}?company={code}")
     assert status == 200, body
     assert body["report"] == report and body["months"] == 12
@@ -146,10 +151,12 @@ async def test_due_by_month_ahead(client: Any, pool: Any, world: World, report: 
     assert len(sheet) == len(table)
 
 
-async def test_inspection_due_keeps_its_list(client: Any, pool: Any, world: World) -> None:
+async def test_inspection_due_keeps_its_list(
+    client: Any, pool: Any, world: World, settings: Any
+) -> None:
     """The earlier answer beside the frame's: a page of the cylinders due within the warning
     window or overdue, most urgent first, with their compliance."""
-    code = await fleet_company(pool, world, "DUEL")
+    code = await fleet_company(pool, world, settings, "DUEL")
     status, body = await call(
         client, "GET", f"/api/v1/reports/inspection-due?company={code}&page_size=2"
     )
@@ -169,9 +176,9 @@ async def test_inspection_due_keeps_its_list(client: Any, pool: Any, world: Worl
     assert status == 200 and len(body["items"]) == len(want) - 2
 
 
-async def test_due_scope(client: Any, pool: Any, world: World) -> None:
+async def test_due_scope(client: Any, pool: Any, world: World, settings: Any) -> None:
     """A company admin counts its own cylinders only, whatever company it names."""
-    code = await fleet_company(pool, world, "DUES")
+    code = await fleet_company(pool, world, settings, "DUES")
     for report in ("inspection-due", "scrap-due"):
         status, body = await call(
             client, "GET", f"/api/v1/reports/{report}?company={code}", user="t_company_a"

@@ -35,6 +35,7 @@ from python_calamine import CalamineWorkbook
 from server.api.reports import SPECS
 from server.kernel.appkeys import SETTINGS
 from server.kernel.clock import city_today
+from tests.api.report_activity_city import refreshed
 from tests.browser.conftest import VIEWPORT, Live, OpenSession, OutsideRequests, Session
 from tests.browser.data import Seeded, seed, unseed
 from tests.conftest import PASSWORD, World
@@ -80,7 +81,9 @@ class City:
 
 
 @pytest.fixture(scope="module")
-async def city(pool: asyncpg.Pool, world: World, live_server: Live) -> AsyncIterator[City]:
+async def city(
+    pool: asyncpg.Pool, world: World, live_server: Live, settings: Any
+) -> AsyncIterator[City]:
     """The session's world, the browser tests' seed, and what the business reports count:
     a delivery to a real-name customer, an out-of-region sighting, a periodic inspection."""
     s = await seed(pool, world)
@@ -163,6 +166,7 @@ async def city(pool: asyncpg.Pool, world: World, live_server: Live) -> AsyncIter
             world.sites["INS-1"],
         )
     )
+    await refreshed(pool, settings)  # the cylinder reports count on the census (migration 0226)
     yield c
     await pool.execute("DELETE FROM cylinders WHERE id = ANY($1)", c.cylinders)
     await pool.execute("DELETE FROM inspections WHERE id = ANY($1)", c.inspections)
@@ -486,7 +490,9 @@ async def test_names_with_markup_stay_text_in_tables_charts_and_tooltips(
 
 
 @pytest.fixture
-async def many_companies(pool: asyncpg.Pool, world: World, city: City) -> AsyncIterator[str]:
+async def many_companies(
+    pool: asyncpg.Pool, world: World, city: City, settings: Any
+) -> AsyncIterator[str]:
     """More companies than a table page holds, each with one cylinder; removed after."""
     tag = city.seeded.tag
     ids = []
@@ -510,11 +516,13 @@ async def many_companies(pool: asyncpg.Pool, world: World, city: City) -> AsyncI
             world.today + dt.timedelta(days=3 * 365),
             world.today + dt.timedelta(days=7 * 365),
         )
+    await refreshed(pool, settings)  # holdings counts on the census (migration 0226)
     try:
         yield tag
     finally:
         await pool.execute("DELETE FROM cylinders WHERE owner_company_id = ANY($1)", ids)
         await pool.execute("DELETE FROM companies WHERE id = ANY($1)", ids)
+        await refreshed(pool, settings)
 
 
 async def test_a_long_table_pages_on_screen_in_its_sort_order(

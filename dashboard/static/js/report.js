@@ -177,6 +177,18 @@ function buildFilterBar() {
 
 // ---------------------------------------------------------------- links
 
+/**
+ * The moment a report counting today's cylinders was taken (its `as_of`: the census refresh,
+ * docs/API.md "Reports"), in the browser's clock; nothing for the other reports.
+ * @param {any} res
+ */
+function censusNote(res) {
+  if (!res || !res.as_of) return "";
+  const at = new Date(res.as_of);
+  if (Number.isNaN(at.getTime())) return "";
+  return " · " + t("reports.census_at", { time: at.toLocaleString(lang, { dateStyle: "short", timeStyle: "short" }) });
+}
+
 /** CSV/XLSX of what is on screen, the schedule link and the print line follow the filters. */
 function updateLinks() {
   const f = filters();
@@ -416,7 +428,7 @@ async function load(push) {
     const to = /** @type {HTMLInputElement} */ (form.elements.namedItem("to"));
     if (body.from && !from.value) from.value = body.from;
     if (body.to && !to.value) to.value = body.to;
-    byId("report-sub").textContent = body.from ? t("reports.period") + " " + body.from + " – " + body.to : t("reports.as_of", { date: body.date });
+    byId("report-sub").textContent = (body.from ? t("reports.period") + " " + body.from + " – " + body.to : t("reports.as_of", { date: body.date })) + censusNote(body);
     updateLinks();
     const rows = body.rows || [];
     clear(stateBox);
