@@ -328,10 +328,8 @@ async def wait_up(base: str, proc: Any) -> None:
         for _ in range(300):
             if proc.poll() is not None:
                 raise SystemExit(f"the server exited ({proc.returncode})")
-            with contextlib.suppress(aiohttp.ClientError):
-                async with s.get(base + "/healthz") as r:
-                    if r.status == 200:
-                        return
+            if await healthy(s, base):
+                return
             await asyncio.sleep(0.2)
     raise SystemExit("the server did not come up")
 
@@ -348,10 +346,8 @@ async def wait_database(s: aiohttp.ClientSession, base: str) -> None:
     """Wait until the server answers /healthz again (another session's test restarts the
     shared PostgreSQL now and then: a request it cut is run again, not counted)."""
     for _ in range(600):
-        with contextlib.suppress(aiohttp.ClientError):
-            async with s.get(base + "/healthz") as r:
-                if r.status == 200:
-                    return
+        if await healthy(s, base):
+            return
         await asyncio.sleep(0.5)
     raise SystemExit("PostgreSQL did not come back")
 
