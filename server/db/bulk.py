@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ __all__ = [
     "chunks",
     "copy_generated",
     "drop_plain_indexes",
+    "loading_unchecked",
     "reserve_ids",
 ]
 
@@ -197,3 +199,50 @@ async def copy_generated(
         log.info("rebuilding %d indexes of %s", len(rebuild), table)
     for definition in rebuild:
         await conn.execute(definition)
+
+
+@asynccontextmanager
+async def loading_unchecked(
+    conn: asyncpg.Connection, table: str, triggers: Sequence[str] = ()
+) -> AsyncIterator[None]:
+    """Within the load's transaction, as *table*'s owner: its foreign keys, its primary key
+    and unique constraints that no other table references, and its plain indexes are dropped,
+    and its *triggers* (by name) disabled, for the block; then all are put back from their
+    own definitions, which checks every row once — a hash join per foreign key and a sort
+    per key, instead of a lookup per row and key (for a table of small rows, a few of them
+    per row of its parent, those per-row checks cost several times the COPY itself).
+
+    On an error the block raises and the transaction's rollback restores the table; the
+    caller names only triggers whose rule its rows meet by construction.
+    """
+    fks = await conn.fetch(
+        """SELECT conname, pg_get_constraintdef(oid) AS definition FROM pg_constraint
+            WHERE conrelid = $1::regclass AND contype = 'f' ORDER BY oid""",
+        table,
+    )
+    for fk in fks:
+        await conn.execute(f"ALTER TABLE {table} DROP CONSTRAINT {fk['conname']}")
+    keys = await conn.fetch(
+        """SELECT c.conname, pg_get_constraintdef(c.oid) AS definition FROM pg_constraint c
+            WHERE c.conrelid = $1::regclass AND c.contype IN ('p', 'u')
+              AND NOT EXISTS (SELECT 1 FROM pg_constraint f
+                               WHERE f.contype = 'f' AND f.conindid = c.conindid)
+            ORDER BY c.oid""",
+        table,
+    )
+    for key in keys:
+        await conn.execute(f"ALTER TABLE {table} DROP CONSTRAINT {key['conname']}")
+    indexes = await drop_plain_indexes(conn, table)
+    for name in triggers:
+        await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {name}")
+    yield
+    for name in triggers:
+        await conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER {name}")
+    for key in keys:
+        await conn.execute(
+            f"ALTER TABLE {table} ADD CONSTRAINT {key['conname']} {key['definition']}"
+        )
+    for definition in indexes:
+        await conn.execute(definition)
+    for fk in fks:
+        await conn.execute(f"ALTER TABLE {table} ADD CONSTRAINT {fk['conname']} {fk['definition']}")

@@ -29,7 +29,9 @@ The city's past (``--history-months``, ``[seed] history_months``): `history_shap
 cadences and rates), `timeline` (each cylinder's cycles, planned backwards from its row),
 `cycles` (a month planned as packed ints), `emit` (a month's rows of events and fills),
 `pgcopy` (the binary COPY format they are written in), `incidents` (alerts, refusal
-counts, inspections, complaints), `partitions` (past partitions, month-by-month indexes,
+counts, inspections, complaints), `safety` (household safety inspections, 入户安检: the
+companies' delivery workers, records sealed into the chain as the API seals them, answers,
+photos and rectifications), `partitions` (past partitions, month-by-month indexes,
 bulk-loading defaults) and `past` (the month-by-month writer).
 """
 

@@ -182,6 +182,9 @@ ANALYZED: Final = (
     "inspections",
     "fill_denials_daily",
     "complaints",
+    "safety_inspections",
+    "safety_answers",
+    "safety_rectifications",
 )
 """Tables the seed fills in bulk, analysed afterwards."""
 

@@ -103,7 +103,7 @@ def customer_rows(
             address = street_address(d, rng)
         opened = date.fromordinal(start_ord + int((span_days - 1) * rand() ** CUSTOMER_GROWTH_SKEW))
         cid = first_id + i
-        out.add(cid, company.id, d.code, lat, lon, kind_weight[kind], opened.toordinal())
+        out.add(cid, company.id, d.code, lat, lon, kind_weight[kind], opened.toordinal(), kind)
         rows.append(
             (
                 cid,

@@ -89,6 +89,47 @@ COMPLAINT_SOURCE_SHARES: Final = {"qr": 0.6, "mobile": 0.2, "phone": 0.2}
 COMPLAINT_LEFT_OPEN: Final = 0.08
 """Of complaints older than their deadline, the share still not answered (overdue)."""
 
+# ---- household safety inspections (入户安检; DOMAIN.md "Safety inspection at the customer")
+
+SAFETY_YEARLY_COVERAGE: Final = (0.95, 0.5)
+"""Share of a company's real-name households inspected in a year (local rules: once a year);
+the bad companies skip half of theirs."""
+SAFETY_AT_DELIVERY_SHARE: Final = 0.4
+"""Of the inspections, the share done by the delivery worker when bringing a cylinder (送气
+入户安检); the rest are visits of their own on a day of the year."""
+SAFETY_ITEM_RATES: Final[dict[str, tuple[float, float, float]]] = {
+    "cylinder_valid": (0.004, 0.02, 0.0),
+    "cylinder_upright": (0.003, 0.01, 0.0),
+    "cylinder_distance": (0.02, 0.06, 0.0),
+    "valve_no_leak": (0.003, 0.012, 0.0),
+    "regulator_ok": (0.03, 0.08, 0.0),
+    "hose_type": (0.015, 0.05, 0.0),
+    "hose_condition": (0.07, 0.18, 0.0),
+    "cooker_ok": (0.04, 0.08, 0.02),
+    "no_mixed_gas": (0.002, 0.01, 0.7),
+    "placement_ok": (0.01, 0.04, 0.0),
+    "gas_alarm": (0.1, 0.3, 0.0),
+    "gas_alarm_shutoff": (0.08, 0.25, 0.0),
+    "storage_limit": (0.03, 0.12, 0.1),
+    "safety_notice": (0.0, 0.01, 0.0),
+}
+"""Per catalogue item code (migrations 0200/0211): (fail, fail at a bad company, not
+applicable). Aged hoses and missing gas alarms are the hazards inspectors find most; a
+household without piped gas answers "not mixed" with n/a. About a quarter of the records
+fail an item at a normal company, about half at a bad one."""
+SAFETY_OTHER_ITEM_RATE: Final = (0.01, 0.03, 0.0)
+"""An item an admin added to a catalogue (a code not above)."""
+SAFETY_RECTIFIED: Final = (0.93, 0.6)
+"""Of the failed items, the share whose rectification a re-check closes (if its day has come)."""
+SAFETY_ON_TIME: Final = (0.85, 0.45)
+"""Of those closed, the share closed by their deadline; the rest 1 to SAFETY_LATE_DAYS after."""
+SAFETY_LATE_DAYS: Final = 20
+SAFETY_RECEIVED_S: Final = (5, 900)
+"""The phone uploads a record this many seconds after it is signed (or when back online)."""
+CUSTOMERS_PER_DELIVERY_WORKER: Final = 1500
+"""Households one delivery worker (送气工) of a company serves: about six inspections a
+working day at one a year each. Each worker is a station_operator account of the company."""
+
 # ---- alerts of the history
 
 ALERT_OPEN_DAYS: Final = 3

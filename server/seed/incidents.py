@@ -14,9 +14,7 @@
   worked new → assigned → answered → closed with their history rows, as the API does
   (server/api/complaints.py); the answer deadline is the domain's.
 
-Safety inspections are not seeded: each is a signed record in a hash chain sealed with the
-installation's secret, with a signature image on disk (migration 0200) — a generated one
-would be a forgery of exactly what the chain exists to prove.
+Household safety inspections (入户安检) are `server.seed.safety`'s.
 """
 
 from __future__ import annotations

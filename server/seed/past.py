@@ -5,7 +5,9 @@ module writes them. For each month, oldest first, a worker thread plans the mont
 (`server.seed.cycles`) and unpacks it into rows (`server.seed.emit`) while the main task
 COPYs the previous chunk, and then builds that month's partition indexes while the thread
 goes on with the next month (`server.seed.partitions`). Afterwards come the inspections,
-the refusal counts, the alerts and the complaints (`server.seed.incidents`).
+the refusal counts, the alerts and the complaints (`server.seed.incidents`), and the
+household safety inspections (`server.seed.safety`, some at deliveries it sampled as the
+months were planned).
 
 Scale (DOMAIN.md "Scale of one city"; DESIGN §10 "seeding"): each cylinder in service is
 filled about once a month, so a 1,000,000-cylinder city with 12 months is ~12M fills and
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +51,7 @@ from server.seed.partitions import (
     jsonb_literal,
     month_starts,
 )
+from server.seed.safety import SafetyInspections
 from server.seed.timeline import Timeline
 
 if TYPE_CHECKING:
@@ -111,9 +115,12 @@ async def write_history(city: CityBuilder, tl: Timeline) -> None:
         rng,
     )
 
+    safety = SafetyInspections(tl, settings, rng)
+
     def chunks() -> Iterator[Chunk]:
         for ms, me, index, first in months:
             planner.plan(ms, me)
+            safety.sample(planner.buckets.by_kind["deliver"], ms, me)
             yield from emitter.month(ms, me, index)
             yield "month", first
         left = sum(len(b) for b in planner.buckets.by_kind.values()) + len(planner.buckets.refused)
@@ -145,6 +152,15 @@ async def write_history(city: CityBuilder, tl: Timeline) -> None:
         await incidents.write_denials(conn, emitter.denials)
         summary.alerts = await incidents.write_alerts(conn, emitter.alerts, regulator)
         summary.complaints = await incidents.write_complaints(conn, regulator, responders)
+        started = time.perf_counter()
+        summary.safety_inspections = await safety.write(conn, users)
+        summary.rectifications = safety.rectifications
+        log.info(
+            "history: %d safety inspections, %d rectifications written in %.1f s",
+            summary.safety_inspections,
+            summary.rectifications,
+            time.perf_counter() - started,
+        )
     if await conn.fetchval("SELECT to_regclass('rollup_state') IS NOT NULL"):
         # the past changed under the report rollups (migrations 0220/0221): until their next
         # refresh rebuilds them whole, reports read the raw rows

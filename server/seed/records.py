@@ -51,6 +51,9 @@ class SeedSummary:
     refusals: int = 0
     alerts: int = 0
     complaints: int = 0
+    safety_inspections: int = 0
+    rectifications: int = 0
+    """Of the safety inspections' failed items (one each), open or closed."""
     seconds: float = 0.0
     compliance: dict[str, int] = field(default_factory=dict)
     """Cylinders by compliance status on the seed's ``today`` (docs/ARCHITECTURE.md §4)."""
@@ -72,7 +75,8 @@ class SeedSummary:
             f"history ({self.history_months} months): {self.events:,} events, "
             f"{self.fills:,} fills, {self.inspections:,} inspections, "
             f"{self.refusals:,} refused fills, {self.alerts:,} alerts, "
-            f"{self.complaints:,} complaints",
+            f"{self.complaints:,} complaints, {self.safety_inspections:,} safety inspections "
+            f"({self.rectifications:,} rectifications)",
             f"{self.users} demo users created",
             f"took {self.seconds:.1f} s",
         ]
@@ -206,6 +210,8 @@ class Customers:
         self.lons: list[float] = []
         self.opened: list[int] = []
         """Ordinal of the day each account was opened (deliveries only from then on)."""
+        self.kinds: list[str] = []
+        """resident, restaurant or industrial (the safety inspection's catalogue)."""
         self._weights: list[float] = []
         self.cum_weights: list[float] = []
 
@@ -218,9 +224,11 @@ class Customers:
         lon: float,
         weight: float,
         opened: int,
+        kind: str = "resident",
     ) -> None:
         self.ids.append(cid)
         self.opened.append(opened)
+        self.kinds.append(kind)
         self.company_ids.append(company_id)
         self.districts.append(district)
         self.lats.append(lat)
