@@ -31,17 +31,20 @@ records' pages and the credit's ``rectification_overdue`` have a year to show.
   2.5M answers. The answers go as binary COPY data (``server.seed.pgcopy``) and every table
   loads with its per-row checks lifted for the load (``server.db.bulk.loading_unchecked``):
   the foreign keys and the "answers only with their record" trigger cost several times the
-  COPY per row, while checking them once afterwards is a join.
+  COPY per row, while checking them once afterwards is a join. A worker thread makes the
+  next RECORD_CHUNK records while the last are COPYed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import os
 import random
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
@@ -90,10 +93,10 @@ WORKER_SITES: Final = ("store", "filling_station", "warehouse")
 ROLE: Final = "station_operator"
 DELIVERY_GAP_S: Final = (120, 1800)
 """An inspection at a delivery is signed this long after the cylinder was scanned in."""
-ANSWER_CHUNK: Final = 200_000
-"""Answer rows per COPY (~8 MB of binary data)."""
-ANSWER_PIECES: Final = 5
-"""Pieces of binary COPY data an answer row is made of (field count and four fields)."""
+RECORD_CHUNK: Final = 10_000
+"""Records made and COPYed at a time (with ~120,000 answers: ~5 MB of binary COPY data)."""
+Chunk = tuple[list[tuple[Any, ...]], list[bytes], list[tuple[int, int, int]], list[Any]]
+"""A part's records, answers (binary COPY pieces), photos and failed items."""
 RECHECK_NOTES: Final[dict[str, str]] = {
     "hose_condition": "已更换燃气专用软管并加装卡箍，复查合格",
     "hose_type": "已更换为2米以内燃气专用软管，复查合格",
@@ -137,6 +140,8 @@ class SafetyInspections:
         self.every = max(1, round(deliveries / wanted)) if wanted >= 1 else 0
         """Every this many planned deliveries one is kept (0: none)."""
         self.rectifications = 0
+        self._prev = GENESIS
+        """The newest record's hash: the chain goes on from it."""
 
     def sample(self, deliveries: Mapping[int, list[int]], first: int, end: int) -> None:
         """Keep every `every`-th delivery planned on days [first, end) — called between a
@@ -166,12 +171,10 @@ class SafetyInspections:
         codes = sorted({it[1] for items in catalogues.values() for it in items[1]})
         uploads = await self._uploads(conn, codes)
         key = seal_key(await load_id_hash_key(self.settings.privacy, conn, os.environ))
-        prev = await chain_head(conn) or GENESIS  # takes the chain's lock (server.db.safety)
+        self._prev = await chain_head(conn) or GENESIS  # takes the chain's lock
         first_id = await reserve_ids(conn, "safety_inspections", len(plan))
-        records, answers, photos, failed = self._records(
-            plan, first_id, catalogues, workers, uploads, key, prev
-        )
-        rects = await self._rectifications(conn, failed, workers, uploads["recheck"])
+        loop = asyncio.get_running_loop()
+        failed: list[Any] = []
         async with AsyncExitStack() as stack:
             for table, trigger in (
                 ("safety_inspections", None),
@@ -182,28 +185,41 @@ class SafetyInspections:
                 await stack.enter_async_context(
                     loading_unchecked(conn, table, (trigger,) if trigger else ())
                 )
-            await conn.copy_records_to_table(
-                "safety_inspections", records=records, columns=INSPECTION_COLUMNS
-            )
-            step = ANSWER_CHUNK * ANSWER_PIECES
-            for start in range(0, len(answers), step):
-                chunk = answers[start : start + step]
-                data = b"".join((pg.HEADER, *chunk, pg.TRAILER))
+            # one thread makes the next records (in the chain's order) while these are COPYed
+            worker = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="seed-safety"))
+
+            def make(start: int) -> asyncio.Future[Chunk]:
+                part = plan[start : start + RECORD_CHUNK]
+                return loop.run_in_executor(
+                    worker, self._records, part, first_id + start, catalogues, workers, uploads, key
+                )
+
+            pending = make(0)
+            for start in range(0, len(plan), RECORD_CHUNK):
+                records, answers, photos, more = await pending
+                if start + RECORD_CHUNK < len(plan):
+                    pending = make(start + RECORD_CHUNK)
+                failed += more
+                await conn.copy_records_to_table(
+                    "safety_inspections", records=records, columns=INSPECTION_COLUMNS
+                )
+                data = b"".join((pg.HEADER, *answers, pg.TRAILER))
                 await conn.copy_to_table(
                     "safety_answers", source=_once(data), columns=ANSWER_COLUMNS, format="binary"
                 )
-            if photos:
-                await conn.copy_records_to_table(
-                    "safety_photos",
-                    records=photos,
-                    columns=["inspection_id", "item_id", "upload_id"],
-                )
+                if photos:
+                    await conn.copy_records_to_table(
+                        "safety_photos",
+                        records=photos,
+                        columns=["inspection_id", "item_id", "upload_id"],
+                    )
+            rects = await self._rectifications(conn, failed, workers, uploads["recheck"])
             if rects:
                 await conn.copy_records_to_table(
                     "safety_rectifications", records=rects, columns=RECTIFICATION_COLUMNS
                 )
         self.rectifications = len(rects)
-        return len(records)
+        return len(plan)
 
     async def _catalogues(
         self, conn: asyncpg.Connection
@@ -326,10 +342,11 @@ class SafetyInspections:
         workers: list[list[int]],
         uploads: dict[str, int],
         key: bytes,
-        prev: str,
-    ) -> tuple[list[tuple[Any, ...]], list[bytes], list[tuple[int, int, int]], list[Any]]:
-        """The records (sealed in the chain's order), answers as binary COPY pieces, photos,
-        and the failed items (inspection id, item, day, second, customer index)."""
+    ) -> Chunk:
+        """The records of *plan* (a part of the whole, its first id *first_id*), sealed in the
+        chain's order after the previous part's; their answers as binary COPY pieces, photos,
+        and failed items (inspection id, item, code, days, day, second, customer, inspector)."""
+        prev = self._prev
         tl = self.tl
         rand = self.rand
         getbits = self.rng.getrandbits
@@ -412,6 +429,7 @@ class SafetyInspections:
                  prev, link, seal(key, link))
             )  # fmt: skip
             prev = link
+        self._prev = prev
         return records, answers, photos, failed
 
     async def _rectifications(
