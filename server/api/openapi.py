@@ -22,6 +22,7 @@ from server.kernel.errors import ERROR_CODES
 from server.kernel.http import json_response
 from server.kernel.tabular import CSV_MIME, XLSX_MIME
 
+BINARY: dict[str, str] = {"type": "string", "format": "binary"}
 FORMAT_MEDIA_TYPES: dict[str, str] = {"csv": CSV_MIME, "xlsx": XLSX_MIME}
 """What ``format=csv|xlsx`` answers (server.kernel.tabular)."""
 _PARAM_RE = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
@@ -84,7 +85,9 @@ def _success_content(doc: ApiDoc) -> dict[str, Any]:
     if not (doc.media_types or files) or "json" in doc.formats:
         content["application/json"] = {"schema": json_schema}
     for media in (*files, *doc.media_types):
-        content[media] = {"schema": {"type": "string", "format": "binary"}}
+        # JSON under another name (JSON-LD) is an object too; anything else is a file
+        json_like = media.endswith("+json")
+        content[media] = {"schema": {"type": "object"} if json_like else BINARY}
     return content
 
 

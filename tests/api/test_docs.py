@@ -72,6 +72,8 @@ async def test_openapi_names_the_media_types_and_shapes_actually_served(client: 
     assert served("/api/v1/cylinders/import/template") == {"text/csv", xlsx}
     assert served("/api/v1/cylinders/labels.pdf") == {"application/pdf"}
     assert served("/api/v1/epcis/events") == {"application/ld+json"}
+    epcis = paths["/api/v1/epcis/events"]["get"]["responses"]["200"]["content"]
+    assert epcis["application/ld+json"]["schema"] == {"type": "object"}  # JSON, not a file
     assert served("/api/v1/public/cylinders/{code}/qr.svg") == {"image/svg+xml"}
     credit = paths["/api/v1/companies/{id}/credit"]["get"]["responses"]["200"]["content"]
     schema = credit["application/json"]["schema"]
