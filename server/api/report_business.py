@@ -67,7 +67,9 @@ async def _deliveries(
     Read a city day at a time (migration 0228's index on deliveries, index-only): grouped on
     the day of a series, the planner knows there are few groups and aggregates in memory;
     grouped on an expression of ``ts`` it expected millions and sorted a year of deliveries
-    on disk (96 s on the 1M-cylinder bench database, docs/BENCHMARKS.md "Reports")."""
+    on disk (96 s on the 1M-cylinder bench database, docs/BENCHMARKS.md "Reports").
+    ``OFFSET 0`` keeps the day's scan inside the loop: pulled up, a company's deliveries of the
+    whole period were joined to every day by a filter (1.7M rows compared, 5.8 s vs 1.9 s)."""
     q = Sql()
     where = _deliveries_where(ctx, q, start, end)
     zone = q.add(ctx.zone)
@@ -86,7 +88,8 @@ async def _deliveries(
               FROM days
              CROSS JOIN LATERAL (
                    SELECT e.company_id, e.customer_id FROM events e
-                    WHERE {" AND ".join(where)} AND e.ts >= days.t0 AND e.ts < days.t1) e
+                    WHERE {" AND ".join(where)} AND e.ts >= days.t0 AND e.ts < days.t1
+                   OFFSET 0) e
               LEFT JOIN customers rc ON rc.id = e.customer_id
               LEFT JOIN companies co ON co.id = e.company_id
              GROUP BY 1, 2, 3 ORDER BY 1, 2""",
