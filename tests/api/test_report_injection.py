@@ -10,6 +10,7 @@ import io
 from typing import Any
 
 from tests.api.conftest import call, unique
+from tests.api.report_activity_city import refreshed
 from tests.conftest import World
 
 FORMULA = '=HYPERLINK("#x","y")'
@@ -67,9 +68,10 @@ async def _tables(client: Any, name: str) -> tuple[list[list[str]], list[list[An
 
 
 async def test_report_csv_and_xlsx_quote_formula_names(
-    client: Any, world: World, pool: Any
+    client: Any, world: World, pool: Any, settings: Any
 ) -> None:
     company_code, station_code = await _formula_names(pool, world)
+    await refreshed(pool, settings)  # compliance-summary counts on the census (migration 0226)
 
     table, sheet = await _tables(client, "compliance-summary")
     header = table[0]  # the frame's labels (zh-CN by default)
