@@ -8,18 +8,20 @@ import asyncio
 import io
 import secrets
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 from python_calamine import CalamineWorkbook
 
+from tests.api.report_activity_city import refreshed
 from tests.browser.conftest import OpenSession
 
 pytestmark = pytest.mark.browser
 
 
 async def test_schedule_from_a_link_run_download_pause_delete(
-    open_session: OpenSession, pool: asyncpg.Pool
+    open_session: OpenSession, pool: asyncpg.Pool, settings: Any
 ) -> None:
     name = f"每月保有量 {secrets.token_hex(3)}"
     s = await open_session("t_regulator_jinshui")
@@ -49,6 +51,7 @@ async def test_schedule_from_a_link_run_download_pause_delete(
     await row.wait_for()
     assert "410105" in await row.inner_text()
 
+    await refreshed(pool, settings)  # holdings counts on the census (migration 0226)
     await row.get_by_test_id("run-now").click()
     link = row.get_by_test_id("run-file")
     await link.wait_for()
