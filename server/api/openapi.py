@@ -156,11 +156,15 @@ def _operation(method: str, path: str, handler: Any, bodies: list[type[Any]]) ->
             }
             if doc.request_example is not None:
                 op["requestBody"]["content"]["application/json"]["example"] = doc.request_example
-        ok = "201" if 201 in doc.responses else "200"
-        content = _success_content(doc)
-        if doc.response_example is not None and "application/json" in content:
-            content["application/json"]["example"] = doc.response_example
-        op["responses"][ok] = {"description": doc.responses.get(int(ok), "OK"), "content": content}
+        codes = doc.responses
+        ok = "201" if 201 in codes else "204" if 204 in codes and 200 not in codes else "200"
+        if ok == "204":  # no content: no media type to document
+            op["responses"][ok] = {"description": codes[204]}
+        else:
+            content = _success_content(doc)
+            if doc.response_example is not None and "application/json" in content:
+                content["application/json"]["example"] = doc.response_example
+            op["responses"][ok] = {"description": codes.get(int(ok), "OK"), "content": content}
         for status, text in doc.responses.items():
             if str(status) != ok:
                 op["responses"][str(status)] = {"description": text}

@@ -34,6 +34,7 @@ from server.kernel.http import json_response, path_int, q_page
 from server.kernel.limits import body_limit
 from server.kernel.principal import Principal, require
 from server.kernel.scope import Sql
+from server.kernel.tabular import CSV_MIME, XLSX_MIME
 from server.kernel.uploads import file_response, read_verified
 
 __all__ = ["ROLES", "routes"]
@@ -247,7 +248,7 @@ async def _owner(conn: Any, user_id: int) -> Principal:
     "Delete a report schedule",
     tags=["reports"],
     roles=ROLES,
-    responses={404: "no such schedule of yours"},
+    responses={204: "deleted", 404: "no such schedule of yours"},
     description="The schedule and its runs; files already delivered stay in the inbox.",
 )
 async def delete_schedule(request: web.Request) -> web.Response:
@@ -332,6 +333,7 @@ async def run_now(request: web.Request) -> web.Response:
     tags=["reports"],
     roles=ROLES,
     responses={404: "no such run of yours, or it has no file"},
+    media_types=(CSV_MIME, XLSX_MIME),
     description="The CSV or XLSX a run wrote (its schedule's owner, or an admin).",
 )
 async def run_file(request: web.Request) -> web.Response:

@@ -16,6 +16,7 @@ from python_calamine import CalamineWorkbook
 
 from server.api.report_scheduler import schedule_round
 from server.domain.report_periods import last_closed, period_label
+from server.kernel.clock import city_today
 from tests.api.conftest import call, unique
 from tests.api.report_activity_city import refreshed
 from tests.conftest import World
@@ -80,7 +81,8 @@ async def test_schedule_runs_once_and_lands_in_the_inbox(
     assert len(runs) == 1
     run = runs[0]
     assert run["state"] == "done", run["error"]
-    assert run["period_first"] == world.today - dt.timedelta(days=1)
+    # the city's yesterday: from 16:00 UTC Zhengzhou is already a day ahead of world.today
+    assert run["period_first"] == city_today(settings) - dt.timedelta(days=1)
     assert run["row_count"] == 1
 
     status, raw = await call(client, "GET", f"/api/v1/report-runs/{run['id']}/file", "t_regulator")
@@ -133,7 +135,7 @@ async def test_a_lost_run_is_taken_again_and_a_failure_is_kept(
     )
     assert status == 201
     sid = made["id"]
-    first, last = last_closed("weekly", world.today)
+    first, last = last_closed("weekly", city_today(settings))
     # a process claimed the period and died an hour ago
     await pool.execute(
         """INSERT INTO report_runs (schedule_id, period_first, period_last, state, claimed_at)
@@ -155,7 +157,7 @@ async def test_a_lost_run_is_taken_again_and_a_failure_is_kept(
     )
     for _ in range(settings.reports.schedule_max_attempts + 2):
         await schedule_round(pool, settings, only=sid)
-    m0, _ = last_closed("monthly", world.today)
+    m0, _ = last_closed("monthly", city_today(settings))
     failed = await pool.fetchrow(
         "SELECT * FROM report_runs WHERE schedule_id = $1 AND period_first = $2", sid, m0
     )
@@ -236,7 +238,8 @@ async def test_old_runs_are_pruned_to_the_kept_number(
     )
     assert status == 201
     sid = made["id"]
-    old = world.today - dt.timedelta(days=30)
+    today = city_today(settings)  # the scheduler's day is the city's, not the machine's
+    old = today - dt.timedelta(days=30)
     await pool.execute(
         """INSERT INTO report_runs (schedule_id, period_first, period_last, state)
            VALUES ($1, $2, $2, 'failed'), ($1, $3, $3, 'failed')""",
@@ -254,7 +257,7 @@ async def test_old_runs_are_pruned_to_the_kept_number(
             "SELECT period_first FROM report_runs WHERE schedule_id = $1 ORDER BY period_first", sid
         )
     ]
-    assert periods == [old + dt.timedelta(days=1), world.today - dt.timedelta(days=1)]
+    assert periods == [old + dt.timedelta(days=1), today - dt.timedelta(days=1)]
     upload = await pool.fetchval(
         "SELECT upload_id FROM report_runs WHERE schedule_id = $1 AND state = 'done'", sid
     )
