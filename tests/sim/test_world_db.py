@@ -3,6 +3,7 @@ transaction that is rolled back so other tests never see the extra rows)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import asyncpg
@@ -28,6 +29,28 @@ async def test_load_city_from_world(pool: asyncpg.Pool, world: Any) -> None:
                    VALUES ($1, 'SIMDB-C1', 'x', 34.81, 113.66)""",
                 a,
             )
+            # cylinders of this test's own (rolled back below): the session's world rows are
+            # fair game for the API fuzzer, which may have suspended or re-dated them
+            t = world.today
+            for tag, owner, nxt, status in (
+                ("SIMDB-A-OK", a, t + dt.timedelta(days=500), "in_service"),
+                ("SIMDB-B-OK", b, t + dt.timedelta(days=500), "in_service"),
+                ("SIMDB-A-OVERDUE", a, t - dt.timedelta(days=2), "in_service"),
+                ("SIMDB-B-SCRAPPED", b, t + dt.timedelta(days=500), "scrapped"),
+            ):
+                await conn.execute(
+                    """INSERT INTO cylinders (tag, owner_company_id, spec, manufacture_date,
+                                              next_inspection_date, scrap_date, status,
+                                              district_code, location_kind, location_site_id)
+                       VALUES ($1, $2, 'YSP35.5', $3, $4, $5, $6, '410105', 'site', $7)""",
+                    tag,
+                    owner,
+                    t - dt.timedelta(days=700),
+                    nxt,
+                    t + dt.timedelta(days=2000),
+                    status,
+                    sta_a,
+                )
             # The caps bound a random sample; the session database holds other tests'
             # cylinders and customers too, so caps as large as the tables make the sample
             # whole and the seeded world's rows certain to be in it.
@@ -46,15 +69,15 @@ async def test_load_city_from_world(pool: asyncpg.Pool, world: Any) -> None:
             assert {"GUN-STA-A1", "GUN-STA-B1"} <= {g.device_id for g in city.guns}
             assert all(g.site_code in codes for g in city.guns)
             legal = {c.tag for c in city.legal}
-            assert {"TAG-A-OK", "TAG-B-OK"} <= legal
-            assert "TAG-A-OVERDUE" in {c.tag for c in city.overdue}
-            assert "TAG-B-SCRAPPED" in {c.tag for c in city.scrapped}
-            assert not legal & {"TAG-A-OVERDUE", "TAG-B-SCRAPPED"}
+            assert {"SIMDB-A-OK", "SIMDB-B-OK"} <= legal
+            assert "SIMDB-A-OVERDUE" in {c.tag for c in city.overdue}
+            assert "SIMDB-B-SCRAPPED" in {c.tag for c in city.scrapped}
+            assert not legal & {"SIMDB-A-OVERDUE", "SIMDB-B-SCRAPPED"}
             assert "SIMDB-HH-A" in {h.device_id for h in city.handhelds}
             assert "SIMDB-VEH-A" in {v.device_id for v in city.vehicles}
             assert "SIMDB-C1" in {c.account_no for c in city.customers_of(a)}
             assert not city.may_fill(b, a)
-            ok = next(c for c in city.legal if c.tag == "TAG-A-OK")
+            ok = next(c for c in city.legal if c.tag == "SIMDB-A-OK")
             assert ok.lat is not None  # located at its station
             one = await load_city(
                 conn,
