@@ -202,9 +202,12 @@ ROLE_USERS = {
 @pytest.fixture(scope="session")
 async def world(pool: asyncpg.Pool, settings: Any) -> World:
     """Company A (金水区) and company B (二七区), each with a station, a customer, cylinders."""
+    from server.kernel.clock import city_today
     from server.kernel.passwords import hash_password
 
-    today = dt.date.today()
+    # the platform's day is the city's ([alerts] timezone): from 16:00 UTC Zhengzhou is a day
+    # ahead of the machine, and "future", "overdue" and "yesterday" are judged on its day
+    today = city_today(settings)
     w = World([], {}, {}, {}, {}, {}, {}, today)
     async with pool.acquire() as conn, conn.transaction():
         for code, (name, ring) in SQUARE.items():
