@@ -294,6 +294,30 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = ROOT / "docs" / "BENCHMARKS.md"
 
 
+async def load_sim_city(
+    dsn: str, seed: int, *, legal_cap: int, illegal_cap: int, customers_cap: int
+) -> Any:
+    """The simulator's view of the city in *dsn* (``device_sim.world.load_city`` on the city's
+    day): the one loader of the ingest, fill-auth and end-to-end benches, each with its caps."""
+    from device_sim.runner import city_today
+    from device_sim.world import load_city
+    from server.kernel.settings import load_settings
+
+    settings = load_settings(environ={**os.environ, "CYL_DATABASE_URL": dsn})
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await load_city(
+            conn,
+            today=city_today(settings),
+            legal_cap=legal_cap,
+            illegal_cap=illegal_cap,
+            customers_cap=customers_cap,
+            seed=seed,
+        )
+    finally:
+        await conn.close()
+
+
 def record_section(mark: str, section: str, path: Path = BENCHMARKS_MD) -> None:
     """Replace a benchmark's section of docs/BENCHMARKS.md between its markers, or append
     it: the same convention as bench/ingest.py, so that each benchmark owns its section

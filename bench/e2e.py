@@ -400,7 +400,11 @@ async def run(args: argparse.Namespace) -> str:
     }
     settings = load_settings(environ=env)
     await wsf.prepare(settings)
-    city = await _load_city(args.dsn, args.seed)
+    from bench.common import load_sim_city
+
+    city = await load_sim_city(
+        args.dsn, args.seed, legal_cap=100_000, illegal_cap=1_000, customers_cap=10
+    )
     messages = plan(city, args.rate, args.leak_rate, args.duration, args.seed)
     del city
     sampled: dict[str, tuple[str, float]] = {}
@@ -704,28 +708,6 @@ async def _wait_for(log: Path, needle: bytes, proc: subprocess.Popen[bytes]) -> 
             return
         await asyncio.sleep(0.2)
     raise SystemExit(f"cylwatch ingest not subscribed within 90 s; see {log}")
-
-
-async def _load_city(dsn: str, seed: int) -> Any:
-    import asyncpg
-
-    from device_sim.runner import city_today  # type: ignore[attr-defined]
-    from device_sim.world import load_city
-    from server.kernel.settings import load_settings
-
-    settings = load_settings(environ={**os.environ, "CYL_DATABASE_URL": dsn})
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await load_city(
-            conn,
-            today=city_today(settings),
-            legal_cap=100_000,
-            illegal_cap=1_000,
-            customers_cap=10,
-            seed=seed,
-        )
-    finally:
-        await conn.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -368,7 +368,11 @@ def main(argv: list[str] | None = None) -> int:
     from device_sim.loadgen import PrivateBroker, machine_info
 
     asyncio.run(bi.ensure_city(args.dsn, args.cylinders))
-    city = asyncio.run(_load(args.dsn, args.seed))
+    from bench.common import load_sim_city
+
+    city = asyncio.run(
+        load_sim_city(args.dsn, args.seed, legal_cap=100_000, illegal_cap=5_000, customers_cap=10)
+    )
     n_cyl = asyncio.run(_count(args.dsn))
     total = int(args.rate * (args.duration + args.warmup))
     plan = plan_requests(city, total, args.deny_share, args.seed)
@@ -580,28 +584,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _record(path: Path, section: str) -> None:
     bi.record(path, section, MARK)
-
-
-async def _load(dsn: str, seed: int) -> Any:
-    import asyncpg
-
-    from device_sim.runner import city_today
-    from device_sim.world import load_city
-    from server.kernel.settings import load_settings
-
-    settings = load_settings(environ={**os.environ, "CYL_DATABASE_URL": dsn})
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await load_city(
-            conn,
-            today=city_today(settings),
-            legal_cap=100_000,
-            illegal_cap=5_000,
-            customers_cap=10,
-            seed=seed,
-        )
-    finally:
-        await conn.close()
 
 
 async def _decision_ms(dsn: str, msg_ids: list[str], since_ms: int) -> list[float]:

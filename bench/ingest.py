@@ -104,25 +104,9 @@ async def pg_version(dsn: str) -> str:
 
 
 async def load_bench_city(dsn: str, seed: int) -> Any:
-    import asyncpg
+    from bench.common import load_sim_city
 
-    from device_sim.runner import city_today
-    from device_sim.world import load_city
-    from server.kernel.settings import load_settings
-
-    settings = load_settings(environ={**os.environ, "CYL_DATABASE_URL": dsn})
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await load_city(
-            conn,
-            today=city_today(settings),
-            legal_cap=200_000,
-            illegal_cap=10,
-            customers_cap=500,
-            seed=seed,
-        )
-    finally:
-        await conn.close()
+    return await load_sim_city(dsn, seed, legal_cap=200_000, illegal_cap=10, customers_cap=500)
 
 
 async def truncate(dsn: str) -> None:
