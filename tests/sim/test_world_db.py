@@ -30,8 +30,23 @@ async def test_load_city_from_world(pool: asyncpg.Pool, world: Any) -> None:
                 a,
             )
             # cylinders of this test's own (rolled back below): the session's world rows are
-            # fair game for the API fuzzer, which may have suspended or re-dated them
+            # fair game for the API fuzzer, which may have suspended or re-dated them — and may
+            # have entrusted B's cylinders to A, so this test removes every A/B entrustment
+            # (rolled back too) and grants one of its own the other way
             t = world.today
+            await conn.execute(
+                """DELETE FROM entrustments
+                    WHERE owner_company_id IN ($1, $2) AND filler_company_id IN ($1, $2)""",
+                a,
+                b,
+            )
+            await conn.execute(
+                """INSERT INTO entrustments (owner_company_id, filler_company_id, valid_from)
+                   VALUES ($1, $2, $3)""",
+                a,
+                b,
+                t,
+            )
             for tag, owner, nxt, status in (
                 ("SIMDB-A-OK", a, t + dt.timedelta(days=500), "in_service"),
                 ("SIMDB-B-OK", b, t + dt.timedelta(days=500), "in_service"),
@@ -77,6 +92,7 @@ async def test_load_city_from_world(pool: asyncpg.Pool, world: Any) -> None:
             assert "SIMDB-VEH-A" in {v.device_id for v in city.vehicles}
             assert "SIMDB-C1" in {c.account_no for c in city.customers_of(a)}
             assert not city.may_fill(b, a)
+            assert city.may_fill(a, b)
             ok = next(c for c in city.legal if c.tag == "SIMDB-A-OK")
             assert ok.lat is not None  # located at its station
             one = await load_city(
