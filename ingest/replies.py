@@ -63,6 +63,7 @@ __all__ = [
     "Handed",
     "ReplyProcess",
     "ReplyTicket",
+    "db_away",
     "is_auth_request",
     "read_frame",
     "reply_subscription",
@@ -81,7 +82,33 @@ RETRYABLE: Final[tuple[type[BaseException], ...]] = (
     asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
 )
 """The database is away, not the data wrong: the same request (or batch: the worker's
-``TRANSIENT_DB_ERRORS`` is this tuple) is tried again after a pause."""
+``TRANSIENT_DB_ERRORS`` is this tuple) is tried again after a pause (`db_away`)."""
+
+
+CLOSED_CONNECTION: Final = "the underlying connection is closed"
+"""asyncpg's words for a call on a connection that is gone (its ``InterfaceError`` has no
+subclass of its own for it)."""
+
+
+def db_away(exc: BaseException) -> bool:
+    """*exc* says the database went away (`RETRYABLE`), itself or through the error it was
+    raised while handling. A connection closed under an open transaction surfaces as
+    asyncpg's ``InterfaceError`` ("cannot call Transaction.__aexit__(): the underlying
+    connection is closed"), raised while the transaction handled the lost connection — or
+    alone, when the connection closed before the commit. Taken for bad data, it split the
+    batch and would have dead-lettered a good message of one (tests/ingest/test_zero_loss.py,
+    a PostgreSQL restart in the middle of a commit)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, RETRYABLE):
+            return True
+        if isinstance(cur, asyncpg.InterfaceError) and CLOSED_CONNECTION in str(cur):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
+
 
 STABLE_AFTER_S: Final = 60.0
 """A reply process that ran this long before dying is restarted at once, not backed off."""
@@ -213,7 +240,9 @@ class Answerer:
                     parsed.device_id, body.tag, city_date(now, self.settings.alerts), now, started
                 )
                 break
-            except RETRYABLE as exc:
+            except Exception as exc:
+                if not db_away(exc):
+                    raise
                 if abandoned():
                     return False
                 log.warning(

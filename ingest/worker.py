@@ -38,7 +38,14 @@ import asyncpg
 from ingest import housekeeping
 from ingest.auth import FillAuthorizer
 from ingest.metrics import Metrics, probe_loop_lag
-from ingest.replies import RETRYABLE, Answerer, ReplyProcess, ReplyTicket, is_auth_request
+from ingest.replies import (
+    RETRYABLE,
+    Answerer,
+    ReplyProcess,
+    ReplyTicket,
+    db_away,
+    is_auth_request,
+)
 from ingest.schemas import Ignored, MessageKind, Parsed, Rejected, parse
 from ingest.store.batch import YIELD_EVERY, BatchResult, BatchStore
 from ingest.store.context import Item
@@ -445,7 +452,21 @@ class IngestWorker:
                     stored_at = time.perf_counter()
                 result.phases["commit"] = time.perf_counter() - stored_at
                 break
-            except TRANSIENT_DB_ERRORS as exc:
+            except Exception as exc:
+                if not db_away(exc):
+                    if len(batch) == 1:
+                        await self._poison(batch[0], exc)
+                        return
+                    log.error(
+                        "ingest %s: batch of %d failed (%s); splitting to isolate the bad message",
+                        self.client_id,
+                        len(batch),
+                        _brief(exc),
+                    )
+                    half = len(batch) // 2
+                    await self._commit(batch[:half])
+                    await self._commit(batch[half:])
+                    return
                 self.metrics.db_retries += 1
                 log.warning(
                     "ingest %s: PostgreSQL unavailable (%s); holding %d message(s)"
@@ -459,20 +480,6 @@ class IngestWorker:
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.ingest.reconnect_max_s)
-            except Exception as exc:
-                if len(batch) == 1:
-                    await self._poison(batch[0], exc)
-                    return
-                log.error(
-                    "ingest %s: batch of %d failed (%s); splitting to isolate the bad message",
-                    self.client_id,
-                    len(batch),
-                    _brief(exc),
-                )
-                half = len(batch) // 2
-                await self._commit(batch[:half])
-                await self._commit(batch[half:])
-                return
         self._committed(batch, result, time.perf_counter() - started)
         await self._release(result.events)
 

@@ -13,7 +13,9 @@ and credit in ``server.api.report_business_flow``; all built in ``server.api.rep
 Deliveries are the trajectory's ``deliver`` events (``server.domain.events.EventKind``), the
 company is the one the event is charged to (the cylinder's owner, ``ingest.store.custody``),
 the day is the city's. Every count is a volume: ``previous`` holds the totals of the period
-of the same length just before.
+of the same length just before. The counts come from the deliveries rollup (migration 0229,
+``server.db.rollup_deliveries``) for the days before its watermark — a closed day as of the
+last refresh — and from the raw events after it; the drill-downs read the raw events.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from server.api.report_business_common import (
 )
 from server.api.report_common import ACTIVITY_ROLES
 from server.api.report_frame import Chart, Column, DrillQuery, Report, ReportContext, Result
+from server.db import rollup_deliveries, rollups
 from server.domain.events import EventKind
 from server.kernel.scope import Sql
 
@@ -41,8 +44,9 @@ DELIVER: Final = EventKind.deliver.value
 REAL_NAME: Final = "EXISTS (SELECT 1 FROM customers rc WHERE rc.id = e.customer_id)"
 """A delivery to a real-name customer: the scan named an account of the owner's company that
 exists (``ingest.store.lookups.scan_customer``); an unknown account leaves it null. The
-counts join ``customers`` once instead (`_deliveries`: ``customers.id`` is unique, so the
-same test); the drill-down's rows are checked against them (tests/api/test_report_business)."""
+counts join ``customers`` once instead (``cyl_deliveries_daily``, migration 0229:
+``customers.id`` is unique, so the same test); the drill-down's rows are checked against them
+(tests/api/test_report_business)."""
 
 COMPANY_COLUMNS: Final = (
     Column("company_code", "企业代码", "Company code", "code"),
@@ -60,42 +64,38 @@ def _deliveries_where(
 
 
 async def _deliveries(
-    ctx: ReportContext, start: dt.datetime, end: dt.datetime
+    ctx: ReportContext, first: dt.date, last: dt.date, upto: dt.date | None
 ) -> list[dict[str, Any]]:
-    """Deliveries and those to a real-name customer per bucket and company.
-
-    Read a city day at a time (migration 0228's index on deliveries, index-only): grouped on
-    the day of a series, the planner knows there are few groups and aggregates in memory;
-    grouped on an expression of ``ts`` it expected millions and sorted a year of deliveries
-    on disk (96 s on the 1M-cylinder bench database, docs/BENCHMARKS.md "Reports").
-    ``OFFSET 0`` keeps the day's scan inside the loop: pulled up, a company's deliveries of the
-    whole period were joined to every day by a filter (1.7M rows compared, 5.8 s vs 1.9 s)."""
+    """Deliveries and those to a real-name customer per bucket and company over the city days
+    [*first*, *last*]: the deliveries rollup for the days before *upto* (its watermark; None:
+    none), ``cyl_deliveries_daily`` over the raw events from it on (``server.db.rollups.source``;
+    migration 0229) — a year reads ~365 rows per company, district and site instead of a
+    year of delivery scans (docs/BENCHMARKS.md "Reports"). The role scope and the filters go
+    on the rollup rows' columns, the events' own, so they scope a row as its events."""
     q = Sql()
-    where = _deliveries_where(ctx, q, start, end)
-    zone = q.add(ctx.zone)
-    s, e = q.add(start), q.add(end)
+    src = rollups.source(rollup_deliveries.DELIVERIES, q, ctx.settings, first, last, upto)
+    where = ctx.where("events", "r", q, "r.district_code", "r.company_id", "r.site_id")
     rows = await ctx.pool.fetch(
-        f"""WITH days AS (
-                SELECT d::date AS day, d::date::timestamp AT TIME ZONE {zone} AS t0,
-                       (d::date + 1)::timestamp AT TIME ZONE {zone} AS t1
-                  FROM generate_series(({s}::timestamptz AT TIME ZONE {zone})::date,
-                                       (({e}::timestamptz - interval '1 microsecond')
-                                        AT TIME ZONE {zone})::date,
-                                       interval '1 day') AS d)
-            SELECT {ctx.day_bucket("days.day", q)} AS period, co.code AS company_code,
-                   co.name AS company_name, count(*) AS deliveries,
-                   count(rc.id) AS real_name
-              FROM days
-             CROSS JOIN LATERAL (
-                   SELECT e.company_id, e.customer_id FROM events e
-                    WHERE {" AND ".join(where)} AND e.ts >= days.t0 AND e.ts < days.t1
-                   OFFSET 0) e
-              LEFT JOIN customers rc ON rc.id = e.customer_id
-              LEFT JOIN companies co ON co.id = e.company_id
+        f"""SELECT {ctx.day_bucket("r.day", q)} AS period, co.code AS company_code,
+                   co.name AS company_name, sum(r.deliveries)::bigint AS deliveries,
+                   sum(r.real_name)::bigint AS real_name
+              FROM {src} r
+              LEFT JOIN companies co ON co.id = r.company_id
+             WHERE {" AND ".join(where)}
              GROUP BY 1, 2, 3 ORDER BY 1, 2""",
         *q.params,
     )
     return [dict(r) for r in rows]
+
+
+async def _periods(ctx: ReportContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The period's rows and the previous period's, split at one reading of the watermark."""
+    upto = await rollup_deliveries.watermark(ctx.pool, ctx.settings)
+    f = ctx.f
+    return (
+        await _deliveries(ctx, f.first, f.last, upto),
+        await _deliveries(ctx, f.prev_first, f.prev_last, upto),
+    )
 
 
 def _deliveries_drill(ctx: ReportContext, measure: str, keys: Mapping[str, str]) -> DrillQuery:
@@ -122,8 +122,7 @@ SALES_COLUMNS: Final = (
 
 
 async def sales(ctx: ReportContext) -> Result:
-    rows = await _deliveries(ctx, ctx.f.start, ctx.f.end)
-    prev = await _deliveries(ctx, ctx.f.prev_start, ctx.f.prev_end)
+    rows, prev = await _periods(ctx)
     out = [
         {k: r[k] for k in ("period", "company_code", "company_name", "deliveries")} for r in rows
     ]
@@ -148,8 +147,7 @@ def _real_name_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def real_name_progress(ctx: ReportContext) -> Result:
-    rows = await _deliveries(ctx, ctx.f.start, ctx.f.end)
-    prev = await _deliveries(ctx, ctx.f.prev_start, ctx.f.prev_end)
+    rows, prev = await _periods(ctx)
     for r in rows:
         r["not_real_name"] = r["deliveries"] - r["real_name"]
         r["share"] = share(r["real_name"], r["deliveries"])

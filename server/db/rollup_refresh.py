@@ -12,7 +12,8 @@ refreshes and the others find the lock taken and wait for the next turn (the loc
 PostgreSQL, not in memory, so it holds across processes and hosts). A zone setting other
 than the rollups' rebuilds them in the same call. The abnormal circulation rollup (migration
 0227, ``server.db.rollup_abnormal``) is refreshed right after, the same way, with its own
-watermark.
+watermark. The deliveries rollup of ``sales`` and ``real-name-progress`` (migration 0229,
+``server.db.rollup_deliveries``) comes last, the same way.
 
 On the TimescaleDB path the fills rollup is a real-time continuous aggregate refreshed by
 TimescaleDB's own policy; the round refreshes the other three, moves the watermark, then has
@@ -34,6 +35,7 @@ import asyncpg
 from aiohttp import web
 
 from server.db.rollup_abnormal import refresh_abnormal
+from server.db.rollup_deliveries import refresh_deliveries
 from server.db.rollups import RECENT_DAYS, closed_until, watermark
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.settings import Settings
@@ -91,6 +93,17 @@ async def refresh(
         # the abnormal circulation rollup keeps its own watermark (migration 0227): refreshed
         # right after, under the same lock, in its own transaction
         done = await refresh_abnormal(
+            db,
+            settings,
+            upto=upto,
+            split=upto - dt.timedelta(days=RECENT_DAYS),
+            wait=wait,
+            full=full,
+            bound_s=REFRESH_TIMEOUT_S,
+        )
+    if done:
+        # the deliveries rollup of sales and real-name-progress likewise (migration 0229)
+        done = await refresh_deliveries(
             db,
             settings,
             upto=upto,
