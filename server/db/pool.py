@@ -45,7 +45,7 @@ async def create_pool(settings: Settings, *, dsn: str | None = None, **kwargs: A
         "max_size": settings.services.db_pool_max,
         "init": init_connection,
         "timeout": settings.services.connect_timeout_s,
-        "command_timeout": 120,
+        "command_timeout": settings.services.db_command_timeout_s,
     }
     if not settings.services.database_jit:
         params["server_settings"] = {"jit": "off"}

@@ -44,6 +44,12 @@ class Services(Section, frozen=True):
     redis_pool_max: Count
     """Connections to Redis per server process; past it a request waits (up to
     ``connect_timeout_s``) for one to come free."""
+    db_command_timeout_s: Seconds
+    """Longest one statement of the pool may run before the client cancels it: a runaway query
+    must not hold a connection of a pool of ``db_pool_max`` for ever. 120 s is far above the
+    longest statement a request or a rollup round makes at city scale (a round's refresh took
+    24–26 s at 1M cylinders, docs/BENCHMARKS.md "Reports"); a request's own budget is shorter
+    and set where it is made."""
     database_jit: bool
     """PostgreSQL's JIT compilation for the pool's queries. Off by default: a report over a
     month of a 1M-cylinder city spent 4.0 of its 9.1 s compiling (inlining and optimisation,
