@@ -202,6 +202,12 @@ ROLE_USERS = {
 @pytest.fixture(scope="session")
 async def world(pool: asyncpg.Pool, settings: Any) -> World:
     """Company A (金水区) and company B (二七区), each with a station, a customer, cylinders."""
+    return await build_world(pool, settings)
+
+
+async def build_world(pool: asyncpg.Pool, settings: Any) -> World:
+    """The rows of `world` in the database of *pool* (the session's, or the API fuzzer's own:
+    tests/fuzz/conftest.py)."""
     from server.kernel.clock import city_today
     from server.kernel.passwords import hash_password
 

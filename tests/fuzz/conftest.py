@@ -1,9 +1,15 @@
-"""Fixtures of the bad-input tests: the real `cylwatch serve` on the session database.
+"""Fixtures of the bad-input tests: the real `cylwatch serve` on a database of its own.
 
 Why a separate process: schemathesis speaks plain blocking HTTP from the test's thread, and
 a server that runs in that thread's event loop would never answer it. The process is the
-same command an operator starts (docs/DEPLOY.md), with the session database, Redis and the
-login cost of ``tests/conftest.py``; its log is kept so a 500's error id can be looked up.
+same command an operator starts (docs/DEPLOY.md), with Redis and the login cost of
+``tests/conftest.py``; its log is kept so a 500's error id can be looked up.
+
+Why a database of its own: the fuzzer writes as every role — it suspends cylinders, re-dates
+them, entrusts one company's cylinders to another, locks logins — and the session's `world`
+is what the other tests build on; a CI run failed when a later test found company B entrusted
+to A. So the fuzzer gets the same small city (``tests.conftest.build_world``) in a database
+and a Redis number of its own, dropped at the end.
 """
 
 from __future__ import annotations
@@ -14,14 +20,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 
-from tests.conftest import PASSWORD, ROLE_USERS
+from tests.conftest import ADMIN_DSN, PASSWORD, ROLE_USERS, build_world
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
@@ -61,15 +69,46 @@ def _login(url: str, username: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+FUZZ_REDIS_DB = 14
+"""The fuzzed server's Redis database number: the session's is 15 (``tests/conftest.py``),
+and login limits and sessions the fuzzer leaves must not reach the other tests."""
+
+
+@pytest.fixture(scope="session")
+async def fuzz_database(settings: Any, test_db_name: str) -> AsyncIterator[str]:
+    """A migrated database holding `world`'s city, for the fuzzed server alone."""
+    from server.db.migrate import migrate
+    from server.db.pool import create_pool
+
+    name = f"{test_db_name}_fuzz"
+    dsn = urlsplit(settings.services.database_url)._replace(path=f"/{name}").geturl()
+    await migrate(settings, dsn)
+    pool = await create_pool(settings, dsn=dsn, min_size=1, max_size=2)
+    try:
+        await build_world(pool, settings)
+    finally:
+        await pool.close()
+    yield dsn
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="session")
 def api_server(
-    settings: Any, database: str, world: Any, tmp_path_factory: pytest.TempPathFactory
+    settings: Any, fuzz_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
+    redis_url = urlsplit(settings.services.redis_url)._replace(path=f"/{FUZZ_REDIS_DB}").geturl()
     env = dict(os.environ)
     env.update(
         {
-            "CYL_DATABASE_URL": settings.services.database_url,
-            "CYL_REDIS_URL": settings.services.redis_url,
+            "CYL_DATABASE_URL": fuzz_database,
+            "CYL_REDIS_URL": redis_url,
             "CYL_MQTT_URL": settings.services.mqtt_url,
             "CYL_PRIVACY__ID_HASH_KEY_FILE": settings.privacy.id_hash_key_file,
             "CYL_AUTH__SECURE_COOKIES": "false",
