@@ -152,6 +152,16 @@ async def database(settings: Any, test_db_name: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
+async def fresh_databases(settings: Any) -> AsyncIterator[Any]:
+    """Migrated databases of a test's own, copies of a session template (tests/fresh_db.py)."""
+    from tests.fresh_db import FreshDatabases
+
+    factory = FreshDatabases(settings)
+    yield factory
+    await factory.close()
+
+
+@pytest.fixture(scope="session")
 async def pool(settings: Any, database: str) -> AsyncIterator[asyncpg.Pool]:
     from server.db.pool import create_pool
 

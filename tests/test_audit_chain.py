@@ -16,13 +16,11 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
 from server.db.audit_chain import verify_chain
-from server.db.migrate import migrate
 from server.db.pool import init_connection
 from server.kernel.audit import audit
 from server.kernel.principal import Principal
@@ -33,10 +31,9 @@ ADMIN = Principal(user_id=1, username="t_admin", role="admin")
 
 
 @pytest.fixture
-async def private_db(settings: Any) -> AsyncIterator[str]:
+async def private_db(fresh_databases: Any) -> AsyncIterator[str]:
     name = f"cylwatch_test_audit_{secrets.token_hex(3)}"
-    dsn = urlsplit(ADMIN_DSN)._replace(path=f"/{name}").geturl()
-    await migrate(settings, dsn)
+    dsn = await fresh_databases.create(name)
     yield dsn
     conn = await asyncpg.connect(ADMIN_DSN)
     try:

@@ -35,14 +35,14 @@ NEW_PASSWORD = "a-long-new-password-7"
 
 
 @pytest.fixture
-async def scratch(settings: Any) -> AsyncIterator[tuple[str, asyncpg.Connection]]:
+async def scratch(
+    settings: Any, fresh_databases: Any
+) -> AsyncIterator[tuple[str, asyncpg.Connection]]:
     """A fresh migrated database of its own (no users, not a demo)."""
-    from server.db.migrate import migrate
     from server.db.pool import connect
 
     name = f"cylwatch_test_defaults_{secrets.token_hex(4)}"
-    dsn = urlsplit(ADMIN_DSN)._replace(path=f"/{name}").geturl()
-    await migrate(settings, dsn)
+    dsn = await fresh_databases.create(name)
     conn = await connect(settings, dsn)  # with the server's JSON codecs
     try:
         yield dsn, conn

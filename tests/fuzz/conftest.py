@@ -75,14 +75,14 @@ and login limits and sessions the fuzzer leaves must not reach the other tests."
 
 
 @pytest.fixture(scope="session")
-async def fuzz_database(settings: Any, test_db_name: str) -> AsyncIterator[str]:
+async def fuzz_database(
+    settings: Any, test_db_name: str, fresh_databases: Any
+) -> AsyncIterator[str]:
     """A migrated database holding `world`'s city, for the fuzzed server alone."""
-    from server.db.migrate import migrate
     from server.db.pool import create_pool
 
     name = f"{test_db_name}_fuzz"
-    dsn = urlsplit(settings.services.database_url)._replace(path=f"/{name}").geturl()
-    await migrate(settings, dsn)
+    dsn = await fresh_databases.create(name)
     pool = await create_pool(settings, dsn=dsn, min_size=1, max_size=2)
     try:
         await build_world(pool, settings)

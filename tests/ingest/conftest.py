@@ -214,10 +214,9 @@ async def _drop_database(name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-async def env() -> AsyncIterator[Env]:
+async def env(fresh_databases: Any) -> AsyncIterator[Env]:
     """A migrated scratch database with the world seeded, a private broker (the machine's
     one carries other engineers' traffic), and settings pointing at both."""
-    from server.db.migrate import migrate
     from server.db.pool import create_pool
     from server.kernel.settings import load_settings
 
@@ -242,7 +241,7 @@ async def env() -> AsyncIterator[Env]:
         }
     )
     settings = load_settings(environ=environ)
-    await migrate(settings, dsn)
+    await fresh_databases.create(name)
     pool = await create_pool(settings, dsn=dsn)
     try:
         async with pool.acquire() as conn, conn.transaction():
