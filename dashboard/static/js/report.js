@@ -14,14 +14,15 @@ import { byId, clear, el } from "./lib/dom.js";
 import { lang, t, tOr } from "./lib/i18n.js";
 import { createChart } from "./lib/chart.js";
 import { columnLabel, drawReportChart, formatValue, needsDistricts } from "./lib/report-chart.js";
-import { pager, table } from "./lib/table.js";
-import { complianceBadge, emptyState, errorState, loading, statusLabel } from "./lib/ui.js";
+import { NUMERIC, drillDialog } from "./lib/report-drill.js";
+import { addDays, quickPeriod } from "./lib/report-period.js";
+import { pager } from "./lib/table.js";
+import { emptyState, errorState, loading } from "./lib/ui.js";
 
 const NAME = String(config.report);
 const API_PATH = "/api/v1/reports/" + encodeURIComponent(NAME);
 const FILTER_NAMES = ["from", "to", "group", "district", "company", "station"];
 /** Column types right-aligned as numbers. */
-const NUMERIC = new Set(["count", "number", "kg", "rate"]);
 /** A4 landscape less its margins at 96 dpi (277 mm): the chart's width when printed. */
 const PRINT_CHART_PX = 1040;
 const PAGE_SIZE = Number(config.page_size) || 50;
@@ -31,7 +32,6 @@ const form = /** @type {HTMLFormElement} */ (byId("report-form"));
 const stateBox = byId("report-state");
 const results = byId("results");
 const pagerBox = byId("pager");
-const dialog = /** @type {HTMLDialogElement} */ (byId("drill-dialog"));
 
 /** @type {any} the catalogue entry */
 let entry = null;
@@ -96,35 +96,6 @@ function toUrl(push) {
   if (url === location.pathname + location.search) return;
   if (push) history.pushState(null, "", url);
   else history.replaceState(null, "", url);
-}
-
-/** @param {string} iso @param {number} days */
-function addDays(iso, days) {
-  const d = new Date(iso + "T00:00:00Z");
-  d.setUTCDate(d.getUTCDate() + days);
-  return d.toISOString().slice(0, 10);
-}
-
-/** @param {number} y @param {number} m 1-based @param {number} d */
-function isoDay(y, m, d) {
-  return new Date(Date.UTC(y, m - 1, d)).toISOString().slice(0, 10);
-}
-
-/**
- * A quick pick's period on the city's calendar (page config `today`).
- * @param {string} pick
- * @returns {[string, string]}
- */
-function quickPeriod(pick) {
-  const today = String(config.today || new Date().toISOString().slice(0, 10));
-  const [y, m] = today.split("-").map(Number);
-  if (pick === "last_month") {
-    const first = isoDay(y, m - 1, 1);
-    return [first, addDays(isoDay(y, m, 1), -1)];
-  }
-  if (pick === "this_quarter") return [isoDay(y, Math.floor((m - 1) / 3) * 3 + 1, 1), today];
-  if (pick === "this_year") return [isoDay(y, 1, 1), today];
-  return [isoDay(y, m, 1), today];
 }
 
 /** Show the stations of the chosen company only. */
@@ -268,6 +239,9 @@ function drillQuery(keys, measure, more) {
   for (const [k, v] of Object.entries(more)) if (v !== undefined && v !== null && v !== "") params.append(k, String(v));
   return "?" + params.toString();
 }
+
+/** Opens the drill-down dialog on a count (lib/report-drill.js). */
+const openDrill = drillDialog({ apiPath: API_PATH, pageSize: DRILL_PAGE_SIZE, label, query: drillQuery });
 
 /** @param {any} a @param {any} b @param {string} type */
 function compare(a, b, type) {
@@ -455,66 +429,6 @@ async function load(push) {
   }
 }
 
-// ---------------------------------------------------------------- drill-down
-
-/** @type {{col: any, keys: Record<string, string>, page: number} | null} */
-let drill = null;
-
-/**
- * @param {any} c the clicked column
- * @param {Record<string, string>} keys
- * @param {any} row
- */
-function openDrill(c, keys, row) {
-  drill = { col: c, keys, page: 1 };
-  const what = Object.keys(keys).length ? Object.values(keys).map((v) => v || "—").join(" · ") : t("reports.totals");
-  byId("drill-title").textContent = label(c) + " · " + what;
-  byId("drill-sub").textContent = t("reports.drill_count", { n: formatValue(c.type, row[c.key], lang) });
-  byId("drill-csv").setAttribute("href", API_PATH + "/drill" + drillQuery(keys, c.key, { format: "csv" }));
-  byId("drill-xlsx").setAttribute("href", API_PATH + "/drill" + drillQuery(keys, c.key, { format: "xlsx" }));
-  if (!dialog.open) dialog.showModal();
-  loadDrill(1);
-}
-
-/** @param {any} c @param {any} r @param {string} target what the rows are */
-function drillCell(c, r, target) {
-  const v = r[c.key];
-  if (target === "cylinders" && c.key === "id" && v) return el("a", { href: "/cylinders/" + encodeURIComponent(String(v)), text: String(v) });
-  if (c.key === "compliance") return complianceBadge(v);
-  if (c.key === "status" && v) return statusLabel(String(v));
-  return formatValue(c.type, v, lang);
-}
-
-/** @param {number} page */
-async function loadDrill(page) {
-  if (!drill) return;
-  drill.page = page;
-  const box = byId("drill-results");
-  const pagerNode = byId("drill-pager");
-  loading(box);
-  clear(pagerNode);
-  const current = drill;
-  try {
-    const env = await api(API_PATH + "/drill" + drillQuery(current.keys, current.col.key, { page, page_size: DRILL_PAGE_SIZE }));
-    if (drill !== current) return;
-    const items = env.items || [];
-    if (!items.length) {
-      emptyState(box, "reports.empty", null);
-      return;
-    }
-    const cols = (env.columns || []).map((/** @type {any} */ c) => ({
-      label: label(c),
-      render: (/** @type {any} */ r) => drillCell(c, r, env.target),
-      cls: NUMERIC.has(c.type) ? "num" : c.type === "code" ? "mono" : undefined,
-      sort: (/** @type {any} */ r) => (NUMERIC.has(c.type) ? Number(r[c.key]) : r[c.key]),
-    }));
-    clear(box).appendChild(table(cols, items));
-    pager(pagerNode, env, loadDrill);
-  } catch (err) {
-    if (drill === current) errorState(box, /** @type {Error} */ (err));
-  }
-}
-
 // ---------------------------------------------------------------- a report not yet framed
 
 function legacy() {
@@ -551,7 +465,7 @@ form.addEventListener("reset", () => setTimeout(() => {
   else { toUrl(true); updateLinks(); }
 }, 0));
 form.querySelectorAll("[data-quick]").forEach((b) => b.addEventListener("click", () => {
-  const [from, to] = quickPeriod(/** @type {HTMLElement} */ (b).dataset.quick || "");
+  const [from, to] = quickPeriod(/** @type {HTMLElement} */ (b).dataset.quick || "", String(config.today || new Date().toISOString().slice(0, 10)));
   /** @type {HTMLInputElement} */ (form.elements.namedItem("from")).value = from;
   /** @type {HTMLInputElement} */ (form.elements.namedItem("to")).value = to;
   view.page = 1;
@@ -563,8 +477,6 @@ window.addEventListener("popstate", () => {
   if (entry && entry.columns) load(false);
   else updateLinks();
 });
-byId("drill-close").addEventListener("click", () => dialog.close());
-dialog.addEventListener("close", () => { drill = null; });
 byId("print-report").addEventListener("click", () => window.print());
 // printed: every row, the chart at the paper's width
 window.addEventListener("beforeprint", () => {
