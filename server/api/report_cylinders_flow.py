@@ -21,6 +21,14 @@ circulation rollup (migration 0227, ``server.db.rollup_abnormal``) for the days 
 watermark and from the fills and events of the days after it, so a year answers without
 reading a year of them; the role scope is the cylinders' (the owner's report). Counts drill
 down to the cylinders; the previous period's totals stand beside the flows.
+
+Recovery-rate's fleet is counted over the cylinder census (``server.db.census``, migration
+0226, with the registration instant since 0230: as of the last rollup refresh, said in the
+answer's ``as_of``), and "filled in the period" comes from the fill-day rollup (migration
+0230, ``server.db.rollup_fill_days``: per cylinder and year, the days it was filled) before
+its watermark and from the raw fills after it, so a year reads one row per cylinder instead
+of a year of fills. ``unreturned`` is today's position, read live through the closed
+accounts. The drill-downs read ``cylinders`` and the fills (exact, as of now).
 """
 
 from __future__ import annotations
@@ -38,7 +46,8 @@ from server.api.report_cylinders_common import (
     sums,
 )
 from server.api.report_frame import Chart, Column, DrillQuery, Report, ReportContext, Result
-from server.db import rollup_abnormal
+from server.db import rollup_abnormal, rollup_fill_days
+from server.db.census import census
 from server.kernel.errors import bad_query
 from server.kernel.scope import Sql
 
@@ -168,8 +177,7 @@ def _fleet(ctx: ReportContext, q: Sql, first: dt.date, end: dt.datetime) -> list
     not come when it began (one scrapped during it was in circulation part of it), not
     ``not_activated``."""
     where = cylinder_where(ctx, q)
-    where.append(f"c.registered_at < {q.add(end)} AND c.scrap_date > {q.add(first)}")
-    where.append("c.status <> 'not_activated'")
+    where.append(_in_fleet(q, first, end))
     return where
 
 
@@ -181,38 +189,81 @@ def _filled(q: Sql, start: dt.datetime, end: dt.datetime) -> str:
 
 def _unreturned(ctx: ReportContext, q: Sql) -> str:
     """At a customer's whose account is closed, delivered more than ``[reports]
-    unreturned_days`` ago (the delivery: the scan that last set the cylinder's place)."""
+    unreturned_days`` ago (the delivery: the scan that last set the cylinder's place). The
+    closed accounts are few: their cylinders are found through them, not the other way."""
     days = q.add(ctx.settings.reports.unreturned_days)
     return f"""(c.location_kind = 'customer' AND c.state_at < now() - make_interval(days => {days})
-                AND EXISTS (SELECT 1 FROM customers cu WHERE cu.id = c.location_customer_id
-                             AND cu.closed_on IS NOT NULL))"""
+                AND c.location_customer_id IN (SELECT cu.id FROM customers cu
+                                                WHERE cu.closed_on IS NOT NULL))"""
+
+
+def _in_fleet(q: Sql, first: dt.date, end: dt.datetime) -> str:
+    """In circulation in a period (as :func:`_fleet`, without the scope)."""
+    return (
+        f"(c.registered_at < {q.add(end)} AND c.scrap_date > {q.add(first)}"
+        " AND c.status <> 'not_activated')"
+    )
 
 
 async def _recovery_counts(
-    ctx: ReportContext, first: dt.date, start: dt.datetime, end: dt.datetime
-) -> list[dict[str, Any]]:
-    q = Sql()
-    where = _fleet(ctx, q, first, end)
-    unreturned = _unreturned(ctx, q)
-    # the period's filled cylinders once, hashed, rather than a probe of every partition of
-    # the period per cylinder twice (the drill-downs keep _filled: a page of cylinders)
+    ctx: ReportContext, relation: str, upto: dt.date | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per owner company, the fleet in *relation* (the census or ``cylinders``) of the
+    period and of the previous one, and those of each filled in it — in one pass."""
+    f, q = ctx.f, Sql()
+    where = cylinder_where(ctx, q)
+    now, before = _in_fleet(q, f.first, f.end), _in_fleet(q, f.prev_first, f.prev_end)
+    # filled in either period: the fill-day rollup before its watermark, the raw fills after
+    # (server.db.rollup_fill_days; migration 0230) rather than the DISTINCT of a period of
+    # fills; the drill-downs keep _filled: a page of cylinders
+    fl = rollup_fill_days.filled(
+        q, ctx.settings, ((f.first, f.last), (f.prev_first, f.prev_last)), upto
+    )
+    filled_now, filled_before = fl.per_period
     rows = await ctx.pool.fetch(
-        f"""SELECT o.code AS company_code, o.name AS company_name, count(*) AS cylinders,
-                   count(fl.cylinder_id) AS filled,
-                   count(*) FILTER (WHERE fl.cylinder_id IS NULL) AS never_filled,
-                   count(*) FILTER (WHERE {unreturned}) AS unreturned
-              FROM cylinders c JOIN companies o ON o.id = c.owner_company_id
-              LEFT JOIN (SELECT DISTINCT f.cylinder_id FROM fills f
-                          WHERE f.ts >= {q.add(start)} AND f.ts < {q.add(end)}
-                            AND f.result = 'completed') fl ON fl.cylinder_id = c.id
-             WHERE {" AND ".join(where)}
-             GROUP BY o.code, o.name ORDER BY o.code""",
+        f"""SELECT o.code AS company_code, o.name AS company_name, g.*
+              FROM (SELECT c.owner_company_id,
+                           count(*) FILTER (WHERE {now}) AS cylinders,
+                           count(*) FILTER (WHERE {now} AND {filled_now}) AS filled,
+                           count(*) FILTER (WHERE {before}) AS prev_cylinders,
+                           count(*) FILTER (WHERE {before} AND {filled_before}) AS prev_filled
+                      FROM {relation} c
+                      {fl.joins}
+                     WHERE {" AND ".join(where)} AND ({now} OR {before})
+                     GROUP BY c.owner_company_id) g
+              JOIN companies o ON o.id = g.owner_company_id
+             ORDER BY o.code""",
         *q.params,
     )
-    out = [dict(r) for r in rows]
-    for r in out:
-        r["rate"] = share(r["filled"], r["cylinders"])
-    return out
+    current: list[dict[str, Any]] = []
+    previous: list[dict[str, Any]] = []
+    for r in rows:
+        for out, pre in ((current, ""), (previous, "prev_")):
+            if r[f"{pre}cylinders"]:
+                n, done = r[f"{pre}cylinders"], r[f"{pre}filled"]
+                out.append(
+                    {"company_code": r["company_code"], "company_name": r["company_name"]}
+                    | {"cylinders": n, "filled": done, "never_filled": n - done}
+                    | {"rate": share(done, n)}
+                )
+    return current, previous
+
+
+async def _unreturned_counts(ctx: ReportContext) -> dict[tuple[str, str], int]:
+    """Per owner company (code, name), the fleet of the period not returned from closed
+    accounts — today's positions, read live from ``cylinders`` (the census holds no
+    ``state_at``) through the closed accounts."""
+    f, q = ctx.f, Sql()
+    where = _fleet(ctx, q, f.first, f.end)
+    where.append(_unreturned(ctx, q))
+    rows = await ctx.pool.fetch(
+        f"""SELECT o.code, o.name, count(*) AS n
+              FROM cylinders c JOIN companies o ON o.id = c.owner_company_id
+             WHERE {" AND ".join(where)}
+             GROUP BY o.code, o.name""",
+        *q.params,
+    )
+    return {(r["code"], r["name"]): r["n"] for r in rows}
 
 
 def _with_rate(totals: dict[str, Any]) -> dict[str, Any]:
@@ -221,13 +272,24 @@ def _with_rate(totals: dict[str, Any]) -> dict[str, Any]:
 
 
 async def recovery_rate(ctx: ReportContext) -> Result:
-    f = ctx.f
-    rows = await _recovery_counts(ctx, f.first, f.start, f.end)
-    previous = await _recovery_counts(ctx, f.prev_first, f.prev_start, f.prev_end)
+    src = await census(ctx.pool)
+    upto = await rollup_fill_days.usable_upto(ctx.pool, ctx.settings)
+    rows, previous = await _recovery_counts(ctx, src.relation, upto)
+    unreturned = await _unreturned_counts(ctx)
+    for r in rows:
+        r["unreturned"] = unreturned.pop((r["company_code"], r["company_name"]), 0)
+    # a company none of whose cylinders the census holds yet (registered since its snapshot)
+    for (code, name), n in unreturned.items():
+        rows.append(
+            {"company_code": code, "company_name": name, **dict.fromkeys(_RECOVERY_COUNTS, 0)}
+            | {"rate": share(0, 0), "unreturned": n}
+        )
+    rows.sort(key=lambda r: str(r["company_code"]))
     return Result(
         rows,
         _with_rate(sums(rows, (*_RECOVERY_COUNTS, "unreturned"))),
         _with_rate(sums(previous, _RECOVERY_COUNTS)),
+        extra={"as_of": src.as_of},
     )
 
 

@@ -12,7 +12,8 @@ refreshes and the others find the lock taken and wait for the next turn (the loc
 PostgreSQL, not in memory, so it holds across processes and hosts). A zone setting other
 than the rollups' rebuilds them in the same call. The abnormal circulation rollup (migration
 0227, ``server.db.rollup_abnormal``) is refreshed right after, the same way, with its own
-watermark. The deliveries rollup of ``sales`` and ``real-name-progress`` (migration 0229,
+watermark, and so is the fill-day rollup (migration 0230, ``server.db.rollup_fill_days``).
+The deliveries rollup of ``sales`` and ``real-name-progress`` (migration 0229,
 ``server.db.rollup_deliveries``) comes last, the same way.
 
 On the TimescaleDB path the fills rollup is a real-time continuous aggregate refreshed by
@@ -36,6 +37,7 @@ from aiohttp import web
 
 from server.db.rollup_abnormal import refresh_abnormal
 from server.db.rollup_deliveries import refresh_deliveries
+from server.db.rollup_fill_days import refresh_fill_days
 from server.db.rollups import RECENT_DAYS, closed_until, watermark
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.settings import Settings
@@ -93,6 +95,17 @@ async def refresh(
         # the abnormal circulation rollup keeps its own watermark (migration 0227): refreshed
         # right after, under the same lock, in its own transaction
         done = await refresh_abnormal(
+            db,
+            settings,
+            upto=upto,
+            split=upto - dt.timedelta(days=RECENT_DAYS),
+            wait=wait,
+            full=full,
+            bound_s=REFRESH_TIMEOUT_S,
+        )
+    if done:
+        # the fill-day rollup of recovery-rate likewise (migration 0230)
+        done = await refresh_fill_days(
             db,
             settings,
             upto=upto,

@@ -249,7 +249,7 @@ async def test_abnormal_scope(client: Any, pool: Any, world: World, settings: An
     assert status == 403
 
 
-async def test_recovery_rate(client: Any, pool: Any, world: World) -> None:
+async def test_recovery_rate(client: Any, pool: Any, world: World, settings: Any) -> None:
     code, cid = await _company(pool)
     closed = await pool.fetchval(
         """INSERT INTO customers (company_id, account_no, name, district_code, opened_on, closed_on)
@@ -276,6 +276,8 @@ async def test_recovery_rate(client: Any, pool: Any, world: World) -> None:
         )
         for days_ago, result in fills:
             await _fill(pool, world, cyl, tag, days_ago, result)
+    # the fleet is counted over the cylinder census (as of the last refresh: `as_of`)
+    await refreshed(pool, settings)
     query = f"company={code}&{_period(world)}"
     status, body = await call(client, "GET", f"/api/v1/reports/recovery-rate?{query}")
     assert status == 200, body

@@ -1,0 +1,145 @@
+"""The fill-day rollup (migration 0230; docs/ARCHITECTURE.md §9 "Reports"; DESIGN §10): per
+cylinder and city year, the days it had a completed fill, as a ``bit(366)`` — what
+``recovery-rate`` (``server.api.report_cylinders_flow``) asks of the fills ("filled at least
+once in the period"), so that a year reads one row per cylinder instead of a year of fills.
+
+Read as the other rollups (``server.db.rollups.source``): the rows for the days before the
+rollup's own watermark, each year's row tested against a mask of the period's days in that
+year, and the raw completed fills from the watermark on. The rows are in the city zone they
+were made in: a reader in another zone (the setting changed) reads the raw fills until the
+next refresh rebuilds them. A closed day's fill stored late counts from the refresh that
+rebuilds its day (the recent days at every round, older ones the next day or with
+``cylwatch reports refresh``), as for every rollup.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import asyncpg
+
+from server.domain.localtime import city_zone
+from server.kernel.scope import Sql
+from server.kernel.settings import Settings
+
+__all__ = ["VIEWS", "YEAR_BITS", "Filled", "filled", "mask", "refresh_fill_days", "usable_upto"]
+
+YEAR_BITS: Final = 366
+"""The bits of a year's row: one per day of the longest (leap) year; a common year leaves
+the last one unset."""
+
+VIEWS: Final = ("rollup_fill_days_hist_mv", "rollup_fill_days_recent_mv")
+"""The history (up to the split) and the recent days: a cylinder's year has at most one row
+in each, a row in both when it was filled on both sides of the split."""
+
+
+async def refresh_fill_days(
+    db: asyncpg.Pool | asyncpg.Connection,
+    settings: Settings,
+    *,
+    upto: dt.date,
+    split: dt.date,
+    wait: bool,
+    full: bool,
+    bound_s: float,
+) -> bool:
+    """One call of ``cyl_fill_days_refresh`` (``server.db.rollup_refresh`` runs it after the
+    other rollups' refresh, under the same lock); False when another process holds the lock
+    and *wait* is false; *bound_s* bounds the call (the history reads every fill stored)."""
+    done = await db.fetchval(
+        "SELECT cyl_fill_days_refresh($1, $2, $3, $4, $5)",
+        upto,
+        settings.alerts.timezone,
+        wait,
+        split,
+        full,
+        timeout=bound_s,
+    )
+    return bool(done)
+
+
+async def usable_upto(db: asyncpg.Pool | asyncpg.Connection, settings: Settings) -> dt.date | None:
+    """The rollup's watermark for a reader in the city zone of *settings*: None when it was
+    never refreshed or was made in another zone."""
+    row = await db.fetchrow("SELECT tz, upto FROM rollup_fill_days_state WHERE name = 'fill_days'")
+    if row is None or row["tz"] != settings.alerts.timezone:
+        return None
+    upto: dt.date | None = row["upto"]
+    return upto
+
+
+def mask(first: dt.date, last: dt.date) -> str:
+    """The bits of the days [*first*, *last*] (one city year) in that year's row, as text."""
+    jan1 = dt.date(first.year, 1, 1)
+    a, b = (first - jan1).days, (last - jan1).days
+    return "0" * a + "1" * (b - a + 1) + "0" * (YEAR_BITS - 1 - b)
+
+
+@dataclass(frozen=True)
+class Filled:
+    """What :func:`filled` adds to a query over cylinders: LEFT JOINs (each at most one row
+    per cylinder) and, per period asked, a boolean SQL expression "had a completed fill on a
+    city day of the period"."""
+
+    joins: str
+    per_period: tuple[str, ...]
+
+
+def filled(
+    q: Sql,
+    settings: Settings,
+    periods: Sequence[tuple[dt.date, dt.date]],
+    upto: dt.date | None,
+    alias: str = "c",
+) -> Filled:
+    """Whether each cylinder *alias* was filled in each of *periods* (city days [first,
+    last]): its rows of the rollup for the days before *upto* — one join per view and year
+    touched, keeping only the rows with a bit of some period set, so a cylinder meets each
+    join once and nothing needs a DISTINCT — and the raw completed fills of the days from
+    *upto* on (few: today and the days not closed yet). Several periods (a report's and the
+    previous one) are answered by the same joins, in one pass over the cylinders."""
+    masks: dict[int, list[tuple[int, str]]] = {}  # year -> (period index, mask)
+    live: list[tuple[int, dt.date, dt.date]] = []
+    for i, (first, last) in enumerate(periods):
+        live_first = first
+        if upto is not None and first < upto:
+            rolled_last = min(last, upto - dt.timedelta(days=1))
+            for year in range(first.year, rolled_last.year + 1):
+                a = max(first, dt.date(year, 1, 1))
+                b = min(rolled_last, dt.date(year, 12, 31))
+                bits = f"{q.add(mask(a, b))}::text::bit({YEAR_BITS})"
+                masks.setdefault(year, []).append((i, bits))
+            live_first = rolled_last + dt.timedelta(days=1)
+        if live_first <= last:
+            live.append((i, live_first, last))
+    joins: list[str] = []
+    tests: list[list[str]] = [[] for _ in periods]
+    zero = f"{q.add('0' * YEAR_BITS)}::text::bit({YEAR_BITS})" if masks else ""
+    for year, year_masks in masks.items():
+        for view in VIEWS:
+            j = f"fd{len(joins)}"
+            # the rows with a bit of some period set; the periods' tests on them
+            hit = {i: f"r.days & {bits} <> {zero}" for i, bits in year_masks}
+            flags = ", ".join(f"{test} AS p{i}" for i, test in hit.items())
+            joins.append(
+                f"LEFT JOIN (SELECT r.cylinder_id, {flags} FROM {view} r"
+                f" WHERE r.year = {q.add(year)} AND ({' OR '.join(hit.values())})) {j}"
+                f" ON {j}.cylinder_id = {alias}.id"
+            )
+            for i in hit:
+                tests[i].append(f"coalesce({j}.p{i}, false)")
+    zone = city_zone(settings.alerts)
+    for i, first, last in live:
+        j = f"fd{len(joins)}"
+        t0 = dt.datetime.combine(first, dt.time(), zone)
+        t1 = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), zone)
+        joins.append(
+            f"LEFT JOIN (SELECT DISTINCT f.cylinder_id FROM fills f"
+            f" WHERE f.ts >= {q.add(t0)}::timestamptz AND f.ts < {q.add(t1)}::timestamptz"
+            f" AND f.result = 'completed') {j} ON {j}.cylinder_id = {alias}.id"
+        )
+        tests[i].append(f"{j}.cylinder_id IS NOT NULL")
+    return Filled("\n".join(joins), tuple(f"({' OR '.join(t)})" if t else "false" for t in tests))
