@@ -41,10 +41,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import math
 import random
-from collections import Counter, deque
-from collections.abc import Mapping
+from collections import deque
 from dataclasses import dataclass, field
 
 import msgspec
@@ -52,7 +50,8 @@ import msgspec
 from server.domain.statuses import POST_CHECK_ITEMS, PRE_CHECK_ITEMS
 
 from .circulation import Circulation
-from .config import KINDS, SimConfig
+from .config import KINDS, Rules, SimConfig
+from .fleet import Fleet
 from .payloads import (
     BAD_KINDS,
     Outgoing,
@@ -60,13 +59,12 @@ from .payloads import (
     bad_msg,
     fill_msg,
     new_msg_id,
-    position_msg,
     scan_msg,
     status_msg,
     telemetry_msg,
 )
-from .routes import Route, Stop
-from .world import City, Customer, Cylinder, Device, Site
+from .stats import SimStats, percentile
+from .world import City, Cylinder, Device, Site
 
 __all__ = ["ILLEGAL_KINDS", "CitySim", "Rules", "SimStats", "percentile"]
 
@@ -78,74 +76,6 @@ UNKNOWN_PREFIX = "SIM-UNKNOWN-"
 
 VALVE_OPEN_SHARE = 0.3
 """Share of valve readings with the valve open (cylinder in use at a customer)."""
-SPEED_SPREAD = 0.3
-"""Vehicle speeds vary ± this share around ``--vehicle-speed-kmh``."""
-
-
-@dataclass(frozen=True, slots=True)
-class Rules:
-    """The regulatory numbers the simulator needs, taken from the platform settings."""
-
-    max_fill_kg: Mapping[str, float]
-    """Per model spec (GB 5842)."""
-    underfill_tolerance_kg: float
-    overfill_tolerance_kg: float
-    leak_ppm_threshold: float
-    cloned_tag_km: float
-    cloned_tag_window_s: int
-    """``[circulation]``: how far apart two reads of a cloned tag are, and within what time."""
-
-    @classmethod
-    def from_settings(cls, settings: object) -> Rules:
-        """From :class:`server.kernel.settings.Settings` (typed loosely: only these fields are read)."""
-        filling = getattr(settings, "filling")  # noqa: B009 - duck-typed on purpose
-        alerts = getattr(settings, "alerts")  # noqa: B009
-        models = getattr(settings, "models")  # noqa: B009
-        circulation = getattr(settings, "circulation")  # noqa: B009
-        return cls(
-            max_fill_kg={spec: m.max_fill_kg for spec, m in models.items()},
-            underfill_tolerance_kg=float(filling.underfill_tolerance_kg),
-            overfill_tolerance_kg=float(filling.overfill_tolerance_kg),
-            leak_ppm_threshold=float(alerts.leak_ppm_threshold),
-            cloned_tag_km=float(circulation.cloned_tag_km),
-            cloned_tag_window_s=int(circulation.cloned_tag_window_s),
-        )
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile *q* in [0, 1]; ``None`` for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))
-    return ordered[rank]
-
-
-@dataclass(slots=True)
-class SimStats:
-    """What the simulator sent and what came back."""
-
-    sent: Counter[str] = field(default_factory=Counter)
-    """Per contract kind (auth, fill, telemetry, scan, position, status)."""
-    labels: Counter[str] = field(default_factory=Counter)
-    """Per origin: dup, replay, bad:<kind>, illegal:<kind>, overfill, underfill, ..."""
-    scans: Counter[str] = field(default_factory=Counter)
-    """Per scan action."""
-    decisions: Counter[str] = field(default_factory=Counter)
-    reasons: Counter[str] = field(default_factory=Counter)
-    latencies_ms: list[float] = field(default_factory=list)
-    auth_lost: int = 0
-    unexpected: int = 0
-    """Replies that disagree with the expected decision."""
-    unexpected_examples: list[str] = field(default_factory=list)
-    unmatched_replies: int = 0
-    buffered: int = 0
-    offline_events: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def total(self) -> int:
-        return sum(self.sent.values())
 
 
 @dataclass(slots=True)
@@ -166,20 +96,6 @@ class _Offline:
     kind: str
     device_id: str
     buffer: list[Outgoing] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class _Vehicle:
-    device: Device
-    handheld: Device | None
-    home: Site
-    route: Route
-    trip: str
-    """``delivery`` or ``transfer``."""
-    customers: list[Customer]
-    cargo: list[str]
-    empties: list[str]
-    checked_ms: int
 
 
 class CitySim:
@@ -203,12 +119,7 @@ class CitySim:
         self._offline: dict[str, _Offline] = {}
         self._valves = [c for c in city.legal if c.smart_valve] or list(city.legal)
         self._stations = {s.code: s for s in city.stations}
-        self._vehicles: list[_Vehicle] = []
-        self._next_vehicle = 0
         self._unknown_seq = itertools.count(1)
-        self._hh_by_company: dict[int | None, list[Device]] = {}
-        for h in city.handhelds:
-            self._hh_by_company.setdefault(h.company_id, []).append(h)
         self.circ = Circulation(
             city,
             self.rng,
@@ -218,7 +129,18 @@ class CitySim:
             msg_id=self._msg_id,
             scans=self.stats.scans,
         )
-        self._setup_vehicles(start_ms)
+        self.fleet = Fleet(
+            city,
+            cfg,
+            self.rng,
+            self.circ,
+            self.stats,
+            self._stations,
+            scan=self._scan,
+            ready=self._ready,
+            msg_id=self._msg_id,
+            start_ms=start_ms,
+        )
 
     # ------------------------------------------------------------------ public
 
@@ -242,7 +164,7 @@ class CitySim:
         """Up to *n* messages due at *now_ms* (fewer only if the city has nothing to say)."""
         self._expire_auths(now_ms)
         self._back_online(now_ms)
-        self._advance_vehicles(now_ms)
+        self.fleet.advance(now_ms)
         while self._delayed and self._delayed[0][0] <= now_ms:
             self._ready.append(heapq.heappop(self._delayed)[2])
         out: list[Outgoing] = []
@@ -386,7 +308,7 @@ class CitySim:
         if kind == "telemetry":
             return self._telemetry(now_ms)
         if kind == "position":
-            return self._position(now_ms)
+            return self.fleet.position(now_ms) or self._telemetry(now_ms)
         return self._walk_in_scan(now_ms)
 
     # ------------------------------------------------------------------ guns
@@ -537,119 +459,6 @@ class CitySim:
             customer=customer,
             lat=lat,
             lon=lon,
-        )
-
-    # ------------------------------------------------------------------ vehicles
-
-    def _setup_vehicles(self, start_ms: int) -> None:
-        for v in self.city.vehicles:
-            home = self._stations.get(v.site_code or "")
-            if home is None:
-                home = next((s for s in self.city.stations if s.company_id == v.company_id), None)
-            if home is None:
-                self.stats.skipped["vehicle_without_station"] += 1
-                continue
-            hhs = self._hh_by_company.get(v.company_id) or []  # never another company's
-            handheld = hhs[len(self._vehicles) % len(hhs)] if hhs else None
-            veh = self._new_trip(v, handheld, home, start_ms)
-            # start somewhere along the trip, so a short run sees arrivals
-            offset = int(self.rng.uniform(0, max(1, veh.route.end_ms - start_ms)))
-            veh.route = Route(
-                veh.route.stops, start_ms - offset, veh.route.speed_kmh, veh.route.dwell_s
-            )
-            veh.checked_ms = start_ms
-            self._vehicles.append(veh)
-
-    def _new_trip(self, v: Device, hh: Device | None, home: Site, now_ms: int) -> _Vehicle:
-        speed = self.cfg.vehicle_speed_kmh * self.rng.uniform(1 - SPEED_SPREAD, 1 + SPEED_SPREAD)
-        stores = self.city.stores_of(home.company_id)
-        home_stop = Stop(home.lat, home.lon, "station", home.code)
-        customers: list[Customer] = []
-        if stores and self.rng.random() < self.cfg.transfer_share:
-            store = self.rng.choice(stores)
-            stops = [home_stop, Stop(store.lat, store.lon, "store", store.code), home_stop]
-            trip = "transfer"
-            n_cargo = self.cfg.stops_per_route * self.cfg.cargo_per_stop
-        else:
-            pool = self.city.customers_of(home.company_id) or self.city.customers
-            customers = self.rng.sample(pool, min(self.cfg.stops_per_route, len(pool)))
-            stops = [
-                home_stop,
-                *(Stop(c.lat, c.lon, "customer", c.account_no) for c in customers),
-                home_stop,
-            ]
-            trip = "delivery"
-            n_cargo = len(customers) * self.cfg.cargo_per_stop
-        if len(stops) < 2 or all(s == home_stop for s in stops):
-            stops = [home_stop, home_stop]
-        cargo = self.circ.load(home.company_id, n_cargo, now_ms)  # full ones only
-        route = Route(stops, now_ms, speed, self.cfg.dwell_s)
-        return _Vehicle(v, hh, home, route, trip, customers, cargo, [], now_ms)
-
-    def _advance_vehicles(self, now_ms: int) -> None:
-        """Scans for every stop a vehicle reached since the last call; new trips."""
-        for i, veh in enumerate(self._vehicles):
-            if now_ms <= veh.checked_ms:
-                continue
-            for idx in veh.route.stops_reached(veh.checked_ms, now_ms):
-                self._arrive(veh, idx, veh.route.arrive_ms[idx])
-            veh.checked_ms = now_ms
-            if now_ms >= veh.route.end_ms:
-                new = self._new_trip(veh.device, veh.handheld, veh.home, now_ms)
-                self._vehicles[i] = new
-                self._arrive(new, 0, now_ms)
-
-    def _arrive(self, veh: _Vehicle, idx: int, at_ms: int) -> None:
-        stop = veh.route.stops[idx]
-        last = idx == len(veh.route.stops) - 1
-        hh = veh.handheld
-        if hh is None:
-            self.stats.skipped["scan_without_handheld"] += 1
-            return
-        lat, lon = stop.lat, stop.lon
-        if idx == 0:
-            action = "transfer" if veh.trip == "transfer" else "dispatch"
-            site = veh.route.stops[1].ref if veh.trip == "transfer" else veh.home.code
-            for tag in veh.cargo:
-                self._ready.append(self._scan(hh, at_ms, tag, action, site=site, lat=lat, lon=lon))
-        elif last:
-            for tag in veh.empties:
-                self._ready.append(
-                    self._scan(hh, at_ms, tag, "return", site=veh.home.code, lat=lat, lon=lon)
-                )
-            veh.empties = []
-        elif stop.kind == "store":
-            for tag in veh.cargo:
-                self._ready.append(
-                    self._scan(hh, at_ms, tag, "receive", site=stop.ref, lat=lat, lon=lon)
-                )
-            veh.cargo = []
-        elif stop.kind == "customer":
-            drop = veh.cargo[: self.cfg.cargo_per_stop]
-            veh.cargo = veh.cargo[self.cfg.cargo_per_stop :]
-            for tag in drop:
-                self._ready.append(
-                    self._scan(hh, at_ms, tag, "deliver", customer=stop.ref, lat=lat, lon=lon)
-                )
-            empty = self.circ.empty_one(veh.home.company_id, at_ms, collect=True)
-            if empty is not None:
-                veh.empties.append(empty)
-
-    def _position(self, now_ms: int) -> Outgoing | None:
-        if not self._vehicles:
-            return self._telemetry(now_ms)
-        veh = self._vehicles[self._next_vehicle % len(self._vehicles)]
-        self._next_vehicle += 1
-        fix = veh.route.fix_at(now_ms)
-        return position_msg(
-            veh.device.device_id,
-            self._msg_id(),
-            now_ms,
-            fix.lat,
-            fix.lon,
-            speed_kmh=fix.speed_kmh,
-            heading=fix.heading,
-            cargo=veh.cargo + veh.empties,
         )
 
     # ------------------------------------------------------------------ faults

@@ -8,6 +8,7 @@ Each field is a ``cylwatch sim`` flag of the same name.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -103,3 +104,33 @@ class SimConfig:
     illegal_cap: int = 2_000
     customers_cap: int = 2_000
     """Per company: how many customers are read for deliveries."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The regulatory numbers the simulator needs, taken from the platform settings."""
+
+    max_fill_kg: Mapping[str, float]
+    """Per model spec (GB 5842)."""
+    underfill_tolerance_kg: float
+    overfill_tolerance_kg: float
+    leak_ppm_threshold: float
+    cloned_tag_km: float
+    cloned_tag_window_s: int
+    """``[circulation]``: how far apart two reads of a cloned tag are, and within what time."""
+
+    @classmethod
+    def from_settings(cls, settings: object) -> Rules:
+        """From :class:`server.kernel.settings.Settings` (typed loosely: only these fields are read)."""
+        filling = getattr(settings, "filling")  # noqa: B009 - duck-typed on purpose
+        alerts = getattr(settings, "alerts")  # noqa: B009
+        models = getattr(settings, "models")  # noqa: B009
+        circulation = getattr(settings, "circulation")  # noqa: B009
+        return cls(
+            max_fill_kg={spec: m.max_fill_kg for spec, m in models.items()},
+            underfill_tolerance_kg=float(filling.underfill_tolerance_kg),
+            overfill_tolerance_kg=float(filling.overfill_tolerance_kg),
+            leak_ppm_threshold=float(alerts.leak_ppm_threshold),
+            cloned_tag_km=float(circulation.cloned_tag_km),
+            cloned_tag_window_s=int(circulation.cloned_tag_window_s),
+        )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .behaviour import SimStats, percentile
+from .stats import SimStats, percentile
 
 __all__ = ["progress_line", "render_summary", "summary_rows"]
 

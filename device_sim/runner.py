@@ -30,10 +30,11 @@ import aiomqtt
 
 from server.kernel.clock import city_today
 
-from .behaviour import CitySim, Rules, SimStats
-from .config import SimConfig
+from .behaviour import CitySim
+from .config import Rules, SimConfig
 from .payloads import Outgoing, status_msg
 from .report import progress_line, render_summary
+from .stats import SimStats
 from .world import City, load_city
 
 __all__ = ["MAX_IN_FLIGHT", "REPLY_TOPIC", "SimResult", "load_city_from_db", "run_sim"]
