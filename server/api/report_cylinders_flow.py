@@ -206,7 +206,7 @@ def _in_fleet(q: Sql, first: dt.date, end: dt.datetime) -> str:
 
 
 async def _recovery_counts(
-    ctx: ReportContext, relation: str, upto: dt.date | None
+    ctx: ReportContext, relation: str, mark: rollup_fill_days.Mark | None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Per owner company, the fleet in *relation* (the census or ``cylinders``) of the
     period and of the previous one, and those of each filled in it — in one pass."""
@@ -217,7 +217,7 @@ async def _recovery_counts(
     # (server.db.rollup_fill_days; migration 0230) rather than the DISTINCT of a period of
     # fills; the drill-downs keep _filled: a page of cylinders
     fl = rollup_fill_days.filled(
-        q, ctx.settings, ((f.first, f.last), (f.prev_first, f.prev_last)), upto
+        q, ctx.settings, ((f.first, f.last), (f.prev_first, f.prev_last)), mark
     )
     filled_now, filled_before = fl.per_period
     rows = await ctx.pool.fetch(
@@ -273,8 +273,8 @@ def _with_rate(totals: dict[str, Any]) -> dict[str, Any]:
 
 async def recovery_rate(ctx: ReportContext) -> Result:
     src = await census(ctx.pool)
-    upto = await rollup_fill_days.usable_upto(ctx.pool, ctx.settings)
-    rows, previous = await _recovery_counts(ctx, src.relation, upto)
+    mark = await rollup_fill_days.usable_mark(ctx.pool, ctx.settings)
+    rows, previous = await _recovery_counts(ctx, src.relation, mark)
     unreturned = await _unreturned_counts(ctx)
     for r in rows:
         r["unreturned"] = unreturned.pop((r["company_code"], r["company_name"]), 0)

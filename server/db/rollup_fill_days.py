@@ -25,7 +25,16 @@ from server.domain.localtime import city_zone
 from server.kernel.scope import Sql
 from server.kernel.settings import Settings
 
-__all__ = ["VIEWS", "YEAR_BITS", "Filled", "filled", "mask", "refresh_fill_days", "usable_upto"]
+__all__ = [
+    "VIEWS",
+    "YEAR_BITS",
+    "Filled",
+    "Mark",
+    "filled",
+    "mask",
+    "refresh_fill_days",
+    "usable_mark",
+]
 
 YEAR_BITS: Final = 366
 """The bits of a year's row: one per day of the longest (leap) year; a common year leaves
@@ -61,14 +70,28 @@ async def refresh_fill_days(
     return bool(done)
 
 
-async def usable_upto(db: asyncpg.Pool | asyncpg.Connection, settings: Settings) -> dt.date | None:
-    """The rollup's watermark for a reader in the city zone of *settings*: None when it was
-    never refreshed or was made in another zone."""
-    row = await db.fetchrow("SELECT tz, upto FROM rollup_fill_days_state WHERE name = 'fill_days'")
-    if row is None or row["tz"] != settings.alerts.timezone:
+@dataclass(frozen=True)
+class Mark:
+    """What a reader needs of the rollup's state: its watermark (the first city day it does
+    not hold) and the first year it has a row in (None: no fill before the watermark), so
+    that a period reaching back years before the first fill joins no empty years."""
+
+    upto: dt.date
+    first_year: int | None
+
+
+async def usable_mark(db: asyncpg.Pool | asyncpg.Connection, settings: Settings) -> Mark | None:
+    """The rollup's :class:`Mark` for a reader in the city zone of *settings*: None when it
+    was never refreshed or was made in another zone (then the raw fills answer)."""
+    row = await db.fetchrow(
+        """SELECT s.tz, s.upto,
+                  least((SELECT min(h.year) FROM rollup_fill_days_hist_mv h),
+                        (SELECT min(r.year) FROM rollup_fill_days_recent_mv r)) AS first_year
+             FROM rollup_fill_days_state s WHERE s.name = 'fill_days'"""
+    )
+    if row is None or row["tz"] != settings.alerts.timezone or row["upto"] is None:
         return None
-    upto: dt.date | None = row["upto"]
-    return upto
+    return Mark(row["upto"], row["first_year"])
 
 
 def mask(first: dt.date, last: dt.date) -> str:
@@ -92,22 +115,24 @@ def filled(
     q: Sql,
     settings: Settings,
     periods: Sequence[tuple[dt.date, dt.date]],
-    upto: dt.date | None,
+    mark: Mark | None,
     alias: str = "c",
 ) -> Filled:
     """Whether each cylinder *alias* was filled in each of *periods* (city days [first,
-    last]): its rows of the rollup for the days before *upto* — one join per view and year
-    touched, keeping only the rows with a bit of some period set, so a cylinder meets each
+    last]): its rows of the rollup for the days before its watermark (*mark*; None: read
+    the raw fills only) — one join per view and year touched that holds rows, keeping only the rows with a bit of some period set, so a cylinder meets each
     join once and nothing needs a DISTINCT — and the raw completed fills of the days from
-    *upto* on (few: today and the days not closed yet). Several periods (a report's and the
+    the watermark on (few: today and the days not closed yet). Several periods (a report's and the
     previous one) are answered by the same joins, in one pass over the cylinders."""
     masks: dict[int, list[tuple[int, str]]] = {}  # year -> (period index, mask)
     live: list[tuple[int, dt.date, dt.date]] = []
     for i, (first, last) in enumerate(periods):
         live_first = first
-        if upto is not None and first < upto:
-            rolled_last = min(last, upto - dt.timedelta(days=1))
-            for year in range(first.year, rolled_last.year + 1):
+        if mark is not None and first < mark.upto:
+            rolled_last = min(last, mark.upto - dt.timedelta(days=1))
+            # before the first year with a row the rollup holds no fill: nothing to join
+            since = rolled_last.year + 1 if mark.first_year is None else mark.first_year
+            for year in range(max(first.year, since), rolled_last.year + 1):
                 a = max(first, dt.date(year, 1, 1))
                 b = min(rolled_last, dt.date(year, 12, 31))
                 bits = f"{q.add(mask(a, b))}::text::bit({YEAR_BITS})"

@@ -85,7 +85,7 @@ async def _both(
         return None
 
     with monkeypatch.context() as m:
-        m.setattr(rollup_fill_days, "usable_upto", no_rollup)
+        m.setattr(rollup_fill_days, "usable_mark", no_rollup)
         raw = await _report(client, user, query)
     return rolled, raw
 
