@@ -26,7 +26,8 @@ from aiohttp import web
 from big_screen.kiosk import WALL_ROLES
 from server.db.alerts import alert_json
 from server.db.compliance import ComplianceBounds, compliance_case
-from server.kernel.appkeys import POOL, SETTINGS
+from server.db.replica import reads
+from server.kernel.appkeys import SETTINGS
 from server.kernel.http import json_response
 from server.kernel.principal import Principal, require
 from server.kernel.scope import Sql, scope_where
@@ -230,7 +231,8 @@ async def charts(request: web.Request) -> web.Response:
     p = _wall_principal(request)
     app = request.app
     data = await app[FEED_CACHE].get(
-        ("charts", scope_key(p)), lambda: compute_charts(app[POOL], p, app[SETTINGS])
+        ("charts", scope_key(p)),
+        lambda: reads(app).run(lambda pool: compute_charts(pool, p, app[SETTINGS])),
     )
     return json_response(data)
 
@@ -243,13 +245,11 @@ async def alerts(request: web.Request) -> web.Response:
 
     async def compute() -> list[dict[str, Any]]:
         q = Sql()
-        rows = await app[POOL].fetch(
-            f"""SELECT a.*, co.name AS company_name FROM alerts a
+        sql = f"""SELECT a.*, co.name AS company_name FROM alerts a
                 LEFT JOIN companies co ON co.id = a.company_id
                 WHERE a.state <> 'resolved' AND {scope_where(p, "alerts", "a", q)}
-                ORDER BY a.last_at DESC LIMIT {q.add(limit)}""",
-            *q.params,
-        )
+                ORDER BY a.last_at DESC LIMIT {q.add(limit)}"""
+        rows = await reads(app).run(lambda pool: pool.fetch(sql, *q.params))
         return [{**alert_json(r), "company_name": r["company_name"]} for r in rows]
 
     return json_response({"items": await app[FEED_CACHE].get(("alerts", scope_key(p)), compute)})
@@ -261,9 +261,8 @@ async def districts(request: web.Request) -> web.Response:
     app = request.app
 
     async def compute() -> dict[str, Any]:
-        rows = await app[POOL].fetch(
-            "SELECT code, name, name_en, boundary FROM districts ORDER BY code"
-        )
+        sql = "SELECT code, name, name_en, boundary FROM districts ORDER BY code"
+        rows = await reads(app).run(lambda pool: pool.fetch(sql))
         return {
             "type": "FeatureCollection",
             "features": [
@@ -288,14 +287,12 @@ async def vehicles(request: web.Request) -> web.Response:
     async def compute() -> list[dict[str, Any]]:
         q = Sql()
         since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes)
-        rows = await app[POOL].fetch(
-            f"""SELECT d.device_id, d.lat, d.lon, d.plate_no,
+        sql = f"""SELECT d.device_id, d.lat, d.lon, d.plate_no,
                        coalesce(d.position_at, d.last_seen_at) AS at FROM devices d
                 WHERE d.kind = 'vehicle' AND d.lat IS NOT NULL AND d.lon IS NOT NULL
                   AND coalesce(d.position_at, d.last_seen_at) >= {q.add(since)}
-                  AND {scope_where(p, "devices", "d", q)}""",
-            *q.params,
-        )
+                  AND {scope_where(p, "devices", "d", q)}"""
+        rows = await reads(app).run(lambda pool: pool.fetch(sql, *q.params))
         return [
             {
                 "kind": "vehicle",

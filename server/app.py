@@ -20,6 +20,7 @@ from realtime.bus import EventBus
 from server.api import health
 from server.db.migrate import check_current
 from server.db.pool import create_pool
+from server.db.replica import replica_ctx
 from server.db.rollup_refresh import rollups_ctx
 from server.kernel import principal
 from server.kernel.appkeys import BUS, METRICS_SOURCES, POOL, REDIS, SETTINGS
@@ -136,6 +137,9 @@ def create_app(
     app[BUS] = EventBus()
     app[METRICS_SOURCES] = []
     app.cleanup_ctx.append(_services_ctx)
+    # reports, exports and the wall's feeds read from a replica when one is set and close
+    # enough, from the primary otherwise (server/db/replica.py, docs/DEPLOY.md "Read replica")
+    app.cleanup_ctx.append(replica_ctx)
     # after the pool opens, before it closes: SMS and upload senders (docs/OUTBOUND.md)
     app.cleanup_ctx.append(outbound_ctx)
     app.cleanup_ctx.append(rollups_ctx)  # report rollups' refresh (server/db/rollup_refresh.py)

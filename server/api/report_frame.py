@@ -34,6 +34,7 @@ from aiohttp import web
 
 from server.api.doc import Param, api_doc
 from server.api.rows import envelope, fetch_page, iter_rows, plain
+from server.db.replica import reads
 from server.domain.localtime import city_zone
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.errors import ApiError, bad_query
@@ -431,8 +432,11 @@ def report_route(spec: Report) -> web.RouteDef:
         fmt = request.query.get("format") or "json"
         if fmt not in FORMATS:
             raise bad_query("format", f"must be one of {', '.join(FORMATS)}")
-        ctx = build_context(request.app[POOL], request.app[SETTINGS], p, spec, request.query)
-        body = await compute_report(ctx, spec)
+        settings = request.app[SETTINGS]
+        # a pure read: the replica when it is up and close enough (server/db/replica.py)
+        body = await reads(request.app).run(
+            lambda pool: compute_report(build_context(pool, settings, p, spec, request.query), spec)
+        )
         if fmt == "json":
             return json_response(body)
         lang, _ = request_language(request)
@@ -496,7 +500,9 @@ def drill_route(specs: Mapping[str, Report], roles: Sequence[str]) -> web.RouteD
             cap = ctx.settings.reports.drill_page_size_max
             if page.page_size > cap:
                 raise bad_query("page_size", f"at most {cap}")
-            rows, total = await fetch_page(ctx.pool, dq.select, dq.from_where, dq.order, dq.q, page)
+            rows, total = await reads(request.app).run(
+                lambda pool: fetch_page(pool, dq.select, dq.from_where, dq.order, dq.q, page)
+            )
             body = envelope([plain(r) for r in rows], page, total)
             body["columns"] = [c.as_json() for c in dq.columns]
             body["target"] = col.drill
@@ -508,7 +514,7 @@ def drill_route(specs: Mapping[str, Report], roles: Sequence[str]) -> web.RouteD
             fmt,
             f"{spec.name}-{measure}",
             label_header(dq.columns, lang),
-            iter_rows(ctx.pool, sql, dq.q.params, header),
+            reads(request.app).iterate(lambda pool: iter_rows(pool, sql, dq.q.params, header)),
         )
 
     return web.get("/api/v1/reports/{name}/drill", report_drill, allow_head=False)

@@ -14,6 +14,7 @@ DEFAULT_FILE = CONFIG_DIR / "default.toml"
 ENV_PREFIX = "CYL_"
 SHORT_ENV = {
     "CYL_DATABASE_URL": ("services", "database_url"),
+    "CYL_DATABASE_REPLICA_URL": ("services", "database_replica_url"),
     "CYL_REDIS_URL": ("services", "redis_url"),
     "CYL_MQTT_URL": ("services", "mqtt_url"),
 }

@@ -55,6 +55,21 @@ class Services(Section, frozen=True):
     month of a 1M-cylinder city spent 4.0 of its 9.1 s compiling (inlining and optimisation,
     triggered by the planner's cost estimate) and ran no faster for it (docs/BENCHMARKS.md
     "Reports"); the platform's queries are short or answered from rollups."""
+    database_replica_url: str
+    """A streaming replica (hot standby) of ``database_url`` that reports, their drill-downs
+    and exports, and the wall's feeds read from (docs/DEPLOY.md "Read replica"); empty: every
+    read goes to ``database_url``. Writes never go to it."""
+    replica_max_lag_s: Seconds
+    """How far behind the primary the replica may be and still answer reads; past it reads go
+    to the primary until it catches up. 30 s: a report or the wall is already a view of the
+    last minutes (the wall's feeds are cached for seconds, rollups refresh every few
+    minutes), so a replica this close shows what a regulator expects; a replica further
+    behind would show a fill just made as missing for longer than a person waits and
+    reloads."""
+    replica_check_interval_s: Seconds
+    """How often each server process measures the replica's lag and health (one small query
+    on each side), not per request. 2 s: a replica that went away or fell behind is noticed
+    within this, far under ``replica_max_lag_s``, and a check costs two round trips."""
 
     def __post_init__(self) -> None:
         _ordered(self, "db_pool_min", "db_pool_max")
