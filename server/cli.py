@@ -31,6 +31,7 @@ COMMAND_MODULES: Sequence[str] = (
     "server.cli_audit",
     "server.cli_uploads",
     "server.cli_reports",
+    "server.cli_chaos",
     "device_sim.cli",
 )
 

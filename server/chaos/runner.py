@@ -1,0 +1,399 @@
+"""One chaos run: the private services, the city's traffic, one fault at a time, the checks.
+
+Each fault runs in its own round on the same services: steady traffic for ``warmup_s``, the
+fault, steady traffic until ``duration_s`` is over, then a drain; the round's outcome is
+what docs/RELIABILITY.md "Chaos runs" tabulates:
+
+- *acked / stored / lost / duplicated*: of the messages the broker acknowledged, how many
+  are stored, how many are missing, how many more rows than messages (by ``msg_id`` in the
+  table of the message's kind) — the promise of docs/ARCHITECTURE.md §10 is lost = dup = 0;
+- *auth gap*: the longest stretch around the fault in which fill-authorization requests
+  waited and no answer arrived, and *auth resumed*: from the fault's end (the kill, the
+  broker's or the database's return) to the end of that stretch (0 when answers never
+  stopped past the fault's end);
+- *unanswered*: authorization requests never answered (a gun retries; it is not a loss of
+  data, but a fill that waited).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import asyncpg
+
+from device_sim.loadgen import Message, generate_mix
+from device_sim.world import City
+from server.chaos.load import AuthProbe, SteadyPublisher
+from server.chaos.services import IngestProcess, PrivateMosquitto, PrivatePostgres
+
+__all__ = ["FAULTS", "ChaosConfig", "Outcome", "format_table", "run_chaos"]
+
+log = logging.getLogger(__name__)
+
+TABLE_OF_KIND: Final = {
+    "telemetry": "telemetry",
+    "position": "positions",
+    "scan": "events",
+    "fill": "fills",
+}
+"""Where each kind of the simulator's mix is stored, one row per message (docs/ARCHITECTURE.md
+§3: de-duplication keys on (msg_id, ts))."""
+DB_NAME_PREFIX: Final = "cylwatch_scratch_chaos_"
+SETTLE_S: Final = 1.0
+"""After everything is stored, how long to wait for a late duplicate (and for the answer to
+the last authorization request) before counting."""
+READY_TIMEOUT_S: Final = 60.0
+"""How long `cylwatch ingest` may take to subscribe (a spawned interpreter, a cold cache)."""
+AUTH_READY_TEXT: Final = "-auth subscribed"
+BATCH_READY_TEXT: Final = "subscribed to $share"
+
+
+@dataclass
+class ChaosConfig:
+    """What to run; the defaults are the documented run of docs/RELIABILITY.md."""
+
+    faults: list[str] = field(default_factory=lambda: list(FAULTS))
+    rate: float = 300.0
+    """Messages per second of the simulator's mix (a few hundred: a busy district)."""
+    duration_s: float = 60.0
+    """Traffic per round, fault included."""
+    warmup_s: float = 5.0
+    """Steady traffic before the fault."""
+    fault_s: float = 30.0
+    """How long a fault with a length lasts (a paused database)."""
+    drain_timeout_s: float = 120.0
+    """How long after the traffic every acknowledged message may take to be stored."""
+    auth_interval_s: float = 0.1
+    workers: int = 1
+    cylinders: int = 500
+    autosave_interval: int | None = None
+    """The broker's autosave (None: config/mosquitto.conf's own, the production value)."""
+    seed: int = 7
+    keep_logs: Path | None = None
+
+
+@dataclass
+class Outcome:
+    fault: str
+    sent: int
+    acked: int
+    stored: int
+    lost: int
+    duplicated: int
+    dead_letters: int
+    auth_gap_s: float | None
+    auth_resumed_s: float | None
+    auth_sent: int
+    auth_unanswered: int
+    drain_s: float
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.lost == 0 and self.duplicated == 0 and self.auth_resumed_s is not None
+
+
+@dataclass
+class Services:
+    pg: PrivatePostgres
+    broker: PrivateMosquitto
+    ingest: IngestProcess
+    dsn: str
+    fault_s: float
+
+
+Fault = Callable[[Services], Awaitable[str]]
+"""Injects a fault and returns once it is over (the moment recovery is timed from), with a
+note for the table."""
+
+
+async def kill_worker(s: Services) -> str:
+    """kill -9 of an ingest worker; the supervisor restarts it (as systemd would the unit).
+    Recovery is timed from the kill: the restart is part of it."""
+    pids = s.ingest.worker_pids()
+    if not pids:
+        raise RuntimeError("no ingest worker to kill")
+    os.kill(pids[0], signal.SIGKILL)
+    return f"worker {pids[0]} killed, restarted by the supervisor"
+
+
+async def _broker_restart(s: Services, sig: int) -> str:
+    s.broker.stop(sig)
+    await asyncio.sleep(1.0)
+    await asyncio.to_thread(s.broker.start)
+    return f"autosave_interval {s.broker.autosave_interval} s"
+
+
+async def restart_broker(s: Services) -> str:
+    """Mosquitto stopped with SIGTERM (it saves its state) and started again a second later."""
+    return await _broker_restart(s, signal.SIGTERM)
+
+
+async def crash_broker(s: Services) -> str:
+    """Mosquitto killed with SIGKILL: what arrived since the last autosave is not on disk."""
+    return await _broker_restart(s, signal.SIGKILL)
+
+
+async def pause_database(s: Services) -> str:
+    """SIGSTOP of the private cluster's postmaster and every backend for ``fault_s``."""
+    n = s.pg.signal_all(signal.SIGSTOP)
+    try:
+        await asyncio.sleep(s.fault_s)
+    finally:
+        s.pg.signal_all(signal.SIGCONT)
+    return f"{n} processes stopped {s.fault_s:g} s"
+
+
+async def restart_database(s: Services) -> str:
+    """PostgreSQL stopped (fast: connections cut) and started again."""
+    await asyncio.to_thread(s.pg.stop, "fast")
+    await asyncio.sleep(1.0)
+    await asyncio.to_thread(s.pg.start)
+    return "pg_ctl stop -m fast; start"
+
+
+FAULTS: Final[dict[str, Fault]] = {
+    "kill-worker": kill_worker,
+    "restart-broker": restart_broker,
+    "crash-broker": crash_broker,
+    "pause-db": pause_database,
+    "restart-db": restart_database,
+}
+
+
+def _messages(city: City, n: int, seed: int, duration_s: float) -> list[Message]:
+    now = time.time_ns() // 1_000_000
+    spread = int(duration_s * 1000)
+    return generate_mix(city, n, seed=seed, now_ms=now + spread, spread_ms=spread)
+
+
+async def _stored(dsn: str, pub: SteadyPublisher) -> tuple[int, int]:
+    """(acked messages stored, extra rows) by msg_id in each kind's table."""
+    by_kind: dict[str, list[str]] = {}
+    for msg_id in pub.acked:
+        by_kind.setdefault(pub.kinds[msg_id], []).append(msg_id)
+    stored = extra = 0
+    conn = await asyncpg.connect(dsn)
+    try:
+        for kind, ids in by_kind.items():
+            rows = await conn.fetch(
+                f"SELECT msg_id, count(*) AS n FROM {TABLE_OF_KIND[kind]}"
+                " WHERE msg_id = ANY($1::text[]) GROUP BY msg_id",
+                ids,
+            )
+            stored += len(rows)
+            extra += sum(int(r["n"]) - 1 for r in rows)
+    finally:
+        await conn.close()
+    return stored, extra
+
+
+async def _round(name: str, cfg: ChaosConfig, s: Services, city: City, round_no: int) -> Outcome:
+    token = secrets.token_hex(3)
+    n = int(cfg.rate * cfg.duration_s)
+    pub = SteadyPublisher(
+        s.broker.port,
+        _messages(city, n, cfg.seed + round_no, cfg.duration_s),
+        cfg.rate,
+        f"chaos-dev-{token}",
+    )
+    gun, tag = _auth_target(city)
+    probe = AuthProbe(s.broker.port, gun, tag, cfg.auth_interval_s, f"chaos-gun-{token}")
+    conn = await asyncpg.connect(s.dsn)
+    try:
+        dead_before = int(await conn.fetchval("SELECT count(*) FROM dead_letters"))
+    finally:
+        await conn.close()
+    pub.start()
+    probe.start()
+    try:
+        await asyncio.sleep(cfg.warmup_s)
+        log.info("chaos: %s", name)
+        fault_start = time.monotonic()
+        note = await FAULTS[name](s)
+        fault_end = time.monotonic()
+        await asyncio.to_thread(pub.wait_acks, cfg.duration_s + cfg.drain_timeout_s)
+        t_drain = time.monotonic()
+        deadline = t_drain + cfg.drain_timeout_s
+        stored, extra = 0, 0
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, asyncpg.PostgresError):
+                stored, extra = await _stored(s.dsn, pub)
+                if stored >= len(pub.acked):
+                    break
+            await asyncio.sleep(0.5)
+        drain_s = time.monotonic() - t_drain
+        probe.stop_asking()
+        await asyncio.sleep(SETTLE_S)
+        stored, extra = await _stored(s.dsn, pub)
+        gap = probe.longest_gap(fault_start)
+    finally:
+        probe.stop()
+        pub.stop()
+    conn = await asyncpg.connect(s.dsn)
+    try:
+        dead = int(await conn.fetchval("SELECT count(*) FROM dead_letters")) - dead_before
+    finally:
+        await conn.close()
+    auth_sent, auth_answered = probe.counts()
+    return Outcome(
+        fault=name,
+        sent=pub.sent,
+        acked=len(pub.acked),
+        stored=stored,
+        lost=len(pub.acked) - stored,
+        duplicated=extra,
+        dead_letters=dead,
+        auth_gap_s=None if gap is None else gap[1] - gap[0],
+        auth_resumed_s=None if gap is None else max(0.0, gap[1] - fault_end),
+        auth_sent=auth_sent,
+        auth_unanswered=auth_sent - auth_answered,
+        drain_s=drain_s,
+        note=note,
+    )
+
+
+def _auth_target(city: City) -> tuple[str, str]:
+    """A gun at a licensed station and a cylinder of that station's company."""
+    guns = [g for g in city.guns if g.site_code]
+    stations = {st.code: st for st in city.stations}
+    gun = guns[0]
+    own = city.cylinders_of(stations[gun.site_code or ""].company_id)
+    tag = (own or city.legal)[0].tag
+    return str(gun.device_id), str(tag)
+
+
+def _ingest_env(dsn: str, mqtt_url: str, token: str) -> dict[str, str]:
+    """`cylwatch ingest`'s environment: the private services, its own MQTT group and client
+    ids, its own Redis channel (the machine's Redis carries other work's live events), fast
+    reconnects so that recovery times measure the platform rather than a backoff."""
+    return {
+        **os.environ,
+        "CYL_DATABASE_URL": dsn,
+        "CYL_MQTT_URL": mqtt_url,
+        "CYL_REALTIME__REDIS_CHANNEL": f"cylwatch:chaos:{token}",
+        "CYL_INGEST__SHARED_GROUP": f"chaos{token}",
+        "CYL_INGEST__CLIENT_ID_PREFIX": f"chaos-{token}",
+        "CYL_INGEST__HOUSEKEEPING_INTERVAL_S": "3600",
+        "CYL_INGEST__RECONNECT_MIN_S": "0.2",
+        "CYL_INGEST__RECONNECT_MAX_S": "2",
+    }
+
+
+async def _prepare_database(pg: PrivatePostgres, name: str, cfg: ChaosConfig) -> City:
+    """A migrated database in the private cluster with a small seeded city; the simulator's
+    view of it."""
+    from device_sim.world import load_city
+    from server.db.migrate import migrate
+    from server.kernel.clock import city_today
+    from server.kernel.settings import load_settings
+    from server.seed import seed_city
+
+    admin = await asyncpg.connect(pg.dsn())
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    dsn = pg.dsn(name)
+    settings = load_settings(environ={**os.environ, "CYL_DATABASE_URL": dsn})
+    await migrate(settings, dsn)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await seed_city(
+            conn,
+            settings,
+            cylinders=cfg.cylinders,
+            companies=3,
+            stations=4,
+            stores=4,
+            customers=40,
+            vehicles=6,
+            random_seed=cfg.seed,
+            history_months=0,
+            progress=False,
+        )
+        return await load_city(
+            conn,
+            today=city_today(settings),
+            legal_cap=cfg.cylinders,
+            illegal_cap=0,
+            customers_cap=40,
+            seed=cfg.seed,
+        )
+    finally:
+        await conn.close()
+
+
+async def run_chaos(cfg: ChaosConfig, out: Callable[[str], None] = print) -> list[Outcome]:
+    """Start the private services, run one round per fault, remove everything."""
+    unknown = [f for f in cfg.faults if f not in FAULTS]
+    if unknown:
+        raise ValueError(f"unknown faults {unknown}; known: {', '.join(FAULTS)}")
+    token = secrets.token_hex(3)
+    pg = PrivatePostgres()
+    broker = PrivateMosquitto(cfg.autosave_interval)
+    logs = cfg.keep_logs or pg.dir
+    ingest: IngestProcess | None = None
+    outcomes: list[Outcome] = []
+    try:
+        t0 = time.monotonic()
+        await asyncio.to_thread(pg.init)
+        await asyncio.to_thread(pg.start)
+        name = f"{DB_NAME_PREFIX}{token}"
+        city = await _prepare_database(pg, name, cfg)
+        await asyncio.to_thread(broker.start)
+        ingest = IngestProcess(
+            _ingest_env(pg.dsn(name), broker.url, token), cfg.workers, Path(logs) / "ingest.log"
+        )
+        ingest.start()
+        s = Services(pg, broker, ingest, pg.dsn(name), cfg.fault_s)
+        await asyncio.to_thread(ingest.wait_log, AUTH_READY_TEXT, cfg.workers, READY_TIMEOUT_S)
+        await asyncio.to_thread(ingest.wait_log, BATCH_READY_TEXT, cfg.workers, READY_TIMEOUT_S)
+        out(
+            f"chaos: services ready in {time.monotonic() - t0:.1f} s "
+            f"(PostgreSQL :{pg.port}, Mosquitto :{broker.port}, {cfg.workers} ingest worker(s))"
+        )
+        for i, name_ in enumerate(cfg.faults):
+            outcome = await _round(name_, cfg, s, city, i)
+            outcomes.append(outcome)
+            out(format_row(outcome))
+    finally:
+        if ingest is not None:
+            ingest.stop()
+            if cfg.keep_logs:
+                (Path(cfg.keep_logs) / "mosquitto.log").write_bytes(
+                    broker.log.read_bytes() if broker.log.exists() else b""
+                )
+        broker.close()
+        pg.close()
+    return outcomes
+
+
+HEADER: Final = (
+    "| fault | outcome | auth gap | auth resumed after | sent | acked | stored | lost | dup | "
+    "auth unanswered | drain | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def format_row(o: Outcome) -> str:
+    gap = "never answered" if o.auth_gap_s is None else f"{o.auth_gap_s:.2f} s"
+    rec = "never" if o.auth_resumed_s is None else f"{o.auth_resumed_s:.2f} s"
+    verdict = "ok" if o.ok else "FAIL"
+    return (
+        f"| {o.fault} | {verdict} | {gap} | {rec} | {o.sent} | {o.acked} | {o.stored} | {o.lost} | "
+        f"{o.duplicated} | {o.auth_unanswered}/{o.auth_sent} | {o.drain_s:.1f} s | {o.note} |"
+    )
+
+
+def format_table(outcomes: list[Outcome]) -> str:
+    return "\n".join([HEADER, *(format_row(o) for o in outcomes)])
