@@ -254,9 +254,24 @@ class IngestProcess:
                     out.append(child.pid)
         return out
 
+    def signal_tree(self, sig: int) -> int:
+        """Signal the supervisor and every process under it (workers, reply processes)."""
+        if self.proc is None:
+            return 0
+        try:
+            root = psutil.Process(self.proc.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return 0
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                p.send_signal(sig)
+        return len(procs)
+
     def stop(self) -> int | None:
         if self.proc is None:
             return None
+        self.signal_tree(signal.SIGCONT)  # a stopped process cannot stop
         proc, self.proc = self.proc, None
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -1,7 +1,8 @@
 """The chaos suite in short (docs/RELIABILITY.md "Chaos runs"): while the simulated city
 publishes at a steady rate, an ingest worker is killed with SIGKILL, the broker is restarted
 and the database is paused — and after each, every message the broker acknowledged is
-stored exactly once and fill authorization answers again within seconds.
+stored exactly once, every leak alert counted once, and fill authorization answers again
+within seconds.
 
 One private PostgreSQL cluster, Mosquitto and `cylwatch ingest` serve the three rounds
 (`server.chaos`); the rates and lengths are small so the whole module stays well under 90 s
@@ -46,6 +47,7 @@ async def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcom
         warmup_s=2.0,
         fault_s=PAUSE_S,
         cylinders=200,
+        leaks_per_s=2.0,
         drain_timeout_s=40.0,
         keep_logs=logs,
     )
@@ -59,6 +61,9 @@ def _stored_exactly_once(o: Outcome) -> None:
     assert o.acked > 0
     assert (o.lost, o.duplicated, o.dead_letters) == (0, 0, 0), format_table([o])
     assert o.stored == o.acked
+    # every acknowledged leak bumped its alert once: none lost, none applied twice
+    assert o.leaks > 0
+    assert (o.alerts_lost, o.alerts_doubled) == (0, 0), format_table([o])
 
 
 async def test_kill_9_of_a_worker_loses_nothing_and_auth_answers_again(
