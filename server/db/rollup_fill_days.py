@@ -146,9 +146,11 @@ def filled(
     for year, year_masks in masks.items():
         for view in VIEWS:
             j = f"fd{len(joins)}"
-            # the rows with a bit of some period set; the periods' tests on them
+            # the rows with a bit of some period set, a flag per period: coalesce (not
+            # strict) makes the planner compute each flag in the view's scan, below the
+            # outer join, so a join's hash holds the flags instead of the 366 bits
             hit = {i: f"r.days & {bits} <> {zero}" for i, bits in year_masks}
-            flags = ", ".join(f"{test} AS p{i}" for i, test in hit.items())
+            flags = ", ".join(f"coalesce({test}, false) AS p{i}" for i, test in hit.items())
             joins.append(
                 f"LEFT JOIN (SELECT r.cylinder_id, {flags} FROM {view} r"
                 f" WHERE r.year = {q.add(year)} AND ({' OR '.join(hit.values())})) {j}"
