@@ -9,8 +9,10 @@ it may run on a machine that serves other work; it needs the PostgreSQL 15 serve
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, NoReturn
 
 from server.kernel.settings import Settings
 
@@ -59,8 +61,16 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_chaos)
 
 
+def _interrupt(_sig: int, _frame: FrameType | None) -> NoReturn:
+    raise KeyboardInterrupt
+
+
 async def cmd_chaos(args: argparse.Namespace, settings: Settings) -> int:
     from server.chaos import ChaosConfig, format_table, run_chaos
+
+    # a SIGTERM (a CI timeout, systemd) unwinds like Ctrl-C, so that the private services are
+    # stopped and their temp dirs removed
+    signal.signal(signal.SIGTERM, _interrupt)
 
     if args.logs:
         args.logs.mkdir(parents=True, exist_ok=True)
