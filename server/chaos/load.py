@@ -29,13 +29,16 @@ from paho.mqtt.enums import CallbackAPIVersion
 from device_sim.loadgen import Message
 from device_sim.payloads import auth_msg
 
-__all__ = ["AuthProbe", "SteadyPublisher"]
+__all__ = ["AuthProbe", "BusProbe", "SteadyPublisher"]
 
 INFLIGHT: Final = 1000
 """Messages awaiting PUBACK on the wire; more wait in the client (a device's own buffer)."""
 RECONNECT_S: Final = 1
 """A device retries its connection every second (paho takes whole seconds), so recovery
 times measure the platform, not a device's back-off."""
+BUS_POLL_S: Final = 0.05
+"""How often the bus listener looks for a message or retries Redis: finer than any recovery
+time it measures."""
 PUBACK_FAILURE: Final = 0x80
 """MQTT v5 reason codes from 0x80 up refuse the message."""
 
@@ -98,15 +101,12 @@ class SteadyPublisher:
                 elif ok:
                     self.acked.add(m.msg_id)
 
-    @property
-    def done(self) -> bool:
-        return not self._thread.is_alive()
-
     def wait_acks(self, timeout: float) -> None:
         """Wait for the last message to be sent and the acks to stop arriving."""
         self._thread.join(timeout)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        # stop() from another thread ends the wait at once
+        while time.monotonic() < deadline and not self._stop.is_set():
             with self._lock:
                 if not self._pending:
                     return
@@ -208,3 +208,43 @@ class AuthProbe:
         self.stop_asking()
         self._client.disconnect()
         self._client.loop_stop()
+
+
+class BusProbe:
+    """A listener on the live bus's Redis channel (realtime.bridge: what every server process
+    hears from ingest), resubscribing whenever Redis goes away; notes when each event came."""
+
+    def __init__(self, url: str, channel: str) -> None:
+        self.url = url
+        self.channel = channel
+        self.arrivals: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chaos-bus", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        import redis
+
+        while not self._stop.is_set():
+            client = redis.Redis.from_url(self.url, socket_timeout=BUS_POLL_S * 5)
+            pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+            try:
+                pubsub.subscribe(self.channel)
+                while not self._stop.is_set():
+                    msg = pubsub.get_message(timeout=BUS_POLL_S)
+                    if msg is not None and msg.get("type") == "message":
+                        self.arrivals.append(time.monotonic())
+            except (redis.RedisError, OSError):
+                self._stop.wait(BUS_POLL_S)
+            finally:
+                pubsub.close()
+                client.close()
+
+    def first_after(self, t: float) -> float | None:
+        return next((a for a in list(self.arrivals) if a >= t), None)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)

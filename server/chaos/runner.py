@@ -33,8 +33,13 @@ import asyncpg
 
 from device_sim.world import City
 from server.chaos.checks import alert_counts, alert_differences, plan, stored_counts
-from server.chaos.load import AuthProbe, SteadyPublisher
-from server.chaos.services import IngestProcess, PrivateMosquitto, PrivatePostgres
+from server.chaos.load import AuthProbe, BusProbe, SteadyPublisher
+from server.chaos.services import (
+    IngestProcess,
+    PrivateMosquitto,
+    PrivatePostgres,
+    PrivateRedis,
+)
 
 __all__ = ["FAULTS", "ChaosConfig", "Outcome", "format_table", "run_chaos"]
 
@@ -44,11 +49,19 @@ DB_NAME_PREFIX: Final = "cylwatch_scratch_chaos_"
 SETTLE_S: Final = 1.0
 """After everything is stored, how long to wait for a late duplicate (and for the answer to
 the last authorization request) before counting."""
-STALL_S: Final = 10.0
+STALL_S: Final = 40.0
 """After a fault that may lose messages, the drain ends when nothing more is stored for this
-long: five times the worker's longest reconnect back-off in a chaos run."""
+long: longer than the workers' longest reconnect back-off as shipped (``[ingest]
+reconnect_max_s``, 30 s), so a worker still waiting to reconnect is not taken for a loss."""
 READY_TIMEOUT_S: Final = 60.0
 """How long `cylwatch ingest` may take to subscribe (a spawned interpreter, a cold cache)."""
+SMALL_CITY: Final = {"companies": 3, "stations": 4, "stores": 4, "customers": 40, "vehicles": 6}
+"""The seeded city around the cylinders: every device kind of the mix present (guns at
+licensed stations, handhelds at stores, vehicles), seeded in seconds; the load's size is
+the rate, not the city."""
+QUIET_GAPS: Final = 5
+"""A stretch without answers up to this many request intervals is scheduling noise on a
+loaded machine (a gap of 0.1–0.3 s at rest), not an outage."""
 AUTH_READY_TEXT: Final = "-auth subscribed"
 BATCH_READY_TEXT: Final = "subscribed to $share"
 
@@ -62,7 +75,7 @@ class ChaosConfig:
     """Messages per second of the simulator's mix (a few hundred: a busy district)."""
     duration_s: float = 60.0
     """Traffic per round, fault included."""
-    warmup_s: float = 5.0
+    warmup_s: float = 10.0
     """Steady traffic before the fault."""
     fault_s: float = 30.0
     """How long a fault with a length lasts (a paused database)."""
@@ -74,8 +87,13 @@ class ChaosConfig:
     """Leaking valves a second, each a ``leak`` alert to be counted once."""
     workers: int = 1
     cylinders: int = 500
+    """The seeded city's cylinders: enough distinct valves for a round's leaks; a small city
+    seeds in seconds (the rest of it: ``SMALL_CITY``)."""
     autosave_interval: int | None = None
     """The broker's autosave (None: config/mosquitto.conf's own, the production value)."""
+    ingest_reconnect_s: tuple[float, float] | None = None
+    """The workers' MQTT/PostgreSQL reconnect back-off (min, max); None: ``[ingest]
+    reconnect_min_s`` / ``reconnect_max_s`` as shipped."""
     seed: int = 7
     keep_logs: Path | None = None
 
@@ -95,6 +113,9 @@ class Outcome:
     alerts_doubled: int
     auth_gap_s: float | None
     auth_resumed_s: float | None
+    live_resumed_s: float | None
+    """From the fault's end to the first live event on the Redis bus (what every server
+    process forwards to the dashboards); None if none came."""
     auth_sent: int
     auth_unanswered: int
     drain_s: float
@@ -110,6 +131,7 @@ class Outcome:
             and self.alerts_lost <= self.loss_bound
             and self.duplicated == self.alerts_doubled == 0
             and self.auth_resumed_s is not None
+            and self.live_resumed_s is not None
         )
 
 
@@ -120,6 +142,8 @@ class Services:
     ingest: IngestProcess
     dsn: str
     fault_s: float
+    redis: PrivateRedis
+    bus_channel: str
 
 
 Fault = Callable[[Services], Awaitable[str]]
@@ -193,6 +217,16 @@ async def restart_database(s: Services) -> str:
 LOSSY: Final = frozenset({"crash-broker", "crash-broker-backlog"})
 """Faults allowed to lose what the broker had not saved (``Outcome.loss_bound``)."""
 
+
+async def restart_redis(s: Services) -> str:
+    """Redis stopped and started again a second later: the live bus only; storage and fill
+    authorization must not notice, the bridge must come back on its own."""
+    s.redis.stop()
+    await asyncio.sleep(1.0)
+    await asyncio.to_thread(s.redis.start)
+    return "redis-server SIGTERM; start"
+
+
 FAULTS: Final[dict[str, Fault]] = {
     "kill-worker": kill_worker,
     "restart-broker": restart_broker,
@@ -200,6 +234,7 @@ FAULTS: Final[dict[str, Fault]] = {
     "crash-broker-backlog": crash_broker_backlog,
     "pause-db": pause_database,
     "restart-db": restart_database,
+    "restart-redis": restart_redis,
 }
 
 
@@ -219,6 +254,8 @@ async def _round(name: str, cfg: ChaosConfig, s: Services, city: City, round_no:
     probe = AuthProbe(s.broker.port, gun, tag, cfg.auth_interval_s, f"chaos-gun-{token}")
     dead_before = await _count(s.dsn, "SELECT count(*) FROM dead_letters")
     alerts_before = await alert_counts(s.dsn)
+    bus = BusProbe(s.redis.url, s.bus_channel)
+    bus.start()
     pub.start()
     probe.start()
     try:
@@ -248,9 +285,11 @@ async def _round(name: str, cfg: ChaosConfig, s: Services, city: City, round_no:
         await asyncio.sleep(SETTLE_S)
         stored, extra = await stored_counts(s.dsn, pub.acked, traffic.kinds)
         gap = probe.longest_gap(fault_start)
+        live = bus.first_after(fault_end)
     finally:
         probe.stop()
         pub.stop()
+        bus.stop()
     dead = await _count(s.dsn, "SELECT count(*) FROM dead_letters") - dead_before
     alerts_lost, alerts_doubled = alert_differences(
         alerts_before, await alert_counts(s.dsn), traffic, pub.acked, pub.sent
@@ -268,13 +307,24 @@ async def _round(name: str, cfg: ChaosConfig, s: Services, city: City, round_no:
         alerts_lost=alerts_lost,
         alerts_doubled=alerts_doubled,
         auth_gap_s=None if gap is None else gap[1] - gap[0],
-        auth_resumed_s=None if gap is None else max(0.0, gap[1] - fault_end),
+        auth_resumed_s=_resumed(gap, fault_end, cfg.auth_interval_s),
+        live_resumed_s=None if live is None else live - fault_end,
         auth_sent=auth_sent,
         auth_unanswered=auth_sent - auth_answered,
         drain_s=drain_s,
         note=note,
         loss_bound=int(cfg.rate * s.broker.autosave_interval) if name in LOSSY else 0,
     )
+
+
+def _resumed(gap: tuple[float, float] | None, fault_end: float, interval: float) -> float | None:
+    """From the fault's end to the end of the longest answer gap; 0 when answers never
+    stopped (the longest gap no longer than ``QUIET_GAPS`` request intervals)."""
+    if gap is None:
+        return None
+    if gap[1] - gap[0] <= QUIET_GAPS * interval:
+        return 0.0
+    return max(0.0, gap[1] - fault_end)
 
 
 def _auth_target(city: City) -> tuple[str, str]:
@@ -287,21 +337,27 @@ def _auth_target(city: City) -> tuple[str, str]:
     return str(gun.device_id), str(tag)
 
 
-def _ingest_env(dsn: str, mqtt_url: str, token: str) -> dict[str, str]:
+def _ingest_env(
+    dsn: str, mqtt_url: str, redis_url: str, token: str, cfg: ChaosConfig
+) -> dict[str, str]:
     """`cylwatch ingest`'s environment: the private services, its own MQTT group and client
-    ids, its own Redis channel (the machine's Redis carries other work's live events), fast
-    reconnects so that recovery times measure the platform rather than a backoff."""
-    return {
+    ids, its own Redis channel (the machine's Redis carries other work's live events); the
+    reconnect back-off of config/default.toml unless ``cfg`` sets one."""
+    env = {
         **os.environ,
         "CYL_DATABASE_URL": dsn,
         "CYL_MQTT_URL": mqtt_url,
+        "CYL_REDIS_URL": redis_url,
         "CYL_REALTIME__REDIS_CHANNEL": f"cylwatch:chaos:{token}",
         "CYL_INGEST__SHARED_GROUP": f"chaos{token}",
         "CYL_INGEST__CLIENT_ID_PREFIX": f"chaos-{token}",
         "CYL_INGEST__HOUSEKEEPING_INTERVAL_S": "3600",
-        "CYL_INGEST__RECONNECT_MIN_S": "0.2",
-        "CYL_INGEST__RECONNECT_MAX_S": "2",
     }
+    if cfg.ingest_reconnect_s is not None:
+        low, high = cfg.ingest_reconnect_s
+        env["CYL_INGEST__RECONNECT_MIN_S"] = str(low)
+        env["CYL_INGEST__RECONNECT_MAX_S"] = str(high)
+    return env
 
 
 async def _prepare_database(pg: PrivatePostgres, name: str, cfg: ChaosConfig) -> City:
@@ -327,11 +383,11 @@ async def _prepare_database(pg: PrivatePostgres, name: str, cfg: ChaosConfig) ->
             conn,
             settings,
             cylinders=cfg.cylinders,
-            companies=3,
-            stations=4,
-            stores=4,
-            customers=40,
-            vehicles=6,
+            companies=SMALL_CITY["companies"],
+            stations=SMALL_CITY["stations"],
+            stores=SMALL_CITY["stores"],
+            customers=SMALL_CITY["customers"],
+            vehicles=SMALL_CITY["vehicles"],
             random_seed=cfg.seed,
             history_months=0,
             progress=False,
@@ -341,7 +397,7 @@ async def _prepare_database(pg: PrivatePostgres, name: str, cfg: ChaosConfig) ->
             today=city_today(settings),
             legal_cap=cfg.cylinders,
             illegal_cap=0,
-            customers_cap=40,
+            customers_cap=SMALL_CITY["customers"],
             seed=cfg.seed,
         )
     finally:
@@ -356,6 +412,7 @@ async def run_chaos(cfg: ChaosConfig, out: Callable[[str], None] = print) -> lis
     token = secrets.token_hex(3)
     pg = PrivatePostgres()
     broker = PrivateMosquitto(cfg.autosave_interval)
+    redis = PrivateRedis()
     logs = cfg.keep_logs or pg.dir
     ingest: IngestProcess | None = None
     outcomes: list[Outcome] = []
@@ -366,11 +423,16 @@ async def run_chaos(cfg: ChaosConfig, out: Callable[[str], None] = print) -> lis
         name = f"{DB_NAME_PREFIX}{token}"
         city = await _prepare_database(pg, name, cfg)
         await asyncio.to_thread(broker.start)
+        await asyncio.to_thread(redis.start)
         ingest = IngestProcess(
-            _ingest_env(pg.dsn(name), broker.url, token), cfg.workers, Path(logs) / "ingest.log"
+            _ingest_env(pg.dsn(name), broker.url, redis.url, token, cfg),
+            cfg.workers,
+            Path(logs) / "ingest.log",
         )
         ingest.start()
-        s = Services(pg, broker, ingest, pg.dsn(name), cfg.fault_s)
+        # realtime.bridge: the configured channel + ":" + the database's name
+        channel = f"cylwatch:chaos:{token}:{name}"
+        s = Services(pg, broker, ingest, pg.dsn(name), cfg.fault_s, redis, channel)
         await asyncio.to_thread(ingest.wait_log, AUTH_READY_TEXT, cfg.workers, READY_TIMEOUT_S)
         await asyncio.to_thread(ingest.wait_log, BATCH_READY_TEXT, cfg.workers, READY_TIMEOUT_S)
         out(
@@ -389,25 +451,28 @@ async def run_chaos(cfg: ChaosConfig, out: Callable[[str], None] = print) -> lis
                     broker.log.read_bytes() if broker.log.exists() else b""
                 )
         broker.close()
+        redis.close()
         pg.close()
     return outcomes
 
 
 HEADER: Final = (
-    "| fault | outcome | auth gap | auth resumed after | sent | acked | stored | lost | dup | "
+    "| fault | outcome | auth gap | auth resumed after | live resumed after | sent | acked | "
+    "stored | lost | dup | "
     "leaks / alerts lost / doubled | auth unanswered | drain | note |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
 def format_row(o: Outcome) -> str:
     gap = "never answered" if o.auth_gap_s is None else f"{o.auth_gap_s:.2f} s"
     rec = "never" if o.auth_resumed_s is None else f"{o.auth_resumed_s:.2f} s"
+    live = "never" if o.live_resumed_s is None else f"{o.live_resumed_s:.2f} s"
     verdict = "ok" if o.ok else "FAIL"
     if o.loss_bound:
         verdict += f" (may lose ≤ {o.loss_bound})"
     return (
-        f"| {o.fault} | {verdict} | {gap} | {rec} | {o.sent} | {o.acked} | {o.stored} | {o.lost} | "
+        f"| {o.fault} | {verdict} | {gap} | {rec} | {live} | {o.sent} | {o.acked} | {o.stored} | {o.lost} | "
         f"{o.duplicated} | {o.leaks} / {o.alerts_lost} / {o.alerts_doubled} | {o.auth_unanswered}/{o.auth_sent} | {o.drain_s:.1f} s | {o.note} |"
     )
 

@@ -27,7 +27,14 @@ from typing import Final
 
 import psutil
 
-__all__ = ["IngestProcess", "PrivateMosquitto", "PrivatePostgres", "free_port", "wait_port"]
+__all__ = [
+    "IngestProcess",
+    "PrivateMosquitto",
+    "PrivatePostgres",
+    "PrivateRedis",
+    "free_port",
+    "wait_port",
+]
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 MOSQUITTO_CONF: Final = ROOT / "config" / "mosquitto.conf"
@@ -191,6 +198,43 @@ class PrivateMosquitto:
         """SIGTERM saves the state first (a restart); SIGKILL does not (a crash)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
+            try:
+                self.proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PrivateRedis:
+    """A redis-server on a spare loopback port, no persistence (the bus keeps nothing)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="cylwatch-chaos-redis-"))
+        self.log = self.dir / "redis.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(  # noqa: S603 - fixed arguments
+                [exe, *args, "no", "--dir", str(self.dir)], stdout=out, stderr=subprocess.STDOUT
+            )
+        wait_port(self.port, START_TIMEOUT_S, self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
             try:
                 self.proc.wait(STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
