@@ -517,6 +517,8 @@ def section(
         f" --history {args.history} --runs {args.runs}"
         + (f" --export-days {args.export_days}" if args.export_days else "")
         + (f" --only {args.only}" if args.only else "")
+        + (" --no-refresh" if args.no_refresh else "")
+        + (" --no-export" if args.no_export else "")
     )
     lines = [
         "## Reports",
@@ -534,11 +536,16 @@ def section(
             if city["seed_s"] is not None
             else " (seeded by an earlier run). "
         )
-        + f"Rollups: a full refresh of all four (`cylwatch reports refresh`, and the history of "
-        f"fills once a day) took **{city['refresh_s']:.1f} s** ({city['fill_rows']:,} fill-day "
-        f"rows); a round of the schedule (the last week of fills and refusals, all alerts and "
-        f"overstock days), the cost each `[reports] rollup_refresh_s` pays in one process, "
-        f"**{city['round_s']:.1f} s**.",
+        + (
+            "Rollups: as an earlier refresh left them (`--no-refresh`: not refreshed or timed "
+            "by this run)."
+            if args.no_refresh
+            else f"Rollups: a full refresh of all four (`cylwatch reports refresh`, and the "
+            f"history of fills once a day) took **{city['refresh_s']:.1f} s** "
+            f"({city['fill_rows']:,} fill-day rows); a round of the schedule (the last week of "
+            f"fills and refusals, all alerts and overstock days), the cost each "
+            f"`[reports] rollup_refresh_s` pays in one process, **{city['round_s']:.1f} s**."
+        ),
         "",
         f"Each report: {args.runs} timed requests after one warm-up (2 when one takes over "
         f"{SLOW_S:.0f} s), one at a time, through HTTP "
