@@ -20,6 +20,7 @@ from realtime.bus import EventBus
 from server.api import health
 from server.db.migrate import check_current
 from server.db.pool import create_pool
+from server.db.queue_gauges import queue_gauges_ctx
 from server.db.replica import replica_ctx
 from server.db.rollup_refresh import rollups_ctx
 from server.kernel import principal
@@ -27,6 +28,11 @@ from server.kernel.appkeys import BUS, METRICS_SOURCES, POOL, REDIS, SETTINGS
 from server.kernel.errors import error_middleware
 from server.kernel.limits import body_limit_middleware
 from server.kernel.proxies import client_address_middleware
+from server.kernel.request_ids import (
+    request_id_middleware,
+    setup_http_metrics,
+    setup_request_ids,
+)
 from server.kernel.services import ServiceUnavailable, redact
 from server.kernel.settings import ConfigError, Settings
 from server.outbound.service import outbound_ctx
@@ -124,6 +130,7 @@ def create_app(
 ) -> web.Application:
     app = web.Application(
         middlewares=[
+            request_id_middleware,  # outermost: the id is set before a 500 is logged
             error_middleware,
             client_address_middleware,
             body_limit_middleware,
@@ -136,6 +143,8 @@ def create_app(
         app.on_response_prepare.append(strict_transport_security)
     app[BUS] = EventBus()
     app[METRICS_SOURCES] = []
+    setup_request_ids(app)  # X-Request-Id on every response, in every log line
+    setup_http_metrics(app)
     app.cleanup_ctx.append(_services_ctx)
     # reports, exports and the wall's feeds read from a replica when one is set and close
     # enough, from the primary otherwise (server/db/replica.py, docs/DEPLOY.md "Read replica")
@@ -143,6 +152,8 @@ def create_app(
     # after the pool opens, before it closes: SMS and upload senders (docs/OUTBOUND.md)
     app.cleanup_ctx.append(outbound_ctx)
     app.cleanup_ctx.append(rollups_ctx)  # report rollups' refresh (server/db/rollup_refresh.py)
+    # queue depths and ages, scheduled reports' runs for /metrics (server/db/queue_gauges.py)
+    app.cleanup_ctx.append(queue_gauges_ctx)
     health.setup(app)  # /healthz (liveness) and /readyz (readiness): server/api/health.py
     app.router.add_get("/metrics", metrics)
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from server.commands import ServeInline, serve_inline
+from server.kernel.request_ids import configure_logging
 from server.kernel.services import ServiceUnavailable
 from server.kernel.settings import ConfigError, Settings, load_settings
 
@@ -75,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         settings = load_settings(args.config)
+        configure_logging(
+            settings.logging.format, level=logging.DEBUG if args.verbose else logging.INFO
+        )
         try:
             return run_command(args.func, args, settings)
         except ServeInline as serve:

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
+from server.kernel.request_ids import configure_logging
 from server.kernel.services import ServiceUnavailable, redact
 from server.kernel.settings import Settings, load_settings
 
@@ -113,6 +114,11 @@ def _worker_process(
         format=f"%(asctime)s [ingest-{index}] %(levelname)s %(name)s: %(message)s",
     )
     settings = load_settings(config)
+    configure_logging(
+        settings.logging.format,
+        level=logging.DEBUG if verbose else logging.INFO,
+        tag=f"ingest-{index}",
+    )
     try:
         import uvloop
 

@@ -22,6 +22,7 @@ from server.db.migrate import migrate, migrate_url
 from server.db.pool import connect
 from server.domain.statuses import ROLES
 from server.kernel.passwords import hash_password
+from server.kernel.request_ids import configure_logging
 from server.kernel.services import redact
 from server.kernel.settings import Settings, load_settings
 
@@ -135,9 +136,7 @@ def _run_server(
 def _child(config: str | None, host: str, port: int, with_ingest: bool, index: int) -> None:
     os.environ["CYL_WORKER_INDEX"] = str(index)
     settings = load_settings(config)
-    logging.basicConfig(
-        level=logging.INFO, format=f"%(asctime)s [{index}] %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.logging.format, tag=str(index))
     _run_server(settings, host, port, with_ingest, True)
 
 

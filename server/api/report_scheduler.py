@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -38,7 +39,7 @@ from server.api.report_frame import Report, build_context, compute_report, label
 from server.api.reports import SPEC_BY_NAME
 from server.db.messages import deliver_system_message
 from server.domain.report_periods import last_closed, period_label
-from server.kernel.appkeys import POOL, SETTINGS
+from server.kernel.appkeys import POOL, SETTINGS, add_metrics_source
 from server.kernel.clock import city_today
 from server.kernel.errors import ApiError
 from server.kernel.principal import Principal
@@ -51,7 +52,7 @@ from server.kernel.uploads import (
     store_generated,
 )
 
-__all__ = ["MIME", "Round", "run_query", "schedule_round", "setup"]
+__all__ = ["MIME", "Round", "SchedulerCounters", "run_query", "schedule_round", "setup"]
 
 log = logging.getLogger(__name__)
 
@@ -225,15 +226,61 @@ async def _fail(pool: asyncpg.Pool, run_id: int, error: str) -> None:
         )
 
 
-async def _loop(app: web.Application) -> None:
+@dataclass
+class SchedulerCounters:
+    """This process's rounds and the runs it claimed, for ``/metrics`` (docs/DEPLOY.md "What
+    to monitor"); the runs of all processes by state are ``server.db.queue_gauges``."""
+
+    rounds: int = 0
+    rounds_failed: int = 0
+    claimed: int = 0
+    done: int = 0
+    failed: int = 0
+    last_round: float | None = None
+    """Unix time the last round ended, whether it ran anything or not."""
+
+    def count(self, result: Round) -> None:
+        self.rounds += 1
+        self.claimed += len(result.done) + len(result.failed)
+        self.done += len(result.done)
+        self.failed += len(result.failed)
+
+    def render(self) -> str:
+        p = "cylwatch_report_scheduler_"
+        lines: list[str] = []
+        for name, help_, value in (
+            ("rounds_total", "Scheduler rounds this process ran.", self.rounds),
+            ("rounds_failed_total", "Rounds that stopped on an error.", self.rounds_failed),
+            ("claims_total", "Runs this process claimed (won the run's row).", self.claimed),
+            ("runs_done_total", "Runs this process delivered.", self.done),
+            ("runs_failed_total", "Runs this process marked failed.", self.failed),
+        ):
+            lines += [
+                f"# HELP {p}{name} {help_}",
+                f"# TYPE {p}{name} counter",
+                f"{p}{name} {value}",
+            ]
+        last = "NaN" if self.last_round is None else f"{self.last_round:.3f}"
+        lines += [
+            f"# HELP {p}last_round_timestamp_seconds When this process's last round ended.",
+            f"# TYPE {p}last_round_timestamp_seconds gauge",
+            f"{p}last_round_timestamp_seconds {last}",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+async def _loop(app: web.Application, counters: SchedulerCounters) -> None:
     settings = app[SETTINGS]
     while True:
         try:
-            await schedule_round(app[POOL], settings)
+            counters.count(await schedule_round(app[POOL], settings))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            counters.rounds_failed += 1
             log.warning("scheduled reports: round failed (%s); trying again later", exc)
         except Exception:
+            counters.rounds_failed += 1
             log.exception("scheduled reports: round failed")
+        counters.last_round = time.time()
         await asyncio.sleep(settings.reports.schedule_interval_s)
 
 
@@ -241,7 +288,9 @@ async def _ctx(app: web.Application) -> AsyncIterator[None]:
     if app[SETTINGS].reports.schedule_interval_s <= 0:
         yield
         return
-    task = asyncio.get_running_loop().create_task(_loop(app), name="report-schedules")
+    counters = SchedulerCounters()
+    add_metrics_source(app, counters.render)
+    task = asyncio.get_running_loop().create_task(_loop(app, counters), name="report-schedules")
     try:
         yield
     finally:

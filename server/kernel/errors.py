@@ -18,6 +18,8 @@ import orjson
 from aiohttp import web
 from redis import exceptions as redis_errors
 
+from server.kernel.request_ids import current_request_id
+
 log = logging.getLogger(__name__)
 
 # Constant error codes (documented in docs/API.md; a test checks each one is listed there).
@@ -201,7 +203,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _html_error(exc.status, message)
     except Exception as exc:
         if not service_down(exc):
-            ref = secrets.token_hex(6)
+            # the request's id (server.kernel.request_ids): the one search that finds the
+            # traceback and every other line of the request; a fresh token outside one
+            ref = current_request_id() or secrets.token_hex(6)
             log.exception("unhandled error [%s] on %s %s", ref, request.method, request.path)
             message = f"internal error (reference {ref}); it has been logged"
             if _wants_json(request):

@@ -33,6 +33,7 @@ from server.kernel.settings.platform import (
     Auth,
     BigScreen,
     Http,
+    Logs,
     MapSettings,
     Privacy,
     Realtime,
@@ -104,6 +105,7 @@ __all__ = [
 class Settings(msgspec.Struct, frozen=True):
     services: Services
     http: Http
+    logging: Logs
     auth: Auth
     dates: Dates
     filling: Filling
@@ -138,6 +140,7 @@ class Settings(msgspec.Struct, frozen=True):
 _SECTIONS: dict[str, type[Section]] = {
     "services": Services,
     "http": Http,
+    "logging": Logs,
     "auth": Auth,
     "dates": Dates,
     "filling": Filling,

@@ -75,6 +75,13 @@ class Services(Section, frozen=True):
         _ordered(self, "db_pool_min", "db_pool_max")
 
 
+class Logs(Section, frozen=True):
+    """``[logging]``: how every process writes its log lines (server.kernel.request_ids)."""
+
+    format: Literal["text", "json"]
+    """``text``: a line a person reads; ``json``: one object per line for a log shipper."""
+
+
 class Http(Section, frozen=True):
     host: Name
     port: Port
@@ -95,6 +102,12 @@ class Http(Section, frozen=True):
     page_size_default: Count
     page_size_max: Count
     page_offset_max: Count
+    metrics_refresh_s: Seconds
+    """How often each server process re-reads the queue gauges of ``/metrics`` (outbox,
+    SMS, upstream, scheduled reports: server.db.queue_gauges). 5 s: a scrape every 15 s sees
+    figures at most this old, and each refresh is a handful of counts over partial indexes;
+    the scrape itself never waits for the database, so ``/metrics`` answers during an
+    outage."""
 
     def __post_init__(self) -> None:
         _ordered(self, "page_size_default", "page_size_max")
