@@ -2,11 +2,12 @@
 runs, and what each costs (docs/RELIABILITY.md "Chaos runs").
 
 Part of the app root (docs/ARCHITECTURE.md §2): it composes every package into processes —
-a private PostgreSQL cluster, a private Mosquitto with the production config, `cylwatch
-ingest` — drives the simulator's message mix at them (``device_sim.loadgen``), breaks one
-thing at a time and checks the promise of docs/ARCHITECTURE.md §10: a QoS 1 message the
-broker acknowledged is stored exactly once, and fill authorization answers again soon after.
-Nothing it starts is shared with the machine's own services, and everything is removed
+a private PostgreSQL cluster, a private Mosquitto with the production config, a private
+Redis, `cylwatch ingest` — drives the simulator's message mix at them
+(``device_sim.loadgen``), breaks one thing at a time and checks the promise of
+docs/ARCHITECTURE.md §10: a QoS 1 message the broker acknowledged is stored exactly once,
+every alert it raises counted once, and fill authorization and the live bus work again soon
+after. Nothing it starts is shared with the machine's own services, and everything is removed
 afterwards, even on failure.
 """
 

@@ -1,4 +1,5 @@
-"""Private services of a chaos run: a PostgreSQL cluster, a Mosquitto and `cylwatch ingest`.
+"""Private services of a chaos run: a PostgreSQL cluster, a Mosquitto, a Redis and `cylwatch
+ingest`.
 
 A fault must never reach the machine's shared PostgreSQL, Redis or Mosquitto (other work runs
 on them), so the run starts its own: a PostgreSQL 15 cluster made with ``initdb`` in a temp
@@ -7,7 +8,8 @@ cluster could freeze everyone's queries behind a lock the stopped backend holds)
 Mosquitto with ``config/mosquitto.conf`` — persistence and its ``autosave_interval``
 included, docs/DEPLOY.md §10 — where only the listener, the file locations and the
 authentication are rewritten (the TLS listener needs certificates, the plugin a provisioned
-dynamic-security file; neither takes part in what a fault tests).
+dynamic-security file; neither takes part in what a fault tests), and a redis-server of its
+own for the live bus, which a fault may restart.
 """
 
 from __future__ import annotations
