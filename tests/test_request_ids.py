@@ -127,3 +127,20 @@ def test_text_lines_name_the_request() -> None:
     record = logging.LogRecord("cyl", logging.INFO, __file__, 1, "hello", None, None)
     record.request_id = "r-1"
     assert formatter.format(record).endswith("INFO cyl [r-1]: hello")
+
+
+async def test_a_streamed_answer_carries_the_id(aiohttp_client: Any, app: Any) -> None:
+    """An export is prepared inside its handler, before the middleware sees the response."""
+    from aiohttp import web
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(b"a,b\n")
+        return response
+
+    app.router.add_get("/api/v1/test-stream", stream)
+    client = await aiohttp_client(app)
+    r = await client.get("/api/v1/test-stream", headers={HEADER: "exp-1"})
+    assert r.status == 200 and await r.read() == b"a,b\n"
+    assert r.headers[HEADER] == "exp-1"

@@ -45,3 +45,17 @@ async def test_the_scrape_carries_the_gauges_and_the_scheduler(client: Any) -> N
         "# TYPE cylwatch_http_requests_total counter",
     ):
         assert line in text, line
+
+
+def test_scheduler_counters_count_a_round() -> None:
+    from server.api.report_scheduler import Round, SchedulerCounters
+
+    counters = SchedulerCounters()
+    assert "cylwatch_report_scheduler_last_round_timestamp_seconds NaN" in counters.render()
+    counters.count(Round(done=[1, 2], failed=[3]))
+    counters.count(Round())
+    text = counters.render()
+    assert "cylwatch_report_scheduler_rounds_total 2" in text
+    assert "cylwatch_report_scheduler_claims_total 3" in text
+    assert "cylwatch_report_scheduler_runs_done_total 2" in text
+    assert "cylwatch_report_scheduler_runs_failed_total 1" in text
