@@ -18,7 +18,7 @@ import math
 import time
 import weakref
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 __all__ = [
@@ -93,6 +93,10 @@ broker (with aiomqtt: until its PUBACK)."""
 _registry: weakref.WeakSet[Metrics] = weakref.WeakSet()
 
 
+def _zero() -> int:
+    return 0
+
+
 class Metrics:
     """Counters of one ingest worker."""
 
@@ -120,6 +124,11 @@ class Metrics:
         self.reconnects = 0
         self.alerts_raised = 0
         self.connected = False
+        self.pending: Callable[[], int] = _zero
+        """Messages received and waiting for a batch (set by the worker: its buffer's length)."""
+        self.unacked: Callable[[], int] = _zero
+        """Messages received and not yet acknowledged to the broker: waiting for a batch, or
+        in a batch not yet committed (the worker's ack queue)."""
         self.batch_phases: Counter[str] = Counter()
         """Seconds spent per step of storing a batch (lookups, rows, insert, rules, state,
         alerts, commit), summed over the worker's life: where a batch's time goes."""
@@ -214,6 +223,11 @@ _HELP = {
     "cylwatch_ingest_db_retries_total": ("counter", "batch commits retried (database down)"),
     "cylwatch_ingest_reconnects_total": ("counter", "MQTT (re)connections"),
     "cylwatch_ingest_alerts_total": ("counter", "alerts raised or bumped"),
+    "cylwatch_ingest_pending_messages": ("gauge", "messages received, waiting for a batch"),
+    "cylwatch_ingest_unacked_messages": (
+        "gauge",
+        "messages received and not yet acknowledged to the broker (waiting or being committed)",
+    ),
     "cylwatch_ingest_connected": ("gauge", "1 when connected to the broker"),
     "cylwatch_ingest_reply_connected": (
         "gauge",
@@ -246,6 +260,8 @@ def render_prometheus(workers: Iterable[Metrics] | None = None) -> str:
         add("cylwatch_ingest_db_retries_total", m, m.db_retries)
         add("cylwatch_ingest_reconnects_total", m, m.reconnects)
         add("cylwatch_ingest_alerts_total", m, m.alerts_raised)
+        add("cylwatch_ingest_pending_messages", m, m.pending())
+        add("cylwatch_ingest_unacked_messages", m, m.unacked())
         add("cylwatch_ingest_connected", m, 1 if m.connected else 0)
         add("cylwatch_ingest_reply_connected", m, 1 if m.reply_connected else 0)
         for name, window in (

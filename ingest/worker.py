@@ -168,6 +168,8 @@ class IngestWorker:
         self._stopped = asyncio.Event()
         self._auth_tasks: set[asyncio.Task[None]] = set()
         self._seq = itertools.count()
+        self.metrics.pending = lambda: len(self._pending)  # /metrics reads them at scrape time
+        self.metrics.unacked = lambda: len(self._acks)
         self._reader: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
         """Set once subscribed (tests and benchmarks wait on it)."""

@@ -729,6 +729,9 @@ async def test_metrics_render_in_prometheus_format(env: Env, live: Any) -> None:
     assert "# TYPE cylwatch_ingest_auth_latency_seconds summary" in text
     assert 'reason="unknown device"' in text
     assert worker.metrics.render_prometheus().endswith("\n")
+    # what waits inside the worker (docs/DEPLOY.md "What to monitor")
+    assert f'cylwatch_ingest_pending_messages{{worker="{worker.client_id}"}} ' in text
+    assert f'cylwatch_ingest_unacked_messages{{worker="{worker.client_id}"}} ' in text
     # where a reply's time goes, and how late the worker's loop runs (issue 14)
     assert "# TYPE cylwatch_ingest_auth_phase_seconds summary" in text
     assert f'cylwatch_ingest_loop_lag_seconds_count{{worker="{worker.client_id}"}}' in text
