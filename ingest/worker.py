@@ -168,8 +168,10 @@ class IngestWorker:
         self._stopped = asyncio.Event()
         self._auth_tasks: set[asyncio.Task[None]] = set()
         self._seq = itertools.count()
-        self.metrics.pending = lambda: len(self._pending)  # /metrics reads them at scrape time
-        self.metrics.unacked = lambda: len(self._acks)
+        # /metrics reads them at scrape time; bound to the containers (never replaced), not
+        # to the worker, so that the metrics hold no reference back to it
+        self.metrics.pending = self._pending.__len__
+        self.metrics.unacked = self._acks.__len__
         self._reader: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
         """Set once subscribed (tests and benchmarks wait on it)."""
