@@ -39,6 +39,7 @@ from server.chaos.services import (
     PrivateMosquitto,
     PrivatePostgres,
     PrivateRedis,
+    first_start,
 )
 
 __all__ = ["FAULTS", "ChaosConfig", "Outcome", "format_table", "run_chaos"]
@@ -419,11 +420,11 @@ async def run_chaos(cfg: ChaosConfig, out: Callable[[str], None] = print) -> lis
     try:
         t0 = time.monotonic()
         await asyncio.to_thread(pg.init)
-        await asyncio.to_thread(pg.start)
+        await asyncio.to_thread(first_start, pg)
         name = f"{DB_NAME_PREFIX}{token}"
         city = await _prepare_database(pg, name, cfg)
-        await asyncio.to_thread(broker.start)
-        await asyncio.to_thread(redis.start)
+        await asyncio.to_thread(first_start, broker)
+        await asyncio.to_thread(first_start, redis)
         ingest = IngestProcess(
             _ingest_env(pg.dsn(name), broker.url, redis.url, token, cfg),
             cfg.workers,

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 import psutil
 
@@ -34,6 +34,7 @@ __all__ = [
     "PrivateMosquitto",
     "PrivatePostgres",
     "PrivateRedis",
+    "first_start",
     "free_port",
     "wait_port",
 ]
@@ -74,6 +75,29 @@ def wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = 
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
+class _Service(Protocol):
+    def start(self) -> None: ...
+    def new_port(self) -> None: ...
+
+
+FIRST_START_TRIES: Final = 3
+"""A spare port is free when picked, but other work on the machine (tests starting their own
+services) may take it before the service binds it: the first start tries a new port."""
+
+
+def first_start(service: _Service) -> None:
+    """Start *service* the first time, on a new spare port if its own was taken meanwhile.
+    Later starts (a restart fault) keep the port: the clients reconnect to it."""
+    for attempt in range(FIRST_START_TRIES):
+        try:
+            service.start()
+            return
+        except (RuntimeError, TimeoutError, subprocess.CalledProcessError):
+            if attempt == FIRST_START_TRIES - 1:
+                raise
+            service.new_port()
+
+
 def _as_server_account(command: list[str]) -> list[str]:
     return ["runuser", "-u", PG_ACCOUNT, "--", *command] if os.geteuid() == 0 else command
 
@@ -89,6 +113,9 @@ class PrivatePostgres:
         if os.geteuid() == 0:
             account = pwd.getpwnam(PG_ACCOUNT)
             os.chown(self.dir, account.pw_uid, account.pw_gid)
+
+    def new_port(self) -> None:
+        self.port = free_port()
 
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -181,8 +208,20 @@ class PrivateMosquitto:
                 self.autosave_interval = int(line.split()[1])
             lines.append(line)
         lines.append("allow_anonymous true")
-        self.conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        self._lines = lines
+        self._write_conf()
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def _write_conf(self) -> None:
+        lines = [
+            f"listener {self.port} 127.0.0.1" if line.startswith("listener ") else line
+            for line in self._lines
+        ]
+        self.conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def new_port(self) -> None:
+        self.port = free_port()
+        self._write_conf()
 
     @property
     def url(self) -> str:
@@ -220,6 +259,9 @@ class PrivateRedis:
         self.dir = Path(tempfile.mkdtemp(prefix="cylwatch-chaos-redis-"))
         self.log = self.dir / "redis.log"
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def new_port(self) -> None:
+        self.port = free_port()
 
     @property
     def url(self) -> str:
