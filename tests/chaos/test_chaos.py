@@ -47,6 +47,8 @@ async def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcom
         missing(f"PostgreSQL 15 server programs ({PG_BIN})", "apt-get install postgresql-15")
     if shutil.which("mosquitto") is None:
         missing("mosquitto", "apt-get install mosquitto")
+    if shutil.which("redis-server") is None:
+        missing("redis-server", "apt-get install redis-server")
     logs: Path = tmp_path_factory.mktemp("chaos")
     cfg = ChaosConfig(
         faults=["kill-worker", "restart-broker", "pause-db", "restart-redis"],
