@@ -186,15 +186,20 @@ async def compliance_summary(ctx: ReportContext) -> Result:
     q = Sql()
     where = cylinder_where(ctx, q)
     case = compliance_case("c", q, ComplianceBounds.of(ctx.f.today, ctx.settings.dates))
+    counts = ", ".join(
+        f"count(*) FILTER (WHERE x.compliance = '{v}') AS {v}" for v in COMPLIANCE_VALUES
+    )
     rows = await ctx.pool.fetch(
         # counted per district × owner id first, then named: the names' join and wide
-        # grouping keys on a few hundred groups instead of every cylinder (half the time)
-        f"""SELECT g.district_code, d.name AS district_name, o.code AS company_code,
-                   o.name AS company_name, g.compliance, g.n
-              FROM (SELECT c.district_code, c.owner_company_id, {case} AS compliance,
-                           count(*) AS n
-                      FROM {src.relation} c
-                     WHERE {" AND ".join(where)} GROUP BY 1, 2, 3) g
+        # grouping keys on a few hundred groups instead of every cylinder (half the time).
+        # A column per status, not a group: the planner cannot estimate the groups of the
+        # CASE and, expecting 100,000 of them, sorted 1M census rows on disk (1.1 s at 1M
+        # cylinders; hashed on district × owner, 0.6–0.7 s; docs/BENCHMARKS.md "Reports")
+        f"""SELECT g.*, d.name AS district_name, o.code AS company_code, o.name AS company_name
+              FROM (SELECT x.district_code, x.owner_company_id, {counts}
+                      FROM (SELECT c.district_code, c.owner_company_id, {case} AS compliance
+                              FROM {src.relation} c WHERE {" AND ".join(where)}) x
+                     GROUP BY 1, 2) g
               JOIN companies o ON o.id = g.owner_company_id
               LEFT JOIN districts d ON d.code = g.district_code""",
         *q.params,
@@ -210,8 +215,9 @@ async def compliance_summary(ctx: ReportContext) -> Result:
                 {"dimension": dim, "code": code, "name": label}
                 | dict.fromkeys(_COMPLIANCE_COUNTS, 0),
             )
-            entry[r["compliance"]] += r["n"]
-            entry["total"] += r["n"]
+            for v in COMPLIANCE_VALUES:
+                entry[v] += r[v]
+                entry["total"] += r[v]
     out = sorted(by.values(), key=lambda e: (e["dimension"], str(e["code"])))
     districts = [e for e in out if e["dimension"] == "district"]
     return Result(
