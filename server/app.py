@@ -35,6 +35,7 @@ from server.kernel.request_ids import (
 )
 from server.kernel.services import ServiceUnavailable, redact
 from server.kernel.settings import ConfigError, Settings
+from server.kernel.tasks import close_pool
 from server.outbound.service import outbound_ctx
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await redis.aclose()
-        await pool.close()
+        await close_pool(pool, settings.services.shutdown_grace_s)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -17,7 +17,6 @@ written in the transaction of the change that causes it, never sent from a reque
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,6 +28,7 @@ from server.db.complaints import remind_overdue
 from server.domain.complaints import contact_phone, sms_excerpt
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.settings import Settings
+from server.kernel.tasks import stop_task
 from server.outbound.sms import enqueue_sms
 
 __all__ = ["queue_answer_sms", "setup"]
@@ -85,9 +85,7 @@ async def _reminders_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task, app[SETTINGS].services.shutdown_grace_s)
 
 
 def setup(app: web.Application) -> None:

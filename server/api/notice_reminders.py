@@ -22,7 +22,6 @@ Why it runs like this:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator
@@ -37,6 +36,7 @@ from server.db.notices import LOCK_KEY, claim_due
 from server.domain.localtime import city_zone
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.settings import Settings
+from server.kernel.tasks import stop_task
 from server.outbound.sms import enqueue_sms, normalize_phone
 
 __all__ = ["Round", "remind_round", "setup"]
@@ -158,9 +158,7 @@ async def _reminders_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task, app[SETTINGS].services.shutdown_grace_s)
 
 
 def setup(app: web.Application) -> None:

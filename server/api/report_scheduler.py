@@ -45,6 +45,7 @@ from server.kernel.errors import ApiError
 from server.kernel.principal import Principal
 from server.kernel.settings import Settings
 from server.kernel.tabular import table_bytes
+from server.kernel.tasks import stop_task
 from server.kernel.uploads import (
     GENERATED_TYPES,
     REPORT_RUN,
@@ -294,9 +295,7 @@ async def _ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task, app[SETTINGS].services.shutdown_grace_s)
 
 
 def setup(app: web.Application) -> None:

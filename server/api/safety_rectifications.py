@@ -18,7 +18,6 @@ inspection at the customer"; docs/OUTBOUND.md "SMS").
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator
@@ -41,6 +40,7 @@ from server.kernel.limits import body_limit
 from server.kernel.principal import require
 from server.kernel.scope import Sql, scope_where
 from server.kernel.settings import Settings
+from server.kernel.tasks import stop_task
 from server.kernel.uploads import read_multipart
 from server.kernel.uploads import store as store_file
 from server.outbound.sms import enqueue_sms
@@ -244,9 +244,7 @@ async def _rounds_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task, app[SETTINGS].services.shutdown_grace_s)
 
 
 def setup(app: web.Application) -> None:

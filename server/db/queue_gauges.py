@@ -17,7 +17,6 @@ to the newest few, so its scan stays small.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -28,6 +27,7 @@ import asyncpg
 from aiohttp import web
 
 from server.kernel.appkeys import POOL, SETTINGS, add_metrics_source
+from server.kernel.tasks import stop_task
 
 __all__ = ["QueueGauges", "queue_gauges_ctx"]
 
@@ -135,6 +135,4 @@ async def queue_gauges_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task, app[SETTINGS].services.shutdown_grace_s)

@@ -17,7 +17,6 @@ the primary: a replica going away never fails a request (docs/RELIABILITY.md).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -31,6 +30,7 @@ from server.db.pool import create_pool
 from server.kernel.appkeys import POOL, SETTINGS, add_metrics_source
 from server.kernel.errors import service_down
 from server.kernel.settings import Settings
+from server.kernel.tasks import stop_task
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -212,8 +212,6 @@ async def replica_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task, settings.services.shutdown_grace_s)
         if replica is not None:
             await replica.close()

@@ -26,7 +26,6 @@ stored before it on both paths (docs/BENCHMARKS.md "TimescaleDB path (issue 14 i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator
@@ -41,6 +40,7 @@ from server.db.rollup_fill_days import refresh_fill_days
 from server.db.rollups import RECENT_DAYS, closed_until, watermark
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.settings import Settings
+from server.kernel.tasks import stop_task
 
 __all__ = ["REFRESH_TIMEOUT_S", "RollupJobError", "refresh", "rollup_schedule", "rollups_ctx"]
 
@@ -197,9 +197,7 @@ async def rollup_schedule(pool: asyncpg.Pool, settings: Settings) -> AsyncIterat
         yield
     finally:
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task, settings.services.shutdown_grace_s)
 
 
 async def rollups_ctx(app: web.Application) -> AsyncIterator[None]:

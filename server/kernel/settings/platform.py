@@ -44,6 +44,12 @@ class Services(Section, frozen=True):
     redis_pool_max: Count
     """Connections to Redis per server process; past it a request waits (up to
     ``connect_timeout_s``) for one to come free."""
+    shutdown_grace_s: Seconds
+    """How long a stopping process waits for each background round to end after cancelling
+    it, and for its database connections to come back, before it leaves them (named in the
+    log; the pool terminated): a round that lost its cancellation must not hold a restart
+    (server/kernel/tasks.py). 10 s leaves room under systemd's ``TimeoutStopSec=30`` of
+    deploy/systemd for the rounds, the pool and the sockets in turn."""
     db_command_timeout_s: Seconds
     """Longest one statement of the pool may run before the client cancels it: a runaway query
     must not hold a connection of a pool of ``db_pool_max`` for ever. 120 s is far above the
