@@ -24,7 +24,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -189,10 +189,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record comes, not the one it was made with:
+    a command run in-process (the tests call ``cylwatch`` that way) must not leave the root
+    logger writing to a stream that has been closed since ("I/O operation on closed file")."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(fmt: str, *, level: int = logging.INFO, tag: str = "") -> None:
-    """Set the root logger's one handler (stderr) to *fmt* (``text`` or ``json``), with the
-    request id on every record; *tag* names the process (``ingest-0``, a worker's index)."""
-    handler = logging.StreamHandler(sys.stderr)
+    """Set the root logger's one stderr handler to *fmt* (``text`` or ``json``), with the
+    request id on every record; *tag* names the process (``ingest-0``, a worker's index).
+    Replaces the plain stderr handlers (``logging.basicConfig``'s, an earlier call's); leaves
+    any other handler a host installed (a test runner's capture) where it is."""
+    handler = StderrHandler()
     handler.addFilter(RequestIdFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter(tag))
@@ -200,6 +216,7 @@ def configure_logging(fmt: str, *, level: int = logging.INFO, tag: str = "") -> 
         handler.setFormatter(logging.Formatter(TEXT_FORMAT.format(tag=f"[{tag}] " if tag else "")))
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if type(old) in (logging.StreamHandler, StderrHandler):
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
