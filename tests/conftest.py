@@ -39,6 +39,8 @@ SERVICES = (
 )
 """What the tests outside ``tests/unit`` talk to: name, URL, the protocol's default port."""
 START_SERVICES = "bash scripts/services.sh"
+IDLE_IN_TRANSACTION_S = 60
+"""The session database ends a connection idle inside a transaction this long (`database`)."""
 SERVICES_DOWN_EXIT = 3
 """Exit status of a run stopped because a service it needs is down."""
 UNIT_DIR = Path(__file__).resolve().parent / "unit"
@@ -139,6 +141,18 @@ async def database(settings: Any, test_db_name: str) -> AsyncIterator[str]:
 
     dsn = settings.services.database_url
     await migrate(settings, dsn)
+    # A connection left idle inside a transaction (a task of a test's app cancelled between
+    # its statements) would hold its row locks for the rest of the session, and the next test
+    # touching those rows would wait for ever: PostgreSQL ends such a session after a minute
+    # instead, so a leak fails a test rather than hanging the run.
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(
+            f'ALTER DATABASE "{test_db_name}" SET idle_in_transaction_session_timeout = '
+            f"'{IDLE_IN_TRANSACTION_S}s'"
+        )
+    finally:
+        await admin.close()
     yield dsn
     conn = await asyncpg.connect(ADMIN_DSN)
     try:
