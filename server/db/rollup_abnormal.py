@@ -19,41 +19,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Final
 
-import asyncpg
-
 from server.kernel.scope import Sql
 from server.kernel.settings import Settings
 
-__all__ = ["COLUMNS", "refresh_abnormal", "source"]
+__all__ = ["COLUMNS", "source"]
 
 COLUMNS: Final = ("day", "cylinder_id", "how", "scrapped", "overdue")
-
-
-async def refresh_abnormal(
-    db: asyncpg.Pool | asyncpg.Connection,
-    settings: Settings,
-    *,
-    upto: dt.date,
-    split: dt.date,
-    wait: bool,
-    full: bool,
-    bound_s: float,
-) -> bool:
-    """One call of ``cyl_abnormal_refresh`` (``server.db.rollup_refresh`` runs it after the
-    other rollups' refresh, under the same lock); False when another process holds the lock
-    and *wait* is false; *bound_s* bounds the call (the pool's usual command bound would
-    cut an honest refresh of the history)."""
-    done = await db.fetchval(
-        "SELECT cyl_abnormal_refresh($1, $2, $3, $4, $5, $6)",
-        upto,
-        settings.alerts.timezone,
-        wait,
-        split,
-        full,
-        settings.dates.inspection_interval_years,
-        timeout=bound_s,
-    )
-    return bool(done)
 
 
 def source(q: Sql, settings: Settings, start: dt.datetime, end: dt.datetime) -> str:

@@ -24,7 +24,7 @@ import asyncpg
 from server.db.rollups import Rollup
 from server.kernel.settings import Settings
 
-__all__ = ["DELIVERIES", "refresh_deliveries", "watermark"]
+__all__ = ["DELIVERIES", "watermark"]
 
 DELIVERIES: Final = Rollup(
     "rollup_deliveries_day",
@@ -43,29 +43,3 @@ async def watermark(db: asyncpg.Pool | asyncpg.Connection, settings: Settings) -
         settings.alerts.timezone,
     )
     return upto if isinstance(upto, dt.date) else None
-
-
-async def refresh_deliveries(
-    db: asyncpg.Pool | asyncpg.Connection,
-    settings: Settings,
-    *,
-    upto: dt.date,
-    split: dt.date,
-    wait: bool,
-    full: bool,
-    bound_s: float,
-) -> bool:
-    """One call of ``cyl_deliveries_refresh`` (``server.db.rollup_refresh`` runs it after the
-    other rollups' refresh, under the same lock); False when another process holds the lock
-    and *wait* is false; *bound_s* bounds the call (the pool's usual command bound would cut
-    an honest refresh of the history)."""
-    done = await db.fetchval(
-        "SELECT cyl_deliveries_refresh($1, $2, $3, $4, $5)",
-        upto,
-        settings.alerts.timezone,
-        wait,
-        split,
-        full,
-        timeout=bound_s,
-    )
-    return bool(done)

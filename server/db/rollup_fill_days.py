@@ -32,7 +32,6 @@ __all__ = [
     "Mark",
     "filled",
     "mask",
-    "refresh_fill_days",
     "usable_mark",
 ]
 
@@ -43,31 +42,6 @@ the last one unset."""
 VIEWS: Final = ("rollup_fill_days_hist_mv", "rollup_fill_days_recent_mv")
 """The history (up to the split) and the recent days: a cylinder's year has at most one row
 in each, a row in both when it was filled on both sides of the split."""
-
-
-async def refresh_fill_days(
-    db: asyncpg.Pool | asyncpg.Connection,
-    settings: Settings,
-    *,
-    upto: dt.date,
-    split: dt.date,
-    wait: bool,
-    full: bool,
-    bound_s: float,
-) -> bool:
-    """One call of ``cyl_fill_days_refresh`` (``server.db.rollup_refresh`` runs it after the
-    other rollups' refresh, under the same lock); False when another process holds the lock
-    and *wait* is false; *bound_s* bounds the call (the history reads every fill stored)."""
-    done = await db.fetchval(
-        "SELECT cyl_fill_days_refresh($1, $2, $3, $4, $5)",
-        upto,
-        settings.alerts.timezone,
-        wait,
-        split,
-        full,
-        timeout=bound_s,
-    )
-    return bool(done)
 
 
 @dataclass(frozen=True)

@@ -28,16 +28,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator
-from typing import Final
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Final
 
 import asyncpg
 from aiohttp import web
 
-from server.db.rollup_abnormal import refresh_abnormal
-from server.db.rollup_deliveries import refresh_deliveries
-from server.db.rollup_fill_days import refresh_fill_days
-from server.db.rollups import RECENT_DAYS, closed_until, watermark
+from server.db.rollups import RECENT_DAYS, closed_until, refresh_own, watermark
 from server.kernel.appkeys import POOL, SETTINGS
 from server.kernel.settings import Settings
 from server.kernel.tasks import stop_task
@@ -68,6 +65,19 @@ JOB_POLL_S: Final = 0.25
 a second, against a run that takes seconds."""
 
 
+OWN_WATERMARK: Final[tuple[tuple[str, Callable[[Settings], tuple[Any, ...]]], ...]] = (
+    # abnormal circulation (migration 0227): overdue is judged with the inspection interval
+    ("cyl_abnormal_refresh", lambda s: (s.dates.inspection_interval_years,)),
+    # recovery-rate's fill days (migration 0230)
+    ("cyl_fill_days_refresh", lambda s: ()),
+    # sales' and real-name-progress's deliveries (migration 0229)
+    ("cyl_deliveries_refresh", lambda s: ()),
+)
+"""The rollups that keep their own watermark, refreshed in this order after the others:
+their own refresh function and the arguments it takes beyond (upto, zone, wait, split,
+full)."""
+
+
 async def refresh(
     db: asyncpg.Pool | asyncpg.Connection,
     settings: Settings,
@@ -92,33 +102,16 @@ async def refresh(
     )
     if done:
         await _fills_aggregate_refreshed(db)
-        # the abnormal circulation rollup keeps its own watermark (migration 0227): refreshed
-        # right after, under the same lock, in its own transaction
-        done = await refresh_abnormal(
+    # the rollups that keep their own watermark, each right after, under the same lock, in
+    # its own transaction (OWN_WATERMARK)
+    for function, extra in OWN_WATERMARK:
+        if not done:
+            break
+        done = await refresh_own(
             db,
+            function,
             settings,
-            upto=upto,
-            split=upto - dt.timedelta(days=RECENT_DAYS),
-            wait=wait,
-            full=full,
-            bound_s=REFRESH_TIMEOUT_S,
-        )
-    if done:
-        # the fill-day rollup of recovery-rate likewise (migration 0230)
-        done = await refresh_fill_days(
-            db,
-            settings,
-            upto=upto,
-            split=upto - dt.timedelta(days=RECENT_DAYS),
-            wait=wait,
-            full=full,
-            bound_s=REFRESH_TIMEOUT_S,
-        )
-    if done:
-        # the deliveries rollup of sales and real-name-progress likewise (migration 0229)
-        done = await refresh_deliveries(
-            db,
-            settings,
+            *extra(settings),
             upto=upto,
             split=upto - dt.timedelta(days=RECENT_DAYS),
             wait=wait,

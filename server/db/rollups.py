@@ -45,6 +45,7 @@ __all__ = [
     "Rollup",
     "Watermark",
     "closed_until",
+    "refresh_own",
     "source",
     "watermark",
 ]
@@ -182,3 +183,26 @@ def source(
     if not parts:  # an empty period (first > last) has no rows
         parts.append(f"SELECT {cols} FROM {rollup.view} WHERE false")
     return "(" + " UNION ALL ".join(parts) + ")"
+
+
+async def refresh_own(
+    db: asyncpg.Pool | asyncpg.Connection,
+    function: str,
+    settings: Settings,
+    *extra: Any,
+    upto: dt.date,
+    split: dt.date,
+    wait: bool,
+    full: bool,
+    bound_s: float,
+) -> bool:
+    """One call of a rollup's own refresh *function* — ``cyl_abnormal_refresh`` (migration
+    0227), ``cyl_fill_days_refresh`` (0230), ``cyl_deliveries_refresh`` (0229): each takes
+    (upto, zone, wait, split, full, *extra) and keeps its own watermark
+    (``server.db.rollup_refresh`` runs them after the other rollups, under the same lock).
+    False when another process holds the lock and *wait* is false; *bound_s* bounds the call
+    (the pool's usual command bound would cut an honest refresh of the history)."""
+    args = (upto, settings.alerts.timezone, wait, split, full, *extra)
+    marks = ", ".join(f"${i}" for i in range(1, len(args) + 1))
+    done = await db.fetchval(f"SELECT {function}({marks})", *args, timeout=bound_s)
+    return bool(done)

@@ -13,7 +13,7 @@ import pytest
 
 from server.db import rollup_fill_days
 from server.db.rollup_refresh import REFRESH_TIMEOUT_S
-from server.db.rollups import RECENT_DAYS
+from server.db.rollups import RECENT_DAYS, refresh_own
 from tests.api.conftest import call
 from tests.api.report_activity_city import refreshed
 from tests.api.test_reports_circulation import _at, _company, _fill
@@ -107,8 +107,9 @@ async def test_the_rollup_answers_as_the_raw_fills(
     try:
         # the rollup's watermark moved back to day 5: days before it from the rollup's rows
         # (both years), days from it on from the raw fills
-        assert await rollup_fill_days.refresh_fill_days(
+        assert await refresh_own(
             pool,
+            "cyl_fill_days_refresh",
             settings,
             upto=upto,
             split=upto - dt.timedelta(days=RECENT_DAYS),
