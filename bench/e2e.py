@@ -421,22 +421,7 @@ async def run(args: argparse.Namespace) -> str:
         ingest_env = dict(env)
         if args.bridge_queue_max:  # provoke the publisher's drops (docs/WEBSOCKET.md "Resync")
             ingest_env["CYL_REALTIME__BRIDGE_QUEUE_MAX"] = str(args.bridge_queue_max)
-        ingest = subprocess.Popen(  # noqa: ASYNC220 - started once, before the run
-            [
-                sys.executable,
-                "-m",
-                "server.cli",
-                "ingest",
-                "--workers",
-                "1",
-                "--metrics-port",
-                str(metrics_port),
-            ],
-            cwd=ROOT,
-            env=ingest_env,
-            stdout=ingest_log,
-            stderr=subprocess.STDOUT,
-        )
+        ingest = start_ingest(ingest_env, metrics_port, ingest_log)
         port = wsf.free_port()
         url = f"http://127.0.0.1:{port}"
         server_log, server = wsf.start_server(str(logs / "server.log"), port, env)
@@ -697,6 +682,27 @@ async def _scrape(url: str) -> dict[str, float]:
             if line.startswith(prefix) and label in line:
                 out[name] = float(line.rsplit(" ", 1)[1])
     return out
+
+
+def start_ingest(env: dict[str, str], metrics_port: int, log: Any) -> subprocess.Popen[bytes]:
+    """One `cylwatch ingest` worker with its /metrics on *metrics_port*, writing to *log*
+    (this bench's and bench/soak.py's)."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "ingest",
+            "--workers",
+            "1",
+            "--metrics-port",
+            str(metrics_port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 async def _wait_for(log: Path, needle: bytes, proc: subprocess.Popen[bytes]) -> None:

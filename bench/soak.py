@@ -399,22 +399,7 @@ async def run(args: argparse.Namespace) -> None:
         env["CYL_MQTT_URL"] = broker.url
         mport = wsf.free_port()
         ilog = (logs / "ingest.log").open("wb")
-        ingest = subprocess.Popen(  # noqa: ASYNC220 - started once, before the run
-            [
-                sys.executable,
-                "-m",
-                "server.cli",
-                "ingest",
-                "--workers",
-                "1",
-                "--metrics-port",
-                str(mport),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=ilog,
-            stderr=subprocess.STDOUT,
-        )
+        ingest = e2e.start_ingest(env, mport, ilog)
         port = wsf.free_port()
         url = f"http://127.0.0.1:{port}"
         slog, server = wsf.start_server(str(logs / "server.log"), port, env)
