@@ -56,16 +56,26 @@ class Mark:
 
 async def usable_mark(db: asyncpg.Pool | asyncpg.Connection, settings: Settings) -> Mark | None:
     """The rollup's :class:`Mark` for a reader in the city zone of *settings*: None when it
-    was never refreshed or was made in another zone (then the raw fills answer)."""
+    was never refreshed or was made in another zone (then the raw fills answer).
+
+    Two statements, not one: PostgreSQL refuses a statement naming a view never filled when
+    it starts, before any row decides whether the view would be read, so the first years are
+    asked only once both views have rows (a view, once filled, stays filled). A report asked
+    before the first refresh failed with a 500 (a full test run met it)."""
     row = await db.fetchrow(
-        """SELECT s.tz, s.upto,
-                  least((SELECT min(h.year) FROM rollup_fill_days_hist_mv h),
-                        (SELECT min(r.year) FROM rollup_fill_days_recent_mv r)) AS first_year
-             FROM rollup_fill_days_state s WHERE s.name = 'fill_days'"""
+        """SELECT s.tz, s.upto FROM rollup_fill_days_state s
+            WHERE s.name = 'fill_days'
+              AND (SELECT bool_and(v.ispopulated) FROM pg_matviews v
+                    WHERE v.schemaname = 'public' AND v.matviewname = ANY($1::text[]))""",
+        list(VIEWS),
     )
     if row is None or row["tz"] != settings.alerts.timezone or row["upto"] is None:
         return None
-    return Mark(row["upto"], row["first_year"])
+    first_year = await db.fetchval(
+        """SELECT least((SELECT min(h.year) FROM rollup_fill_days_hist_mv h),
+                        (SELECT min(r.year) FROM rollup_fill_days_recent_mv r))"""
+    )
+    return Mark(row["upto"], first_year)
 
 
 def mask(first: dt.date, last: dt.date) -> str:

@@ -149,3 +149,37 @@ async def test_the_rollup_answers_as_the_raw_fills(
     # and from the next refresh on, the rollup without it
     rolled, raw = await _both(client, monkeypatch, "t_regulator", mine)
     assert rolled == raw and rolled["totals"]["filled"] == 4
+
+
+async def test_a_city_never_refreshed_reads_the_raw_fills(
+    fresh_databases: Any, settings: Any
+) -> None:
+    """Before the first refresh the views hold no data, and PostgreSQL refuses a statement
+    naming them: recovery-rate answered 500 until the rollup round had run once (a full test
+    run met it). The rollup is not used then, and is once refreshed."""
+    import secrets
+
+    import asyncpg
+
+    from tests.fresh_db import drop_database
+
+    name = f"cylwatch_test_filldays_{secrets.token_hex(3)}"
+    conn = await asyncpg.connect(await fresh_databases.create(name))
+    try:
+        assert await rollup_fill_days.usable_mark(conn, settings) is None
+        today = dt.date.today()
+        assert await refresh_own(
+            conn,
+            "cyl_fill_days_refresh",
+            settings,
+            upto=today,
+            split=today - dt.timedelta(days=RECENT_DAYS),
+            wait=True,
+            full=True,
+            bound_s=REFRESH_TIMEOUT_S,
+        )
+        mark = await rollup_fill_days.usable_mark(conn, settings)
+        assert mark == rollup_fill_days.Mark(today, None)
+    finally:
+        await conn.close()
+        await drop_database(name)
