@@ -262,6 +262,25 @@ async def test_every_framed_report_on_screen(
         shown_totals[key] = as_number(text)
         assert shown_totals[key] == pytest.approx(float(value), abs=0.01), key
 
+    # the previous period beside the current: each numeric total and its previous value
+    previous = body.get("previous")
+    card = page.locator("#compare-card")
+    if previous and body.get("from"):
+        await card.wait_for()
+        for key, value in previous.items():
+            col = next((c for c in body["columns"] if c["key"] == key), None)
+            if col is None or col["type"] not in NUMERIC or value is None:
+                continue
+            line = card.locator(f"tr[data-key='{key}']")
+            shown = await line.get_by_test_id("compare-previous").inner_text()
+            assert as_number(shown) == pytest.approx(float(value), abs=0.01), (name, key)
+            if key in shown_totals:
+                now = as_number(await line.get_by_test_id("compare-current").inner_text())
+                assert now == shown_totals[key], (name, key)
+            assert await line.get_by_test_id("compare-change").inner_text() != ""
+    else:
+        assert await card.is_hidden(), name
+
     # the chart: drawn on a canvas of some size
     if spec.chart is not None:
         chart = page.get_by_test_id("report-chart")

@@ -15,7 +15,8 @@ import { lang, t, tOr } from "./lib/i18n.js";
 import { createChart } from "./lib/chart.js";
 import { columnLabel, drawReportChart, formatValue, needsDistricts } from "./lib/report-chart.js";
 import { NUMERIC, drillDialog } from "./lib/report-drill.js";
-import { addDays, quickPeriod } from "./lib/report-period.js";
+import { drawCompare } from "./lib/report-compare.js";
+import { quickPeriod } from "./lib/report-period.js";
 import { pager } from "./lib/table.js";
 import { emptyState, errorState, loading } from "./lib/ui.js";
 
@@ -303,67 +304,6 @@ function drawTable() {
   byId("drill-hint").hidden = !columns.some(drillable);
 }
 
-/** @param {unknown} x */
-function numberOrNull(x) {
-  if (x === null || x === undefined || x === "") return null;
-  const n = Number(x);
-  return isNaN(n) ? null : n;
-}
-
-/** The previous period beside the current: totals, the change in per cent (rates: points). */
-function drawCompare() {
-  const card = byId("compare-card");
-  const prev = body.previous;
-  const cur = body.totals || {};
-  if (!prev || !body.from) {
-    card.hidden = true;
-    return;
-  }
-  const span = Math.round((Date.parse(body.to) - Date.parse(body.from)) / 86400000) + 1;
-  const prevTo = addDays(body.from, -1);
-  const prevFrom = addDays(prevTo, -(span - 1));
-  const cols = (body.columns || []).filter((/** @type {any} */ c) => c.key in prev && NUMERIC.has(c.type));
-  const rows = cols.map((/** @type {any} */ c) => {
-    const a = numberOrNull(cur[c.key]);
-    const b = numberOrNull(prev[c.key]);
-    let change = "—";
-    let cls = "";
-    if (a !== null && b !== null) {
-      if (c.type === "rate") {
-        const d = (a - b) * 100;
-        change = (d > 0 ? "+" : "") + d.toFixed(1) + " " + t("reports.points");
-        cls = d > 0 ? "up" : d < 0 ? "down" : "";
-      } else if (b !== 0) {
-        const d = ((a - b) / Math.abs(b)) * 100;
-        change = (d > 0 ? "+" : "") + d.toFixed(1) + "%";
-        cls = d > 0 ? "up" : d < 0 ? "down" : "";
-      } else if (a > 0) {
-        change = t("reports.new");
-        cls = "up";
-      } else {
-        change = "0%";
-      }
-    }
-    return el("tr", { dataset: { key: c.key } },
-      el("th", { scope: "row", text: label(c) }),
-      el("td", { class: "num", dataset: { testid: "compare-current" } }, formatValue(c.type, cur[c.key], lang)),
-      el("td", { class: "num", dataset: { testid: "compare-previous" } }, formatValue(c.type, prev[c.key], lang)),
-      el("td", { class: "num change " + cls, dataset: { testid: "compare-change" } }, change));
-  });
-  if (!rows.length) {
-    card.hidden = true;
-    return;
-  }
-  clear(byId("compare")).appendChild(el("div", { class: "table-wrap" }, el("table", { class: "data report-compare-table" },
-    el("thead", {}, el("tr", {},
-      el("th", { scope: "col", text: t("reports.measure") }),
-      el("th", { scope: "col", class: "num", text: t("reports.current", { from: body.from, to: body.to }) }),
-      el("th", { scope: "col", class: "num", text: t("reports.previous", { from: prevFrom, to: prevTo }) }),
-      el("th", { scope: "col", class: "num", text: t("reports.change") }))),
-    el("tbody", {}, rows))));
-  card.hidden = false;
-}
-
 async function drawChart() {
   const card = byId("chart-card");
   const spec = entry.chart;
@@ -414,7 +354,7 @@ async function load(push) {
       emptyState(results, "reports.empty", "reports.empty_hint");
       clear(pagerBox);
     } else {
-      drawCompare();
+      drawCompare(body, label);
       drawTable();
       await drawChart();
     }
