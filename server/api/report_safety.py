@@ -18,15 +18,29 @@ What is counted, and why:
 - **Rectifications open and overdue are today's**, whatever day their inspection was: an old
   rectification still open is the one a report must not hide. Overdue: open and past its
   deadline (the overdue round marks the same rows, a round later at most).
+
+How the period is read: the safety rollup (migration 0231, ``server.db.rollup_safety``) for
+the days before its watermark — per city day, company and district the records passed and
+failed, and per item code the answers with the newest item answered — and its defining
+functions over the raw records from the watermark on (``server.db.rollups.source``), so a
+year reads the rollup's rows instead of joining a year of answers to their records (4.8 s at
+the bench city; docs/BENCHMARKS.md "Reports"). The scope and the filters go on the rollup
+rows' columns, the records' own. A closed day counts as of the last refresh: a record
+uploaded late for it, or a correction of one of its records, from the next refresh of that
+day. Today's rectifications are read from their table.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Final
+
+import asyncpg
 
 from server.api.report_activity_common import keyed
 from server.api.report_common import ACTIVITY_ROLES
 from server.api.report_frame import Report, ReportContext, Result
+from server.db import rollup_safety, rollups
 from server.domain.safety import fill_text
 from server.kernel.scope import Sql
 
@@ -47,9 +61,6 @@ HEADER = [
 ]
 RATE_DIGITS = 4
 """A rate as a fraction to four places: a hundredth of a percent, finer than any target."""
-
-CURRENT = "NOT EXISTS (SELECT 1 FROM safety_inspections c WHERE c.corrects = s.id)"
-"""A record no later record corrects."""
 
 
 def pass_rate(passed: int, failed: int) -> float | None:
@@ -74,44 +85,58 @@ def _row(dimension: str, code: Any, name: Any, name_en: Any) -> dict[str, Any]:
     }
 
 
+def _source(ctx: ReportContext, rollup: rollups.Rollup, q: Sql, upto: dt.date | None) -> str:
+    """*rollup*'s rows of the period, scoped: the FROM item and its WHERE clause."""
+    src = rollups.source(rollup, q, ctx.settings, ctx.f.first, ctx.f.last, upto)
+    where = ctx.where("safety_inspections", "r", q, "r.district_code", "r.company_id")
+    return f"{src} r WHERE {' AND '.join(where)}"
+
+
+async def _items(ctx: ReportContext, upto: dt.date | None) -> list[asyncpg.Record]:
+    """Per item code: the answers of the period's current records and the newest item
+    answered's texts (the highest id: a newer catalogue version's item has a higher one)."""
+    q = Sql()
+    rows: list[asyncpg.Record] = await ctx.pool.fetch(
+        f"""SELECT x.code, i.text_zh, i.text_en, x.records, x.passed, x.failed, x.na
+              FROM (SELECT r.code, max(r.newest_item) AS newest,
+                           sum(r.records) AS records, sum(r.passed) AS passed,
+                           sum(r.failed) AS failed, sum(r.na) AS na
+                      FROM {_source(ctx, rollup_safety.ITEMS, q, upto)}
+                     GROUP BY r.code) x
+              JOIN safety_items i ON i.id = x.newest""",
+        *q.params,
+    )
+    return rows
+
+
+async def _companies(ctx: ReportContext, upto: dt.date | None) -> list[asyncpg.Record]:
+    """Per company: the period's current records, passed and failed."""
+    q = Sql()
+    rows: list[asyncpg.Record] = await ctx.pool.fetch(
+        f"""SELECT x.company_id, co.code, co.name, x.records, x.passed, x.failed
+              FROM (SELECT r.company_id, sum(r.records) AS records,
+                           sum(r.passed) AS passed, sum(r.failed) AS failed
+                      FROM {_source(ctx, rollup_safety.RECORDS, q, upto)}
+                     GROUP BY r.company_id) x
+              JOIN companies co ON co.id = x.company_id""",
+        *q.params,
+    )
+    return rows
+
+
 async def safety_inspections(ctx: ReportContext) -> Result:
     """Pass rates and rectifications of the caller's scope (DOMAIN.md "Safety inspection at
     the customer")."""
     settings = ctx.settings
     day = ctx.f.today
     pool = ctx.pool
-
-    def scoped(q: Sql) -> str:
-        return " AND ".join(
-            ctx.where("safety_inspections", "s", q, "s.district_code", "s.company_id")
-        )
-
-    q1 = Sql()
-    period = (
-        f"{scoped(q1)} AND s.inspected_at >= {q1.add(ctx.f.start)}"
-        f" AND s.inspected_at < {q1.add(ctx.f.end)} AND {CURRENT}"
-    )
-    items = await pool.fetch(
-        f"""SELECT i.code, (array_agg(i.text_zh ORDER BY i.id DESC))[1] AS text_zh,
-                   (array_agg(i.text_en ORDER BY i.id DESC))[1] AS text_en,
-                   count(*) AS records, count(*) FILTER (WHERE a.answer = 'pass') AS passed,
-                   count(*) FILTER (WHERE a.answer = 'fail') AS failed,
-                   count(*) FILTER (WHERE a.answer = 'na') AS na
-              FROM safety_inspections s JOIN safety_answers a ON a.inspection_id = s.id
-              JOIN safety_items i ON i.id = a.item_id
-             WHERE {period} GROUP BY i.code""",
-        *q1.params,
-    )
-    companies = await pool.fetch(
-        f"""SELECT s.company_id, co.code, co.name, count(*) AS records,
-                   count(*) FILTER (WHERE s.result = 'pass') AS passed,
-                   count(*) FILTER (WHERE s.result = 'fail') AS failed
-              FROM safety_inspections s JOIN companies co ON co.id = s.company_id
-             WHERE {period} GROUP BY 1, 2, 3""",
-        *q1.params,
-    )
+    upto = await rollup_safety.watermark(pool, settings)  # one reading for both queries
+    items = await _items(ctx, upto)
+    companies = await _companies(ctx, upto)
     q2 = Sql()
-    where = scoped(q2)
+    where = " AND ".join(
+        ctx.where("safety_inspections", "s", q2, "s.district_code", "s.company_id")
+    )
     rects = await pool.fetch(
         f"""SELECT i.code, s.company_id, co.code AS company_code, co.name AS company_name,
                    (array_agg(i.text_zh ORDER BY i.id DESC))[1] AS text_zh,

@@ -14,7 +14,8 @@ than the rollups' rebuilds them in the same call. The abnormal circulation rollu
 0227, ``server.db.rollup_abnormal``) is refreshed right after, the same way, with its own
 watermark, and so is the fill-day rollup (migration 0230, ``server.db.rollup_fill_days``).
 The deliveries rollup of ``sales`` and ``real-name-progress`` (migration 0229,
-``server.db.rollup_deliveries``) comes last, the same way.
+``server.db.rollup_deliveries``) comes next, and the safety-inspection rollup of
+``safety-inspections`` (migration 0231, ``server.db.rollup_safety``) last, the same way.
 
 On the TimescaleDB path the fills rollup is a real-time continuous aggregate refreshed by
 TimescaleDB's own policy; the round refreshes the other three, moves the watermark, then has
@@ -72,6 +73,8 @@ OWN_WATERMARK: Final[tuple[tuple[str, Callable[[Settings], tuple[Any, ...]]], ..
     ("cyl_fill_days_refresh", lambda s: ()),
     # sales' and real-name-progress's deliveries (migration 0229)
     ("cyl_deliveries_refresh", lambda s: ()),
+    # safety-inspections' records and answers (migration 0231)
+    ("cyl_safety_refresh", lambda s: ()),
 )
 """The rollups that keep their own watermark, refreshed in this order after the others:
 their own refresh function and the arguments it takes beyond (upto, zone, wait, split,
