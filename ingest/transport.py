@@ -9,7 +9,9 @@ persistent MQTT v5 session, subscribe, iterate messages, acknowledge a message *
 
 - :class:`AiomqttTransport`: aiomqtt acknowledges every QoS 1 message as soon as paho hands
   it over, which would tell the broker "stored" before it is. Manual ack needs paho's
-  ``manual_ack_set(True)`` on the client aiomqtt wraps (``client._client``).
+  ``manual_ack_set(True)`` on the client aiomqtt wraps (``client._client``). It also
+  watches its own socket (:class:`ingest.mqtt_link.LinkWatch`): under uvloop a connection the broker reset
+  can go unnoticed until the keep-alive (docs/RELIABILITY.md, the broker-crash rows).
 - :class:`GmqttTransport`: gmqtt with ``optimistic_acknowledgement=False`` sends a QoS 1
   message's PUBACK when its ``async on_message`` returns; ours awaits a future that
   :meth:`~GmqttTransport.ack` resolves, so the PUBACK follows the commit. gmqtt's own
@@ -41,6 +43,7 @@ from gmqtt.mqtt.handler import MQTTConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from ingest.mqtt_link import LinkWatch
 from server.kernel.services import redact
 
 __all__ = [
@@ -183,6 +186,7 @@ class AiomqttTransport:
         self._paho: paho.Client = self._client._client  # private: see module docstring
         self._paho.manual_ack_set(True)
         self._paho.on_message = self._on_paho_message
+        self._link = LinkWatch(self._client, self._paho, client_id)
         self._inbox: deque[Incoming] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._connected = False
@@ -190,6 +194,7 @@ class AiomqttTransport:
     async def __aenter__(self) -> Self:
         await self._client.__aenter__()
         self._connected = True
+        self._link.start()
         return self
 
     async def __aexit__(
@@ -199,6 +204,7 @@ class AiomqttTransport:
         tb: TracebackType | None,
     ) -> None:
         self._connected = False
+        self._link.stop()
         try:
             await self._client.__aexit__(exc_type, exc, tb)
         except aiomqtt.MqttError as err:
