@@ -57,6 +57,11 @@ def add_commands(sub: Any) -> None:
         type=int,
         help="override the broker's autosave_interval (default: config/mosquitto.conf's)",
     )
+    p.add_argument(
+        "--mosquitto",
+        metavar="PATH",
+        help="the broker program to run (default: mosquitto on PATH), e.g. a newer build",
+    )
     p.add_argument("--logs", type=Path, help="keep ingest and broker logs in this directory")
     p.set_defaults(func=cmd_chaos)
 
@@ -81,6 +86,7 @@ async def cmd_chaos(args: argparse.Namespace, settings: Settings) -> int:
         fault_s=args.fault_seconds,
         workers=args.workers,
         autosave_interval=args.autosave_interval,
+        mosquitto=args.mosquitto,
         keep_logs=args.logs,
     )
     if args.fault:

@@ -92,6 +92,8 @@ class ChaosConfig:
     seeds in seconds (the rest of it: ``SMALL_CITY``)."""
     autosave_interval: int | None = None
     """The broker's autosave (None: config/mosquitto.conf's own, the production value)."""
+    mosquitto: str | None = None
+    """The broker program (None: ``mosquitto`` on PATH)."""
     ingest_reconnect_s: tuple[float, float] | None = None
     """The workers' MQTT/PostgreSQL reconnect back-off (min, max); None: ``[ingest]
     reconnect_min_s`` / ``reconnect_max_s`` as shipped."""
@@ -412,7 +414,7 @@ async def run_chaos(cfg: ChaosConfig, out: Callable[[str], None] = print) -> lis
         raise ValueError(f"unknown faults {unknown}; known: {', '.join(FAULTS)}")
     token = secrets.token_hex(3)
     pg = PrivatePostgres()
-    broker = PrivateMosquitto(cfg.autosave_interval)
+    broker = PrivateMosquitto(cfg.autosave_interval, cfg.mosquitto)
     redis = PrivateRedis()
     logs = cfg.keep_logs or pg.dir
     ingest: IngestProcess | None = None
@@ -438,7 +440,8 @@ async def run_chaos(cfg: ChaosConfig, out: Callable[[str], None] = print) -> lis
         await asyncio.to_thread(ingest.wait_log, BATCH_READY_TEXT, cfg.workers, READY_TIMEOUT_S)
         out(
             f"chaos: services ready in {time.monotonic() - t0:.1f} s "
-            f"(PostgreSQL :{pg.port}, Mosquitto :{broker.port}, {cfg.workers} ingest worker(s))"
+            f"(PostgreSQL :{pg.port}, {broker.version()} :{broker.port}, "
+            f"{cfg.workers} ingest worker(s))"
         )
         for i, name_ in enumerate(cfg.faults):
             outcome = await _round(name_, cfg, s, city, i)

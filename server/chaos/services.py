@@ -180,9 +180,13 @@ class PrivatePostgres:
 
 
 class PrivateMosquitto:
-    """config/mosquitto.conf on a spare loopback port, its persistence in a temp dir."""
+    """config/mosquitto.conf on a spare loopback port, its persistence in a temp dir.
 
-    def __init__(self, autosave_interval: int | None = None) -> None:
+    *exe*: the broker program (default: ``mosquitto`` on PATH) — another build of Mosquitto
+    can be put through the same rounds (docs/DEPLOY.md §10 compares 2.0.11 and 2.0.20)."""
+
+    def __init__(self, autosave_interval: int | None = None, exe: str | None = None) -> None:
+        self.exe = exe or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="cylwatch-chaos-mqtt-"))
         os.chmod(self.dir, 0o777)  # noqa: S103 - mosquitto drops root for its own user
@@ -227,11 +231,21 @@ class PrivateMosquitto:
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
+    def version(self) -> str:
+        """``mosquitto -h``'s first line, e.g. "mosquitto version 2.0.11"."""
+        try:
+            done = subprocess.run(  # noqa: S603 - the broker program, a fixed argument
+                [self.exe, "-h"], capture_output=True, timeout=10, check=False
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"{self.exe}: {exc}"
+        first = done.stdout.decode(errors="replace").strip().splitlines()
+        return first[0] if first else self.exe
+
     def start(self) -> None:
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(  # noqa: S603 - our own config, fixed arguments
-                [exe, "-c", str(self.conf)], stdout=out, stderr=subprocess.STDOUT
+                [self.exe, "-c", str(self.conf)], stdout=out, stderr=subprocess.STDOUT
             )
         wait_port(self.port, START_TIMEOUT_S, self.proc)
 
