@@ -39,7 +39,8 @@ from server.api.common import (
 from server.api.report_common import (
     FORMATS,
 )
-from server.api.report_frame import Report, drill_route, report_routes
+from server.api.report_frame import Report
+from server.api.report_http import drill_route, report_routes
 from server.domain.statuses import ROLES
 from server.kernel.http import json_response
 from server.kernel.principal import require
