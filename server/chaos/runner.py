@@ -41,6 +41,7 @@ from server.chaos.services import (
     PrivateRedis,
     first_start,
 )
+from server.chaos.storage import fill_tablespace
 
 __all__ = ["FAULTS", "ChaosConfig", "Outcome", "format_table", "run_chaos"]
 
@@ -238,6 +239,7 @@ FAULTS: Final[dict[str, Fault]] = {
     "pause-db": pause_database,
     "restart-db": restart_database,
     "restart-redis": restart_redis,
+    "disk-full": lambda s: fill_tablespace(s.pg, s.dsn, s.fault_s),  # server.chaos.storage
 }
 
 
