@@ -120,21 +120,6 @@ class SmallVolume:
         )
         self.mounted = True
 
-    def grow(self, size_mib: int) -> None:
-        """Make the volume larger in place (``mount -o remount,size=…``): space freed
-        without deleting anything, as an operator extending a volume would."""
-        subprocess.run(  # noqa: S603 - fixed arguments
-            ["mount", "-o", f"remount,size={size_mib}m", str(self.mountpoint)],  # noqa: S607
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
-        self.size_mib = size_mib
-
-    def free_bytes(self) -> int:
-        st = os.statvfs(self.mountpoint)
-        return st.f_bavail * st.f_frsize
-
     def fill(self) -> int:
         """Write the filler until the volume refuses (ENOSPC); the bytes it took."""
         written = 0

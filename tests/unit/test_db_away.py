@@ -41,6 +41,25 @@ def test_an_error_raised_while_cleaning_up_after_a_lost_connection_is_too() -> N
 @pytest.mark.parametrize(
     "exc",
     [
+        # what a full data volume answers to a batch (tests/chaos/test_disk_full.py)
+        asyncpg.exceptions.DiskFullError(
+            'could not extend file "pg_tblspc/21481/PG_15_202209061/16384/21500":'
+            " No space left on device"
+        ),
+        asyncpg.exceptions.OutOfMemoryError("out of memory"),
+        asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already"),
+    ],
+)
+def test_insufficient_resources_is_the_database_away_not_bad_data(exc: BaseException) -> None:
+    """SQLSTATE class 53: the server cannot take the batch now, whatever is in it; taken for
+    bad data, a full disk would split every batch down to single messages and dead-letter
+    good ones."""
+    assert db_away(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
         asyncpg.UniqueViolationError("duplicate key"),
         asyncpg.DataError("invalid input"),
         ValueError("bad payload"),
