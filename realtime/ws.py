@@ -17,9 +17,13 @@ page; it authenticates with a token, which no other site holds.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import secrets
+import socket
+import struct
 import time
 from urllib.parse import urlsplit
 
@@ -52,6 +56,9 @@ _LIVE_NEEDS: dict[str, tuple[str, ...]] = {
 carry where they happened (coordinates, the delivery's customer), so the ``events`` channel
 also needs ``positions``: an inspection agency reads trajectories through the REST API,
 where coordinates are left out for it, and not live (docs/SECURITY.md "Privacy")."""
+
+_LINGER_RESET = struct.pack("ii", 1, 0)
+"""SO_LINGER on, 0 s: closing the socket resets the connection and discards unsent data."""
 
 _DISTRICT_MAX_CHARS = 32  # administrative division codes are 6-12 characters
 
@@ -354,7 +361,36 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     finally:
         hub.release(conn)
         await conn.stop_writer()
+        if conn.close_code is not None:
+            _let_go_later(request, rt.ws_close_timeout_s)
     return ws
+
+
+def _let_go_later(request: web.Request, within_s: float) -> None:
+    """Reset the connection of a client the server closed (1013, 1008, 4410) if it has not
+    read what was sent to it within *within_s* (``ws_close_timeout_s``).
+
+    aiohttp closes such a socket gracefully: the transport waits until the client has read
+    the frames still queued and the close frame behind them. A client that never reads
+    again kept its socket, its transport and up to the kernel's send buffer (4 MB on Linux)
+    on the server for as long as it stayed connected (50 s and counting in
+    tests/chaos/test_serving_faults.py). SO_LINGER 0 makes the close a reset: the kernel
+    frees the buffer at once. A client that reads has emptied the buffer by then.
+    """
+    transport = request.transport
+    if transport is not None:
+        asyncio.get_running_loop().call_later(within_s, _reset_if_stuck, transport)
+
+
+def _reset_if_stuck(transport: asyncio.Transport) -> None:
+    if transport.get_write_buffer_size() == 0:
+        return  # delivered (or already gone): the graceful close ends on its own
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    log.info("websocket: a closed client did not read what it was sent; connection reset")
+    transport.abort()
 
 
 def _refuse(conn: Connection, rate: MessageRate, rt: Realtime) -> None:

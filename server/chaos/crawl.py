@@ -67,6 +67,9 @@ class CrawlConfig:
     fast_clients: int = 4
     read_interval_s: float | None = 1.0
     """The slow client reads one frame this often; None: it never reads again."""
+    wake_on_cut: bool = False
+    """The slow client reads everything it holds as soon as the server has cut it (it can
+    then read the close frame); else it stays as it is until the traffic is over."""
     detail_bytes: int = 256
     """Text in each alert's details: an alert row of about 0.7 KB, as ingest's are."""
     vehicles: int = 50
@@ -91,6 +94,9 @@ class CrawlReport:
     slow_frames_read: int
     """Frames the slow client read before it started draining (all of its crawl)."""
     slow_close_code: int | None
+    """The close code the slow client read (None: it read none)."""
+    slow_reset: bool
+    """Its connection ended without a close frame: reset by the server."""
     slow_released_s: float | None
     """From the cut until the server held no TCP connection to the slow client."""
     released_while_stuck: bool
@@ -170,13 +176,16 @@ class SlowClient:
         sockname = ws.get_extra_info("sockname")
         self.port = int(sockname[1]) if sockname else 0
         self.task: asyncio.Task[None] | None = None
+        self.drained_at: float | None = None
+        self.reset = False
+        """The connection ended without a close frame read (the server reset it)."""
 
     def _closed(self, msg: aiohttp.WSMessage) -> bool:
         if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
-            if self.close_code is None:
-                self.close_code = self.ws.close_code or (
-                    msg.data if isinstance(msg.data, int) else None
-                )
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING) and isinstance(msg.data, int):
+                self.close_code = msg.data
+            elif self.close_code is None:
+                self.reset = True
             return True
         return False
 
@@ -187,13 +196,26 @@ class SlowClient:
             self.frames += 1
             await asyncio.sleep(self.interval)
 
-    async def drain(self, within_s: float) -> None:
-        """Read fast what the socket still holds, up to the close (its code recorded)."""
+    async def give_up(self, within_s: float) -> None:
+        """Stop crawling and read fast what the socket still holds, up to its end."""
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        if self.drained_at is None:
+            self.drained_at = time.monotonic()
+            await self._drain(within_s)
+
+    async def _drain(self, within_s: float) -> None:
         deadline = time.monotonic() + within_s
         with contextlib.suppress(TimeoutError):
             while time.monotonic() < deadline:
                 if self._closed(await self.ws.receive(timeout=deadline - time.monotonic())):
                     return
+
+
+async def _wake(slow: SlowClient, sampler: Sampler) -> None:
+    await sampler.cut.wait()
+    await slow.give_up(DRAIN_TIMEOUT_S)
 
 
 def _alert(aid: int, detail_bytes: int) -> Event:
@@ -253,6 +275,7 @@ class Sampler:
         self.t0 = time.monotonic()
         self.samples: list[tuple[float, int]] = []
         self.cut_at: float | None = None
+        self.cut = asyncio.Event()
         self.released_at: float | None = None
         self.released = asyncio.Event()
 
@@ -262,6 +285,7 @@ class Sampler:
             self.samples.append((now - self.t0, self.server.rss()))
             if self.cut_at is None and await self.server.metric(SLOW_CLOSES) > 0:
                 self.cut_at = time.monotonic()
+                self.cut.set()
             if self.released_at is None and self.slow_port not in self.server.peers():
                 self.released_at = time.monotonic()
                 self.released.set()
@@ -292,15 +316,16 @@ async def run_crawl(
         rss_before = server.rss()
         sampler = Sampler(server, slow.port)
         sampler_task = asyncio.create_task(sampler.run())
+        waker = asyncio.create_task(_wake(slow, sampler)) if cfg.wake_on_cut else None
         published, positions, owed = await _traffic(publisher, cfg, sent_at, sampler)
         await asyncio.sleep(cfg.settle_s)
         rss_after = server.rss()
-        slow_frames = slow.frames
-        # the slow client gives up crawling and reads what is left: then its close comes
-        slow.task.cancel()
-        await asyncio.gather(slow.task, return_exceptions=True)
-        drain_at = time.monotonic()
-        await slow.drain(DRAIN_TIMEOUT_S)
+        drain_at = time.monotonic() if slow.drained_at is None else slow.drained_at
+        if waker is not None:
+            waker.cancel()
+            await asyncio.gather(waker, return_exceptions=True)
+        # the slow client gives up crawling and reads what is left
+        await slow.give_up(DRAIN_TIMEOUT_S)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(sampler.released.wait(), DRAIN_TIMEOUT_S)
         sampler_task.cancel()
@@ -321,8 +346,9 @@ async def run_crawl(
             rss_peak=max((rss for _, rss in sampler.samples), default=0),
             rss_after=rss_after,
             cut_after_s=None if cut is None else cut - sampler.t0,
-            slow_frames_read=slow_frames,
+            slow_frames_read=slow.frames,
             slow_close_code=slow.close_code,
+            slow_reset=slow.reset,
             slow_released_s=None if cut is None or released is None else released - cut,
             released_while_stuck=released is not None and released < drain_at,
             connections_after=int(await server.metric(CONNECTIONS)),
