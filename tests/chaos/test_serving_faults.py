@@ -37,7 +37,7 @@ from server.kernel.events import Event
 from server.kernel.settings import load_settings
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, wait_ready
 from tests.browser.data import row_of
-from tests.conftest import ADMIN_DSN, PASSWORD, build_world
+from tests.conftest import ADMIN_DSN, PASSWORD, World, build_world
 from tests.tools import missing
 
 pytestmark = pytest.mark.slow
@@ -76,10 +76,17 @@ frames in flight); an unbounded queue for the slow client would hold everything 
 to it after it stopped — ``CrawlReport.bytes_owed``, asserted larger than this."""
 
 
+@dataclasses.dataclass
+class ServeDatabase:
+    dsn: str
+    world: World
+    """Its city: ids of this database, not the session's."""
+
+
 @pytest.fixture(scope="module")
 async def serve_database(
     settings: Any, test_db_name: str, fresh_databases: Any
-) -> AsyncIterator[str]:
+) -> AsyncIterator[ServeDatabase]:
     """A migrated database with `world`'s city (users of every role), for the served process."""
     from server.db.pool import create_pool
 
@@ -87,10 +94,10 @@ async def serve_database(
     dsn = await fresh_databases.create(name)
     pool = await create_pool(settings, dsn=dsn, min_size=1, max_size=2)
     try:
-        await build_world(pool, settings)
+        world = await build_world(pool, settings)
     finally:
         await pool.close()
-    yield dsn
+    yield ServeDatabase(dsn, world)
     conn = await asyncpg.connect(ADMIN_DSN)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -99,7 +106,7 @@ async def serve_database(
 
 
 @pytest.fixture
-def serve(settings: Any, serve_database: str, tmp_path: Path) -> Iterator[ServeProcess]:
+def serve(settings: Any, serve_database: ServeDatabase, tmp_path: Path) -> Iterator[ServeProcess]:
     """`cylwatch serve` on a spare port with its own Redis number and live channel."""
     redis_url = urlsplit(settings.services.redis_url)._replace(path=f"/{SERVE_REDIS_DB}").geturl()
     base = dict(os.environ)
@@ -115,7 +122,7 @@ def serve(settings: Any, serve_database: str, tmp_path: Path) -> Iterator[ServeP
     )
     channel = f"cylwatch:chaos-serve:{secrets.token_hex(4)}"
     proc = ServeProcess(
-        serve_env(base, serve_database, redis_url, channel), free_port(), tmp_path / "serve.log"
+        serve_env(base, serve_database.dsn, redis_url, channel), free_port(), tmp_path / "serve.log"
     )
     proc.start()
     try:
@@ -181,9 +188,32 @@ async def until(check: Any, within_s: float, what: str) -> float:
         await asyncio.sleep(0.02)
 
 
+async def _store_alert(dsn: str, company: int) -> int:
+    """An alert row as an ingest worker stores it while no server is up (no live event)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(
+            await conn.fetchval(
+                """INSERT INTO alerts (kind, severity, subject_type, subject_id, company_id,
+                       district_code, first_at, last_at, lat, lon, count, details)
+                   VALUES ('leak', 'critical', 'cylinder', $1, $2, '410105', now(), now(),
+                           34.79, 113.64, 1, '{"leak_ppm": 2400}'::jsonb)
+                   RETURNING id""",
+                f"DOWN-{secrets.token_hex(3)}",
+                company,
+            )
+        )
+    finally:
+        await conn.close()
+
+
 async def test_kill_9_of_the_server_the_open_dashboard_reconnects_and_shows_live_alerts(
-    serve: ServeProcess, publisher: LivePublisher, world: Any
+    serve: ServeProcess, publisher: LivePublisher, serve_database: ServeDatabase
 ) -> None:
+    """The dashboard open in Chromium; the server killed with SIGKILL and started again
+    ``RestartSec`` later on its port. The page says it lost the link, opens a new socket
+    by itself, sends every subscription again (each confirmed by the server), shows the
+    alert stored while it was cut off and a live alert published after the return."""
     from playwright.async_api import ViewportSize, async_playwright
 
     from dashboard.build_assets import ensure_assets
@@ -193,7 +223,7 @@ async def test_kill_9_of_the_server_the_open_dashboard_reconnects_and_shows_live
     ensure_assets()
     await serve.wait_ready()
     await publisher.wait_subscribers(1)
-    company = world.companies["A"]
+    company = serve_database.world.companies["A"]
 
     def alert(aid: int) -> None:
         row = row_of(aid, company_id=company)
@@ -236,6 +266,7 @@ async def test_kill_9_of_the_server_the_open_dashboard_reconnects_and_shows_live
                 lambda: _is(state(), "reconnecting"), DOWN_SHOWN_BOUND_S, "shown as reconnecting"
             )
             shown_text = await indicator.inner_text()
+            raised_while_down = await _store_alert(serve_database.dsn, company)
             await asyncio.sleep(max(0.0, RESTART_DELAY_S - (time.monotonic() - killed_at)))
             serve.start()
             ready_at = await serve.wait_ready()
@@ -245,6 +276,9 @@ async def test_kill_9_of_the_server_the_open_dashboard_reconnects_and_shows_live
                 "resubscribed after the restart",
             )
             assert await state() == "live"
+            # what was raised while the page was cut off comes back with the resubscription
+            missed = page.locator(f'[data-alert-id="{raised_while_down}"]')
+            await until(lambda: _count(missed), SHOWN_BOUND_S, "alert raised while down")
             await publisher.wait_subscribers(1)
             after = before + 1
             published_at = time.monotonic()
