@@ -70,10 +70,11 @@ p99 at 600 msg/s was ~200 ms, docs/BENCHMARKS.md "Soak"): nothing waits on the s
 RELEASE_BOUND_S = 8.0
 """The server lets go of a cut client that does not answer the close within
 ``[realtime] ws_close_timeout_s`` (5 s), plus the sampling's 0.25 s and a loaded machine."""
-RSS_GROWTH_BOUND = 4 * 2**20
-"""The server's RSS may grow this much over the crawl (allocator noise, the fast clients'
-frames in flight); an unbounded queue for the slow client would hold everything published
-to it after it stopped — ``CrawlReport.bytes_owed``, asserted larger than this."""
+RSS_GROWTH_BOUND = 3 * 2**20
+"""The server's RSS may grow this much over the crawl (measured: 0.8–1.1 MiB — allocator
+noise, the fast clients' frames in flight). A queue that did not bound the slow client would
+keep every frame published to it after it stopped (frames are shared bytes, so the growth
+would be their size): ``CrawlReport.bytes_owed``, 8.3 MiB here, asserted above the bound."""
 
 
 @dataclasses.dataclass
@@ -207,6 +208,7 @@ async def _store_alert(dsn: str, company: int) -> int:
         await conn.close()
 
 
+@pytest.mark.browser
 async def test_kill_9_of_the_server_the_open_dashboard_reconnects_and_shows_live_alerts(
     serve: ServeProcess, publisher: LivePublisher, serve_database: ServeDatabase
 ) -> None:
@@ -340,7 +342,7 @@ async def _crawl(serve: ServeProcess, publisher: LivePublisher, cfg: CrawlConfig
     assert r.latency_ms[1] < LATENCY_P99_BOUND_MS
     # the slow client's queue is bounded: the server did not keep what it was not sent
     assert r.rss_peak - r.rss_before < RSS_GROWTH_BOUND
-    assert r.bytes_owed > 2 * RSS_GROWTH_BOUND  # what an unbounded queue would have held
+    assert r.bytes_owed > RSS_GROWTH_BOUND  # what an unbounded queue would have held
     assert r.connections_after == cfg.fast_clients
     return r
 
