@@ -222,6 +222,9 @@ async def fill_tablespace(pg: PrivatePostgres, dsn: str, hold_s: float) -> str:
     """The fault (module docstring): returns once the volume was full *hold_s* seconds, was
     freed, ingest stored again and the partitions are back on the cluster's own disk; the
     note says what was measured."""
+    problem = await asyncio.to_thread(mount_problem)
+    if problem is not None:
+        raise RuntimeError(f"disk-full: the fault cannot be made here: {problem}")
     conn = await asyncpg.connect(dsn)
     volume: SmallVolume | None = None
     moved: list[str] = []
