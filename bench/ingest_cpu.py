@@ -246,6 +246,7 @@ async def load_city(dsn: str, seed: int) -> Any:
 async def bench(args: argparse.Namespace) -> int:
     from bench.common import bench_settings, load_line, machine_line, prepare_city
     from device_sim.loadgen import generate_mix
+    from ingest.runtime import tune_gc
     from ingest.transport import Incoming
     from ingest.worker import IngestWorker
     from realtime.bridge import encode
@@ -296,7 +297,12 @@ async def bench(args: argparse.Namespace) -> int:
     )
     task = asyncio.create_task(worker.run())
     await asyncio.wait_for(worker.ready.wait(), 30)
+    if args.gc_young is not None:
+        os.environ["CYL_INGEST__GC_YOUNG_THRESHOLD"] = str(args.gc_young)
+    # as `cylwatch ingest` does once its worker is ready (ingest/runtime.py)
+    thresholds = tune_gc(bench_settings(args.dsn)) if args.gc_young != -1 else gc.get_threshold()
     print(machine, flush=True)
+    print(f"garbage collector thresholds {thresholds}", flush=True)
     print(
         f"messages per round: {len(msgs):,} ({', '.join(f'{k} {v:,}' for k, v in kinds.items())});"
         f" batch_max_rows {settings.ingest.batch_max_rows}; rounds {args.rounds}"
@@ -393,6 +399,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=0, help="override [ingest] batch_max_rows")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--callgrind", action="store_true", help="count instructions (valgrind)")
+    p.add_argument(
+        "--gc-young",
+        type=int,
+        help="override [ingest] gc_young_threshold (0: CPython's own; -1: no tuning at all,"
+        " start-up objects not frozen either)",
+    )
     p.add_argument("--profile", help="write a cProfile of the measured rounds here")
     args = p.parse_args(argv)
     if "127.0.0.1" not in args.dsn and "localhost" not in args.dsn:

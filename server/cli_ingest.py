@@ -150,13 +150,23 @@ async def _worker_main(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.stop()))
     runner = await _serve_metrics(worker, bridge, metrics_port + index) if metrics_port else None
+    gc_tuned = asyncio.create_task(_tune_gc_when_ready(worker, settings))
     try:
         await worker.run()
     finally:
+        gc_tuned.cancel()
         if runner is not None:
             await runner.cleanup()
         await bridge.aclose()
         await pool.close()
+
+
+async def _tune_gc_when_ready(worker: Any, settings: Settings) -> None:
+    """Once the worker has connected and loaded what it keeps (ingest/runtime.py)."""
+    from ingest.runtime import tune_gc
+
+    await worker.ready.wait()
+    log.info("garbage collector thresholds %s, start-up objects frozen", tune_gc(settings))
 
 
 async def _start_bridge(settings: Settings, bus: Any) -> Any:

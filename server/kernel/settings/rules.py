@@ -100,6 +100,7 @@ class Ingest(Section, frozen=True):
     dead_letter_max_bytes: Count
     transport: Literal["aiomqtt", "gmqtt"]
     auth_connections: Count
+    gc_young_threshold: NonNegative
 
     def __post_init__(self) -> None:
         _ordered(self, "reconnect_min_s", "reconnect_max_s")
