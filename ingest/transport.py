@@ -125,6 +125,11 @@ class Transport(Protocol):
 
     async def subscribe(self, topic: str, qos: int) -> None: ...
 
+    async def unsubscribe(self, topic: str) -> None:
+        """Stop new messages for *topic* reaching this session; what it already holds is
+        still delivered (``ingest.retire`` drains a worker's session that way)."""
+        ...
+
     def messages(self) -> AsyncIterator[Incoming]:
         """Messages in arrival order; raises :data:`TransportError` when the link drops.
         Must be consumed by one long-lived task (cancelling a pending read may drop a
@@ -214,6 +219,10 @@ class AiomqttTransport:
         # On a resumed session the broker sends the queued backlog *before* the SUBACK;
         # with a backlog of 100k messages that can take seconds, so no short timeout.
         await self._client.subscribe(topic, qos, timeout=SUBSCRIBE_TIMEOUT_S)
+
+    async def unsubscribe(self, topic: str) -> None:
+        # the UNSUBACK, too, follows a resumed session's backlog
+        await self._client.unsubscribe(topic, timeout=SUBSCRIBE_TIMEOUT_S)
 
     def _on_paho_message(self, _client: Any, _userdata: Any, m: paho.MQTTMessage) -> None:
         """paho's callback, in place of aiomqtt's: one deque append per message.
@@ -326,12 +335,14 @@ class GmqttTransport:
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
+        self._client.on_unsubscribe = self._on_unsubscribe
         self._inbox: deque[Incoming] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._seq = 0
         self._unacked: dict[int, asyncio.Future[bool]] = {}
         self._releasing: set[asyncio.Future[bool]] = set()
         self._suback: dict[int, asyncio.Future[tuple[int, ...]]] = {}
+        self._unsuback: dict[int, asyncio.Future[tuple[int, ...]]] = {}
         self._closed: asyncio.Future[None] | None = None
         self._connected = False
 
@@ -433,7 +444,7 @@ class GmqttTransport:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        for fut in self._suback.values():
+        for fut in (*self._suback.values(), *self._unsuback.values()):
             if not fut.done():
                 fut.set_exception(TransportError("disconnected before SUBACK"))
 
@@ -443,6 +454,13 @@ class GmqttTransport:
         fut = self._suback.pop(mid, None)
         if fut is not None and not fut.done():
             fut.set_result(tuple(granted))
+
+    def _on_unsubscribe(
+        self, _client: Any, mid: int, codes: tuple[int, ...], _properties: Any = None
+    ) -> None:
+        fut = self._unsuback.pop(mid, None)
+        if fut is not None and not fut.done():
+            fut.set_result(tuple(codes))
 
     # ------------------------------------------------------------------ the seam
 
@@ -461,6 +479,22 @@ class GmqttTransport:
             self._suback.pop(mid, None)
         if not granted or granted[0] >= 0x80:
             raise TransportError(f"subscription to {topic} refused: {granted}")
+
+    async def unsubscribe(self, topic: str) -> None:
+        if self._closed is None or self._closed.done():
+            raise TransportError("not connected")
+        fut: asyncio.Future[tuple[int, ...]] = asyncio.get_running_loop().create_future()
+        mid = self._client.unsubscribe(topic)
+        self._unsuback[mid] = fut
+        try:
+            codes = await asyncio.wait_for(fut, SUBSCRIBE_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise TransportError(f"no UNSUBACK for {topic} within {SUBSCRIBE_TIMEOUT_S} s") from exc
+        finally:
+            self._unsuback.pop(mid, None)
+        # 0x11 "no subscription existed": the session had none to end, which is what we want
+        if codes and codes[0] >= 0x80:
+            raise TransportError(f"unsubscribe from {topic} refused: {codes}")
 
     async def messages(self) -> AsyncIterator[Incoming]:
         closed = self._closed

@@ -62,6 +62,25 @@ def add_commands(sub: Any) -> None:
     )
     p.set_defaults(func=cmd_ingest)
 
+    p = sub.add_parser(
+        "ingest-retire",
+        help="empty and retire the broker sessions of ingest workers no longer run",
+        description="Run this after starting `cylwatch ingest` with fewer workers, once per"
+        " removed index: the removed worker's sessions are members of the shared"
+        " subscription, and the broker keeps queueing their share of the city's messages"
+        " for [ingest] session_expiry_s, then drops it. Each session is resumed,"
+        " unsubscribed, and what it held is stored like any batch (docs/DEPLOY.md §10).",
+    )
+    p.add_argument(
+        "--index",
+        type=int,
+        action="append",
+        required=True,
+        help="a removed worker's index (repeat for several)",
+    )
+    p.add_argument("--mqtt-url", help="override CYL_MQTT_URL")
+    p.set_defaults(func=cmd_ingest_retire)
+
     d = sub.add_parser("devices", help="device registry tools")
     dsub = d.add_subparsers(dest="devices_command", metavar="ACTION")
     dsub.required = True
@@ -270,6 +289,30 @@ class _Supervisor:
                 log.warning("ingest worker pid %s did not stop; killing it", proc.pid)
                 proc.kill()
                 proc.join(5)
+
+
+async def cmd_ingest_retire(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.retire import retire_index
+    from realtime.bus import EventBus
+    from server.db.pool import create_pool
+
+    if any(i < 0 for i in args.index):
+        print("cylwatch ingest-retire: --index must be 0 or more", file=sys.stderr)
+        return 2
+    pool = await create_pool(settings)
+    bus = EventBus()
+    bridge = await _start_bridge(settings, bus)  # what it stores is live as from any worker
+    try:
+        for index in args.index:
+            for drained in await retire_index(settings, pool, bus, index, args.mqtt_url):
+                print(
+                    f"{drained.client_id}: unsubscribed; {drained.messages} messages it held"
+                    f" stored in {drained.seconds:.1f} s"
+                )
+    finally:
+        await bridge.aclose()
+        await pool.close()
+    return 0
 
 
 async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:

@@ -101,6 +101,7 @@ class Ingest(Section, frozen=True):
     transport: Literal["aiomqtt", "gmqtt"]
     auth_connections: Count
     gc_young_threshold: NonNegative
+    retire_idle_s: Seconds
 
     def __post_init__(self) -> None:
         _ordered(self, "reconnect_min_s", "reconnect_max_s")
