@@ -12,7 +12,9 @@ refreshes and the others find the lock taken and wait for the next turn (the loc
 PostgreSQL, not in memory, so it holds across processes and hosts). A zone setting other
 than the rollups' rebuilds them in the same call. The abnormal circulation rollup (migration
 0227, ``server.db.rollup_abnormal``) is refreshed right after, the same way, with its own
-watermark, and so is the fill-day rollup (migration 0230, ``server.db.rollup_fill_days``).
+watermark, and so is the fill-day rollup (migration 0230, ``server.db.rollup_fill_days``),
+then the recovery census made from it and the cylinder census (migration 0233,
+``server.db.rollup_recovery``).
 The deliveries rollup of ``sales`` and ``real-name-progress`` (migration 0229,
 ``server.db.rollup_deliveries``) comes next, and the safety-inspection rollup of
 ``safety-inspections`` (migration 0231, ``server.db.rollup_safety``) last, the same way.
@@ -71,6 +73,8 @@ OWN_WATERMARK: Final[tuple[tuple[str, Callable[[Settings], tuple[Any, ...]]], ..
     ("cyl_abnormal_refresh", lambda s: (s.dates.inspection_interval_years,)),
     # recovery-rate's fill days (migration 0230)
     ("cyl_fill_days_refresh", lambda s: ()),
+    # recovery-rate's census with its fill days (migration 0233): made from the two above
+    ("cyl_recovery_refresh", lambda s: ()),
     # sales' and real-name-progress's deliveries (migration 0229)
     ("cyl_deliveries_refresh", lambda s: ()),
     # safety-inspections' records and answers (migration 0231)
