@@ -9,8 +9,10 @@ come folded per cylinder from the abnormal circulation rollup and the raw rows a
 watermark (``server.db.rollup_abnormal.flows``, a few tens of thousands of rows for a year of
 a 1M city) and are hashed; the census (``rollup_abnormal.cylinders_relation``: migration 0226,
 refreshed every round, or ``cylinders`` before its first refresh) is read once for the owner,
-the role scope and what is held today. Hashing the whole of ``cylinders`` for each of two
-statements, as the report did, was most of its 1–3 s at 1M (docs/BENCHMARKS.md "Reports").
+the role scope and what is held today, a census row kept when it is held or one hashed
+look-up finds it among the flows (two look-ups, one per period, cost a 1M census scan 0.1 s
+more). Hashing the whole of ``cylinders`` for each of two statements, as the report did, was
+most of its 1–3 s at 1M (docs/BENCHMARKS.md "Reports").
 The census is a snapshot: the answer says ``as_of`` its moment, as the other census reports
 do; the drill-downs read ``cylinders`` (exact, as of now).
 """
@@ -63,8 +65,8 @@ async def abnormal_cylinders(ctx: ReportContext) -> Result:
                       LEFT JOIN n ON n.cylinder_id = c.id
                       LEFT JOIN p ON p.cylinder_id = c.id
                      WHERE {" AND ".join(cylinder_where(ctx, q))}
-                       AND ({held} OR c.id IN (SELECT n.cylinder_id FROM n)
-                            OR c.id IN (SELECT p.cylinder_id FROM p))
+                       AND ({held} OR c.id IN (SELECT n.cylinder_id FROM n
+                                                UNION ALL SELECT p.cylinder_id FROM p))
                      GROUP BY c.owner_company_id) g
               JOIN companies o ON o.id = g.owner_company_id
              ORDER BY g.cylinders DESC, o.code""",
