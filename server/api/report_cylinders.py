@@ -19,7 +19,10 @@ drills down to its cylinders (or, for customers, to the customers).
 
 The counts are taken over the cylinder census (``server.db.census``, migration 0226): as of
 the last rollup refresh, said in the answer's ``as_of``; the drill-downs read ``cylinders``
-itself (exact now).
+itself (exact now). ``in-use-distribution`` reads the counts the refresh made of the census
+for today (migration 0234: a few hundred rows per district and owner instead of a scan of the
+census and a sort of its cylinders in use for the distinct customers; 0.12 → 0.01 s at 100k
+cylinders), the census when they are not today's.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from server.api.report_frame import (
     ReportContext,
     Result,
 )
-from server.db.census import census
+from server.db.census import IN_USE, census, in_use_day
 from server.db.compliance import (
     COMPLIANCE_VALUES,
     ComplianceBounds,
@@ -276,17 +279,33 @@ def _overdue(q: Sql, today: Any) -> str:
 
 async def in_use_distribution(ctx: ReportContext) -> Result:
     """Per district (the cylinder's: ingest moves it to the customer's on delivery); the
-    totals row is grouped in SQL, so a customer counted in two districts is counted once."""
-    src = await census(ctx.pool)
+    totals row is grouped in SQL, so a customer counted in two districts is counted once.
+    From the counts made at the last refresh for today (migration 0234) when there are,
+    else over the census."""
+    made = await in_use_day(ctx.pool, ctx.settings.alerts.timezone, ctx.f.today)
     q = Sql()
-    where = _in_use_where(ctx, q)
-    overdue = _overdue(q, ctx.f.today)
+    if made is not None:
+        as_of: dt.datetime | None = made
+        # customers: those within one (district, owner) pair add up; the others are listed
+        # by id and counted once (server.db.census.in_use_day)
+        where = cylinder_where(ctx, q)
+        # (coalesce: the totals row over no rows is 0, as a count's)
+        counts = """coalesce(sum(c.in_use), 0)::bigint AS in_use,
+                    coalesce(sum(c.overdue), 0)::bigint AS overdue,
+                    (coalesce(sum(c.customers), 0) + count(DISTINCT c.customer_id))::bigint
+                        AS customers"""
+        relation = IN_USE
+    else:
+        src = await census(ctx.pool)
+        as_of = src.as_of
+        where = _in_use_where(ctx, q)
+        counts = f"""count(*) AS in_use, count(*) FILTER (WHERE {_overdue(q, ctx.f.today)})
+                     AS overdue, count(DISTINCT c.location_customer_id) AS customers"""
+        relation = src.relation
     rows = await ctx.pool.fetch(
-        f"""SELECT c.district_code, d.name AS district_name, count(*) AS in_use,
-                   count(*) FILTER (WHERE {overdue}) AS overdue,
-                   count(DISTINCT c.location_customer_id) AS customers,
+        f"""SELECT c.district_code, d.name AS district_name, {counts},
                    GROUPING(c.district_code) = 1 AS is_total
-              FROM {src.relation} c LEFT JOIN districts d ON d.code = c.district_code
+              FROM {relation} c LEFT JOIN districts d ON d.code = c.district_code
              WHERE {" AND ".join(where)}
              GROUP BY GROUPING SETS ((c.district_code, d.name), ())
              ORDER BY c.district_code NULLS LAST""",
@@ -298,7 +317,7 @@ async def in_use_distribution(ctx: ReportContext) -> Result:
     for r in out:
         r.pop("is_total", None)
     totals = {k: total[k] for k in ("in_use", "overdue", "customers")}
-    return Result(out, totals, extra={"as_of": src.as_of})
+    return Result(out, totals, extra={"as_of": as_of})
 
 
 def in_use_drill(ctx: ReportContext, measure: str, keys: Mapping[str, str]) -> DrillQuery:

@@ -7,6 +7,11 @@ report aggregates over the census and says ``as_of`` that moment; on a database 
 was never filled it reads ``cylinders`` itself (as of now: ``as_of`` is None), so a fresh
 city's reports are not empty. The census has the columns of ``cylinders`` the aggregates and
 the role scope read, under the same names, so one query text serves either relation.
+
+``in-use-distribution`` reads its counts made at the refresh (migration 0234,
+``rollup_in_use_mv``: per district and owner, with the customers holding cylinders in several
+such pairs listed) when they were made for the day asked (:func:`in_use_day`), the census
+otherwise.
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ from typing import Final
 
 import asyncpg
 
-__all__ = ["CENSUS", "LIVE", "Census", "census"]
+__all__ = ["CENSUS", "IN_USE", "LIVE", "Census", "census", "in_use_day"]
 
 CENSUS: Final = "cylinder_census"
 LIVE: Final = "cylinders"
+IN_USE: Final = "rollup_in_use_mv"
 
 
 @dataclass(frozen=True)
@@ -37,3 +43,22 @@ async def census(db: asyncpg.Pool | asyncpg.Connection) -> Census:
     if at is None:
         return Census(LIVE, None)
     return Census(CENSUS, at)
+
+
+async def in_use_day(
+    db: asyncpg.Pool | asyncpg.Connection, tz: str, today: dt.date
+) -> dt.datetime | None:
+    """The census moment :data:`IN_USE` counts when it was made in zone *tz* for *today*,
+    else None (then the report counts over :func:`census`). Its state is asked of
+    ``pg_matviews`` in the same statement: PostgreSQL refuses a statement naming a view that
+    holds no data (``server.db.rollup_fill_days.usable_mark``)."""
+    at = await db.fetchval(
+        """SELECT s.census_at FROM rollup_in_use_state s
+            WHERE s.name = 'in_use' AND s.tz = $1 AND s.day = $2
+              AND (SELECT coalesce(bool_and(v.ispopulated), false) FROM pg_matviews v
+                    WHERE v.schemaname = 'public' AND v.matviewname = $3)""",
+        tz,
+        today,
+        IN_USE,
+    )
+    return at if isinstance(at, dt.datetime) else None

@@ -14,7 +14,8 @@ than the rollups' rebuilds them in the same call. The abnormal circulation rollu
 0227, ``server.db.rollup_abnormal``) is refreshed right after, the same way, with its own
 watermark, and so is the fill-day rollup (migration 0230, ``server.db.rollup_fill_days``),
 then the recovery census made from it and the cylinder census (migration 0233,
-``server.db.rollup_recovery``).
+``server.db.rollup_recovery``) and in-use-distribution's counts of the census (migration
+0234, ``server.db.census.in_use_day``).
 The deliveries rollup of ``sales`` and ``real-name-progress`` (migration 0229,
 ``server.db.rollup_deliveries``) comes next, and the safety-inspection rollup of
 ``safety-inspections`` (migration 0231, ``server.db.rollup_safety``) last, the same way.
@@ -75,6 +76,8 @@ OWN_WATERMARK: Final[tuple[tuple[str, Callable[[Settings], tuple[Any, ...]]], ..
     ("cyl_fill_days_refresh", lambda s: ()),
     # recovery-rate's census with its fill days (migration 0233): made from the two above
     ("cyl_recovery_refresh", lambda s: ()),
+    # in-use-distribution's counts of today (migration 0234): made from the census
+    ("cyl_in_use_refresh", lambda s: ()),
     # sales' and real-name-progress's deliveries (migration 0229)
     ("cyl_deliveries_refresh", lambda s: ()),
     # safety-inspections' records and answers (migration 0231)
