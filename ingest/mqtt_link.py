@@ -1,8 +1,15 @@
-"""Noticing a dead broker connection of :class:`ingest.transport.AiomqttTransport` at once.
+"""Losing the broker and finding it again, at once: the liveness of an
+:class:`ingest.transport.AiomqttTransport`'s socket and the workers' reconnect back-off.
 
-Kept apart from the transport (one concern: the liveness of paho's socket under the
-event loop); the same private access as the transport's (docs/ARCHITECTURE.md §5 and
-ingest/transport.py's docstring): aiomqtt's ``_disconnected`` future and paho's
+Why both matter (docs/DEPLOY.md §10, docs/RELIABILITY.md "Chaos runs"): Mosquitto 2.0
+(2.0.11 and 2.0.20 alike) does not save a session's *shared* subscription
+(``$share/<group>/…``) with its state, so after the broker restarts, what devices publish
+before the ingest workers subscribe again is acknowledged to them and dropped ("no matching
+subscribers"). That window is the time the workers take to notice the broker is gone, plus
+their wait before reconnecting.
+
+The liveness check uses the same private access as the transport (docs/ARCHITECTURE.md §5
+and ingest/transport.py's docstring): aiomqtt's ``_disconnected`` future and paho's
 ``_loop_rc_handle``, the path paho takes itself when a read fails.
 """
 
@@ -12,12 +19,13 @@ import asyncio
 import contextlib
 import logging
 import socket
-from typing import Any
+import time
+from typing import Any, Final
 
 import aiomqtt
 import paho.mqtt.client as paho
 
-__all__ = ["LINK_CHECK_S", "TCP_ESTABLISHED", "LinkWatch"]
+__all__ = ["BROKER_RETRY_MAX_S", "LINK_CHECK_S", "TCP_ESTABLISHED", "BrokerBackoff", "LinkWatch"]
 
 log = logging.getLogger(__name__)
 
@@ -119,3 +127,42 @@ class LinkWatch:
         disconnected = self._client._disconnected
         if not disconnected.done():
             disconnected.set_exception(aiomqtt.MqttError(reason))
+
+
+BROKER_RETRY_MAX_S: Final = 1.0
+"""The longest wait between two connection attempts to the broker, whatever ``[ingest]
+reconnect_max_s`` says (that bound still paces PostgreSQL retries): a broker that comes back
+after any outage must find the workers subscribed within a second, before devices publish
+into a group with no subscription (module docstring). An attempt on a broker that is down is
+one refused TCP connection."""
+
+
+class BrokerBackoff:
+    """Waits between MQTT connection attempts of one worker connection.
+
+    After a connection that was up for :data:`BROKER_RETRY_MAX_S` or longer the first new
+    attempt is immediate — the broker may be back already (a crash restarted by its
+    supervisor, ingest resumed after a stop); then ``low`` doubling up to ``high``, capped at
+    :data:`BROKER_RETRY_MAX_S`. A connection lost again at once (a session taken over by a
+    second worker with the same id, a refused subscription) does not reset the wait, so two
+    such workers do not spin."""
+
+    def __init__(self, low: float, high: float) -> None:
+        self._high = min(high, BROKER_RETRY_MAX_S)
+        self._low = min(low, self._high)
+        self._delay = self._low
+        self._up_since: float | None = None
+
+    def connected(self) -> None:
+        """The connection is up and subscribed."""
+        self._up_since = time.monotonic()
+
+    def next_delay(self) -> float:
+        """Seconds to wait before the next attempt (call once per lost or failed attempt)."""
+        up_since, self._up_since = self._up_since, None
+        if up_since is not None and time.monotonic() - up_since >= self._high:
+            self._delay = self._low
+            return 0.0
+        delay = self._delay
+        self._delay = min(self._delay * 2, self._high)
+        return delay

@@ -26,6 +26,7 @@ import asyncpg
 
 from ingest.auth import FillAuthorizer
 from ingest.metrics import AUTH_PHASES, LatencyWindow, Metrics, probe_loop_lag
+from ingest.mqtt_link import BrokerBackoff
 from ingest.replies import Answerer, Handed, read_frame, reply_subscription, write_frame
 from ingest.schemas import GunAuth, Parsed, Rejected, parse
 from ingest.store.context import Item
@@ -146,7 +147,7 @@ class ReplyService:
 
     async def _connection_loop(self, answerer: Answerer) -> None:
         settings = self.settings.ingest
-        delay = settings.reconnect_min_s
+        backoff = BrokerBackoff(settings.reconnect_min_s, settings.reconnect_max_s)
         topic = reply_subscription(self.settings)
         while True:
             transport = make_transport(
@@ -164,11 +165,12 @@ class ReplyService:
                     self.metrics.reply_connected = True
                     await transport.subscribe(topic, 1)
                     log.info("ingest %s subscribed to %s", self.client_id, topic)
-                    delay = settings.reconnect_min_s
+                    backoff.connected()
                     self._send(("ready",))
                     async for incoming in transport.messages():
                         self._on_message(incoming, answerer)
             except TransportError as exc:
+                delay = backoff.next_delay()
                 log.warning(
                     "ingest %s: MQTT broker at %s unavailable (%s); waiting %.1f s before"
                     " reconnecting (unanswered requests will be redelivered)",
@@ -177,11 +179,12 @@ class ReplyService:
                     exc,
                     delay,
                 )
+            else:
+                delay = backoff.next_delay()
             finally:
                 self._transport = None
                 self.metrics.reply_connected = False
             await asyncio.sleep(delay)
-            delay = min(delay * 2, settings.reconnect_max_s)
 
     def _on_message(self, incoming: Incoming, answerer: Answerer) -> None:
         if self._stopping:

@@ -38,6 +38,7 @@ import asyncpg
 from ingest import housekeeping
 from ingest.auth import FillAuthorizer
 from ingest.metrics import Metrics, probe_loop_lag
+from ingest.mqtt_link import BrokerBackoff
 from ingest.replies import (
     RETRYABLE,
     Answerer,
@@ -285,7 +286,7 @@ class IngestWorker:
 
     async def _connection_loop(self) -> None:
         settings = self.settings.ingest
-        delay = settings.reconnect_min_s
+        backoff = BrokerBackoff(settings.reconnect_min_s, settings.reconnect_max_s)
         topic = subscription_topic(self.settings)
         while True:
             transport = self._transport_factory()
@@ -302,11 +303,12 @@ class IngestWorker:
                         self.address.url,
                         topic,
                     )
-                    delay = settings.reconnect_min_s
+                    backoff.connected()
                     self._batch_subscribed.set()
                     async for incoming in transport.messages():
                         self._on_message(incoming)
             except TransportError as exc:
+                delay = backoff.next_delay()
                 log.warning(
                     "ingest %s: MQTT broker at %s unavailable (%s); waiting %.1f s before"
                     " reconnecting (unacknowledged messages will be redelivered)",
@@ -315,11 +317,12 @@ class IngestWorker:
                     exc,
                     delay,
                 )
+            else:
+                delay = backoff.next_delay()
             finally:
                 self._transport = None
                 self.metrics.connected = False
             await asyncio.sleep(delay)
-            delay = min(delay * 2, settings.reconnect_max_s)
 
     async def _announce_ready(self) -> None:
         """:attr:`ready` once both connections are subscribed (a request published before

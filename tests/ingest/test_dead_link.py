@@ -31,6 +31,7 @@ import paho.mqtt.publish as paho_publish
 import pytest
 import uvloop
 
+from ingest.mqtt_link import BROKER_RETRY_MAX_S, BrokerBackoff
 from ingest.transport import TRANSPORTS, Incoming, Transport, TransportError, parse_mqtt_url
 from tests.ingest.conftest import Mosquitto, mid, publish
 
@@ -111,3 +112,24 @@ def test_a_connection_the_broker_dropped_while_the_loop_stood_still_is_noticed_a
         f" (keep-alive {KEEPALIVE_S} s)"
     )
     assert resubscribed < NOTICE_WITHIN_S + 1.0, f"{name}: resubscribed after {resubscribed:.1f} s"
+
+
+def test_a_worker_retries_the_broker_at_once_then_at_most_every_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the shipped back-off (0.5 s doubling to 30 s) a broker back after a minute
+    would wait up to 30 s for the workers' subscription; the MQTT retries are capped at
+    BROKER_RETRY_MAX_S, and a connection that was up retries at once."""
+    clock = [1000.0]
+    monkeypatch.setattr("ingest.mqtt_link.time.monotonic", lambda: clock[0])
+    backoff = BrokerBackoff(0.5, 30.0)
+    # the broker away from the start: 0.5, then doubling, never more than a second
+    assert [backoff.next_delay() for _ in range(5)] == [0.5, 1.0, 1.0, 1.0, 1.0]
+    backoff.connected()
+    clock[0] += 60
+    assert backoff.next_delay() == 0.0  # lost after a minute up: the broker may be back
+    assert [backoff.next_delay() for _ in range(3)] == [0.5, 1.0, 1.0]
+    backoff.connected()
+    clock[0] += 0.1
+    assert backoff.next_delay() == 1.0  # lost again at once: no spinning
+    assert BROKER_RETRY_MAX_S == 1.0
