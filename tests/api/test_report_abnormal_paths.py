@@ -109,6 +109,7 @@ class City:
     today: dt.date
     zone: Any
     ids: dict[str, int] = field(default_factory=dict)  # company key -> id
+    customers: dict[str, int] = field(default_factory=dict)  # company key -> its household
     cylinders: dict[str, int] = field(default_factory=dict)
 
 
@@ -142,13 +143,21 @@ async def _build(db: Any, c: City, city: dict[str, Cyl], districts: bool = True)
             c.x if key == "x" else c.y,
             "异常路径测试" + (c.x if key == "x" else c.y),
         )
+    for key in c.ids:  # a household of each company, where its cylinders at a customer's are
+        c.customers[key] = await db.fetchval(
+            """INSERT INTO customers (company_id, account_no, name, district_code, opened_on)
+               VALUES ($1, $2, '异常路径用户', $3, '2020-01-01') RETURNING id""",
+            c.ids[key],
+            unique("ABP-ACC"),
+            HOME if districts else None,
+        )
     for key, (comp, district, status, made, to_next, to_scrap, place, seen, insp) in city.items():
         d = c.today
         c.cylinders[key] = await db.fetchval(
             """INSERT INTO cylinders (tag, owner_company_id, spec, manufacture_date,
                    next_inspection_date, scrap_date, status, tag_voided, district_code,
-                   location_kind, last_inspection_date, registered_at)
-               VALUES ($1, $2, 'YSP35.5', $3, $4, $5, $6, $7, $8, $9, $10,
+                   location_kind, location_customer_id, last_inspection_date, registered_at)
+               VALUES ($1, $2, 'YSP35.5', $3, $4, $5, $6, $7, $8, $9, $10, $11,
                        now() - interval '200 days') RETURNING id""",
             f"{c.x}-{key}",
             c.ids[comp],
@@ -159,6 +168,7 @@ async def _build(db: Any, c: City, city: dict[str, Cyl], districts: bool = True)
             status == "scrapped",
             district if districts else None,
             place,
+            c.customers[comp] if place == "customer" else None,
             None if insp is None else d - dt.timedelta(days=insp),
         )
         for what, days_ago in seen:
