@@ -41,6 +41,7 @@ from server.chaos.services import (
     PrivateRedis,
     first_start,
 )
+from server.chaos.serving_faults import slow_client_round
 from server.chaos.storage import fill_tablespace
 
 __all__ = ["FAULTS", "ChaosConfig", "Outcome", "format_table", "run_chaos"]
@@ -240,6 +241,10 @@ FAULTS: Final[dict[str, Fault]] = {
     "restart-db": restart_database,
     "restart-redis": restart_redis,
     "disk-full": lambda s: fill_tablespace(s.pg, s.dsn, s.fault_s),  # server.chaos.storage
+    # server.chaos.serving_faults: a websocket client crawling on a `cylwatch serve` of the round
+    "slow-client": lambda s: slow_client_round(
+        s.dsn, s.redis.url, s.bus_channel, s.fault_s, s.pg.dir
+    ),
 }
 
 
