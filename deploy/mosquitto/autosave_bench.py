@@ -28,7 +28,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 VARIANTS = (
-    ("every 30 s (config/mosquitto.conf)", "autosave_interval 30"),
+    ("every 30 s", "autosave_interval 30"),
+    ("every 5 s", "autosave_interval 5"),
     ("on every change", "autosave_on_changes true\nautosave_interval 1"),
     ("every 100 changes", "autosave_on_changes true\nautosave_interval 100"),
     ("every 1000 changes", "autosave_on_changes true\nautosave_interval 1000"),
@@ -102,10 +103,81 @@ def run(setting: str, messages: int, online: bool) -> tuple[float, int]:
             broker.wait(30)
 
 
+def save_seconds(queued: int) -> tuple[float, int]:
+    """(seconds one save of the whole state takes, its bytes) with *queued* messages waiting
+    for an offline ingest session: the broker is stopped with SIGTERM, which saves once and
+    exits, and timed. Mosquitto is single-threaded: every periodic save stalls all clients —
+    fill-authorization replies included — for this long."""
+    with tempfile.TemporaryDirectory() as tmp:
+        port = _port()
+        conf = Path(tmp) / "m.conf"
+        conf.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\nuser {os.environ.get('USER', 'root')}\n"
+            f"persistence true\npersistence_location {tmp}/\nmax_inflight_messages 0\n"
+            f"max_queued_messages 1000000\nmax_queued_bytes 0\nautosave_interval 86400\n"
+        )
+        broker = subprocess.Popen(  # noqa: S603 - the broker under test, our own arguments
+            ["mosquitto", "-c", str(conf)],  # noqa: S607 - mosquitto from PATH
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(0.5)
+            sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ingest", clean_session=False)
+            sub.connect("127.0.0.1", port)
+            sub.subscribe("cyl/#", 1)
+            sub.loop(1.0)
+            sub.disconnect()
+            acked = 0
+            done = threading.Event()
+
+            def on_publish(*_args: object) -> None:
+                nonlocal acked
+                acked += 1
+                if acked == queued:
+                    done.set()
+
+            pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="device")
+            pub.max_inflight_messages_set(1000)
+            pub.on_publish = on_publish
+            pub.connect("127.0.0.1", port)
+            pub.loop_start()
+            for i in range(queued):
+                pub.publish(f"cyl/v1/valve/{i % 100}/telemetry", PAYLOAD, qos=1)
+            done.wait(900)
+            pub.loop_stop()
+            pub.disconnect()
+            time.sleep(0.5)
+            t0 = time.perf_counter()
+            broker.terminate()
+            broker.wait(300)
+            seconds = time.perf_counter() - t0
+            saved = Path(tmp) / "mosquitto.db"
+            return seconds, saved.stat().st_size if saved.exists() else 0
+        finally:
+            if broker.poll() is None:
+                broker.kill()
+                broker.wait(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument(
+        "--save-time",
+        type=int,
+        nargs="+",
+        metavar="QUEUED",
+        help="instead: time one save of the state with these many messages queued",
+    )
     args = parser.parse_args()
+    if args.save_time:
+        print("| messages queued | one save | saved state |")
+        print("|---:|---:|---:|")
+        for queued in args.save_time:
+            seconds, size = save_seconds(queued)
+            print(f"| {queued:,} | {seconds:.2f} s | {size / 1e6:.1f} MB |", flush=True)
+        return
     print("| autosave | subscriber | messages | QoS 1 msg/s | saved state |")
     print("|---|---|---:|---:|---:|")
     for label, setting in VARIANTS:
