@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
+from redis import Redis
 
 from server.chaos.crawl import CrawlConfig, CrawlReport, run_crawl
 from server.chaos.services import free_port
@@ -43,8 +44,9 @@ from tests.tools import missing
 pytestmark = pytest.mark.slow
 
 SERVE_REDIS_DB = 13
-"""The killed server's Redis database number: the session's is 15, the API fuzzer's 14
-(tests/fuzz/conftest.py); login limits and sessions left here reach no other test."""
+"""The served process's Redis database number: the session's is 15, the API fuzzer's 14
+(tests/fuzz/conftest.py); login limits, sessions and push dedupe keys left here reach no
+other test, and the fixture empties it at the end."""
 DOWN_SHOWN_BOUND_S = 2.0
 """The page says it lost the server within this of the kill: the browser sees the TCP
 connection reset at once (the kernel closes a killed process's sockets)."""
@@ -130,6 +132,9 @@ def serve(settings: Any, serve_database: ServeDatabase, tmp_path: Path) -> Itera
         yield proc
     finally:
         proc.stop()
+        # its sessions and the push dedupe keys of every alert published (a day's TTL)
+        with Redis.from_url(redis_url) as redis:
+            redis.flushdb()
 
 
 @pytest.fixture
