@@ -18,7 +18,7 @@ The report folds the rows per cylinder first (:func:`flows`: one row per cylinde
 per way and state — it counts each cylinder once over the period, which no count per company
 and day could give) and attributes those cylinders to their owner through the cylinder census
 (:func:`cylinders_relation`), in the same pass as the cylinders held unsafe today: a 1M
-city's year is ~300k rolled-up rows folded to ~50k cylinders and one pass over the census,
+city's year is ~290k rolled-up rows folded to ~28k cylinders and one pass over the census,
 where hashing the whole of ``cylinders`` twice per request took most of 1–3 s
 (docs/BENCHMARKS.md "Reports").
 """
