@@ -127,7 +127,9 @@ class Outcome:
     note: str = ""
     loss_bound: int = 0
     """Losses the fault may cause by design: a broker crash loses what it accepted since its
-    last autosave (config/mosquitto.conf), at most rate × ``autosave_interval`` messages."""
+    last autosave (config/mosquitto.conf), at most rate × (``autosave_interval`` + 1 s)
+    messages: Mosquitto counts whole seconds and saves once *more* than the interval has
+    passed (src/loop.c, ``last_backup + autosave_interval < now``), so every interval + 1 s."""
 
     @property
     def ok(self) -> bool:
@@ -323,7 +325,7 @@ async def _round(name: str, cfg: ChaosConfig, s: Services, city: City, round_no:
         auth_unanswered=auth_sent - auth_answered,
         drain_s=drain_s,
         note=note,
-        loss_bound=int(cfg.rate * s.broker.autosave_interval) if name in LOSSY else 0,
+        loss_bound=int(cfg.rate * (s.broker.autosave_interval + 1)) if name in LOSSY else 0,
     )
 
 
