@@ -4,17 +4,17 @@ cylinders filled or moved on while overdue or scrapped in the period (and in the
 one, for its totals) and those held at a customer's or on a vehicle today while overdue or
 scrapped, each cylinder once.
 
-One statement, one pass over the cylinders: the period's and the previous period's flows
-come folded per cylinder from the abnormal circulation rollup and the raw rows after its
-watermark (``server.db.rollup_abnormal.flows``, a few tens of thousands of rows for a year of
-a 1M city) and are hashed; the census (``rollup_abnormal.cylinders_relation``: migration 0226,
-refreshed every round, or ``cylinders`` before its first refresh) is read once for the owner,
-the role scope and what is held today, a census row kept when it is held or one hashed
-look-up finds it among the flows (two look-ups, one per period, cost a 1M census scan 0.1 s
-more). Hashing the whole of ``cylinders`` for each of two statements, as the report did, was
-most of its 1–3 s at 1M (docs/BENCHMARKS.md "Reports").
-The census is a snapshot: the answer says ``as_of`` its moment, as the other census reports
-do; the drill-downs read ``cylinders`` (exact, as of now).
+One statement. The period's and the previous period's flows come folded per cylinder from
+the abnormal circulation rollup and the raw rows after its watermark
+(``server.db.rollup_abnormal.flows``: ~28k cylinders for a year of a 1M city). The cylinders
+held unsafe today are found through the indexes on their dates (a few per cent of the
+archive) with their flows looked up, and the cylinders that only circulated are looked up one
+by one by id — so no request reads the whole archive. The report joined its flows to the
+whole of ``cylinders``, hashed, for each of two statements: two 1M-row hashes past
+``work_mem`` per request, most of its 1–3 s at 1M (docs/BENCHMARKS.md "Reports"). A census
+(migration 0226) was tried as the owner's source: a scan of its 1M rows for the held ones
+cost more than the date indexes on ``cylinders`` (a 10x copy of the 100k city: the
+regulator's page 255 vs 163 ms), and ``cylinders`` is exact as of now, as the drill-downs.
 """
 
 from __future__ import annotations
@@ -34,40 +34,47 @@ HELD: Final = ("held_overdue", "held_scrapped")
 """Today's kinds: at a customer's or on a vehicle, overdue (not scrapped) or scrapped."""
 
 
-def _counts(q: Sql, ctx: ReportContext) -> tuple[str, str]:
-    """The count columns and the condition of a cylinder held unsafe today (alias ``c``;
-    the flows ``n`` of the period, ``p`` of the previous one)."""
-    t = q.add(ctx.f.today)
-    scrapped = f"(c.status = 'scrapped' OR c.scrap_date <= {t})"
-    overdue = f"(c.next_inspection_date IS NULL OR c.next_inspection_date < {t})"
-    held = f"(c.location_kind IN ('customer', 'vehicle') AND ({scrapped} OR {overdue}))"
-    counts = (
-        f"count(*) FILTER (WHERE n.cylinder_id IS NOT NULL OR {held}) AS cylinders",
-        *(f"count(*) FILTER (WHERE n.{k}) AS {k}" for k in FLOWS),
-        f"count(*) FILTER (WHERE {held} AND NOT {scrapped} AND {overdue}) AS held_overdue",
-        f"count(*) FILTER (WHERE {held} AND {scrapped}) AS held_scrapped",
-        *(f"count(*) FILTER (WHERE p.{k}) AS prev_{k}" for k in FLOWS),
+def _counts() -> str:
+    """The count columns over the rows of both branches (alias ``x``)."""
+    return ", ".join(
+        (
+            "count(*) FILTER (WHERE x.held OR x.flowed) AS cylinders",
+            *(f"count(*) FILTER (WHERE x.{k}) AS {k}" for k in FLOWS),
+            "count(*) FILTER (WHERE x.held AND NOT x.scrapped AND x.overdue) AS held_overdue",
+            "count(*) FILTER (WHERE x.held AND x.scrapped) AS held_scrapped",
+            *(f"count(*) FILTER (WHERE x.prev_{k}) AS prev_{k}" for k in FLOWS),
+        )
     )
-    return ", ".join(counts), held
 
 
 async def abnormal_cylinders(ctx: ReportContext) -> Result:
-    rel = await rollup_abnormal.cylinders_relation(ctx.pool)
     f, q = ctx.f, Sql()
     now = rollup_abnormal.flows(q, ctx.settings, f.start, f.end)
     before = rollup_abnormal.flows(q, ctx.settings, f.prev_start, f.prev_end)
-    counts, held = _counts(q, ctx)
+    t = q.add(f.today)
+    scrapped = f"(c.status = 'scrapped' OR c.scrap_date <= {t})"
+    overdue = f"(c.next_inspection_date IS NULL OR c.next_inspection_date < {t})"
+    held = f"(c.location_kind IN ('customer', 'vehicle') AND ({scrapped} OR {overdue}))"
+    flow_cols = ", ".join((*(f"n.{k}" for k in FLOWS), *(f"p.{k} AS prev_{k}" for k in FLOWS)))
     rows = await ctx.pool.fetch(
         f"""WITH n AS ({now}), p AS ({before})
             SELECT o.code AS company_code, o.name AS company_name, g.*
-              FROM (SELECT c.owner_company_id, {counts}
-                      FROM {rel.relation} c
-                      LEFT JOIN n ON n.cylinder_id = c.id
-                      LEFT JOIN p ON p.cylinder_id = c.id
-                     WHERE {" AND ".join(cylinder_where(ctx, q))}
-                       AND ({held} OR c.id IN (SELECT n.cylinder_id FROM n
-                                                UNION ALL SELECT p.cylinder_id FROM p))
-                     GROUP BY c.owner_company_id) g
+              FROM (SELECT x.owner_company_id, {_counts()}
+                      FROM (SELECT c.owner_company_id, true AS held, {scrapped} AS scrapped,
+                                   {overdue} AS overdue, n.cylinder_id IS NOT NULL AS flowed,
+                                   {flow_cols}
+                              FROM cylinders c
+                              LEFT JOIN n ON n.cylinder_id = c.id
+                              LEFT JOIN p ON p.cylinder_id = c.id
+                             WHERE {" AND ".join(cylinder_where(ctx, q))} AND {held}
+                            UNION ALL
+                            SELECT c.owner_company_id, false, false, false,
+                                   n.cylinder_id IS NOT NULL, {flow_cols}
+                              FROM n FULL JOIN p ON p.cylinder_id = n.cylinder_id
+                              JOIN cylinders c ON c.id = coalesce(n.cylinder_id, p.cylinder_id)
+                             WHERE {" AND ".join(cylinder_where(ctx, q))}
+                               AND {held} IS NOT TRUE) x
+                     GROUP BY x.owner_company_id) g
               JOIN companies o ON o.id = g.owner_company_id
              ORDER BY g.cylinders DESC, o.code""",
         *q.params,
@@ -80,4 +87,4 @@ async def abnormal_cylinders(ctx: ReportContext) -> Result:
         if r["cylinders"]
     ]
     previous = [{k: r[f"prev_{k}"] for k in FLOWS} for r in rows]
-    return Result(current, sums(current, kinds), sums(previous, FLOWS), extra={"as_of": rel.as_of})
+    return Result(current, sums(current, kinds), sums(previous, FLOWS))

@@ -20,10 +20,9 @@ overdue and inspected since still counts. Those cylinder-days come from the abno
 circulation rollup (migration 0227, ``server.db.rollup_abnormal``) for the days before its
 watermark and from the fills and events of the days after it, so a year answers without
 reading a year of them; the role scope is the cylinders' (the owner's report). The counts
-(``server.api.report_cylinders_abnormal``) fold those rows per cylinder and read the owner,
-the scope and today's held cylinders from the cylinder census in one pass (as of its
-snapshot, said in ``as_of``); counts drill down to the cylinders (live ``cylinders``, exact);
-the previous period's totals stand beside the flows.
+(``server.api.report_cylinders_abnormal``) fold those rows per cylinder and look the
+cylinders up by id, today's held ones through their date indexes, in one statement; counts
+drill down to the cylinders; the previous period's totals stand beside the flows.
 
 Recovery-rate's fleet is counted over the cylinder census (``server.db.census``, migration
 0226, with the registration instant since 0230: as of the last rollup refresh, said in the

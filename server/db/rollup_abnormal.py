@@ -16,11 +16,10 @@ filled (migration 0232), so a restored or never refreshed rollup reads the raw t
 
 The report folds the rows per cylinder first (:func:`flows`: one row per cylinder with a flag
 per way and state — it counts each cylinder once over the period, which no count per company
-and day could give) and attributes those cylinders to their owner through the cylinder census
-(:func:`cylinders_relation`), in the same pass as the cylinders held unsafe today: a 1M
-city's year is ~290k rolled-up rows folded to ~28k cylinders and one pass over the census,
-where hashing the whole of ``cylinders`` twice per request took most of 1–3 s
-(docs/BENCHMARKS.md "Reports").
+and day could give) and looks those cylinders up by id for their owner and the role scope
+(``server.api.report_cylinders_abnormal``): a 1M city's year is ~290k rolled-up rows folded
+to ~28k cylinders, where joining the rows to the whole of ``cylinders`` twice per request
+took most of 1–3 s (docs/BENCHMARKS.md "Reports").
 """
 
 from __future__ import annotations
@@ -28,13 +27,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Final
 
-import asyncpg
-
-from server.db.census import CENSUS, LIVE, Census
 from server.kernel.scope import Sql
 from server.kernel.settings import Settings
 
-__all__ = ["COLUMNS", "FLOW_FLAGS", "cylinders_relation", "flows", "source"]
+__all__ = ["COLUMNS", "FLOW_FLAGS", "flows", "source"]
 
 COLUMNS: Final = ("day", "cylinder_id", "how", "scrapped", "overdue")
 
@@ -62,26 +58,8 @@ def source(q: Sql, settings: Settings, start: dt.datetime, end: dt.datetime) -> 
 
 def flows(q: Sql, settings: Settings, start: dt.datetime, end: dt.datetime) -> str:
     """A SELECT of one row per cylinder filled or moved on while unsafe in [*start*, *end*):
-    ``cylinder_id`` and a boolean per :data:`FLOW_FLAGS` kind. Unscoped: the caller joins
-    the cylinders (or the census) for the owner and the role scope."""
+    ``cylinder_id`` and a boolean per :data:`FLOW_FLAGS` kind. Unscoped: the caller looks
+    the cylinders up for the owner and the role scope."""
     flags = ", ".join(f"bool_or({cond}) AS {kind}" for kind, cond in FLOW_FLAGS.items())
     return f"""SELECT m.cylinder_id, {flags}
                  FROM {source(q, settings, start, end)} m GROUP BY m.cylinder_id"""
-
-
-async def cylinders_relation(db: asyncpg.Pool | asyncpg.Connection) -> Census:
-    """The cylinder census (migration 0226) once filled, as of its snapshot, else
-    ``cylinders`` itself (as of now): the owner, district, place and dates the report
-    attributes and counts cylinders by. The view's state is asked of ``pg_matviews`` with the
-    snapshot moment, not inferred from it: a statement naming a view that holds no data is
-    refused (a restore can leave ``census_at`` set over an empty view)."""
-    at = await db.fetchval(
-        """SELECT s.census_at FROM rollup_state s
-            WHERE s.name = 'reports'
-              AND (SELECT v.ispopulated FROM pg_matviews v
-                    WHERE v.schemaname = 'public' AND v.matviewname = $1)""",
-        CENSUS,
-    )
-    if isinstance(at, dt.datetime):
-        return Census(CENSUS, at)
-    return Census(LIVE, None)

@@ -1,11 +1,11 @@
 """``abnormal-cylinders`` read the fast way (server/api/report_cylinders_abnormal.py: the
-abnormal rollup folded per cylinder, the census for owners, scope and today's held cylinders,
-migration 0232) answers exactly what the raw rows answer — every day from the fills and scans,
-the live ``cylinders`` — for a city-wide regulator, a district regulator and a company admin,
-over periods crossing the watermark (now, and set back into the period), with rows in the
-rollup's history and recent views and today. A fill stored late for a closed day counts from
-the next refresh; a rollup never refreshed (or a state row over empty views, a census moment
-over an empty census) reads the raw rows instead of answering 500."""
+abnormal rollup folded per cylinder, the cylinders looked up by id or found held through their
+date indexes; migration 0232) answers exactly what the raw rows answer — every day from the
+fills and scans — for a city-wide regulator, a district regulator and a company admin, over
+periods crossing the watermark (now, and set back into the period), with rows in the rollup's
+history and recent views and today, and what the rows written make. A fill stored late for a
+closed day counts from the next refresh; a rollup never refreshed (or a state row over empty
+views) reads the raw rows instead of answering 500."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ import pytest
 from server.api.report_cylinders_flow import SPECS
 from server.api.report_frame import build_context, compute_report
 from server.db import rollup_abnormal
-from server.db.census import LIVE, Census
 from server.db.rollup_refresh import REFRESH_TIMEOUT_S
 from server.db.rollups import RECENT_DAYS, closed_until, refresh_own
 from server.domain.localtime import city_zone
@@ -210,8 +209,8 @@ async def city(pool: Any, settings: Any) -> City:
 
 @pytest.fixture
 def raw(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """A context in which the report reads every day from the raw fills and scans and the
-    cylinders from ``cylinders`` (no rollup, no census)."""
+    """A context in which the report reads every day from the raw fills and scans (no
+    rollup)."""
 
     def daily(q: Sql, settings: Any, start: dt.datetime, end: dt.datetime) -> str:
         return (
@@ -220,14 +219,10 @@ def raw(monkeypatch: pytest.MonkeyPatch) -> Any:
             f"{q.add(settings.dates.inspection_interval_years)}::integer)"
         )
 
-    async def live(*_: Any) -> Census:
-        return Census(LIVE, None)
-
     @contextmanager
     def ctx() -> Any:
         with monkeypatch.context() as m:
             m.setattr(rollup_abnormal, "source", daily)
-            m.setattr(rollup_abnormal, "cylinders_relation", live)
             yield
 
     return ctx
@@ -351,10 +346,10 @@ async def test_a_late_fill_counts_from_the_next_refresh(
 async def test_a_rollup_never_refreshed_reads_the_raw_rows(
     fresh_databases: Any, settings: Any
 ) -> None:
-    """Before the first refresh the views and the census hold no data, and PostgreSQL refuses
-    a statement naming them: the report reads the raw rows and ``cylinders`` then — also when
-    the state rows say otherwise (a restore that left the views empty; 0227's reader trusted
-    them) — and the rollup once refreshed, with the same answer."""
+    """Before the first refresh the views hold no data, and PostgreSQL refuses a statement
+    naming them: the report reads the raw rows then — also when the state row says otherwise
+    (a restore that left the views empty; 0227's reader trusted it) — and the rollup once
+    refreshed, with the same answer."""
     name = f"cylwatch_test_abnormal_{secrets.token_hex(3)}"
     conn = await asyncpg.connect(await fresh_databases.create(name))
     from tests.fresh_db import drop_database
@@ -379,10 +374,8 @@ async def test_a_rollup_never_refreshed_reads_the_raw_rows(
             c.today - dt.timedelta(days=RECENT_DAYS),
             c.today,
         )
-        await conn.execute("UPDATE rollup_state SET census_at = now() WHERE name = 'reports'")
         assert _kinds(await _body(conn, settings, who, query)) == want
         await conn.execute("DELETE FROM rollup_abnormal_state")
-        await conn.execute("UPDATE rollup_state SET census_at = NULL WHERE name = 'reports'")
         await refreshed(conn, settings)
         upto = closed_until(dt.datetime.now(dt.UTC), settings)
         assert await conn.fetchval("SELECT upto FROM rollup_abnormal_state") == upto
