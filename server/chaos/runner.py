@@ -203,6 +203,18 @@ async def crash_broker_backlog(s: Services) -> str:
     )
 
 
+async def broker_down(s: Services) -> str:
+    """Mosquitto killed (SIGKILL) and started again only after ``fault_s``: the devices keep
+    what they publish meanwhile and send it the moment they reconnect, and the broker comes
+    back without the workers' shared subscriptions (Mosquitto 2.0 does not save them,
+    docs/DEPLOY.md §10) — whatever arrives before the workers subscribe again is acked with
+    "no matching subscribers" and dropped, so they must be back within a second."""
+    s.broker.stop(signal.SIGKILL)
+    await asyncio.sleep(s.fault_s)
+    await asyncio.to_thread(s.broker.start)
+    return f"broker SIGKILL, down {s.fault_s:g} s; autosave_interval {s.broker.autosave_interval} s"
+
+
 async def pause_database(s: Services) -> str:
     """SIGSTOP of the private cluster's postmaster and every backend for ``fault_s``."""
     n = s.pg.signal_all(signal.SIGSTOP)
@@ -221,7 +233,7 @@ async def restart_database(s: Services) -> str:
     return "pg_ctl stop -m fast; start"
 
 
-LOSSY: Final = frozenset({"crash-broker", "crash-broker-backlog"})
+LOSSY: Final = frozenset({"crash-broker", "crash-broker-backlog", "broker-down"})
 """Faults allowed to lose what the broker had not saved (``Outcome.loss_bound``)."""
 
 
@@ -239,6 +251,7 @@ FAULTS: Final[dict[str, Fault]] = {
     "restart-broker": restart_broker,
     "crash-broker": crash_broker,
     "crash-broker-backlog": crash_broker_backlog,
+    "broker-down": broker_down,
     "pause-db": pause_database,
     "restart-db": restart_database,
     "restart-redis": restart_redis,
