@@ -49,7 +49,7 @@ def add_commands(sub: Any) -> None:
         "--fault-seconds",
         type=float,
         default=d.fault_s,
-        help="length of a fault that lasts (pause-db, disk-full; default %(default)s)",
+        help="length of a fault that lasts (pause-db, disk-full, broker-down; default %(default)s)",
     )
     p.add_argument("--workers", type=int, default=d.workers, help="ingest worker processes")
     p.add_argument(
