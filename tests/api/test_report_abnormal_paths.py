@@ -73,6 +73,8 @@ CITY: dict[str, Cyl] = {
     "x5": ("x", HOME, "in_service", 5 * Y, 4 * Y, 2000, "site", [("fill", 25)], 10),
     # overdue at a station, nothing before the refresh (the late fill's cylinder)
     "x6": ("x", HOME, "in_service", 5 * Y, -100, 2000, "site", [], None),
+    # overdue at a station, filled in the previous period only: in its totals, not the rows'
+    "x7": ("x", HOME, "in_service", 5 * Y, -100, 2000, "site", [("fill", 60)], None),
     # the other company: overdue at a household, transferred today
     "y1": (
         "y",
@@ -288,7 +290,7 @@ async def test_the_fast_path_answers_what_the_raw_rows_answer(
     admin = await _body(pool, settings, people["company_admin"], _period(city))
     assert [r["company_code"] for r in admin["rows"]] == [city.x]
     assert _kinds(admin) == X_WANT
-    assert admin["previous"]["filled_overdue"] == 1  # x1, 60 days ago
+    assert admin["previous"]["filled_overdue"] == 2  # x1 and x7, 60 days ago
     regulator = await _body(pool, settings, people["regulator"], _period(city, company=city.x))
     assert regulator == admin
     # the district regulator: X's cylinders in its district (not x2), Y's scrapped one there
