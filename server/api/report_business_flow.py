@@ -30,6 +30,7 @@ from server.api import report_business_credit, report_drill
 from server.api.report_business_common import PERIOD, key_condition, period_condition, sums
 from server.api.report_common import ACTIVITY_ROLES, CYL_REPORT_ROLES
 from server.api.report_frame import Chart, Column, DrillQuery, Report, ReportContext, Result
+from server.db.census import CENSUS, LIVE, census
 from server.domain.events import EventKind
 from server.kernel.errors import bad_query
 from server.kernel.scope import Sql
@@ -198,35 +199,74 @@ INSPECTION_FROM: Final = """inspections i JOIN cylinders c ON c.id = i.cylinder_
 
 
 def _inspections_where(ctx: ReportContext, q: Sql, first: dt.date, last: dt.date) -> list[str]:
-    where = ctx.where(
-        "inspections", "i", q, "c.district_code", "c.owner_company_id", "i.agency_site_id"
-    )
+    """The caller's scope over the inspections *i* of the cylinders *c* joined to them, the
+    filters, the period. The scope: an inspection agency's own inspections; for every other
+    role the cylinder's (``server.kernel.scope``: an inspection is seen with its cylinder) on
+    the joined row — scope.py's form for inspections, a sub-select of the live ``cylinders``,
+    read the wide table a second time."""
+    entity = "inspections" if ctx.principal.role == "inspector" else "cylinders"
+    alias = "i" if entity == "inspections" else "c"
+    where = ctx.where(entity, alias, q, "c.district_code", "c.owner_company_id", "i.agency_site_id")
     return [*where, f"i.inspected_on BETWEEN {q.add(first)} AND {q.add(last)}"]
 
 
-async def _inspections(ctx: ReportContext, first: dt.date, last: dt.date) -> list[dict[str, Any]]:
+async def _inspections(
+    ctx: ReportContext, relation: str, first: dt.date, last: dt.date
+) -> list[dict[str, Any]]:
+    """Per bucket, owner and agency: counted per ids over *relation* (the cylinder census:
+    the owner and district as of its snapshot), then named — the names' join and wide
+    grouping keys on the groups instead of every inspection."""
     q = Sql()
     where = _inspections_where(ctx, q, first, last)
     results = ", ".join(
         f"count(*) FILTER (WHERE i.result = '{v}') AS {k}" for k, v in RESULTS.items()
     )
     rows = await ctx.pool.fetch(
-        f"""SELECT {ctx.day_bucket("i.inspected_on", q)} AS period, o.code AS company_code,
-                   o.name AS company_name, ag.code AS agency_code, ag.name AS agency_name,
-                   count(*) AS inspections, {results}
-              FROM {INSPECTION_FROM}
-             WHERE {" AND ".join(where)}
-             GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 4""",
+        f"""SELECT g.period, o.code AS company_code, o.name AS company_name,
+                   ag.code AS agency_code, ag.name AS agency_name, g.inspections,
+                   {", ".join(f"g.{k}" for k in RESULTS)}
+              FROM (SELECT {ctx.day_bucket("i.inspected_on", q)} AS period,
+                           c.owner_company_id, i.agency_site_id, count(*) AS inspections,
+                           {results}
+                      FROM inspections i JOIN {relation} c ON c.id = i.cylinder_id
+                     WHERE {" AND ".join(where)}
+                     GROUP BY 1, 2, 3) g
+              JOIN companies o ON o.id = g.owner_company_id
+              LEFT JOIN sites ag ON ag.id = g.agency_site_id
+             ORDER BY 1, 2, 4""",
         *q.params,
     )
     return [dict(r) for r in rows]
 
 
 async def periodic_inspections(ctx: ReportContext) -> Result:
+    """Over the cylinder census (``server.db.census``; ``cylinders`` before its first
+    refresh): a narrow snapshot joined to a year of inspections instead of the wide live
+    table (0.07 → 0.04 s a year at 100k cylinders, the table's heap 4× the census's); a
+    cylinder's owner and district are as of ``as_of``, the drill-down reads ``cylinders``
+    (exact now)."""
     f = ctx.f
-    rows = await _inspections(ctx, f.first, f.last)
-    prev = await _inspections(ctx, f.prev_first, f.prev_last)
-    return Result(rows, sums(rows, INSPECTION_COUNTS), sums(prev, INSPECTION_COUNTS))
+    src = await census(ctx.pool)
+    relation = src.relation
+    if relation == CENSUS:
+        # and the cylinders registered since its snapshot, from the archive (a serial id: those
+        # after the census's last, found through the primary key), so that an inspection of a
+        # new cylinder counts at once rather than from the next refresh. The last id is written
+        # into the statement: as a sub-select or a parameter (a generic plan) the planner
+        # guessed a third of the archive new and hashed a year's groups in partitions
+        last = int(await ctx.pool.fetchval(f"SELECT coalesce(max(id), 0) FROM {CENSUS}"))
+        relation = f"""(SELECT id, owner_company_id, district_code FROM {CENSUS}
+                        UNION ALL
+                        SELECT id, owner_company_id, district_code FROM {LIVE}
+                         WHERE id > {last})"""
+    rows = await _inspections(ctx, relation, f.first, f.last)
+    prev = await _inspections(ctx, relation, f.prev_first, f.prev_last)
+    return Result(
+        rows,
+        sums(rows, INSPECTION_COUNTS),
+        sums(prev, INSPECTION_COUNTS),
+        extra={"as_of": src.as_of},
+    )
 
 
 INSPECTED_COLUMNS: Final = (
