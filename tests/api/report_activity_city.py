@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from server.db.rollup_refresh import refresh
+from server.db.rollup_refresh import OWN_WATERMARK, REFRESH_TIMEOUT_S, refresh
+from server.db.rollups import RECENT_DAYS, refresh_own
 from server.domain.localtime import city_zone
 from tests.api.conftest import unique
 
@@ -157,3 +158,23 @@ async def refreshed(pool: Any, settings: Any) -> None:
     """The rollups refreshed now with every row written so far, old days included (waiting
     for a refresh another app of the session may be doing)."""
     assert await refresh(pool, settings, wait=True, full=True)
+
+
+async def refreshed_to(
+    db: Any, function: str, settings: Any, upto: dt.date, *, full: bool = True
+) -> None:
+    """One rollup that keeps its own watermark (``rollup_refresh.OWN_WATERMARK``: its SQL
+    function and extra arguments) refreshed up to *upto*, its history with it when *full*,
+    waiting for a refresh another app of the session may be doing."""
+    extra = dict(OWN_WATERMARK)[function](settings)
+    assert await refresh_own(
+        db,
+        function,
+        settings,
+        *extra,
+        upto=upto,
+        split=upto - dt.timedelta(days=RECENT_DAYS),
+        wait=True,
+        full=full,
+        bound_s=REFRESH_TIMEOUT_S,
+    )

@@ -21,13 +21,12 @@ import pytest
 from server.api.report_cylinders_flow import SPECS
 from server.api.report_frame import build_context, compute_report
 from server.db import rollup_abnormal
-from server.db.rollup_refresh import REFRESH_TIMEOUT_S
-from server.db.rollups import RECENT_DAYS, closed_until, refresh_own
+from server.db.rollups import RECENT_DAYS, closed_until
 from server.domain.localtime import city_zone
 from server.kernel.principal import Principal
 from server.kernel.scope import Sql
 from tests.api.conftest import unique
-from tests.api.report_activity_city import refreshed
+from tests.api.report_activity_city import refreshed, refreshed_to
 
 SPEC = next(s for s in SPECS if s.name == "abnormal-cylinders")
 HOME, OTHER = "410105", "410103"
@@ -308,17 +307,7 @@ async def test_the_fast_path_answers_what_the_raw_rows_answer(
     # days before from the rollup — the same answers again
     back = city.today - dt.timedelta(days=25)
     try:
-        assert await refresh_own(
-            pool,
-            "cyl_abnormal_refresh",
-            settings,
-            settings.dates.inspection_interval_years,
-            upto=back,
-            split=back - dt.timedelta(days=RECENT_DAYS),
-            wait=True,
-            full=True,
-            bound_s=REFRESH_TIMEOUT_S,
-        )
+        await refreshed_to(pool, "cyl_abnormal_refresh", settings, back)
         assert await pool.fetchval("SELECT upto FROM rollup_abnormal_state") == back
         await same()
         admin = await _body(pool, settings, people["company_admin"], _period(city))

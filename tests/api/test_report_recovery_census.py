@@ -17,10 +17,10 @@ import pytest
 from server.api.report_cylinders_flow import SPECS
 from server.api.report_frame import build_context, compute_report
 from server.db import rollup_fill_days, rollup_recovery
-from server.db.rollup_refresh import REFRESH_TIMEOUT_S, refresh
-from server.db.rollups import RECENT_DAYS, refresh_own
+from server.db.rollup_refresh import refresh
+from server.db.rollups import RECENT_DAYS
 from server.kernel.principal import Principal
-from tests.api.report_activity_city import refreshed
+from tests.api.report_activity_city import refreshed, refreshed_to
 from tests.api.test_report_recovery_rollup import PERIOD, WATERMARK, _jan1, _period, _report, _world
 from tests.api.test_reports_circulation import _company
 from tests.conftest import World
@@ -58,16 +58,7 @@ async def _three(
 async def _refresh_at(pool: Any, settings: Any, upto: dt.date) -> None:
     """The fill-day rollup and the recovery census made with their watermark at *upto*."""
     for function in ("cyl_fill_days_refresh", "cyl_recovery_refresh"):
-        assert await refresh_own(
-            pool,
-            function,
-            settings,
-            upto=upto,
-            split=upto - dt.timedelta(days=RECENT_DAYS),
-            wait=True,
-            full=True,
-            bound_s=REFRESH_TIMEOUT_S,
-        )
+        await refreshed_to(pool, function, settings, upto)
 
 
 async def test_the_recovery_census_answers_as_the_fill_days_and_the_raw_fills(

@@ -12,10 +12,8 @@ from typing import Any
 import pytest
 
 from server.db import rollup_fill_days, rollup_recovery
-from server.db.rollup_refresh import REFRESH_TIMEOUT_S
-from server.db.rollups import RECENT_DAYS, refresh_own
 from tests.api.conftest import call
-from tests.api.report_activity_city import refreshed
+from tests.api.report_activity_city import refreshed, refreshed_to
 from tests.api.test_reports_circulation import _at, _company, _fill
 from tests.conftest import World
 
@@ -110,16 +108,7 @@ async def test_the_rollup_answers_as_the_raw_fills(
     try:
         # the rollup's watermark moved back to day 5: days before it from the rollup's rows
         # (both years), days from it on from the raw fills
-        assert await refresh_own(
-            pool,
-            "cyl_fill_days_refresh",
-            settings,
-            upto=upto,
-            split=upto - dt.timedelta(days=RECENT_DAYS),
-            wait=True,
-            full=True,
-            bound_s=REFRESH_TIMEOUT_S,
-        )
+        await refreshed_to(pool, "cyl_fill_days_refresh", settings, upto)
         period = _period(jan1, *PERIOD)
         mine = f"company={code}&{period}"
         rolled, raw = await _both(client, monkeypatch, "t_regulator", mine)
@@ -171,16 +160,7 @@ async def test_a_city_never_refreshed_reads_the_raw_fills(
     try:
         assert await rollup_fill_days.usable_mark(conn, settings) is None
         today = dt.date.today()
-        assert await refresh_own(
-            conn,
-            "cyl_fill_days_refresh",
-            settings,
-            upto=today,
-            split=today - dt.timedelta(days=RECENT_DAYS),
-            wait=True,
-            full=True,
-            bound_s=REFRESH_TIMEOUT_S,
-        )
+        await refreshed_to(conn, "cyl_fill_days_refresh", settings, today)
         mark = await rollup_fill_days.usable_mark(conn, settings)
         assert mark == rollup_fill_days.Mark(today, None)
     finally:

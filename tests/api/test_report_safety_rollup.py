@@ -26,12 +26,11 @@ from hypothesis import strategies as st
 from server.api.report_frame import build_context, compute_report
 from server.api.report_safety import SPECS, pass_rate
 from server.db import rollup_safety
-from server.db.rollup_refresh import REFRESH_TIMEOUT_S
-from server.db.rollups import RECENT_DAYS, closed_until, refresh_own
+from server.db.rollups import closed_until
 from server.domain.localtime import city_zone
 from server.kernel.principal import Principal
 from tests.api.conftest import unique
-from tests.api.report_activity_city import refreshed
+from tests.api.report_activity_city import refreshed, refreshed_to
 from tests.conftest import World
 
 SPEC = SPECS[0]
@@ -316,16 +315,7 @@ async def test_the_rollup_answers_what_the_raw_records_answer(
     # days from it on from the raw records — the same answer again
     back = city.today - dt.timedelta(days=25)
     try:
-        assert await refresh_own(
-            pool,
-            "cyl_safety_refresh",
-            settings,
-            upto=back,
-            split=back - dt.timedelta(days=RECENT_DAYS),
-            wait=True,
-            full=True,
-            bound_s=REFRESH_TIMEOUT_S,
-        )
+        await refreshed_to(pool, "cyl_safety_refresh", settings, back)
         assert await rollup_safety.watermark(pool, settings) == back
         for who in people.values():
             for query in queries:
@@ -394,16 +384,7 @@ async def test_a_rollup_never_refreshed_reads_the_raw_records(
         )
         assert await rollup_safety.watermark(conn, settings) is None
         assert (await _body(conn, settings, regulator, query))["totals"]["records"] == 0
-        assert await refresh_own(
-            conn,
-            "cyl_safety_refresh",
-            settings,
-            upto=today,
-            split=today - dt.timedelta(days=RECENT_DAYS),
-            wait=True,
-            full=False,
-            bound_s=REFRESH_TIMEOUT_S,
-        )
+        await refreshed_to(conn, "cyl_safety_refresh", settings, today, full=False)
         assert await rollup_safety.watermark(conn, settings) == today
         assert (await _body(conn, settings, regulator, query))["totals"]["records"] == 0
     finally:
@@ -495,16 +476,7 @@ async def test_rollup_plus_live_records_equal_the_records_written(
     # a refresh as of some day in the past: the watermark anywhere in the period or outside
     now = dt.datetime.now(dt.UTC) - dt.timedelta(days=closed_days_ago)
     upto = closed_until(now, settings)
-    assert await refresh_own(
-        pool,
-        "cyl_safety_refresh",
-        settings,
-        upto=upto,
-        split=upto - dt.timedelta(days=RECENT_DAYS),
-        wait=True,
-        full=True,
-        bound_s=REFRESH_TIMEOUT_S,
-    )
+    await refreshed_to(pool, "cyl_safety_refresh", settings, upto)
     assert await rollup_safety.watermark(pool, settings) == upto
     # records stored after the refresh on the days it left open (the live half's)
     for row in later:
