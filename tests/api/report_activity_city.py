@@ -13,6 +13,7 @@ from typing import Any
 from server.db.rollup_refresh import OWN_WATERMARK, REFRESH_TIMEOUT_S, refresh
 from server.db.rollups import RECENT_DAYS, refresh_own
 from server.domain.localtime import city_zone
+from server.kernel.principal import Principal
 from tests.api.conftest import unique
 
 DISTRICT = "410105"
@@ -178,3 +179,25 @@ async def refreshed_to(
         full=full,
         bound_s=REFRESH_TIMEOUT_S,
     )
+
+
+def three_callers(prefix: str, district: str, company_id: int) -> dict[str, Principal]:
+    """The callers a rollup's answer is checked for against the raw rows: a city-wide
+    regulator, a regulator of *district* and the admin of company *company_id* — the three
+    shapes the role scope takes in SQL."""
+    return {
+        "regulator": Principal(user_id=1, username=f"{prefix}-regulator", role="regulator"),
+        "district": Principal(
+            user_id=2, username=f"{prefix}-district", role="regulator", districts=(district,)
+        ),
+        "company_admin": Principal(
+            user_id=3, username=f"{prefix}-company", role="company_admin", company_id=company_id
+        ),
+    }
+
+
+def period_query(today: dt.date, days: int, *, back: int = 0, **extra: str) -> dict[str, str]:
+    """A report's query for the *days* city days ending *back* days before *today*."""
+    last = today - dt.timedelta(days=back)
+    first = last - dt.timedelta(days=days - 1)
+    return {"from": first.isoformat(), "to": last.isoformat(), **extra}

@@ -26,7 +26,7 @@ from server.domain.localtime import city_zone
 from server.kernel.principal import Principal
 from server.kernel.scope import Sql
 from tests.api.conftest import unique
-from tests.api.report_activity_city import refreshed, refreshed_to
+from tests.api.report_activity_city import period_query, refreshed, refreshed_to, three_callers
 
 SPEC = next(s for s in SPECS if s.name == "abnormal-cylinders")
 HOME, OTHER = "410105", "410103"
@@ -230,21 +230,11 @@ def raw(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def _people(c: City) -> dict[str, Principal]:
-    return {
-        "regulator": Principal(user_id=1, username="abp-regulator", role="regulator"),
-        "district": Principal(
-            user_id=2, username="abp-jinshui", role="regulator", districts=(HOME,)
-        ),
-        "company_admin": Principal(
-            user_id=3, username="abp-company", role="company_admin", company_id=c.ids["x"]
-        ),
-    }
+    return three_callers("abp", HOME, c.ids["x"])
 
 
 def _period(c: City, days: int = PERIOD_DAYS, back: int = 0, **extra: str) -> dict[str, str]:
-    last = c.today - dt.timedelta(days=back)
-    first = last - dt.timedelta(days=days - 1)
-    return {"from": first.isoformat(), "to": last.isoformat(), **extra}
+    return period_query(c.today, days, back=back, **extra)
 
 
 async def _body(db: Any, settings: Any, who: Principal, query: dict[str, str]) -> dict[str, Any]:

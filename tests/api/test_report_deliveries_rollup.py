@@ -23,7 +23,7 @@ from server.db.rollups import RECENT_DAYS
 from server.domain.localtime import city_zone
 from server.kernel.principal import Principal
 from tests.api.conftest import unique
-from tests.api.report_activity_city import refreshed
+from tests.api.report_activity_city import period_query, refreshed, three_callers
 
 PERIOD_DAYS = 45
 """The report period reaches back past a month boundary and past the rollup's recent view
@@ -128,20 +128,11 @@ async def city(pool: Any, settings: Any) -> City:
 
 
 def _principals(c: City) -> dict[str, Principal]:
-    return {
-        "regulator": Principal(user_id=1, username="dlv-regulator", role="regulator"),
-        "district": Principal(
-            user_id=2, username="dlv-jinshui", role="regulator", districts=("410105",)
-        ),
-        "company_admin": Principal(
-            user_id=3, username="dlv-company", role="company_admin", company_id=c.ids["x"]
-        ),
-    }
+    return three_callers("dlv", "410105", c.ids["x"])
 
 
 def _period(c: City, **extra: str) -> dict[str, str]:
-    first = c.today - dt.timedelta(days=PERIOD_DAYS - 1)
-    return {"from": first.isoformat(), "to": c.today.isoformat(), **extra}
+    return period_query(c.today, PERIOD_DAYS) | extra
 
 
 async def _body(pool: Any, settings: Any, who: Principal, name: str, query: dict[str, str]) -> Any:

@@ -30,7 +30,7 @@ from server.db.rollups import closed_until
 from server.domain.localtime import city_zone
 from server.kernel.principal import Principal
 from tests.api.conftest import unique
-from tests.api.report_activity_city import refreshed, refreshed_to
+from tests.api.report_activity_city import period_query, refreshed, refreshed_to, three_callers
 from tests.conftest import World
 
 SPEC = SPECS[0]
@@ -192,21 +192,11 @@ async def city(pool: Any, world: World, settings: Any) -> City:
 
 
 def _principals(c: City) -> dict[str, Principal]:
-    return {
-        "regulator": Principal(user_id=1, username="saf-regulator", role="regulator"),
-        "district": Principal(
-            user_id=2, username="saf-jinshui", role="regulator", districts=(HOME,)
-        ),
-        "company_admin": Principal(
-            user_id=3, username="saf-company", role="company_admin", company_id=c.ids["x"]
-        ),
-    }
+    return three_callers("saf", HOME, c.ids["x"])
 
 
 def _period(c: City, days: int = PERIOD_DAYS, back: int = 0, **extra: str) -> dict[str, str]:
-    last = c.today - dt.timedelta(days=back)
-    first = last - dt.timedelta(days=days - 1)
-    return {"from": first.isoformat(), "to": last.isoformat(), **extra}
+    return period_query(c.today, days, back=back, **extra)
 
 
 async def _body(db: Any, settings: Any, who: Principal, query: dict[str, str]) -> dict[str, Any]:
