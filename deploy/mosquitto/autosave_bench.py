@@ -45,55 +45,77 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
+def _start(tmp: str, port: int, setting: str) -> subprocess.Popen[bytes]:
+    """A broker with persistence in *tmp*, the production queue limits and *setting*."""
+    conf = Path(tmp) / "m.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nuser {os.environ.get('USER', 'root')}\n"
+        f"persistence true\npersistence_location {tmp}/\nmax_inflight_messages 0\n"
+        f"max_queued_messages 1000000\nmax_queued_bytes 0\n{setting}\n"
+    )
+    broker = subprocess.Popen(  # noqa: S603 - the broker under test, our own arguments
+        ["mosquitto", "-c", str(conf)],  # noqa: S607 - mosquitto from PATH
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    return broker
+
+
+def _ingest_session(port: int) -> mqtt.Client:
+    """The ingest worker's persistent session, subscribed to every device topic."""
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ingest", clean_session=False)
+    sub.connect("127.0.0.1", port)
+    sub.subscribe("cyl/#", 1)
+    return sub
+
+
+def _publish(port: int, messages: int) -> float:
+    """Publish *messages* QoS 1 telemetry messages as one device; seconds until all acked."""
+    acked = 0
+    done = threading.Event()
+
+    def on_publish(*_args: object) -> None:
+        nonlocal acked
+        acked += 1
+        if acked == messages:
+            done.set()
+
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="device")
+    pub.max_inflight_messages_set(1000)
+    pub.on_publish = on_publish
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    t0 = time.perf_counter()
+    for i in range(messages):
+        pub.publish(f"cyl/v1/valve/{i % 100}/telemetry", PAYLOAD, qos=1)
+    done.wait(900)
+    seconds = time.perf_counter() - t0
+    pub.loop_stop()
+    pub.disconnect()
+    return seconds if acked == messages else float("inf")
+
+
+def _saved_bytes(tmp: str) -> int:
+    saved = Path(tmp) / "mosquitto.db"
+    return saved.stat().st_size if saved.exists() else 0
+
+
 def run(setting: str, messages: int, online: bool) -> tuple[float, int]:
     """(messages per second acknowledged, bytes of the saved state) for one setting."""
     with tempfile.TemporaryDirectory() as tmp:
         port = _port()
-        conf = Path(tmp) / "m.conf"
-        conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\nuser {os.environ.get('USER', 'root')}\n"
-            f"persistence true\npersistence_location {tmp}/\nmax_inflight_messages 0\n"
-            f"max_queued_messages 1000000\nmax_queued_bytes 0\n{setting}\n"
-        )
-        broker = subprocess.Popen(  # noqa: S603 - the broker under test, our own arguments
-            ["mosquitto", "-c", str(conf)],  # noqa: S607 - mosquitto from PATH
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        broker = _start(tmp, port, setting)
         try:
-            time.sleep(0.5)
-            sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ingest", clean_session=False)
-            sub.connect("127.0.0.1", port)
-            sub.subscribe("cyl/#", 1)
+            sub = _ingest_session(port)
             sub.loop_start()
             time.sleep(0.3)
             if not online:
                 sub.loop_stop()
                 sub.disconnect()
                 time.sleep(0.2)
-            acked = 0
-            done = threading.Event()
-
-            def on_publish(*_args: object) -> None:
-                nonlocal acked
-                acked += 1
-                if acked == messages:
-                    done.set()
-
-            pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="device")
-            pub.max_inflight_messages_set(1000)
-            pub.on_publish = on_publish
-            pub.connect("127.0.0.1", port)
-            pub.loop_start()
-            t0 = time.perf_counter()
-            for i in range(messages):
-                pub.publish(f"cyl/v1/valve/{i % 100}/telemetry", PAYLOAD, qos=1)
-            done.wait(900)
-            rate = acked / (time.perf_counter() - t0)
-            saved = Path(tmp) / "mosquitto.db"
-            size = saved.stat().st_size if saved.exists() else 0
-            pub.loop_stop()
-            pub.disconnect()
+            rate = messages / _publish(port, messages)
+            size = _saved_bytes(tmp)
             if online:
                 sub.loop_stop()
                 sub.disconnect()
@@ -110,50 +132,17 @@ def save_seconds(queued: int) -> tuple[float, int]:
     fill-authorization replies included — for this long."""
     with tempfile.TemporaryDirectory() as tmp:
         port = _port()
-        conf = Path(tmp) / "m.conf"
-        conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\nuser {os.environ.get('USER', 'root')}\n"
-            f"persistence true\npersistence_location {tmp}/\nmax_inflight_messages 0\n"
-            f"max_queued_messages 1000000\nmax_queued_bytes 0\nautosave_interval 86400\n"
-        )
-        broker = subprocess.Popen(  # noqa: S603 - the broker under test, our own arguments
-            ["mosquitto", "-c", str(conf)],  # noqa: S607 - mosquitto from PATH
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        broker = _start(tmp, port, "autosave_interval 86400")
         try:
-            time.sleep(0.5)
-            sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ingest", clean_session=False)
-            sub.connect("127.0.0.1", port)
-            sub.subscribe("cyl/#", 1)
+            sub = _ingest_session(port)
             sub.loop(1.0)
             sub.disconnect()
-            acked = 0
-            done = threading.Event()
-
-            def on_publish(*_args: object) -> None:
-                nonlocal acked
-                acked += 1
-                if acked == queued:
-                    done.set()
-
-            pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="device")
-            pub.max_inflight_messages_set(1000)
-            pub.on_publish = on_publish
-            pub.connect("127.0.0.1", port)
-            pub.loop_start()
-            for i in range(queued):
-                pub.publish(f"cyl/v1/valve/{i % 100}/telemetry", PAYLOAD, qos=1)
-            done.wait(900)
-            pub.loop_stop()
-            pub.disconnect()
+            _publish(port, queued)
             time.sleep(0.5)
             t0 = time.perf_counter()
             broker.terminate()
             broker.wait(300)
-            seconds = time.perf_counter() - t0
-            saved = Path(tmp) / "mosquitto.db"
-            return seconds, saved.stat().st_size if saved.exists() else 0
+            return time.perf_counter() - t0, _saved_bytes(tmp)
         finally:
             if broker.poll() is None:
                 broker.kill()
