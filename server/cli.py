@@ -29,6 +29,7 @@ COMMAND_MODULES: Sequence[str] = (
     "server.seed",
     "server.archive",
     "server.cli_ingest",
+    "server.cli_devices",
     "server.cli_audit",
     "server.cli_uploads",
     "server.cli_reports",

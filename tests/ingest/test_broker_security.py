@@ -41,7 +41,7 @@ from ingest.dynsec import (
     device_acls,
     device_role,
 )
-from server.cli_ingest import cmd_broker_sync
+from server.cli_devices import cmd_broker_sync
 from tests.conftest import World, login
 from tests.gun_mqtt import ADMIN, CUT_OFF_S, closed_within, refused, start_secure_broker
 from tests.ingest.conftest import Env, Mosquitto, mid, now_ms, running_worker

@@ -7,7 +7,7 @@ import argparse
 import csv
 from pathlib import Path
 
-from server.cli_ingest import cmd_mosquitto_config
+from server.cli_devices import cmd_mosquitto_config
 from tests.ingest.conftest import Env
 
 

@@ -15,7 +15,7 @@ import aiomqtt
 import orjson
 
 from ingest.credentials import acl_lines, mosquitto_hash, verify_mosquitto_hash
-from server.cli_ingest import cmd_mosquitto_config
+from server.cli_devices import cmd_mosquitto_config
 from tests.ingest.conftest import Env, Mosquitto, mid, now_ms
 
 
