@@ -266,7 +266,9 @@ async def test_kill_9_of_the_server_the_open_dashboard_reconnects_and_shows_live
             # the path works before the fault: an alert reaches the page
             before = 2_100_000_000 + secrets.randbelow(1_000_000)
             alert(before)
-            await page.locator(f'[data-alert-id="{before}"]').wait_for(timeout=5000)
+            # generous: the first live frame on a page still loading its map under a loaded
+            # CI machine (a full run once missed 5 s); the measured figure is the later one
+            await page.locator(f'[data-alert-id="{before}"]').wait_for(timeout=15_000)
 
             killed_at = serve.kill()
             down_at = await until(
