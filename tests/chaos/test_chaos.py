@@ -12,14 +12,12 @@ document records.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from server.chaos import ChaosConfig, Outcome, format_table, run_chaos
-from server.chaos.services import PG_BIN
-from tests.tools import missing
+from tests.chaos.services import need_programs
 
 pytestmark = pytest.mark.slow
 
@@ -43,12 +41,7 @@ it, so anything above a loaded machine's scheduling noise would be a dependency.
 
 @pytest.fixture(scope="module")
 async def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
-    if not (PG_BIN / "initdb").exists():
-        missing(f"PostgreSQL 15 server programs ({PG_BIN})", "apt-get install postgresql-15")
-    if shutil.which("mosquitto") is None:
-        missing("mosquitto", "apt-get install mosquitto")
-    if shutil.which("redis-server") is None:
-        missing("redis-server", "apt-get install redis-server")
+    need_programs()
     logs: Path = tmp_path_factory.mktemp("chaos")
     cfg = ChaosConfig(
         faults=["kill-worker", "restart-broker", "pause-db", "restart-redis"],

@@ -15,15 +15,14 @@ reason, on a developer's machine (the rule of ``tests.tools``).
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from server.chaos import ChaosConfig, Outcome, format_table, run_chaos
-from server.chaos.services import PG_BIN
 from server.chaos.storage import mount_problem
-from tests.tools import in_ci, missing
+from tests.chaos.services import need_programs
+from tests.tools import in_ci
 
 pytestmark = pytest.mark.slow
 
@@ -46,12 +45,7 @@ def _number(pattern: str, note: str) -> float:
 
 @pytest.fixture(scope="module")
 async def disk_full(tmp_path_factory: pytest.TempPathFactory) -> tuple[Outcome, Path]:
-    if not (PG_BIN / "initdb").exists():
-        missing(f"PostgreSQL 15 server programs ({PG_BIN})", "apt-get install postgresql-15")
-    if shutil.which("mosquitto") is None:
-        missing("mosquitto", "apt-get install mosquitto")
-    if shutil.which("redis-server") is None:
-        missing("redis-server", "apt-get install redis-server")
+    need_programs()
     problem = mount_problem()
     if problem is not None:
         message = f"the disk-full fault cannot be made here: {problem}"

@@ -54,17 +54,17 @@ from server.chaos.queues import (
     sms_key,
     upstream_key,
 )
-from server.chaos.services import PG_BIN, PrivatePostgres, first_start
+from server.chaos.services import PrivatePostgres, first_start
 from server.db.migrate import migrate
 from server.db.pool import create_pool
 from server.kernel.settings import Settings, load_settings
 from server.outbound.sms import enqueue_sms
 from server.outbound.sms_sender import SmsSender
 from server.outbound.upstream import UpstreamSender, write_switch
+from tests.chaos.services import need_programs
 from tests.outbound.fakes import FakeGateway, FakePlatform
 from tests.outbound.test_sms import sms_rules
 from tests.outbound.test_upstream import upstream_rules
-from tests.tools import missing
 
 pytestmark = pytest.mark.slow
 
@@ -171,8 +171,7 @@ async def _run_senders(
 
 @pytest.fixture(scope="module")
 async def run() -> AsyncIterator[Run]:
-    if not (PG_BIN / "initdb").exists():
-        missing(f"PostgreSQL 15 server programs ({PG_BIN})", "apt-get install postgresql-15")
+    need_programs(broker_and_redis=False)
     pg = PrivatePostgres()
     gateway = FakeGateway(seed=SEED, hang_s=HANG_S, p_error=0.2, p_hang=0.1, p_garbage=0.1)
     platform = FakePlatform(seed=SEED + 1, hang_s=HANG_S, p_error=0.3, p_hang=0.15)
