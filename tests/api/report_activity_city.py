@@ -6,6 +6,8 @@ a report shows can be counted again here, independently, from the rows written."
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -201,3 +203,19 @@ def period_query(today: dt.date, days: int, *, back: int = 0, **extra: str) -> d
     last = today - dt.timedelta(days=back)
     first = last - dt.timedelta(days=days - 1)
     return {"from": first.isoformat(), "to": last.isoformat(), **extra}
+
+
+def without_rollup(monkeypatch: Any, module: Any) -> Callable[[], AbstractContextManager[None]]:
+    """A context in which a rollup module's ``watermark`` says "never refreshed", so its
+    report reads the raw rows — the other side of a rollup-vs-raw comparison."""
+
+    async def none(*_: Any) -> None:
+        return None
+
+    @contextmanager
+    def ctx() -> Iterator[None]:
+        with monkeypatch.context() as m:
+            m.setattr(module, "watermark", none)
+            yield
+
+    return ctx

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +22,7 @@ from server.db.rollups import RECENT_DAYS
 from server.domain.localtime import city_zone
 from server.kernel.principal import Principal
 from tests.api.conftest import unique
-from tests.api.report_activity_city import period_query, refreshed, three_callers
+from tests.api.report_activity_city import period_query, refreshed, three_callers, without_rollup
 
 PERIOD_DAYS = 45
 """The report period reaches back past a month boundary and past the rollup's recent view
@@ -155,17 +154,7 @@ async def _both(
 @pytest.fixture
 def raw(monkeypatch: pytest.MonkeyPatch) -> Any:
     """A context in which the reports see no deliveries rollup (as before its first refresh)."""
-
-    async def none(*_: Any) -> None:
-        return None
-
-    @contextmanager
-    def ctx() -> Any:
-        with monkeypatch.context() as m:
-            m.setattr(rollup_deliveries, "watermark", none)
-            yield
-
-    return ctx
+    return without_rollup(monkeypatch, rollup_deliveries)
 
 
 def _expected(c: City, key: str, first: dt.date, last: dt.date) -> tuple[int, int]:

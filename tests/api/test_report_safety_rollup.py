@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +29,13 @@ from server.db.rollups import closed_until
 from server.domain.localtime import city_zone
 from server.kernel.principal import Principal
 from tests.api.conftest import unique
-from tests.api.report_activity_city import period_query, refreshed, refreshed_to, three_callers
+from tests.api.report_activity_city import (
+    period_query,
+    refreshed,
+    refreshed_to,
+    three_callers,
+    without_rollup,
+)
 from tests.conftest import World
 
 SPEC = SPECS[0]
@@ -207,17 +212,7 @@ async def _body(db: Any, settings: Any, who: Principal, query: dict[str, str]) -
 @pytest.fixture
 def raw(monkeypatch: pytest.MonkeyPatch) -> Any:
     """A context in which the report sees no safety rollup (as before its first refresh)."""
-
-    async def none(*_: Any) -> None:
-        return None
-
-    @contextmanager
-    def ctx() -> Any:
-        with monkeypatch.context() as m:
-            m.setattr(rollup_safety, "watermark", none)
-            yield
-
-    return ctx
+    return without_rollup(monkeypatch, rollup_safety)
 
 
 async def _both(
